@@ -1,0 +1,51 @@
+# gridbot developer interface. `make run` and `make test` set everything up
+# themselves on a fresh machine (both Python environments from the locks, the
+# Rasa model when its inputs changed).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL := 2
+APP := .venv-app/bin
+RASA := .venv-rasa/bin
+RASA_DATA := data/nlu data/rules data/stories
+
+.PHONY: help setup model run test lint validate test-stories pytest lock clean
+
+help:
+	@echo "make run    - start Rasa, the action server and the bot (127.0.0.1), demo data loaded"
+	@echo "make test   - install what is missing, train if needed, lint, validate, run every test"
+	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
+
+setup:
+	@scripts/setup-envs.sh all
+
+model: setup
+	@scripts/train-if-changed.sh
+
+run: model
+	@$(APP)/gridbot demo
+	@exec $(APP)/python -m cli.run
+
+lint: setup
+	$(APP)/ruff check core bot actions cli nlu tests scripts
+	$(APP)/mypy
+
+validate: setup
+	$(RASA)/rasa data validate --config config.yml --domain domain --data $(RASA_DATA) --fail-on-warnings
+
+test-stories: model
+	$(RASA)/rasa test core --model models/gridbot.tar.gz --stories tests/stories \
+	    --endpoints endpoints.yml --out var/results/stories --fail-on-prediction-errors
+
+pytest: model
+	$(APP)/python -m pytest
+
+test: lint validate model pytest
+
+lock:
+	@scripts/setup-envs.sh tools
+	.venv-tools/bin/uv pip compile pyproject.toml --extra rasa --python-version 3.10 --generate-hashes --no-header -o locks/rasa.txt
+	.venv-tools/bin/uv pip compile pyproject.toml --extra app --python-version 3.10 --generate-hashes --no-header -o locks/app.txt
+
+clean:
+	rm -rf .venv-app .venv-rasa .venv-tools models var/results

@@ -1,0 +1,172 @@
+"""The `gridbot` command: operator tasks on the registry, routing and tickets."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import select
+
+from core.categories import sync_categories
+from core.config import PROJECT_ROOT, get_settings
+from core.db import make_engine, make_session_factory, session_scope
+from core.migrate import upgrade
+from core.models import Building, Grid, Ticket
+from core.registry_import import ImportFailed, import_registry
+from core.routing import Router
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+route_app = typer.Typer(no_args_is_help=True, help="Which grid does a place belong to?")
+app.add_typer(route_app, name="route")
+
+DEMO_REGISTRY = PROJECT_ROOT / "data" / "reference" / "demo"
+
+
+def _factory():  # type: ignore[no-untyped-def]
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def _echo_json(value: object) -> None:
+    typer.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema and load the categories."""
+    factory = _factory()
+    upgrade(factory.kw["bind"])
+    with session_scope(factory) as session:
+        changed = sync_categories(session)
+    typer.echo(f"database at head; categories changed: {changed}")
+
+
+@app.command("import")
+def import_(
+    paths: Annotated[list[Path], typer.Argument(help="YAML, CSV or GeoJSON files, or directories of them.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate and report, change nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Load streets, communities, grids, buildings, landmarks, people and branches.
+
+    Everything is validated first; on any problem nothing is changed and each
+    problem is printed as FILE:LINE: message.
+    """
+    factory = _factory()
+    session = factory()
+    try:
+        report = import_registry(session, paths)
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    except ImportFailed as failed:
+        session.rollback()
+        for problem in failed.problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"import failed: {len(failed.problems)} problem(s); nothing was changed", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        session.close()
+    if as_json:
+        _echo_json(report.as_dict())
+    else:
+        verb = "would change" if dry_run else "changed"
+        typer.echo(f"import ok: {verb} {report.changes} record(s)")
+        for section in sorted(set(report.created) | set(report.updated) | set(report.unchanged)):
+            typer.echo(f"  {section}: {report.created.get(section, 0)} created, "
+                       f"{report.updated.get(section, 0)} updated, {report.unchanged.get(section, 0)} unchanged")
+
+
+@app.command()
+def demo() -> None:
+    """Migrate, then load the categories and the demo community (idempotent)."""
+    migrate()
+    factory = _factory()
+    with session_scope(factory) as session:
+        report = import_registry(session, [DEMO_REGISTRY])
+    typer.echo(f"demo community loaded: {report.changes} change(s)")
+
+
+def _router() -> Router:
+    with session_scope(_factory()) as session:
+        return Router.from_session(session)
+
+
+@route_app.command("building")
+def route_building(code: str) -> None:
+    """Route a building code to its grid."""
+    _print_route(_router().by_building(code))
+
+
+@route_app.command("point")
+def route_point(lat: float, lon: float) -> None:
+    """Route a latitude/longitude to the grid whose polygon covers it."""
+    _print_route(_router().by_point(lat, lon))
+
+
+@route_app.command("text")
+def route_text(
+    text: str,
+    community: Annotated[str | None, typer.Option(help="Community code to prefer (the resident's).")] = None,
+) -> None:
+    """Route a Chinese place description (3号楼, 5栋2单元, 和平小区东门…)."""
+    _print_route(_router().by_text(text, community))
+
+
+def _print_route(result) -> None:  # type: ignore[no-untyped-def]
+    _echo_json(result.as_dict())
+    if result.status.value != "matched":
+        raise typer.Exit(3)
+
+
+@app.command()
+def tickets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines' array.")] = False,
+    status: Annotated[str | None, typer.Option(help="Only tickets in this status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+) -> None:
+    """List tickets: number, category, grid code, building, status, created."""
+    settings = get_settings()
+    with session_scope(_factory()) as session:
+        query = (
+            select(Ticket, Grid.code, Building.code)
+            .outerjoin(Grid, Grid.id == Ticket.grid_id)
+            .outerjoin(Building, Building.id == Ticket.building_id)
+            .order_by(Ticket.id.desc())
+            .limit(limit)
+        )
+        if status:
+            query = query.where(Ticket.status == status)
+        rows = [
+            {
+                "number": t.number,
+                "category": t.category_code,
+                "grid": grid_code,
+                "building": building_code,
+                "status": t.status.value,
+                "created": t.created_at.astimezone(settings.tz).isoformat(timespec="seconds"),
+            }
+            for t, grid_code, building_code in session.execute(query)
+        ]
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"{row['number']}  {row['status']:<9} {row['category']:<20} "
+                   f"{row['grid'] or '-':<10} {row['building'] or '-':<12} {row['created']}")
+    if not rows:
+        typer.echo("no tickets", err=True)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Settings from environment variables and an optional `.env` file.
+
+Every process (bot, action server, CLI) reads the same settings, so a
+deployment is configured in one place. See README "Configuration".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = PROJECT_ROOT / "var"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    database_url: str = Field(
+        default=f"sqlite:///{VAR_DIR / 'gridbot.db'}",
+        description="SQLAlchemy URL; SQLite under var/ by default, PostgreSQL in production.",
+    )
+    telegram_bot_token: str | None = Field(default=None, description="Bot API token from @BotFather.")
+    rasa_url: str = Field(default="http://127.0.0.1:5005", description="Base URL of the Rasa server.")
+    rasa_port: int = Field(default=5005, description="Port `make run` starts the Rasa server on.")
+    action_server_port: int = Field(default=5055, description="Port of the action server.")
+    bind_host: str = Field(default="127.0.0.1", description="Address every server binds to.")
+    timezone: str = Field(default="Asia/Shanghai", description="Zone for display and ticket years; storage is UTC.")
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises on an unknown zone name
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

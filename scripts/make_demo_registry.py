@@ -1,0 +1,617 @@
+#!/usr/bin/env python3
+"""Generate the fictional demo grid registry used by gridbot's demos and tests.
+
+Writes two files:
+
+* ``data/reference/demo/registry.yml``  - streets, communities, grids, buildings,
+  landmarks, people and party branches;
+* ``data/reference/demo/grids.geojson`` - one polygon per grid.
+
+Everything is made up: names, phone numbers, Telegram ids and places. The layout
+imitates a Beijing sub-district (lat ~39.93, lon ~116.45): one street, two
+communities, four residential estates (小区) and eight grids. The grids of one
+estate tile it and share an exact border; estates are separated by streets, so
+some points fall in no grid at all. Building numbers restart in every estate, so
+aliases such as "3号楼" are deliberately ambiguous across estates.
+
+The output is deterministic: fixed coordinates plus a seeded random generator,
+so running the script twice produces byte-identical files.
+
+Usage:  python3 scripts/make_demo_registry.py [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import yaml
+
+SEED = 20240601
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "data" / "reference" / "demo"
+PRECISION = 6  # decimal places for every coordinate (about 0.1 m)
+
+Point = tuple[float, float]  # (lon, lat), GeoJSON order
+
+# --------------------------------------------------------------------------------------
+# Static layout
+# --------------------------------------------------------------------------------------
+
+STREET = {"code": "ST-HP", "name": "和平街道"}
+
+COMMUNITIES = [
+    {"code": "C-HPL", "name": "和平里社区", "short": "和平里"},
+    {"code": "C-QNH", "name": "青年湖社区", "short": "青年湖"},
+]
+
+# Each estate is a convex quadrilateral given by its corners (SW, SE, NE, NW) in
+# (lon, lat). It is cut into two grids by a line between two opposite edges:
+#   split "ew": a west grid and an east grid; t_south / t_north are the fractions
+#               along the south and north edges where the cut meets them;
+#   split "ns": a south grid and a north grid; t_west / t_east are the fractions
+#               along the west and east edges.
+# The gaps between estates (about 0.001 deg, ~90 m) are the streets.
+ESTATES = [
+    {
+        "code": "HPL",
+        "community": "C-HPL",
+        "name": "和平里小区",
+        "short": "和平里",
+        "corners": [
+            (116.444000, 39.931000),
+            (116.450000, 39.931200),
+            (116.449800, 39.934100),
+            (116.444200, 39.933900),
+        ],
+        # Cut at exactly lon 116.447 (the midpoint of both edges), so the shared
+        # border is a vertical line that is easy to hit with a test point.
+        "split": "ew",
+        "t_a": 0.5,
+        "t_b": 0.5,
+        "grids": ["G-HPL-01", "G-HPL-02"],  # west, east
+    },
+    {
+        "code": "YHY",
+        "community": "C-HPL",
+        "name": "樱花园小区",
+        "short": "樱花园",
+        "corners": [
+            (116.451000, 39.931300),
+            (116.457100, 39.931000),
+            (116.456800, 39.934200),
+            (116.451200, 39.934300),
+        ],
+        "split": "ew",
+        "t_a": 0.45,
+        "t_b": 0.55,
+        "grids": ["G-HPL-03", "G-HPL-04"],  # west, east
+    },
+    {
+        "code": "QNH",
+        "community": "C-QNH",
+        "name": "青年湖小区",
+        "short": "青年湖",
+        "corners": [
+            (116.444100, 39.925600),
+            (116.449900, 39.925800),
+            (116.450000, 39.930200),
+            (116.443900, 39.930000),
+        ],
+        "split": "ns",
+        "t_a": 0.5,
+        "t_b": 0.45,
+        "grids": ["G-QNH-02", "G-QNH-01"],  # south, north
+    },
+    {
+        "code": "ADL",
+        "community": "C-QNH",
+        "name": "安德里小区",
+        "short": "安德里",
+        "corners": [
+            (116.451100, 39.926000),
+            (116.457000, 39.925700),
+            (116.457200, 39.929800),
+            (116.451000, 39.930000),
+        ],
+        "split": "ew",
+        "t_a": 0.52,
+        "t_b": 0.48,
+        "grids": ["G-QNH-03", "G-QNH-04"],  # west, east
+    },
+]
+
+GRID_ORDINALS = ["第一", "第二", "第三", "第四"]
+
+# Buildings sit on a 3 x 3 lattice in grid-local coordinates (u runs west -> east,
+# v runs south -> north, both 0..1 across the grid quadrilateral). The lattice
+# leaves a strip on the east side and along the edges for gates and landmarks.
+BUILDING_U = [0.17, 0.42, 0.67]
+BUILDING_V = [0.80, 0.50, 0.20]  # north row first, so numbers run like reading order
+JITTER = 0.02  # max random shift in local coordinates
+
+# Landmarks: (estate code, suffix for the code, grid, u, v, name suffix, aliases).
+# Aliases use "{s}" for the estate's short name.
+GATES = {
+    "EG": ("东门", ["东门", "{s}东门"]),
+    "WG": ("西门", ["西门", "{s}西门"]),
+    "SG": ("南门", ["南门", "{s}南门"]),
+    "NG": ("北门", ["北门", "{s}北门"]),
+}
+LANDMARKS = [
+    # gates, each placed just inside the estate edge it opens on
+    ("HPL", "EG", "G-HPL-02", 0.88, 0.50),
+    ("HPL", "WG", "G-HPL-01", 0.12, 0.35),
+    ("HPL", "SG", "G-HPL-01", 0.55, 0.12),
+    ("YHY", "SG", "G-HPL-04", 0.30, 0.12),
+    ("YHY", "NG", "G-HPL-03", 0.55, 0.88),
+    ("QNH", "EG", "G-QNH-02", 0.88, 0.50),
+    ("QNH", "SG", "G-QNH-02", 0.55, 0.12),
+    ("QNH", "NG", "G-QNH-01", 0.30, 0.88),
+    ("ADL", "EG", "G-QNH-04", 0.88, 0.35),
+    ("ADL", "WG", "G-QNH-03", 0.12, 0.65),
+    # other places residents name when they report a problem
+    ("HPL", "GD", "G-HPL-01", 0.86, 0.60),
+    ("YHY", "PK", "G-HPL-04", 0.86, 0.75),
+    ("QNH", "MK", "G-QNH-02", 0.86, 0.20),
+    ("QNH", "PK", "G-QNH-01", 0.86, 0.70),
+    ("ADL", "KG", "G-QNH-03", 0.86, 0.30),
+    ("ADL", "GD", "G-QNH-04", 0.86, 0.80),
+]
+OTHER_LANDMARKS = {
+    "GD": ("花园", ["小区花园", "花园", "{s}花园"]),
+    "PK": ("地下车库入口", ["地下车库入口", "车库入口", "地库入口", "{s}车库"]),
+    "MK": ("菜市场", ["菜市场", "{s}菜市场"]),
+    "KG": ("幼儿园门口", ["幼儿园门口", "幼儿园", "{s}幼儿园"]),
+}
+
+# Party members per branch besides the secretary (5-8), residents per grid.
+MEMBERS_PER_BRANCH = [6, 5, 7, 8, 6, 7, 5, 8]
+RESIDENTS_PER_GRID = [3, 2, 3, 2, 3, 2, 3, 2]
+# Grids whose grid worker is also a party member of the grid's branch.
+WORKER_IS_MEMBER = {"G-HPL-02", "G-QNH-03"}
+
+SURNAMES = (
+    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董程曹袁邓许傅沈曾彭吕"
+    "苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江"
+    "史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
+)
+GIVEN_NAMES = [
+    # older generation
+    "建国",
+    "建华",
+    "国强",
+    "志强",
+    "德明",
+    "振华",
+    "卫东",
+    "红梅",
+    "秀英",
+    "桂兰",
+    "淑珍",
+    "玉兰",
+    "凤英",
+    "春生",
+    "永刚",
+    "立新",
+    "素芬",
+    "金凤",
+    "保国",
+    "建设",
+    "建军",
+    "爱华",
+    "丽华",
+    "桂芳",
+    "宝山",
+    "长顺",
+    "玉珍",
+    "树林",
+    "秀兰",
+    "明亮",
+    # middle-aged
+    "海燕",
+    "晓东",
+    "伟",
+    "静",
+    "敏",
+    "磊",
+    "勇",
+    "军",
+    "丽娟",
+    "红霞",
+    "志刚",
+    "海涛",
+    "晓红",
+    "立伟",
+    "雪梅",
+    "春燕",
+    "建伟",
+    "国华",
+    "丹",
+    "晓明",
+    "燕",
+    "鹏",
+    "亮",
+    # younger
+    "子涵",
+    "浩然",
+    "思远",
+    "雨桐",
+    "欣怡",
+    "梓萱",
+    "俊杰",
+    "一诺",
+    "宇轩",
+    "佳怡",
+    "诗琪",
+    "梓豪",
+    "嘉懿",
+    "晨曦",
+    "博文",
+    "心怡",
+]
+
+CN_DIGITS = "零一二三四五六七八九"
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def rnd(x: float) -> float:
+    return round(x, PRECISION)
+
+
+def lerp(a: Point, b: Point, t: float) -> Point:
+    """Point at fraction t from a to b, rounded so shared vertices stay identical."""
+    return (rnd(a[0] + (b[0] - a[0]) * t), rnd(a[1] + (b[1] - a[1]) * t))
+
+
+def bilinear(quad: list[Point], u: float, v: float) -> Point:
+    """Map local (u, v) in the unit square onto a convex quad given as
+    (south-west, south-east, north-east, north-west); interior maps to interior."""
+    p00, p10, p11, p01 = quad
+    lon = (1 - u) * (1 - v) * p00[0] + u * (1 - v) * p10[0] + u * v * p11[0] + (1 - u) * v * p01[0]
+    lat = (1 - u) * (1 - v) * p00[1] + u * (1 - v) * p10[1] + u * v * p11[1] + (1 - u) * v * p01[1]
+    return (rnd(lon), rnd(lat))
+
+
+def chinese_number(n: int) -> str:
+    """1..99 as Chinese numerals: 3 -> 三, 10 -> 十, 12 -> 十二, 20 -> 二十."""
+    if not 1 <= n <= 99:
+        raise ValueError(n)
+    tens, ones = divmod(n, 10)
+    if tens == 0:
+        return CN_DIGITS[ones]
+    head = "" if tens == 1 else CN_DIGITS[tens]
+    return head + "十" + (CN_DIGITS[ones] if ones else "")
+
+
+def split_estate(estate: dict) -> dict[str, list[Point]]:
+    """Cut an estate quad into two grid quads, each listed SW, SE, NE, NW
+    (counter-clockwise in lon/lat). The two quads share the cut edge exactly."""
+    sw, se, ne, nw = estate["corners"]
+    first, second = estate["grids"]
+    if estate["split"] == "ew":
+        s_cut = lerp(sw, se, estate["t_a"])
+        n_cut = lerp(nw, ne, estate["t_b"])
+        return {first: [sw, s_cut, n_cut, nw], second: [s_cut, se, ne, n_cut]}
+    w_cut = lerp(sw, nw, estate["t_a"])
+    e_cut = lerp(se, ne, estate["t_b"])
+    return {first: [sw, se, e_cut, w_cut], second: [w_cut, e_cut, ne, nw]}
+
+
+# --------------------------------------------------------------------------------------
+# YAML output: block style overall, flow style for short lists and street entries
+# --------------------------------------------------------------------------------------
+
+
+class FlowMap(dict):
+    """A mapping that is written on one line, like ``{code: ST-HP, name: 和平街道}``."""
+
+
+class Dumper(yaml.SafeDumper):
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        # Indent list items under their key ("streets:\n  - ...").
+        super().increase_indent(flow, False)
+
+
+def _represent_list(dumper: Dumper, data: list) -> yaml.Node:
+    scalars = all(not isinstance(item, (dict, list)) for item in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=scalars)
+
+
+def _represent_flowmap(dumper: Dumper, data: FlowMap) -> yaml.Node:
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
+
+
+def _represent_str(dumper: Dumper, data: str) -> yaml.Node:
+    # Digit-only strings (phone numbers, building numbers) in double quotes.
+    style = '"' if data.isdigit() else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+Dumper.add_representer(list, _represent_list)
+Dumper.add_representer(FlowMap, _represent_flowmap)
+Dumper.add_representer(str, _represent_str)
+
+HEADER = """\
+# gridbot demo registry - GENERATED by scripts/make_demo_registry.py; do not edit by hand,
+# change the script and run it again.
+# Everything here is FICTIONAL: the street, communities, estates, people, phone numbers,
+# Telegram user ids and chat ids are made up for demos and tests.
+# Grid polygons are in grids.geojson next to this file.
+"""
+
+
+# --------------------------------------------------------------------------------------
+# Builder
+# --------------------------------------------------------------------------------------
+
+
+def build() -> tuple[dict, dict]:
+    rng = random.Random(SEED)
+
+    estates_by_code = {e["code"]: e for e in ESTATES}
+    grid_quads: dict[str, list[Point]] = {}
+    grid_estate: dict[str, dict] = {}
+    for estate in ESTATES:
+        for code, quad in split_estate(estate).items():
+            grid_quads[code] = quad
+            grid_estate[code] = estate
+
+    # Grids in code order: G-HPL-01..04, G-QNH-01..04.
+    grid_codes = sorted(grid_quads)
+    grids = []
+    for code in grid_codes:
+        community_code = "C-" + code.split("-")[1]
+        community = next(c for c in COMMUNITIES if c["code"] == community_code)
+        seq = int(code.split("-")[2])
+        grids.append(
+            {
+                "code": code,
+                "community": community_code,
+                "name": f"{community['short']}{GRID_ORDINALS[seq - 1]}网格",
+                "workers": [],
+            }
+        )
+
+    # Buildings: 9 per grid, numbered 1..18 across each estate (first grid of the
+    # estate gets 1..9, the second 10..18).
+    buildings = []
+    buildings_by_grid: dict[str, list[str]] = {}
+    for estate in ESTATES:
+        for offset, grid_code in enumerate(sorted(estate["grids"])):
+            quad = grid_quads[grid_code]
+            buildings_by_grid[grid_code] = []
+            for row, v in enumerate(BUILDING_V):
+                for col, u in enumerate(BUILDING_U):
+                    number = offset * 9 + row * 3 + col + 1
+                    ju = rng.uniform(-JITTER, JITTER)
+                    jv = rng.uniform(-JITTER, JITTER)
+                    lon, lat = bilinear(quad, u + ju, v + jv)
+                    code = f"B-{grid_code[2:]}-{number:02d}"
+                    buildings_by_grid[grid_code].append(code)
+                    buildings.append(
+                        {
+                            "code": code,
+                            "grid": grid_code,
+                            "address": f"{estate['name']}{number}号楼",
+                            "number": str(number),
+                            "aliases": [
+                                f"{number}号楼",
+                                f"{chinese_number(number)}号楼",
+                                f"{number}栋",
+                                f"{number}幢",
+                                f"{estate['short']}{number}号楼",
+                            ],
+                            "lat": lat,
+                            "lon": lon,
+                        }
+                    )
+    buildings.sort(key=lambda b: b["code"])
+
+    # Landmarks.
+    landmarks = []
+    for estate_code, kind, grid_code, u, v in LANDMARKS:
+        estate = estates_by_code[estate_code]
+        assert grid_code in estate["grids"], (estate_code, grid_code)
+        suffix, aliases = GATES.get(kind) or OTHER_LANDMARKS[kind]
+        lon, lat = bilinear(grid_quads[grid_code], u, v)
+        landmarks.append(
+            {
+                "code": f"L-{estate_code}-{kind}",
+                "grid": grid_code,
+                "name": f"{estate['name']}{suffix}",
+                "aliases": [a.format(s=estate["short"]) for a in aliases],
+                "lat": lat,
+                "lon": lon,
+            }
+        )
+
+    # People. Names are drawn without repetition so every demo person is unique.
+    used_names: set[str] = set()
+
+    def new_name() -> str:
+        while True:
+            name = rng.choice(SURNAMES) + rng.choice(GIVEN_NAMES)
+            if name not in used_names:
+                used_names.add(name)
+                return name
+
+    people: list[dict] = []
+
+    def new_person(roles: list[str], building: str | None) -> dict:
+        n = len(people) + 1
+        person = {
+            "code": f"P-{n:04d}",
+            "name": new_name(),
+            "telegram_id": 700000000 + n,
+            "phone": f"1380000{n:04d}",  # 138-0000-xxxx: an obviously fake block
+        }
+        if building:
+            person["building"] = building
+        person["roles"] = roles
+        people.append(person)
+        return person
+
+    # Branch members first (secretary, then members), grid by grid. Members live in
+    # their own grid; in every branch one member lives elsewhere (building omitted:
+    # e.g. a 双报到 member or a community worker registered here).
+    branches = []
+    for index, grid in enumerate(grids):
+        grid_code = grid["code"]
+        grid_buildings = buildings_by_grid[grid_code]
+        half = len(grid_buildings) // 2  # party groups split the grid's buildings
+        count = 1 + MEMBERS_PER_BRANCH[index]
+        branch_people = []
+        for i in range(count):
+            if i == count - 1:
+                building = None
+            else:
+                # Alternate between the two halves so both party groups have people.
+                pool = grid_buildings[:half] if i % 2 == 0 else grid_buildings[half:]
+                building = rng.choice(pool)
+            branch_people.append(new_person(["member"], building))
+        branches.append({"grid": grid_code, "people": branch_people})
+
+    # Grid workers: one per grid; some are also party members of the grid's branch.
+    for grid, branch in zip(grids, branches, strict=True):
+        if grid["code"] in WORKER_IS_MEMBER:
+            person = new_person(["member", "grid_worker"], None)
+            branch["people"].append(person)
+        else:
+            person = new_person(["grid_worker"], None)
+        grid["workers"] = [person["code"]]
+
+    # Community admins: one per community.
+    communities = []
+    for community in COMMUNITIES:
+        admin = new_person(["community_admin"], None)
+        communities.append(
+            {
+                "code": community["code"],
+                "street": STREET["code"],
+                "name": community["name"],
+                "admins": [admin["code"]],
+            }
+        )
+
+    # Residents (some of them volunteers) spread over the grids.
+    resident_no = 0
+    for grid, how_many in zip(grids, RESIDENTS_PER_GRID, strict=True):
+        for _ in range(how_many):
+            resident_no += 1
+            roles = ["resident", "volunteer"] if resident_no % 3 == 0 else ["resident"]
+            new_person(roles, rng.choice(buildings_by_grid[grid["code"]]))
+
+    # Branch records with party groups for the larger branches (>= 7 members).
+    building_of = {p["code"]: p.get("building") for p in people}
+    branch_records = []
+    chat_base = 1001000000000
+    for index, (grid, branch) in enumerate(zip(grids, branches, strict=True)):
+        grid_code = grid["code"]
+        members = [p["code"] for p in branch["people"]]
+        record: dict = {
+            "code": f"BR-{grid_code[2:]}",
+            "grid": grid_code,
+            "name": f"{grid['name']}党支部",
+            "chat_id": -(chat_base + index + 1),
+            "secretary": members[0],
+            "members": members,
+        }
+        if len(members) >= 7:
+            grid_buildings = buildings_by_grid[grid_code]
+            half = len(grid_buildings) // 2
+            halves = [grid_buildings[:half], grid_buildings[half:]]
+            groups = []
+            for g, owned in enumerate(halves):
+                # Members who live in the group's buildings; the secretary leads
+                # the branch, so a group leader is the first other member.
+                group_members = [m for m in members if building_of[m] in owned]
+                leader = next(m for m in group_members if m != members[0])
+                groups.append(
+                    {
+                        "code": f"PG-{grid_code[2:]}-{g + 1}",
+                        "name": f"{GRID_ORDINALS[g]}党小组",
+                        "leader": leader,
+                        "members": group_members,
+                        "buildings": owned,
+                    }
+                )
+            record["groups"] = groups
+        branch_records.append(record)
+
+    registry = {
+        "streets": [FlowMap(STREET)],
+        "communities": communities,
+        "grids": grids,
+        "buildings": buildings,
+        "landmarks": landmarks,
+        "people": people,
+        "branches": branch_records,
+    }
+
+    features = []
+    for grid in grids:
+        quad = grid_quads[grid["code"]]
+        ring = [list(p) for p in quad] + [list(quad[0])]  # SW, SE, NE, NW: counter-clockwise
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"code": grid["code"], "name": grid["name"]},
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+            }
+        )
+    geojson = {"type": "FeatureCollection", "features": features}
+    return registry, geojson
+
+
+def dump_geojson(geojson: dict) -> str:
+    """GeoJSON with one coordinate pair per line: readable and diff-friendly."""
+    lines = ["{", '  "type": "FeatureCollection",', '  "features": [']
+    for i, feature in enumerate(geojson["features"]):
+        ring = feature["geometry"]["coordinates"][0]
+        coords = ",\n".join(
+            f"          [{lon:.{PRECISION}f}, {lat:.{PRECISION}f}]" for lon, lat in ring
+        )
+        props = json.dumps(feature["properties"], ensure_ascii=False)
+        lines += [
+            "    {",
+            '      "type": "Feature",',
+            f'      "properties": {props},',
+            '      "geometry": {',
+            '        "type": "Polygon",',
+            '        "coordinates": [[',
+            coords,
+            "        ]]",
+            "      }",
+            "    }" + ("," if i < len(geojson["features"]) - 1 else ""),
+        ]
+    lines += ["  ]", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output directory")
+    args = parser.parse_args()
+
+    registry, geojson = build()
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = yaml.dump(registry, Dumper=Dumper, allow_unicode=True, sort_keys=False, width=200)
+    (args.out / "registry.yml").write_text(HEADER + text, encoding="utf-8")
+    (args.out / "grids.geojson").write_text(dump_geojson(geojson), encoding="utf-8")
+    print(
+        f"wrote {args.out / 'registry.yml'} and {args.out / 'grids.geojson'}: "
+        f"{len(registry['grids'])} grids, {len(registry['buildings'])} buildings, "
+        f"{len(registry['landmarks'])} landmarks, {len(registry['people'])} people, "
+        f"{len(registry['branches'])} branches"
+    )
+
+
+if __name__ == "__main__":
+    main()
