@@ -38,9 +38,10 @@ test-stories: model
 	    --endpoints endpoints.yml --out var/results/stories --fail-on-prediction-errors
 
 pytest: model
-	$(APP)/python -m pytest
+	$(RASA)/python -m pytest tests/nlu -p no:cacheprovider -W ignore::pytest.PytestConfigWarning
+	$(APP)/python -m pytest tests/app
 
-test: lint validate model pytest
+test: lint validate test-stories pytest
 
 lock:
 	@scripts/setup-envs.sh tools

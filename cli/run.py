@@ -8,6 +8,7 @@ the exit status is non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -102,10 +103,8 @@ def run(out=sys.stdout) -> int:  # type: ignore[no-untyped-def]
 def _stop_all(procs: list[Child], out) -> None:  # type: ignore[no-untyped-def]
     for child in procs:
         if child.process and child.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + GRACE_SECONDS
     for child in procs:
         assert child.process is not None
@@ -113,10 +112,8 @@ def _stop_all(procs: list[Child], out) -> None:  # type: ignore[no-untyped-def]
             child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             out.write(f"{'run':>8} | {child.name} did not stop in {GRACE_SECONDS:.0f} s; killing it\n")
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             child.process.wait()
         out.write(f"{'run':>8} | {child.name} stopped\n")
     out.flush()

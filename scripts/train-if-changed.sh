@@ -19,7 +19,7 @@ mkdir -p models
 start=$(date +%s)
 PYTHONPATH=$(pwd) TF_CPP_MIN_LOG_LEVEL=2 .venv-rasa/bin/rasa train \
     --config config.yml --domain domain --data data/nlu data/rules data/stories \
-    --out models --fixed-model-name gridbot --quiet
+    --out models --fixed-model-name gridbot
 echo "$hash" > $STAMP
 echo "model: trained in $(( $(date +%s) - start )) s" >&2
 echo "$(( $(date +%s) - start ))" > models/.train_seconds

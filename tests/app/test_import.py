@@ -11,7 +11,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.models import Branch, BranchMember, Building, Community, Grid, Landmark, Person, Role, RoleGrant
+from core.models import (
+    Branch,
+    BranchMember,
+    Building,
+    Community,
+    Grid,
+    Landmark,
+    Person,
+    Role,
+    RoleGrant,
+)
 from core.registry_import import ImportFailed, import_registry
 
 SMALL = textwrap.dedent("""\

@@ -1,0 +1,116 @@
+"""Start the real three-process stack (`python -m cli.run`) for tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.config import PROJECT_ROOT
+
+MODEL = PROJECT_ROOT / "models" / "gridbot.tar.gz"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses listening on `port`, from /proc/net/tcp{,6}."""
+    found: set[str] = set()
+    for name, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(name).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, state = parts[1], parts[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                if width == 8:
+                    found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+                else:
+                    found.add(address)
+    return found
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[str]
+    rasa_port: int
+    action_port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+
+def start_stack(db_path: Path, extra_env: dict[str, str] | None = None) -> Stack:
+    if not MODEL.exists():
+        pytest.fail(f"no trained Rasa model at {MODEL}: run `make model` (make test does)", pytrace=False)
+    rasa_port, action_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "RASA_PORT": str(rasa_port),
+        "RASA_URL": f"http://127.0.0.1:{rasa_port}",
+        "ACTION_SERVER_PORT": str(action_port),
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "TELEGRAM_BOT_TOKEN": "",
+        **(extra_env or {}),
+    }
+    process = subprocess.Popen([sys.executable, "-m", "cli.run"], cwd=PROJECT_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stack = Stack(process, rasa_port, action_port)
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            stack.lines.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return stack
+
+
+def wait_until_ready(stack: Stack, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    ready = {"rasa": False, "actions": False}
+    while time.monotonic() < deadline:
+        if stack.process.poll() is not None:
+            pytest.fail(f"the stack exited early ({stack.process.returncode}):\n{stack.output()[-4000:]}")
+        try:
+            if not ready["actions"]:
+                ready["actions"] = httpx.get(f"http://127.0.0.1:{stack.action_port}/health", timeout=2).status_code == 200
+            if not ready["rasa"]:
+                status = httpx.get(f"{stack.rasa_url}/status", timeout=2)
+                ready["rasa"] = status.status_code == 200 and bool(status.json().get("model_file"))
+        except httpx.HTTPError:
+            pass
+        if all(ready.values()) and "TELEGRAM_BOT_TOKEN is not set" in stack.output():
+            return
+        time.sleep(1.0)
+    pytest.fail(f"the stack was not ready in {timeout:.0f} s ({ready}):\n{stack.output()[-4000:]}")
+
+
+def stop_stack(stack: Stack, sig: int, timeout: float = 60.0) -> int:
+    stack.process.send_signal(sig)
+    try:
+        return stack.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stack.process.kill()
+        pytest.fail(f"the stack did not stop within {timeout:.0f} s:\n{stack.output()[-4000:]}")
