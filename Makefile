@@ -50,3 +50,8 @@ lock:
 
 clean:
 	rm -rf .venv-app .venv-rasa .venv-tools models var/results
+
+.PHONY: eval-nlu
+# make eval-nlu [DATA=file.csv] [BASELINE=1]: per-category table, last line JSON.
+eval-nlu: model
+	@$(RASA)/python scripts/eval_nlu.py $(if $(DATA),--data $(DATA)) $(if $(BASELINE),--baseline) $(if $(ERRORS),--errors $(ERRORS))
