@@ -1,0 +1,119 @@
+"""Categories, tickets and their append-only event history."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.models.base import Base, TimestampMixin, UTCDateTime, utcnow
+
+
+class CategoryKind(str, enum.Enum):
+    """Kinds that share default time limits (BRIEF "Default time limits")."""
+
+    emergency = "emergency"
+    urgent = "urgent"  # heating, utilities, elevator
+    general = "general"
+    dispute = "dispute"
+
+
+class Category(TimestampMixin, Base):
+    __tablename__ = "categories"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[CategoryKind] = mapped_column(SAEnum(CategoryKind, native_enum=False, length=16))
+    description: Mapped[str] = mapped_column(Text, default="")
+    respond_minutes: Mapped[int] = mapped_column(Integer)
+    resolve_minutes: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(default=True)
+
+
+class TicketStatus(str, enum.Enum):
+    new = "new"
+    accepted = "accepted"
+    claimed = "claimed"
+    resolved = "resolved"
+    closed = "closed"
+    escalated = "escalated"
+    rejected = "rejected"
+    duplicate = "duplicate"
+    reopened = "reopened"
+
+
+class TicketCounter(Base):
+    """Last ticket sequence number issued in a year; bumped atomically."""
+
+    __tablename__ = "ticket_counters"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(TimestampMixin, Base):
+    __tablename__ = "tickets"
+    __table_args__ = (UniqueConstraint("year", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)
+    year: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    category_code: Mapped[str] = mapped_column(ForeignKey("categories.code"), index=True)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), index=True)
+    grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), index=True)
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id"), default=None)
+    landmark_id: Mapped[int | None] = mapped_column(ForeignKey("landmarks.id"), default=None)
+    location_text: Mapped[str | None] = mapped_column(Text, default=None)
+    lat: Mapped[float | None] = mapped_column(Float, default=None)
+    lon: Mapped[float | None] = mapped_column(Float, default=None)
+    description: Mapped[str] = mapped_column(Text)
+    photo_file_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    anonymous: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[TicketStatus] = mapped_column(
+        SAEnum(TicketStatus, native_enum=False, length=16), default=TicketStatus.new, index=True
+    )
+    claimed_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
+    respond_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    resolve_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+
+    category: Mapped[Category] = relationship()
+    events: Mapped[list[TicketEvent]] = relationship(
+        back_populates="ticket", order_by="TicketEvent.id", cascade="all"
+    )
+
+
+class TicketEvent(Base):
+    """One change of a ticket: who, when, from → to, note. Never updated or deleted."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    from_status: Mapped[TicketStatus | None] = mapped_column(
+        SAEnum(TicketStatus, native_enum=False, length=16), default=None
+    )
+    to_status: Mapped[TicketStatus] = mapped_column(SAEnum(TicketStatus, native_enum=False, length=16))
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="events")
+
+
+class TicketFollower(Base):
+    """A resident who said "我也遇到了" and gets the ticket's updates."""
+
+    __tablename__ = "ticket_followers"
+    __table_args__ = (UniqueConstraint("ticket_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
