@@ -77,3 +77,27 @@ def test_guard_leaves_other_messages_alone() -> None:
     message = _message("楼上装修太吵", [("complaint_noise", 0.9), ("complaint_dispute", 0.1)])
     EmergencyGuard({"confidence": 0.99}).process([message])
     assert message.get(INTENT)["name"] == "complaint_noise"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["停车场两个人动手了，一个拿锤子往人身上抡", "有个阿伯昏低咗冇反应", "有人企喺天台话要跳落嚟", "我被反锁在地下室里面了"],
+)
+def test_improvised_weapons_cantonese_and_locked_in(text: str) -> None:
+    from nlu.normalizer import normalise_text
+
+    assert assess(normalise_text(text)) == "emergency"
+
+
+def test_conditional_risk_is_not_now() -> None:
+    assert assess("油烟管道全是油垢，哪天真烧起来咋办") == "not_now"
+
+
+def test_guard_promotes_a_low_confidence_emergency_but_not_below_the_threshold() -> None:
+    guard = EmergencyGuard({"confidence": 0.99, "promote_confidence": 0.1})
+    unsure = _message("楼下那个人看着不太对劲", [("complaint_safety", 0.7), ("emergency", 0.15), ("greet", 0.15)])
+    guard.process([unsure])
+    assert unsure.get(INTENT)["name"] == "emergency"
+    calm = _message("楼下那个人看着不太对劲", [("complaint_safety", 0.9), ("emergency", 0.05), ("greet", 0.05)])
+    guard.process([calm])
+    assert calm.get(INTENT)["name"] == "complaint_safety"
