@@ -1,6 +1,7 @@
 """All models, re-exported so that `Base.metadata` knows every table."""
 
 from core.models.base import Base, TimestampMixin, UTCDateTime, utcnow
+from core.models.outbox import OutboxMessage, SendState
 from core.models.people import Branch, BranchMember, PartyGroup, Person, Role, RoleGrant
 from core.models.registry import Building, Community, Grid, Landmark, Street
 from core.models.tickets import (
@@ -23,10 +24,12 @@ __all__ = [
     "Community",
     "Grid",
     "Landmark",
+    "OutboxMessage",
     "PartyGroup",
     "Person",
     "Role",
     "RoleGrant",
+    "SendState",
     "Street",
     "Ticket",
     "TicketCounter",
