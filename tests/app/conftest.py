@@ -69,23 +69,25 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def engine(empty_db_url: str) -> Iterator[Engine]:
-    """A migrated database (SQLite and PostgreSQL), categories loaded."""
-    eng = make_engine(empty_db_url)
+def _migrated(url: str) -> Engine:
+    eng = make_engine(url)
     upgrade(eng)
     with session_scope(make_session_factory(eng)) as session:
         sync_categories(session)
+    return eng
+
+
+@pytest.fixture
+def engine(empty_db_url: str) -> Iterator[Engine]:
+    """A migrated database (SQLite and PostgreSQL), categories loaded."""
+    eng = _migrated(empty_db_url)
     yield eng
     eng.dispose()
 
 
 @pytest.fixture
 def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = make_engine(f"sqlite:///{tmp_path / 'gridbot.db'}")
-    upgrade(eng)
-    with session_scope(make_session_factory(eng)) as session:
-        sync_categories(session)
+    eng = _migrated(f"sqlite:///{tmp_path / 'gridbot.db'}")
     yield eng
     eng.dispose()
 
