@@ -1,6 +1,7 @@
 """All models, re-exported so that `Base.metadata` knows every table."""
 
 from core.models.base import Base, TimestampMixin, UTCDateTime, utcnow
+from core.models.inbox import InboxMessage, InboxState
 from core.models.outbox import OutboxMessage, SendState
 from core.models.people import Branch, BranchMember, PartyGroup, Person, Role, RoleGrant
 from core.models.registry import Building, Community, Grid, Landmark, Street
@@ -23,6 +24,8 @@ __all__ = [
     "CategoryKind",
     "Community",
     "Grid",
+    "InboxMessage",
+    "InboxState",
     "Landmark",
     "OutboxMessage",
     "PartyGroup",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from core.config import PROJECT_ROOT
 from core.db import make_engine, make_session_factory, normalise_url, session_scope
 from core.migrate import upgrade
 from core.registry_import import import_registry
+from tests.app.stack import Stack, start_stack, stop_stack, wait_until_ready
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEMO = PROJECT_ROOT / "data" / "reference" / "demo"
@@ -110,3 +112,14 @@ def sqlite_demo_factory(sqlite_engine: Engine) -> sessionmaker[Session]:
     with session_scope(factory) as session:
         import_registry(session, [DEMO])
     return factory
+
+
+@pytest.fixture(scope="session")
+def rasa_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The real Rasa server, action server and bot process, shared by the tests that talk to Rasa."""
+    running = start_stack(tmp_path_factory.mktemp("stack") / "gridbot.db")
+    try:
+        wait_until_ready(running)
+        yield running
+    finally:
+        stop_stack(running, signal.SIGTERM)

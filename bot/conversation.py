@@ -1,0 +1,58 @@
+"""Replay what residents said through Rasa, exactly once per message.
+
+`answer_pending` takes the inbox's pending messages in arrival order, asks
+Rasa, and in ONE transaction queues Rasa's replies in the outbox and marks the
+message done — so a reply is never lost and never queued twice. When Rasa is
+unreachable the pass stops; the messages stay pending for the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.rasa_client import RasaClient, RasaUnavailable, to_payload
+from core import inbox, outbox
+from core.db import session_scope
+
+log = logging.getLogger("gridbot.conversation")
+
+
+@dataclass
+class PassResult:
+    answered: int = 0
+    waiting: int = 0
+    rasa_down: bool = False
+
+
+def _pending(factory: sessionmaker[Session]) -> list[tuple[int, int, int, str, dict]]:  # type: ignore[type-arg]
+    with session_scope(factory) as session:
+        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta)) for m in inbox.pending(session)]
+
+
+def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict]) -> None:  # type: ignore[type-arg]
+    with session_scope(factory) as session:
+        for index, payload in enumerate(payloads):
+            outbox.enqueue(session, dedupe_key=f"reply:{inbox_id}:{index}", kind="reply",
+                           chat_id=chat_id, payload=payload)
+        inbox.mark_done(session, inbox_id)
+
+
+async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient) -> PassResult:
+    result = PassResult()
+    rows = await asyncio.to_thread(_pending, factory)
+    for inbox_id, sender_id, chat_id, text, meta in rows:
+        try:
+            replies = await rasa.send(sender_id, text, metadata=meta)
+        except RasaUnavailable as exc:
+            log.warning("Rasa unavailable (%s); %d message(s) wait", exc, len(rows) - result.answered)
+            result.rasa_down = True
+            result.waiting = len(rows) - result.answered
+            return result
+        payloads = [to_payload(r) for r in replies if r.text or r.buttons]
+        await asyncio.to_thread(_record, factory, inbox_id, chat_id, payloads)
+        result.answered += 1
+    return result

@@ -1,0 +1,56 @@
+"""Talk to the Rasa server over its REST channel, and turn its answers into chat payloads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+
+class RasaUnavailable(Exception):
+    """Rasa could not be reached or failed; the message must wait, not be lost."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str = ""
+    buttons: list[tuple[str, str]] = field(default_factory=list)  # (title, payload)
+    custom: dict[str, Any] | None = None
+
+
+class RasaClient:
+    def __init__(self, base_url: str, client: httpx.AsyncClient | None = None, timeout: float = 15.0) -> None:
+        self._url = base_url.rstrip("/") + "/webhooks/rest/webhook"
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._owns_client = client is None
+
+    async def send(self, sender_id: int | str, text: str, metadata: dict[str, Any] | None = None) -> list[Reply]:
+        body = {"sender": str(sender_id), "message": text, "metadata": metadata or {}}
+        try:
+            response = await self._client.post(self._url, json=body)
+        except httpx.HTTPError as exc:
+            raise RasaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 500:
+            raise RasaUnavailable(f"Rasa answered {response.status_code}")
+        response.raise_for_status()
+        return [parse_reply(item) for item in response.json()]
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+def parse_reply(item: dict[str, Any]) -> Reply:
+    buttons = [(str(b.get("title", "")), str(b.get("payload", ""))) for b in item.get("buttons") or []]
+    return Reply(text=str(item.get("text") or ""), buttons=buttons, custom=item.get("custom"))
+
+
+def to_payload(reply: Reply) -> dict[str, Any]:
+    """An outbox payload: the text, and one button per row (elderly fingers, small screens)."""
+    payload: dict[str, Any] = {"text": reply.text}
+    if reply.buttons:
+        payload["buttons"] = [[{"text": title, "callback_data": value}] for title, value in reply.buttons]
+    if reply.custom is not None:
+        payload["custom"] = reply.custom
+    return payload

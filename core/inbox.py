@@ -1,0 +1,57 @@
+"""The inbox: what residents said, kept until it has been understood and answered.
+
+The bot records a message (`accept`) before it asks Rasa, and marks it `done`
+after Rasa answered. When Rasa is unreachable the row stays pending; a
+background pass replays pending messages in the order they arrived, per
+sender, once Rasa is back — so no report is lost to an outage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.models import InboxMessage, InboxState, utcnow
+
+
+def accept(session: Session, *, sender_id: int, chat_id: int, text: str,
+           meta: dict[str, Any] | None = None) -> InboxMessage:
+    message = InboxMessage(sender_id=sender_id, chat_id=chat_id, text=text, meta=meta or {},
+                           state=InboxState.pending, received_at=utcnow())
+    session.add(message)
+    session.flush()
+    return message
+
+
+def mark_done(session: Session, message_id: int, now: datetime | None = None) -> None:
+    message = session.get(InboxMessage, message_id)
+    if message is None:
+        raise LookupError(f"inbox message {message_id} does not exist")
+    message.state = InboxState.done
+    message.done_at = now or utcnow()
+    message.attempts += 1
+
+
+def note_attempt(session: Session, message_id: int) -> None:
+    message = session.get(InboxMessage, message_id)
+    if message is not None:
+        message.attempts += 1
+
+
+def pending(session: Session, limit: int = 100) -> list[InboxMessage]:
+    """Oldest first, so each sender's messages replay in the order they were sent."""
+    return list(session.scalars(
+        select(InboxMessage).where(InboxMessage.state == InboxState.pending)
+        .order_by(InboxMessage.id).limit(limit)
+    ))
+
+
+def has_pending(session: Session, sender_id: int) -> bool:
+    """A new message from a sender with older pending ones must wait behind them."""
+    return session.scalar(
+        select(InboxMessage.id).where(InboxMessage.sender_id == sender_id,
+                                      InboxMessage.state == InboxState.pending).limit(1)
+    ) is not None
