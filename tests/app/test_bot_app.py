@@ -9,7 +9,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.app import RASA_TEXT_LIMIT, build_application
-from bot.rasa_client import RasaClient
 from core.config import Settings
 from core.messages import t
 from core.models import InboxMessage, InboxState
