@@ -12,7 +12,8 @@ RASA_DATA := data/nlu data/rules data/stories
 .PHONY: help setup model run test lint validate test-stories pytest lock clean
 
 help:
-	@echo "make run    - start Rasa, the action server and the bot (127.0.0.1), demo data loaded"
+	@echo "make run    - start Rasa, the action server and the bot (127.0.0.1), demo data loaded;"
+	@echo "             without TELEGRAM_BOT_TOKEN: a chat with the bot in this terminal"
 	@echo "make test   - install what is missing, train if needed, lint, validate, run every test"
 	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
 
@@ -55,3 +56,8 @@ clean:
 # make eval-nlu [DATA=file.csv] [BASELINE=1]: per-category table, last line JSON.
 eval-nlu: model
 	@$(RASA)/python scripts/eval_nlu.py $(if $(DATA),--data $(DATA)) $(if $(BASELINE),--baseline) $(if $(ERRORS),--errors $(ERRORS))
+
+.PHONY: bench-chat
+# make bench-chat [USERS=50]: concurrent residents through bot, Rasa and actions; last line JSON.
+bench-chat: model
+	@$(APP)/python scripts/bench_chat.py $(if $(USERS),--users $(USERS))

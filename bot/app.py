@@ -11,22 +11,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import threading
+import time
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
-from telegram.ext import Application, ContextTypes, Defaults, MessageHandler, filters
+from telegram.error import TelegramError
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    MessageHandler,
+    PersistenceInput,
+    PicklePersistence,
+    filters,
+)
 from telegram.request import BaseRequest
 
-from bot.conversation import answer_pending
+from bot import binding, ticket_buttons
+from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient
-from core import inbox, outbox
-from core.config import Settings, get_settings
+from core import inbox, outbox, workflow
+from core.config import VAR_DIR, Settings, get_settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
+from core.routing import Router
 
 log = logging.getLogger("gridbot.bot")
 
@@ -36,6 +52,9 @@ NO_TOKEN_MESSAGE = (
 )
 RASA_TEXT_LIMIT = 1000  # characters of one message that go to the classifier
 REPLAY_SECONDS = 5.0
+ROUTER_TTL = 60.0
+HOUSEKEEPING_SECONDS = 600.0  # how often resolved tickets nobody rated are closed
+CALLBACK_CACHE = 50_000  # buttons of old ticket cards must keep working for weeks
 
 
 class Services:
@@ -47,45 +66,159 @@ class Services:
         self.dispatcher: OutboxDispatcher | None = None
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
-        self.lock = asyncio.Lock()  # one inbox pass at a time keeps each sender's order
+        # One inbox pass per sender at a time keeps each sender's order; different
+        # senders are answered concurrently.
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._router: tuple[float, Router] | None = None
 
-    async def answer(self) -> None:
-        async with self.lock:
-            result = await answer_pending(self.factory, self.rasa)
-        if self.dispatcher is not None and (result.answered or result.rasa_down):
+    def lock(self, sender_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(sender_id, asyncio.Lock())
+
+    async def answer(self, sender_id: int) -> PassResult:
+        async with self.lock(sender_id):
+            return await answer_pending(self.factory, self.rasa, sender_id)
+
+    async def answer_all(self) -> None:
+        """Replay every sender's waiting messages (after a Rasa outage)."""
+        senders = await asyncio.to_thread(_waiting_senders, self.factory)
+        results = await asyncio.gather(*(self.answer(s) for s in senders))
+        if any(r.answered or r.rasa_down for r in results):
+            await self.dispatch()
+
+    async def dispatch(self) -> None:
+        if self.dispatcher is not None:
             await self.dispatcher.run_once()
+
+    async def router(self) -> Router:
+        """The grid registry's router, rebuilt at most every ROUTER_TTL seconds."""
+        now = time.monotonic()
+        if self._router is None or now - self._router[0] > ROUTER_TTL:
+            def build() -> Router:
+                with session_scope(self.factory) as session:
+                    return Router.from_session(session)
+            self._router = (now, await asyncio.to_thread(build))
+        return self._router[1]
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
     return context.application.bot_data["services"]  # type: ignore[no-any-return]
 
 
-async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    user = update.effective_user
-    if message is None or user is None or message.text is None:
-        return
+async def submit(context: ContextTypes.DEFAULT_TYPE, *, user_id: int, chat_id: int, message_id: int,
+                 text: str, display_name: str = "") -> None:
+    """Keep what the user said (inbox), ask Rasa, queue its answers (outbox), send them."""
     svc = services(context)
-    text = message.text.strip()
-    meta = {"message_id": message.message_id, "original_text": text}
+    meta = {"message_id": message_id, "original_text": text, "display_name": display_name}
     too_long = len(text) > RASA_TEXT_LIMIT
 
-    def record() -> bool:
+    def record() -> None:
         with session_scope(svc.factory) as session:
-            row = inbox.accept(session, sender_id=user.id, chat_id=message.chat_id,
+            row = inbox.accept(session, sender_id=user_id, chat_id=chat_id,
                                text=text[:RASA_TEXT_LIMIT], meta=meta)
             if too_long:
                 outbox.enqueue(session, dedupe_key=f"too-long:{row.id}", kind="notice",
-                               chat_id=message.chat_id, payload={"text": t("too_long", limit=RASA_TEXT_LIMIT)})
-            return True
+                               chat_id=chat_id, payload={"text": t("too_long", limit=RASA_TEXT_LIMIT)})
 
     await asyncio.to_thread(record)
-    async with svc.lock:
-        result = await answer_pending(svc.factory, svc.rasa)
-        if result.rasa_down:
-            await asyncio.to_thread(_tell_waiting, svc.factory, message.chat_id, message.message_id)
-    if svc.dispatcher is not None:
-        await svc.dispatcher.run_once()
+    result = await svc.answer(user_id)
+    if result.rasa_down:
+        await asyncio.to_thread(_tell_waiting, svc.factory, chat_id, message_id)
+    await svc.dispatch()
+
+
+def payload(intent: str, **entities: object) -> str:
+    """A Rasa intent payload such as /share_photo{"photo":"..."} (bypasses the classifier)."""
+    return "/" + intent + (json.dumps(entities, ensure_ascii=False, separators=(",", ":")) if entities else "")
+
+
+async def _submit_message(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None
+    await submit(context, user_id=user.id, chat_id=message.chat_id, message_id=message.message_id,
+                 text=text, display_name=user.full_name)
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or update.effective_user is None or message.text is None:
+        return
+    svc = services(context)
+    if ticket_buttons.waiting_note(context):
+        if await ticket_buttons.on_note(update, context, svc.factory):
+            await svc.dispatch()
+        return
+    if binding.active(context) and await binding.on_text(update, context, await svc.router(), svc.factory):
+        return
+    await _submit_message(update, context, message.text.strip())
+
+
+async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await binding.start(update, context, services(context).factory)
+
+
+async def on_my(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _submit_message(update, context, payload("check_status"))
+
+
+async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await _submit_message(update, context, payload("help"))
+
+
+async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or not message.photo:
+        return
+    svc = services(context)
+    if ticket_buttons.waiting_note(context):
+        if await ticket_buttons.on_note(update, context, svc.factory):
+            await svc.dispatch()
+        return
+    await _submit_message(update, context, payload("share_photo", photo=message.photo[-1].file_id))
+    if message.caption:  # a photo with words: the words are a message too
+        await _submit_message(update, context, message.caption.strip())
+
+
+async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = update.effective_message
+    if message is None or message.location is None:
+        return
+    svc = services(context)
+    if binding.active(context):
+        await binding.on_location(update, context, await svc.router(), svc.factory)
+        return
+    await _submit_message(update, context, payload("share_location", latitude=message.location.latitude,
+                                                   longitude=message.location.longitude))
+
+
+async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query, user = update.callback_query, update.effective_user
+    if query is None or user is None:
+        return
+    data = query.data
+    svc = services(context)
+    if isinstance(data, tuple) and data and data[0] == "bind":
+        await binding.on_press(update, context, data, svc.factory)
+        return
+    if isinstance(data, str):
+        parsed = ticket_buttons.parse(data)
+        if parsed is not None:
+            if await ticket_buttons.on_press(update, context, parsed, svc.factory):
+                await svc.dispatch()
+            return
+        if data.startswith("/") and query.message is not None and query.message.chat.type == "private":
+            await query.answer()
+            with contextlib.suppress(TelegramError):
+                await query.edit_message_reply_markup(None)  # one press per question
+            await submit(context, user_id=user.id, chat_id=query.message.chat.id,
+                         message_id=query.message.message_id, text=data, display_name=user.full_name)
+            return
+    log.info("refused a press with callback data the bot did not send (user %s)", user.id)
+    await query.answer(t("button_invalid"), show_alert=True)
+
+
+def _waiting_senders(factory: sessionmaker[Session]) -> list[int]:
+    with session_scope(factory) as session:
+        return sorted({m.sender_id for m in inbox.pending(session, limit=1000)})
 
 
 def _tell_waiting(factory: sessionmaker[Session], chat_id: int, message_id: int) -> None:
@@ -120,23 +253,44 @@ async def _replay_loop(svc: Services) -> None:
     """Answer messages that waited for Rasa, once it is back."""
     while not svc.stop.is_set():
         try:
-            await svc.answer()
+            await svc.answer_all()
         except Exception:  # noqa: BLE001 - keep the loop alive; logged
             log.exception("inbox replay failed")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(svc.stop.wait(), timeout=REPLAY_SECONDS)
 
 
+def _close_unrated(factory: sessionmaker[Session]) -> int:
+    with session_scope(factory) as session:
+        return workflow.close_unrated(session)
+
+
+async def _housekeeping_loop(svc: Services) -> None:
+    """Close resolved tickets nobody rated within three days (BRIEF's ticket loop)."""
+    while not svc.stop.is_set():
+        try:
+            closed = await asyncio.to_thread(_close_unrated, svc.factory)
+            if closed:
+                log.info("closed %d unrated ticket(s)", closed)
+                await svc.dispatch()
+        except Exception:  # noqa: BLE001 - keep the loop alive; logged
+            log.exception("housekeeping failed")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(svc.stop.wait(), timeout=HOUSEKEEPING_SECONDS)
+
+
 def build_application(settings: Settings, factory: sessionmaker[Session], *,
                       request: BaseRequest | None = None, rasa: RasaClient | None = None,
-                      background: bool = True) -> Application:  # type: ignore[type-arg]
+                      background: bool = True,
+                      persistence_path: Path | None = None) -> Application:  # type: ignore[type-arg]
     svc = Services(factory, rasa or RasaClient(settings.rasa_url))
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         svc.dispatcher = OutboxDispatcher(app.bot, factory)
         if background:
             svc.tasks = [asyncio.create_task(svc.dispatcher.run_forever(svc.stop)),
-                         asyncio.create_task(_replay_loop(svc))]
+                         asyncio.create_task(_replay_loop(svc)),
+                         asyncio.create_task(_housekeeping_loop(svc))]
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         svc.stop.set()
@@ -149,17 +303,27 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         Application.builder()
         .token(settings.telegram_bot_token or "0:offline")
         .defaults(Defaults(tzinfo=settings.tz))
-        .arbitrary_callback_data(True)
+        .arbitrary_callback_data(CALLBACK_CACHE)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
+    if persistence_path is not None:  # pressed buttons keep working across restarts
+        builder = builder.persistence(PicklePersistence(
+            persistence_path, store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=False,
+                                                          callback_data=True), update_interval=30))
     app = builder.build()
     app.bot_data["services"] = svc
     private = filters.ChatType.PRIVATE
     app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, on_edited))
+    app.add_handler(CommandHandler("start", on_start, filters=private))
+    app.add_handler(CommandHandler("my", on_my, filters=private))
+    app.add_handler(CommandHandler("help", on_help, filters=private))
+    app.add_handler(CallbackQueryHandler(on_callback))
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
+    app.add_handler(MessageHandler(private & filters.PHOTO, on_photo))
+    app.add_handler(MessageHandler(private & filters.LOCATION, on_location))
     app.add_handler(MessageHandler(private & filters.Sticker.ALL, on_sticker))
     app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.COMMAND, on_other))
     app.add_error_handler(on_error)
@@ -179,6 +343,7 @@ def main() -> None:
         log.info("bot stopped")
         return
     factory = make_session_factory(make_engine(settings.database_url))
-    app = build_application(settings, factory)
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    app = build_application(settings, factory, persistence_path=VAR_DIR / "telegram-callbacks.pickle")
     app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGINT, signal.SIGTERM))
     log.info("bot stopped")

@@ -28,9 +28,10 @@ class PassResult:
     rasa_down: bool = False
 
 
-def _pending(factory: sessionmaker[Session]) -> list[tuple[int, int, int, str, dict]]:  # type: ignore[type-arg]
+def _pending(factory: sessionmaker[Session], sender_id: int | None) -> list[tuple[int, int, int, str, dict]]:  # type: ignore[type-arg]
     with session_scope(factory) as session:
-        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta)) for m in inbox.pending(session)]
+        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta))
+                for m in inbox.pending(session, sender_id=sender_id)]
 
 
 def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict]) -> None:  # type: ignore[type-arg]
@@ -41,9 +42,11 @@ def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payload
         inbox.mark_done(session, inbox_id)
 
 
-async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient) -> PassResult:
+async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
+                         sender_id: int | None = None) -> PassResult:
+    """Answer the pending messages (of one sender, or of everyone) in arrival order."""
     result = PassResult()
-    rows = await asyncio.to_thread(_pending, factory)
+    rows = await asyncio.to_thread(_pending, factory, sender_id)
     for inbox_id, sender_id, chat_id, text, meta in rows:
         try:
             replies = await rasa.send(sender_id, text, metadata=meta)

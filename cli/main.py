@@ -1,4 +1,4 @@
-"""The `gridbot` command: operator tasks on the registry, routing and tickets."""
+"""The `gridbot` command: operator tasks on the registry, routing and tickets; the offline chat."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ route_app = typer.Typer(no_args_is_help=True, help="Which grid does a place belo
 app.add_typer(route_app, name="route")
 
 DEMO_REGISTRY = PROJECT_ROOT / "data" / "reference" / "demo"
+SHELL_USER = 700000101  # a resident id the demo registry does not use: not yet bound
 
 
 def _factory():  # type: ignore[no-untyped-def]
@@ -162,6 +163,46 @@ def tickets(
                    f"{row['grid'] or '-':<10} {row['building'] or '-':<12} {row['created']}")
     if not rows:
         typer.echo("no tickets", err=True)
+
+
+@app.command()
+def shell(
+    as_user: Annotated[int, typer.Option("--as", min=1, help="Telegram user id to chat as (switch with @as).")] = SHELL_USER,
+) -> None:
+    """Chat with the bot offline: the same handlers, Rasa and database, no Telegram.
+
+    A line is a text message; @press N presses button N of the last buttons shown,
+    @location LAT LON shares a location, @photo sends a photo (the rest of the line is its
+    caption), @as USER_ID switches user, # starts a comment. Without a terminal it reads
+    a script from stdin, prints every reply and exits 0 at the end of input.
+    """
+    import signal
+
+    from bot.shell import run_shell, schema_problem
+
+    settings = get_settings()
+    level = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING  # keep the chat readable
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = make_engine(settings.database_url)
+    problem = schema_problem(engine)
+    if problem:
+        typer.echo(problem, err=True)
+        raise typer.Exit(2)
+    if settings.telegram_bot_token:
+        typer.echo("注意：TELEGRAM_BOT_TOKEN 已设置。shell 不连 Telegram，但会发送数据库发件箱里待发的消息；"
+                   "不要在机器人运行时对同一个数据库使用它。", err=True)
+
+    def on_stop(_signum: int, _frame: object) -> None:
+        # Ctrl-C or the supervisor's SIGTERM: stop once, cleanly; often both arrive.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    code = run_shell(settings, make_session_factory(engine), as_user, sys.stdin, sys.stdout,
+                     interactive=sys.stdin.isatty())
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     bind_host: str = Field(default="127.0.0.1", description="Address every server binds to.")
     timezone: str = Field(default="Asia/Shanghai", description="Zone for display and ticket years; storage is UTC.")
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_dir: Path = Field(default=VAR_DIR / "log",
+                          description="Where `make run` writes the servers' output in offline mode.")
 
     @field_validator("timezone")
     @classmethod

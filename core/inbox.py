@@ -41,12 +41,12 @@ def note_attempt(session: Session, message_id: int) -> None:
         message.attempts += 1
 
 
-def pending(session: Session, limit: int = 100) -> list[InboxMessage]:
+def pending(session: Session, limit: int = 100, sender_id: int | None = None) -> list[InboxMessage]:
     """Oldest first, so each sender's messages replay in the order they were sent."""
-    return list(session.scalars(
-        select(InboxMessage).where(InboxMessage.state == InboxState.pending)
-        .order_by(InboxMessage.id).limit(limit)
-    ))
+    query = select(InboxMessage).where(InboxMessage.state == InboxState.pending)
+    if sender_id is not None:
+        query = query.where(InboxMessage.sender_id == sender_id)
+    return list(session.scalars(query.order_by(InboxMessage.id).limit(limit)))
 
 
 def has_pending(session: Session, sender_id: int) -> bool:

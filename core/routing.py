@@ -172,6 +172,16 @@ class Router:
             return RouteResult(RouteStatus.none)
         return RouteResult(RouteStatus.matched, [self._candidate(entry, 100.0)])
 
+    def by_code(self, code: str) -> RouteResult:
+        """A building, landmark or grid named by its registry code (e.g. a button a resident pressed)."""
+        for p in self._places:
+            if p.code == code:
+                return RouteResult(RouteStatus.matched, [self._candidate(p, 100.0)])
+        grid = self._grids.get(code)
+        if grid is not None:
+            return RouteResult(RouteStatus.matched, [self._grid_candidate(grid, 100.0)])
+        return RouteResult(RouteStatus.none)
+
     # -- by point ---------------------------------------------------------
     def by_point(self, lat: float, lon: float) -> RouteResult:
         if self._tree is None:

@@ -82,6 +82,11 @@ class Ticket(TimestampMixin, Base):
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     respond_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     resolve_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The handler's photo of the finished work, sent to the resident with the result.
+    resolution_photo_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The resident's answer to 问题解决了吗: 3 满意, 2 基本满意, 1 不满意 (the last one reopens).
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
 
     category: Mapped[Category] = relationship()
     events: Mapped[list[TicketEvent]] = relationship(

@@ -115,9 +115,25 @@ def sqlite_demo_factory(sqlite_engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture(scope="session")
-def rasa_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The SQLite database of the shared stack: migrated, demo community loaded.
+
+    The action server files tickets into it; tests that drive the bot in-process
+    against the stack use the same URL. Tests sharing it pick different
+    categories and buildings so their tickets do not meet.
+    """
+    url = f"sqlite:///{tmp_path_factory.mktemp('stack') / 'gridbot.db'}"
+    engine = _migrated(url)
+    with session_scope(make_session_factory(engine)) as session:
+        import_registry(session, [DEMO])
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def rasa_stack(stack_db_url: str) -> Iterator[Stack]:
     """The real Rasa server, action server and bot process, shared by the tests that talk to Rasa."""
-    running = start_stack(tmp_path_factory.mktemp("stack") / "gridbot.db")
+    running = start_stack(Path(make_url(stack_db_url).database or ""))
     try:
         wait_until_ready(running)
         yield running

@@ -1,7 +1,14 @@
-"""Start the real three-process stack (`python -m cli.run`) for tests."""
+"""Start the real stack (`python -m cli.run`, what `make run` runs) for tests.
+
+Without TELEGRAM_BOT_TOKEN that is offline mode: the action server and Rasa (their
+output in `log_dir`) and, once Rasa answers, `gridbot shell` reading the stack's stdin.
+The stack keeps stdin open (`Stack.process.stdin`), so the shell waits for input until
+the stack is stopped; `script=` writes lines and closes stdin instead.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -13,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from core.config import PROJECT_ROOT
 
@@ -50,6 +58,7 @@ class Stack:
     process: subprocess.Popen[str]
     rasa_port: int
     action_port: int
+    log_dir: Path
     lines: list[str] = field(default_factory=list)
 
     @property
@@ -59,8 +68,26 @@ class Stack:
     def output(self) -> str:
         return "".join(self.lines)
 
+    def diagnostics(self) -> str:
+        """The supervisor's output and the tails of the servers' logs, for failure messages."""
+        parts = [self.output()[-3000:]]
+        for log in sorted(self.log_dir.glob("*.log")):
+            parts.append(f"--- {log.name}\n" + log.read_text(errors="replace")[-3000:])
+        return "\n".join(parts)
 
-def start_stack(db_path: Path, extra_env: dict[str, str] | None = None) -> Stack:
+
+def greetings() -> list[str]:
+    """The texts of utter_greet as the domain has them now (up to any {slot})."""
+    for path in sorted((PROJECT_ROOT / "domain").rglob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        variants = (data.get("responses") or {}).get("utter_greet")
+        if variants:
+            return [str(v["text"]).split("{")[0].strip() for v in variants if v.get("text")]
+    raise AssertionError("utter_greet is not in domain/")
+
+
+def stack_env(db_path: Path, extra_env: dict[str, str] | None = None) -> tuple[dict[str, str], int, int]:
+    """The environment of an offline stack on fresh ports: (env, rasa port, action port)."""
     if not MODEL.exists():
         pytest.fail(f"no trained Rasa model at {MODEL}: run `make model` (make test does)", pytrace=False)
     rasa_port, action_port = free_port(), free_port()
@@ -72,11 +99,35 @@ def start_stack(db_path: Path, extra_env: dict[str, str] | None = None) -> Stack
         "ACTION_SERVER_PORT": str(action_port),
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TELEGRAM_BOT_TOKEN": "",
+        "LOG_DIR": str(db_path.parent / "log"),
+        "PYTHONIOENCODING": "utf-8",
         **(extra_env or {}),
     }
+    return env, rasa_port, action_port
+
+
+def prepare_db(db_path: Path) -> None:
+    """What `make run` does first (`gridbot demo`): migrate, load categories and the demo."""
+    from core.categories import sync_categories
+    from core.db import make_engine, make_session_factory, session_scope
+    from core.migrate import upgrade
+    from core.registry_import import import_registry
+
+    engine = make_engine(f"sqlite:///{db_path}")
+    upgrade(engine)
+    with session_scope(make_session_factory(engine)) as session:
+        sync_categories(session)
+        import_registry(session, [PROJECT_ROOT / "data" / "reference" / "demo"])
+    engine.dispose()
+
+
+def start_stack(db_path: Path, extra_env: dict[str, str] | None = None) -> Stack:
+    """Start `python -m cli.run` offline on `db_path` (migrated: see `prepare_db`)."""
+    env, rasa_port, action_port = stack_env(db_path, extra_env)
     process = subprocess.Popen([sys.executable, "-m", "cli.run"], cwd=PROJECT_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    stack = Stack(process, rasa_port, action_port)
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    stack = Stack(process, rasa_port, action_port, Path(env["LOG_DIR"]))
 
     def pump() -> None:
         assert process.stdout is not None
@@ -92,7 +143,7 @@ def wait_until_ready(stack: Stack, timeout: float = 240.0) -> None:
     ready = {"rasa": False, "actions": False}
     while time.monotonic() < deadline:
         if stack.process.poll() is not None:
-            pytest.fail(f"the stack exited early ({stack.process.returncode}):\n{stack.output()[-4000:]}")
+            pytest.fail(f"the stack exited early ({stack.process.returncode}):\n{stack.diagnostics()}")
         try:
             if not ready["actions"]:
                 ready["actions"] = httpx.get(f"http://127.0.0.1:{stack.action_port}/health", timeout=2).status_code == 200
@@ -101,10 +152,10 @@ def wait_until_ready(stack: Stack, timeout: float = 240.0) -> None:
                 ready["rasa"] = status.status_code == 200 and bool(status.json().get("model_file"))
         except httpx.HTTPError:
             pass
-        if all(ready.values()) and "TELEGRAM_BOT_TOKEN is not set" in stack.output():
+        if all(ready.values()) and "started shell" in stack.output():
             return
         time.sleep(1.0)
-    pytest.fail(f"the stack was not ready in {timeout:.0f} s ({ready}):\n{stack.output()[-4000:]}")
+    pytest.fail(f"the stack was not ready in {timeout:.0f} s ({ready}):\n{stack.diagnostics()}")
 
 
 def stop_stack(stack: Stack, sig: int, timeout: float = 60.0) -> int:
@@ -113,4 +164,8 @@ def stop_stack(stack: Stack, sig: int, timeout: float = 60.0) -> int:
         return stack.process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         stack.process.kill()
-        pytest.fail(f"the stack did not stop within {timeout:.0f} s:\n{stack.output()[-4000:]}")
+        pytest.fail(f"the stack did not stop within {timeout:.0f} s:\n{stack.diagnostics()}")
+    finally:
+        if stack.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                stack.process.stdin.close()

@@ -69,7 +69,7 @@ def test_rasa_down_then_back_loses_nothing(sqlite_engine, rasa_stack: Stack) -> 
         assert [m.state for m in s.scalars(select(InboxMessage).order_by(InboxMessage.id))] == [InboxState.pending] * 2
 
     async def when_back(app, updates) -> None:  # type: ignore[no-untyped-def]
-        await app.bot_data["services"].answer()
+        await app.bot_data["services"].answer_all()
 
     fake = run_app(factory, rasa_stack.rasa_url, when_back)
     answers = texts_to(fake, USER)

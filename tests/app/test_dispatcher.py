@@ -142,3 +142,48 @@ def test_run_forever_delivers_what_arrives_while_running_and_stops(sqlite_engine
     asyncio.run(scenario())
     assert [m["text"] for m in fake.sent_messages(900)] == ["运行中加入的通知"]
     assert _states(factory)["late"] == (SendState.sent, 1)
+
+
+@pytest.mark.parametrize("status", [429, 500, 403])
+def test_branch_card_under_telegram_errors(demo_factory: sessionmaker[Session], status: int) -> None:
+    """The real ticket card (photo, buttons) to the branch group: retried, counted, never sent twice,
+    and the ticket's own status is not touched by its send state."""
+    from zoneinfo import ZoneInfo
+
+    from core import workflow
+    from core.models import Building, Ticket, TicketStatus
+    from core.tickets import NewTicket
+
+    branch_chat = -1001000000001
+    with session_scope(demo_factory) as s:
+        building = s.scalars(select(Building).where(Building.code == "B-HPL-01-04")).one()
+        ticket_id = workflow.submit_report(s, NewTicket(
+            category_code="sanitation", description="4号楼垃圾三天没清", grid_id=building.grid_id,
+            community_id=building.grid.community_id, building_id=building.id, photo_file_ids=["photo-1"],
+        ), tz=ZoneInfo("Asia/Shanghai")).id
+    fake = FakeTelegram()
+    fake.fail_next("sendPhoto", chat_id=branch_chat, status=status, retry_after=1 if status == 429 else None)
+
+    async def scenario() -> None:
+        d = await _dispatcher(demo_factory, fake)
+        await d.run_once()
+        await d.run_once()  # not due yet: nothing is sent again
+        _make_due(demo_factory)
+        await d.run_once()
+        _make_due(demo_factory)
+        await d.run_once()
+
+    asyncio.run(scenario())
+    cards = [m for m in fake.sent_messages(branch_chat) if m["method"] == "sendPhoto"]
+    tries = [c for c in fake.calls_to("sendPhoto", branch_chat)]
+    with session_scope(demo_factory) as s:
+        row = s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == branch_chat)).one()
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None and ticket.status is TicketStatus.accepted
+        if status == 403:
+            assert cards == [] and len(tries) == 1
+            assert row.send_state is SendState.failed and row.attempts == 1 and row.last_error
+        else:
+            assert len(cards) == 1 and len(tries) == 2  # one failure, one delivery, never twice
+            assert row.send_state is SendState.sent and row.attempts == 2
+            assert cards[0]["photo"] == "photo-1" and "4号楼垃圾三天没清" in cards[0]["caption"]

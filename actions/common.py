@@ -1,0 +1,97 @@
+"""What every action shares: settings, the database, the router, the sender."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rasa_sdk import Tracker
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings, get_settings
+from core.db import make_engine, make_session_factory, session_scope
+from core.routing import Router
+
+ROUTER_TTL_SECONDS = 60.0  # a re-imported registry is picked up within a minute
+
+_lock = threading.Lock()
+_factory: sessionmaker[Session] | None = None
+_router: tuple[float, Router] | None = None
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def factory() -> sessionmaker[Session]:
+    global _factory
+    with _lock:
+        if _factory is None:
+            _factory = make_session_factory(make_engine(settings().database_url))
+        return _factory
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    with session_scope(factory()) as s:
+        yield s
+
+
+def router() -> Router:
+    global _router
+    with _lock:
+        if _router is None or time.monotonic() - _router[0] > ROUTER_TTL_SECONDS:
+            with session_scope(_factory or _make()) as s:
+                _router = (time.monotonic(), Router.from_session(s))
+        return _router[1]
+
+
+def _make() -> sessionmaker[Session]:
+    global _factory
+    _factory = make_session_factory(make_engine(settings().database_url))
+    return _factory
+
+
+def sender_id(tracker: Tracker) -> int | None:
+    """The Telegram user id the bot sends as Rasa's sender (None for other channels)."""
+    try:
+        return int(tracker.sender_id)
+    except (TypeError, ValueError):
+        return None
+
+
+def metadata(tracker: Tracker) -> dict[str, Any]:
+    return dict(tracker.latest_message.get("metadata") or {})
+
+
+def message_text(tracker: Tracker) -> str:
+    """What the resident wrote (the bot's copy, before any payload rewriting)."""
+    meta = metadata(tracker)
+    return str(meta.get("original_text") or tracker.latest_message.get("text") or "").strip()
+
+
+def intent_name(tracker: Tracker) -> str:
+    return str((tracker.latest_message.get("intent") or {}).get("name") or "")
+
+
+def entity(tracker: Tracker, name: str) -> Any:
+    for item in tracker.latest_message.get("entities") or []:
+        if item.get("entity") == name:
+            return item.get("value")
+    return None
+
+
+def entities(tracker: Tracker, *names: str) -> list[str]:
+    return [str(e.get("value")) for e in tracker.latest_message.get("entities") or []
+            if e.get("entity") in names and e.get("value")]
+
+
+def button(title: str, intent: str, **entities_: Any) -> dict[str, str]:
+    """A Rasa button whose payload triggers `intent` with entities, e.g. /change_category{"category":"noise"}."""
+    import json
+
+    payload = "/" + intent + (json.dumps(entities_, ensure_ascii=False, separators=(",", ":")) if entities_ else "")
+    return {"title": title, "payload": payload}

@@ -1,0 +1,48 @@
+"""Emergencies skip the form: the numbers to call come first (utter_emergency), then an urgent ticket."""
+
+from __future__ import annotations
+
+import logging
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import common
+from actions.report_form import _by_code, _place_events, reset_report
+from core import workflow
+from core.messages import t
+from core.models import Building, Grid, Landmark
+from core.tickets import NewTicket
+
+log = logging.getLogger("gridbot.actions.emergency")
+
+
+class ActionFileEmergency(Action):
+    def name(self) -> str:
+        return "action_file_emergency"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        slots = {e["name"]: e["value"] for e in _place_events(tracker) if e.get("event") == "slot"}
+        sender = common.sender_id(tracker)
+        with common.session() as s:
+            reporter = workflow.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
+            grid = _by_code(s, Grid, slots.get("grid_code"))
+            if grid is None and reporter is not None and reporter.building_id is not None:
+                home = s.get(Building, reporter.building_id)
+                grid = home.grid if home is not None else None
+            building = _by_code(s, Building, slots.get("building_code"))
+            landmark = _by_code(s, Landmark, slots.get("landmark_code"))
+            ticket = workflow.submit_report(s, NewTicket(
+                category_code="emergency", description=common.message_text(tracker) or "紧急情况",
+                reporter_id=reporter.id if reporter else None,
+                community_id=grid.community_id if grid else None, grid_id=grid.id if grid else None,
+                building_id=building.id if building else None, landmark_id=landmark.id if landmark else None,
+                location_text=slots.get("place"), lat=slots.get("latitude"), lon=slots.get("longitude"),
+                anonymous=False,
+            ), tz=common.settings().tz, notify_reporter=False)
+            number = ticket.number
+        log.warning("emergency ticket %s filed", number)
+        dispatcher.utter_message(text=t("emergency.filed", number=number))
+        return [*reset_report(), SlotSet("requested_slot", None)]

@@ -1,0 +1,447 @@
+"""The reporting dialogue: start, form validation, asks, summary, photo, submit, cancel.
+
+Rasa's report_form (domain/report.yml) asks for whatever is still missing of
+category, place and description; this module decides what counts as filled.
+The place is resolved to a grid by core.routing, so a ticket is never filed
+against a guessed grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from actions import common
+from actions.common import button, entities, entity, intent_name, message_text
+from core import workflow
+from core.messages import t
+from core.models import Building, Category, CategoryKind, Grid, Landmark, Ticket
+from core.routing import RouteResult, RouteStatus, estate_of
+from core.text import normalise
+from core.tickets import NewTicket
+
+log = logging.getLogger("gridbot.actions.report")
+
+COMPLAINT_PREFIX = "complaint_"
+SURE_CONFIDENCE = 0.55  # below this the resident picks among the top categories
+MIN_DESCRIPTION = 4  # characters left once places and fillers are removed
+# Intents that interrupt the form instead of answering its question.
+INTERRUPTIONS = {"cancel", "emergency", "change_category", "share_photo", "join_ticket"}
+REPORT_SLOTS = ("category", "category_candidates", "place", "place_candidates", "building_code",
+                "landmark_code", "grid_code", "latitude", "longitude", "description", "photo_ids",
+                "duplicate_ticket")
+_FILLER = re.compile(r"[\s，。,.!！?？~～、…]+|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
+
+
+def reset_report() -> list[EventType]:
+    return [SlotSet(name, None) for name in REPORT_SLOTS]
+
+
+def category_names() -> dict[str, str]:
+    with common.session() as s:
+        return {c.code: c.name for c in s.query(Category).filter(Category.active.is_(True))
+                if c.kind is not CategoryKind.emergency}
+
+
+def complaint_ranking(tracker: Tracker) -> list[tuple[str, float]]:
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    return [(str(r["name"])[len(COMPLAINT_PREFIX):], float(r.get("confidence") or 0.0))
+            for r in ranking if str(r.get("name", "")).startswith(COMPLAINT_PREFIX)]
+
+
+def substantive(text: str, places: list[str]) -> bool:
+    """Is there more to the message than a place and a category word?"""
+    rest = text
+    for place in places:
+        rest = rest.replace(place, "")
+    return len(_FILLER.sub("", rest)) >= MIN_DESCRIPTION
+
+
+def resolve_place(value: str, community_code: str | None,
+                  home_address: str | None = None) -> tuple[dict[str, Any], RouteResult]:
+    """Slots for a place the resident gave: text, a registry code, or '@lat,lon'."""
+    router = common.router()
+    if value.startswith("@"):
+        lat, lon = (float(x) for x in value[1:].split(","))
+        result = router.by_point(lat, lon)
+        slots: dict[str, Any] = {"latitude": lat, "longitude": lon}
+    elif re.fullmatch(r"[A-Z]{1,3}-[A-Z0-9-]+", value):
+        result, slots = router.by_code(value), {}
+    else:
+        result, slots = router.by_text(value, community_code), {}
+        if result.status is RouteStatus.ambiguous and community_code:
+            # "7号楼" from a resident means the one in their own estate, else their community.
+            top = result.candidates[0].score
+            tied = [c for c in result.candidates if c.score == top]
+            own = [c for c in tied if c.community_code == community_code]
+            if home_address and len(own) > 1:
+                own = [c for c in own if normalise(c.label).startswith(estate_of(home_address))]
+            if len(own) == 1:
+                result = RouteResult(RouteStatus.matched, own)
+    best = result.best
+    if best is None:
+        return slots, result
+    slots.update(place=best.label if best.kind != "grid" else t("report.place_location", grid=best.label),
+                 grid_code=best.grid_code, place_candidates=None,
+                 building_code=best.code if best.kind == "building" else None,
+                 landmark_code=best.code if best.kind == "landmark" else None)
+    return slots, result
+
+
+def resident_home(sender: int | None) -> tuple[str | None, str | None, str | None]:
+    """(building code, its address, community code) of the resident's binding."""
+    if sender is None:
+        return None, None, None
+    with common.session() as s:
+        person = workflow.person_by_telegram(s, sender)
+        if person is None or person.building_id is None:
+            return None, None, None
+        building = s.get(Building, person.building_id)
+        if building is None:
+            return None, None, None
+        grid = s.get(Grid, building.grid_id)
+        community = grid.community.code if grid is not None else None
+        return building.code, building.address, community
+
+
+class ActionStartReport(Action):
+    """A complaint (or a chosen category) starts a report; fill what the message already says."""
+
+    def name(self) -> str:
+        return "action_start_report"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        intent = intent_name(tracker)
+        if intent == "change_category":
+            chosen = entity(tracker, "category")
+            names = category_names()
+            current = tracker.get_slot("category")
+            events: list[EventType] = [] if tracker.get_slot("grid_code") else _place_events(tracker)
+            if chosen in names:
+                return [*events, SlotSet("category", chosen), SlotSet("category_candidates", None)]
+            others = [c for c in (tracker.get_slot("category_candidates") or []) if c != current]
+            others += [c for c in names if c not in others and c != current and c != "other"]
+            return [*events, SlotSet("category", None), SlotSet("category_candidates", others[:5] + ["other"])]
+
+        events = reset_report()
+        text = message_text(tracker)
+        code = intent[len(COMPLAINT_PREFIX):]
+        confidence = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
+        top = [c for c, _ in complaint_ranking(tracker)][:3]
+        if confidence >= SURE_CONFIDENCE:
+            events.append(SlotSet("category", code))
+        events.append(SlotSet("category_candidates", top or None))
+
+        events += _place_events(tracker)
+        places = entities(tracker, "landmark", "gate", "building", "unit")
+        if not text.startswith("/") and substantive(text, places):
+            events.append(SlotSet("description", text))
+        return events
+
+
+def _place_events(tracker: Tracker) -> list[EventType]:
+    """The place named in the message, else the resident's own building."""
+    places = entities(tracker, "landmark", "gate", "building", "unit")
+    home, home_address, community = resident_home(common.sender_id(tracker))
+    events: list[EventType] = []
+    lat, lon = entity(tracker, "latitude"), entity(tracker, "longitude")
+    if lat is not None and lon is not None:
+        slots, result = resolve_place(f"@{float(lat)},{float(lon)}", community)
+        events += [SlotSet(k, v) for k, v in slots.items()]
+        if result.status is not RouteStatus.matched:
+            events.append(SlotSet("place_candidates", _candidates(result)))
+    elif places:
+        # A building number is the surest; a named landmark (东门) next; generic words
+        # such as 消防通道 resolve to nothing, and then the resident's home counts.
+        named = entities(tracker, "building") or entities(tracker, "gate", "landmark")
+        slots, result = resolve_place(named[0], community, home_address) if named else ({}, None)
+        if result is not None and (result.status is RouteStatus.matched or entities(tracker, "building")):
+            events += [SlotSet(k, v) for k, v in slots.items()]
+            if result.status is not RouteStatus.matched:
+                events.append(SlotSet("place_candidates", _candidates(result)))
+        elif home is not None:
+            slots, _ = resolve_place(home, community)
+            events += [SlotSet(k, v) for k, v in slots.items()]
+    elif home is not None:
+        slots, _ = resolve_place(home, community)
+        events += [SlotSet(k, v) for k, v in slots.items()]
+    return events
+
+
+def _candidates(result: RouteResult) -> list[dict[str, str]] | None:
+    return [{"code": c.code, "label": c.label} for c in result.candidates[:4]] or None
+
+
+class ValidateReportForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_report_form"
+
+    # -- extraction: what in the latest message answers the question ---------------
+    def _answering(self, tracker: Tracker, slot: str) -> bool:
+        return tracker.get_slot("requested_slot") == slot and intent_name(tracker) not in INTERRUPTIONS
+
+    async def extract_category(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                               domain: DomainDict) -> dict[str, Any]:
+        intent = intent_name(tracker)
+        if intent == "change_category" and entity(tracker, "category"):
+            return {"category": entity(tracker, "category")}
+        if tracker.get_slot("requested_slot") == "category" and intent.startswith(COMPLAINT_PREFIX):
+            return {"category": intent[len(COMPLAINT_PREFIX):]}
+        return {}
+
+    async def extract_place(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                            domain: DomainDict) -> dict[str, Any]:
+        if tracker.get_slot("requested_slot") != "place":
+            return {}
+        code = entity(tracker, "place_code")
+        if code:
+            return {"place": str(code)}
+        lat, lon = entity(tracker, "latitude"), entity(tracker, "longitude")
+        if lat is not None and lon is not None:
+            return {"place": f"@{float(lat)},{float(lon)}"}
+        if intent_name(tracker) in INTERRUPTIONS:
+            return {}
+        named = entities(tracker, "building") or entities(tracker, "gate", "landmark")
+        if named:
+            return {"place": named[0]}
+        text = message_text(tracker)
+        return {"place": text} if text and not text.startswith("/") else {}
+
+    async def extract_description(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                  domain: DomainDict) -> dict[str, Any]:
+        if not self._answering(tracker, "description"):
+            return {}
+        text = message_text(tracker)
+        return {"description": text} if text and not text.startswith("/") else {}
+
+    # -- validation ---------------------------------------------------------------
+    def validate_category(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                          domain: DomainDict) -> dict[str, Any]:
+        if value in category_names():
+            return {"category": value}
+        return {"category": None}
+
+    def validate_place(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                       domain: DomainDict) -> dict[str, Any]:
+        if not value:
+            return {"place": None}
+        if tracker.get_slot("grid_code") and value == tracker.get_slot("place"):
+            return {"place": value}  # resolved when the report started
+        _, home_address, community = resident_home(common.sender_id(tracker))
+        slots, result = resolve_place(str(value), community, home_address)
+        if result.status is RouteStatus.matched:
+            return slots
+        candidates = _candidates(result)
+        if not candidates:
+            dispatcher.utter_message(text=t("report.place_unknown"))
+        return {"place": None, "place_candidates": candidates}
+
+    def validate_description(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> dict[str, Any]:
+        text = str(value or "").strip()
+        if len(_FILLER.sub("", text)) < 2:
+            return {"description": None}
+        return {"description": text}
+
+
+class ActionAskCategory(Action):
+    def name(self) -> str:
+        return "action_ask_category"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        names = category_names()
+        codes = [c for c in (tracker.get_slot("category_candidates") or []) if c in names]
+        if not codes:
+            codes = ["parking", "noise", "sanitation", "property", "facilities"]
+        if "other" not in codes:
+            codes.append("other")
+        buttons = [button(names[c], "change_category", category=c) for c in codes if c in names]
+        buttons.append(button(t("report.button_cancel"), "cancel"))
+        dispatcher.utter_message(text=t("report.ask_category"), buttons=buttons)
+        return []
+
+
+class ActionAskPlace(Action):
+    def name(self) -> str:
+        return "action_ask_place"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        candidates = tracker.get_slot("place_candidates") or []
+        if candidates:
+            buttons = [button(c["label"], "inform", place_code=c["code"]) for c in candidates]
+            dispatcher.utter_message(text=t("report.ask_place_choose"), buttons=buttons)
+        else:
+            dispatcher.utter_message(text=t("report.ask_place"))
+        return []
+
+
+class ActionAskDescription(Action):
+    def name(self) -> str:
+        return "action_ask_description"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(text=t("report.ask_description"))
+        return []
+
+
+class ActionReportSummary(Action):
+    """One message with everything that will be filed, and the choices."""
+
+    def name(self) -> str:
+        return "action_report_summary"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        code = tracker.get_slot("category")
+        photos = tracker.get_slot("photo_ids") or []
+        with common.session() as s:
+            category = s.get(Category, code)
+            grid = _by_code(s, Grid, tracker.get_slot("grid_code"))
+            building = _by_code(s, Building, tracker.get_slot("building_code"))
+            dups = workflow.find_duplicates(s, code, grid.id, building.id if building else None) if grid else []
+            text = t("report.summary", category=category.name if category else code,
+                     place=tracker.get_slot("place"), grid=grid.name if grid else "",
+                     description=tracker.get_slot("description"),
+                     photos=t("report.summary_photos", n=len(photos)) if photos else t("report.summary_no_photo"),
+                     limits=t("report.summary_limits", respond=_duration(category.respond_minutes),
+                              resolve=_duration(category.resolve_minutes)) if category else "")
+            buttons = [button(t("report.button_confirm"), "affirm")]
+            events: list[EventType] = [SlotSet("duplicate_ticket", None)]
+            if dups:
+                dup = dups[0]
+                text += "\n\n" + t("report.duplicate", number=dup.number,
+                                   status=t(f"status.{dup.status.value}"), description=_short(dup.description))
+                buttons.insert(0, button(t("report.button_me_too"), "join_ticket", ticket=dup.number))
+                events = [SlotSet("duplicate_ticket", dup.number)]
+        buttons += [button(t("report.button_change_category"), "change_category"),
+                    button(t("report.button_cancel"), "cancel")]
+        dispatcher.utter_message(text=text, buttons=buttons)
+        return events
+
+
+def _duration(minutes: int) -> str:
+    if minutes % 1440 == 0:
+        return t("time.days", n=minutes // 1440)
+    if minutes % 60 == 0:
+        return t("time.hours", n=minutes // 60)
+    return t("time.minutes", n=minutes)
+
+
+def _short(text: str, limit: int = 30) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class ActionAddPhoto(Action):
+    def name(self) -> str:
+        return "action_add_photo"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        photo = entity(tracker, "photo")
+        if not photo:
+            dispatcher.utter_message(text=t("report.photo_how"))
+            return []
+        photos = list(tracker.get_slot("photo_ids") or [])
+        if photo not in photos:
+            photos.append(str(photo))
+        if not tracker.get_slot("category") and tracker.active_loop.get("name") != "report_form":
+            dispatcher.utter_message(text=t("report.photo_kept"))
+        return [SlotSet("photo_ids", photos)]
+
+
+class ActionSubmitReport(Action):
+    def name(self) -> str:
+        return "action_submit_report"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        code, description = tracker.get_slot("category"), tracker.get_slot("description")
+        if not code or not description or not tracker.get_slot("grid_code"):
+            dispatcher.utter_message(text=t("report.nothing_to_submit"))
+            return reset_report()
+        sender = common.sender_id(tracker)
+        meta = common.metadata(tracker)
+        with common.session() as s:
+            reporter = workflow.reporter_for(s, sender, str(meta.get("display_name") or ""))
+            grid_obj = _by_code(s, Grid, tracker.get_slot("grid_code"))
+            building = _by_code(s, Building, tracker.get_slot("building_code"))
+            landmark = _by_code(s, Landmark, tracker.get_slot("landmark_code"))
+            ticket = workflow.submit_report(s, NewTicket(
+                category_code=code, description=description,
+                reporter_id=reporter.id if reporter else None,
+                community_id=grid_obj.community_id if grid_obj else None,
+                grid_id=grid_obj.id if grid_obj else None,
+                building_id=building.id if building else None,
+                landmark_id=landmark.id if landmark else None,
+                location_text=tracker.get_slot("place"),
+                lat=tracker.get_slot("latitude"), lon=tracker.get_slot("longitude"),
+                photo_file_ids=list(tracker.get_slot("photo_ids") or []),
+                anonymous=reporter is None or not reporter.contact_consent,
+            ), tz=common.settings().tz, notify_reporter=False)
+            number, grid_name = ticket.number, grid_obj.name if grid_obj else ""
+            limit = _duration(ticket.category.resolve_minutes)
+        log.info("ticket %s filed (category %s)", number, code)
+        dispatcher.utter_message(text=t("report.filed", number=number, grid=grid_name, resolve=limit))
+        return reset_report()
+
+
+def _by_code(s: Session, model: Any, code: str | None) -> Any:
+    return s.scalars(select(model).where(model.code == code)).first() if code else None
+
+
+class ActionCancelReport(Action):
+    def name(self) -> str:
+        return "action_cancel_report"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        dispatcher.utter_message(text=t("report.cancelled"))
+        return reset_report()
+
+
+class ActionJoinTicket(Action):
+    """我也遇到了: follow the open ticket instead of filing a duplicate."""
+
+    def name(self) -> str:
+        return "action_join_ticket"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        number = entity(tracker, "ticket") or tracker.get_slot("duplicate_ticket")
+        sender = common.sender_id(tracker)
+        if not number or sender is None:
+            dispatcher.utter_message(text=t("report.join_nothing"))
+            return []
+        with common.session() as s:
+            ticket = s.scalars(select(Ticket).where(Ticket.number == str(number))).first()
+            reporter = workflow.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
+            if ticket is None or reporter is None:
+                dispatcher.utter_message(text=t("report.join_nothing"))
+                return []
+            workflow.join(s, ticket.id, reporter)
+        return reset_report()
+
+
+class ActionTriage(Action):
+    """The classifier is unsure: if it looks like a complaint, let the resident pick the category."""
+
+    def name(self) -> str:
+        return "action_triage"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        text = message_text(tracker)
+        ranking = complaint_ranking(tracker)
+        if len(_FILLER.sub("", text)) < MIN_DESCRIPTION or sum(c for _, c in ranking) < 0.5:
+            dispatcher.utter_message(text=t("default"))
+            return []
+        names = category_names()
+        codes = [c for c, _ in ranking if c in names][:3]
+        if "other" not in codes:
+            codes.append("other")
+        buttons = [button(names[c], "change_category", category=c) for c in codes]
+        buttons.append(button(t("report.button_cancel"), "cancel"))
+        dispatcher.utter_message(text=t("report.ask_category_unsure"), buttons=buttons)
+        return [*reset_report(), SlotSet("description", text), SlotSet("category_candidates", codes)]

@@ -1,0 +1,46 @@
+"""Status lookup: a resident's tickets, and one ticket's history."""
+
+from __future__ import annotations
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy import select
+
+from actions import common
+from actions.common import button, entity
+from core import workflow
+from core.messages import t
+from core.models import Ticket
+
+
+class ActionCheckStatus(Action):
+    def name(self) -> str:
+        return "action_check_status"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        sender = common.sender_id(tracker)
+        number = entity(tracker, "ticket")
+        with common.session() as s:
+            person = workflow.person_by_telegram(s, sender) if sender is not None else None
+            if person is None:
+                dispatcher.utter_message(text=t("status.none"))
+                return []
+            if number:
+                ticket = s.scalars(select(Ticket).where(Ticket.number == str(number))).first()
+                if ticket is None or ticket not in workflow.tickets_of(s, person, limit=1000):
+                    dispatcher.utter_message(text=t("status.not_yours"))
+                    return []
+                dispatcher.utter_message(text=workflow.history_text(s, ticket, person))
+                return []
+            tickets = workflow.tickets_of(s, person)
+            if not tickets:
+                dispatcher.utter_message(text=t("status.none"))
+                return []
+            lines = [t("status.line", number=x.number, category=x.category.name,
+                       status=t(f"status.{x.status.value}")) for x in tickets]
+            buttons = [button(t("status.button_history", number=x.number), "check_status", ticket=x.number)
+                       for x in tickets[:5]]
+        dispatcher.utter_message(text=t("status.list") + "\n" + "\n".join(lines), buttons=buttons)
+        return []

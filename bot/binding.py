@@ -1,0 +1,152 @@
+"""/start: bind a Telegram user to where they live, and ask for contact consent.
+
+Three ways in, one outcome: community → building by buttons, a typed place
+resolved by core.routing, or a shared Telegram location (nearest buildings of
+the grid it falls in). Then 同意 / 不同意 keeping their contact for follow-up.
+The state of an unfinished binding lives in `context.user_data` only; losing
+it on a restart just means pressing /start again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import ContextTypes
+
+from core import workflow
+from core.db import session_scope
+from core.messages import t
+from core.models import Building, Community, Grid
+from core.routing import Router, RouteStatus
+
+STATE = "binding"
+ROW = 3  # building buttons per row
+
+
+def _rows(buttons: list[InlineKeyboardButton], per_row: int) -> list[list[InlineKeyboardButton]]:
+    return [buttons[i:i + per_row] for i in range(0, len(buttons), per_row)]
+
+
+def _communities(factory: sessionmaker[Session]) -> list[tuple[str, str]]:
+    with session_scope(factory) as s:
+        return [(c.code, c.name) for c in s.scalars(select(Community).order_by(Community.code))]
+
+
+def _buildings(factory: sessionmaker[Session], community_code: str) -> list[tuple[str, str]]:
+    with session_scope(factory) as s:
+        rows = s.execute(select(Building.code, Building.address).join(Grid).join(Community)
+                         .where(Community.code == community_code).order_by(Building.code))
+        return [(code, address) for code, address in rows]
+
+
+def _nearest(factory: sessionmaker[Session], grid_codes: list[str], lat: float, lon: float,
+             n: int = 3) -> list[tuple[str, str]]:
+    with session_scope(factory) as s:
+        rows = s.execute(select(Building.code, Building.address, Building.lat, Building.lon).join(Grid)
+                         .where(Grid.code.in_(grid_codes), Building.lat.is_not(None)))
+        ranked = sorted(rows, key=lambda r: math.hypot(r.lat - lat, (r.lon - lon) * math.cos(math.radians(lat))))
+        return [(r.code, r.address) for r in ranked[:n]]
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> None:
+    message = update.effective_message
+    if message is None:
+        return
+    context.user_data[STATE] = {"step": "community"}  # type: ignore[index]
+    communities = await asyncio.to_thread(_communities, factory)
+    keyboard = [[InlineKeyboardButton(name, callback_data=("bind", "community", code))]
+                for code, name in communities]
+    await message.reply_text(t("bind.welcome"), reply_markup=InlineKeyboardMarkup(keyboard))
+
+
+def active(context: ContextTypes.DEFAULT_TYPE) -> bool:
+    return bool(context.user_data and context.user_data.get(STATE))
+
+
+async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE, router: Router,
+                  factory: sessionmaker[Session]) -> bool:
+    """A typed place while binding; False if it is no place at all (the caller treats it as a report)."""
+    message = update.effective_message
+    assert message is not None and message.text is not None
+    result = router.by_text(message.text)
+    buildings = [c for c in result.candidates if c.kind == "building"]
+    if result.status is RouteStatus.matched and buildings and buildings[0].code == result.candidates[0].code:
+        await _ask_consent(update, context, buildings[0].code, buildings[0].label)
+        return True
+    if buildings:
+        keyboard = [[InlineKeyboardButton(c.label, callback_data=("bind", "building", c.code))]
+                    for c in buildings[:4]]
+        await message.reply_text(t("bind.choose"), reply_markup=InlineKeyboardMarkup(keyboard))
+        return True
+    context.user_data.pop(STATE, None)  # type: ignore[union-attr]
+    return False
+
+
+async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE, router: Router,
+                      factory: sessionmaker[Session]) -> None:
+    message = update.effective_message
+    assert message is not None and message.location is not None
+    lat, lon = message.location.latitude, message.location.longitude
+    result = router.by_point(lat, lon)
+    grids = [c.code for c in result.candidates if result.status is not RouteStatus.none]
+    nearest = await asyncio.to_thread(_nearest, factory, grids, lat, lon) if grids else []
+    if not nearest:
+        await message.reply_text(t("bind.location_outside"))
+        return
+    keyboard = [[InlineKeyboardButton(address, callback_data=("bind", "building", code))]
+                for code, address in nearest]
+    await message.reply_text(t("bind.choose"), reply_markup=InlineKeyboardMarkup(keyboard))
+
+
+async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: tuple[Any, ...],
+                   factory: sessionmaker[Session]) -> None:
+    query = update.callback_query
+    assert query is not None
+    await query.answer()
+    _, step, value = data
+    if step == "community":
+        buildings = await asyncio.to_thread(_buildings, factory, value)
+        keyboard = _rows([InlineKeyboardButton(address.replace("小区", ""), callback_data=("bind", "building", code))
+                          for code, address in buildings], ROW)
+        context.user_data[STATE] = {"step": "building"}  # type: ignore[index]
+        await query.edit_message_text(t("bind.pick_building"), reply_markup=InlineKeyboardMarkup(keyboard))
+    elif step == "building":
+        label = await asyncio.to_thread(_address, factory, value)
+        await _ask_consent(update, context, value, label)
+    elif step == "consent":
+        code, consent = value
+        user = update.effective_user
+        assert user is not None
+        label = await asyncio.to_thread(_bind, factory, user.id, user.full_name, code, consent)
+        context.user_data.pop(STATE, None)  # type: ignore[union-attr]
+        await query.edit_message_text(t("bind.done", place=label) + "\n"
+                                      + t("bind.consent_yes" if consent else "bind.consent_no"))
+
+
+def _address(factory: sessionmaker[Session], code: str) -> str:
+    with session_scope(factory) as s:
+        return s.scalars(select(Building.address).where(Building.code == code)).one()
+
+
+def _bind(factory: sessionmaker[Session], telegram_id: int, name: str, code: str, consent: bool) -> str:
+    with session_scope(factory) as s:
+        building = s.scalars(select(Building).where(Building.code == code)).one()
+        workflow.bind_resident(s, telegram_id, name, building.id, consent)
+        return f"{building.address}（{building.grid.name}）"
+
+
+async def _ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, code: str, label: str) -> None:
+    context.user_data[STATE] = {"step": "consent"}  # type: ignore[index]
+    keyboard = [[InlineKeyboardButton(t("bind.button_agree"), callback_data=("bind", "consent", (code, True)))],
+                [InlineKeyboardButton(t("bind.button_refuse"), callback_data=("bind", "consent", (code, False)))]]
+    text = t("bind.consent", place=label)
+    if update.callback_query is not None:
+        await update.callback_query.edit_message_text(text, reply_markup=InlineKeyboardMarkup(keyboard))
+    else:
+        assert update.effective_message is not None
+        await update.effective_message.reply_text(text, reply_markup=InlineKeyboardMarkup(keyboard))

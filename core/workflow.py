@@ -1,0 +1,477 @@
+"""The ticket workflow both front ends share: who may do what to a ticket, and who hears of it.
+
+Every function works in the caller's transaction and never commits. Status changes go
+through core.tickets.change_status; every notice is an outbox row whose dedupe key names
+the TicketEvent it announces, so a retried call never queues the same notice twice.
+Texts come from data/messages/zh.yml. Button callback data (each well under 64 bytes):
+"t:<action>:<ticket id>" on the card in the branch group (claim, resolve, escalate,
+reject, contact) and "r:<ticket id>:<score>" on the resident's 问题解决了吗 question.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from core.config import get_settings
+from core.messages import t
+from core.models import (
+    Branch,
+    BranchMember,
+    Building,
+    Grid,
+    Landmark,
+    Person,
+    Role,
+    RoleGrant,
+    Ticket,
+    TicketEvent,
+    TicketFollower,
+    TicketStatus,
+    utcnow,
+)
+from core.outbox import enqueue
+from core.tickets import LEGAL_TRANSITIONS, NewTicket, change_status, file_ticket
+
+S = TicketStatus
+log = logging.getLogger("gridbot.workflow")
+
+# Who may do what. The community admin may do every handler action but not rate:
+# satisfaction is the residents' word.
+MAY: dict[str, frozenset[str]] = {
+    "claim": frozenset({"member", "secretary", "worker", "admin"}),
+    "resolve": frozenset({"claimer", "secretary", "worker", "admin"}),
+    "escalate": frozenset({"secretary", "worker", "admin"}),
+    "reject": frozenset({"secretary", "worker", "admin"}),
+    "contact": frozenset({"secretary", "worker", "admin"}),
+    "rate": frozenset({"reporter", "follower"}),
+}
+TARGET = {"claim": S.claimed, "resolve": S.resolved, "escalate": S.escalated, "reject": S.rejected}
+RATINGS = {3: S.closed, 2: S.closed, 1: S.reopened}  # 满意, 基本满意, 不满意
+OPEN = frozenset(S) - {S.closed, S.rejected, S.duplicate}
+
+
+class NotAllowed(Exception):
+    """The action is refused; str(exc) is the reason in Chinese, fit to show the presser."""
+
+
+# -- people ------------------------------------------------------------------
+
+def person_by_telegram(session: Session, telegram_id: int | None) -> Person | None:
+    if telegram_id is None:
+        return None
+    return session.scalar(select(Person).where(Person.telegram_id == telegram_id))
+
+
+def _ensure_resident(person: Person) -> None:
+    if not any(g.role is Role.resident and g.community_id is None and g.grid_id is None
+               and g.branch_id is None for g in person.grants):
+        person.grants.append(RoleGrant(role=Role.resident))
+
+
+def reporter_for(session: Session, telegram_id: int | None, display_name: str) -> Person | None:
+    """The person behind a chat sender, created (no building, no consent) on first report."""
+    if telegram_id is None:
+        return None
+    person = person_by_telegram(session, telegram_id)
+    if person is None:
+        person = Person(telegram_id=telegram_id, display_name=display_name.strip() or t("actor.resident"))
+        _ensure_resident(person)
+        session.add(person)
+        session.flush()
+    return person
+
+
+def bind_resident(session: Session, telegram_id: int, display_name: str, building_id: int,
+                  consent: bool) -> Person:
+    """Record where a resident lives and whether handlers may see their contact; re-binding updates."""
+    if session.get(Building, building_id) is None:
+        raise ValueError(f"unknown building id {building_id}")
+    person = person_by_telegram(session, telegram_id)
+    if person is None:
+        person = Person(telegram_id=telegram_id, display_name=display_name.strip() or t("actor.resident"))
+        session.add(person)
+    elif display_name.strip() and person.code is None:  # the registry's name wins over Telegram's
+        person.display_name = display_name.strip()
+    person.building_id = building_id
+    person.contact_consent = consent
+    _ensure_resident(person)
+    session.flush()
+    return person
+
+
+def first_name(person: Person) -> str:
+    """How a handler is named to residents: 张同志, never the full name or phone."""
+    name = person.display_name.strip()
+    if name and "\u4e00" <= name[0] <= "\u9fff":
+        return t("name.comrade", family=name[0])
+    return name.split()[0] if name else t("actor.system")
+
+
+def mask_name(name: str) -> str:
+    return (name.strip()[:1] or "*") + "**"
+
+
+def mask_phone(phone: str | None) -> str:
+    if not phone:
+        return t("card.no_phone")
+    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
+
+
+# -- where a ticket belongs ----------------------------------------------------
+
+def _ticket(session: Session, ticket_id: int) -> Ticket:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotAllowed(t("ticket.not_found"))
+    return ticket
+
+
+def events_of(session: Session, ticket: Ticket) -> list[TicketEvent]:
+    """The ticket's events, oldest first, fresh from the database (not the possibly stale relationship)."""
+    query = select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)
+    return list(session.scalars(query))
+
+
+def _branch(session: Session, ticket: Ticket) -> Branch | None:
+    if ticket.grid_id is None:
+        return None
+    return session.scalar(select(Branch).where(Branch.grid_id == ticket.grid_id))
+
+
+def _community_id(session: Session, ticket: Ticket) -> int | None:
+    if ticket.community_id is not None or ticket.grid_id is None:
+        return ticket.community_id
+    grid = session.get(Grid, ticket.grid_id)
+    return grid.community_id if grid else None
+
+
+def _admins(session: Session, ticket: Ticket) -> list[Person]:
+    community_id = _community_id(session, ticket)
+    if community_id is None:
+        return []
+    return list(session.scalars(
+        select(Person).join(Person.grants)
+        .where(RoleGrant.role == Role.community_admin, RoleGrant.community_id == community_id,
+               Person.telegram_id.is_not(None))
+        .distinct().order_by(Person.id)))
+
+
+def _follower_ids(session: Session, ticket: Ticket) -> list[int]:
+    return list(session.scalars(select(TicketFollower.person_id)
+                                .where(TicketFollower.ticket_id == ticket.id).order_by(TicketFollower.id)))
+
+
+def _roles(session: Session, person: Person, ticket: Ticket) -> set[str]:
+    """What `person` is to `ticket`: reporter, follower, claimer, member, secretary, worker, admin."""
+    roles = set()
+    if ticket.reporter_id == person.id:
+        roles.add("reporter")
+    if person.id in _follower_ids(session, ticket):
+        roles.add("follower")
+    if ticket.claimed_by_id == person.id:
+        roles.add("claimer")
+    branch = _branch(session, ticket)
+    if branch is not None:
+        if branch.secretary_id == person.id:
+            roles.add("secretary")
+        if session.scalar(select(BranchMember.id).where(BranchMember.branch_id == branch.id,
+                                                        BranchMember.person_id == person.id)):
+            roles.add("member")
+    community_id = _community_id(session, ticket)
+    for grant in person.grants:
+        if grant.role is Role.grid_worker and ticket.grid_id is not None and grant.grid_id == ticket.grid_id:
+            roles.add("worker")
+        if grant.role is Role.community_admin and community_id is not None \
+                and grant.community_id == community_id:
+            roles.add("admin")
+    return roles
+
+
+def check(session: Session, person: Person | None, action: str, ticket: Ticket) -> None:
+    """Raise NotAllowed unless `person` may do `action` (see MAY) to `ticket` in its current state."""
+    if action not in MAY:
+        raise ValueError(f"unknown action {action!r}")
+    if person is None:
+        raise NotAllowed(t("ticket.unknown_person"))
+    if not _roles(session, person, ticket) & MAY[action]:
+        raise NotAllowed(t(f"deny.role_{action}"))
+    if action == "rate" and ticket.status is not S.resolved:
+        raise NotAllowed(t("deny.rated") if ticket.rating is not None
+                         else t("deny.state_closed") if ticket.status is S.closed else t("deny.not_resolved"))
+    if action in TARGET and TARGET[action] not in LEGAL_TRANSITIONS[ticket.status]:
+        raise NotAllowed(t(f"deny.state_{ticket.status.value}"))
+
+
+# -- texts and sending -----------------------------------------------------------
+
+def _tz(tz: ZoneInfo | None) -> ZoneInfo:
+    return tz or get_settings().tz
+
+
+def _local(at: datetime | None, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%m-%d %H:%M") if at else t("card.no_due")
+
+
+def status_name(status: TicketStatus) -> str:
+    return t(f"status.{status.value}")
+
+
+def _place(session: Session, ticket: Ticket) -> str:
+    building = session.get(Building, ticket.building_id) if ticket.building_id else None
+    landmark = session.get(Landmark, ticket.landmark_id) if ticket.landmark_id else None
+    return (building.address if building else landmark.name if landmark else None) \
+        or ticket.location_text or t("card.place_unknown")
+
+
+def _reporter_masked(session: Session, ticket: Ticket) -> str:
+    reporter = session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
+    if reporter is None or ticket.anonymous:
+        return t("card.anonymous")
+    return f"{mask_name(reporter.display_name)} {mask_phone(reporter.phone)}"
+
+
+def card_payload(session: Session, ticket: Ticket, *, tz: ZoneInfo | None = None,
+                 lead: str | None = None) -> dict[str, Any]:
+    """The ticket card for the branch group: masked reporter, the handler buttons."""
+    tz = _tz(tz)
+    text = t("card.text", urgent=t("card.urgent") if ticket.urgent else "", number=ticket.number,
+             status=status_name(ticket.status), category=ticket.category.name,
+             place=_place(session, ticket), description=ticket.description,
+             reporter=_reporter_masked(session, ticket),
+             respond_due=_local(ticket.respond_due_at, tz), resolve_due=_local(ticket.resolve_due_at, tz))
+
+    def button(action: str) -> dict[str, str]:
+        return {"text": t(f"card.button_{action}"), "callback_data": f"t:{action}:{ticket.id}"}
+
+    payload: dict[str, Any] = {
+        "text": f"{lead}\n\n{text}" if lead else text,
+        "buttons": [[button("claim"), button("resolve")], [button("escalate"), button("reject")],
+                    [button("contact")]],
+    }
+    if ticket.photo_file_ids:
+        payload["photo"] = ticket.photo_file_ids[0]
+    return payload
+
+
+def _rating_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
+    return [[{"text": t(f"rating.{score}"), "callback_data": f"r:{ticket.id}:{score}"} for score in RATINGS]]
+
+
+def _tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: str,
+                    payload: dict[str, Any] | None = None) -> None:
+    """The reporter and every follower with a Telegram id, once per event (default text: notify.<kind>)."""
+    payload = payload or {"text": t(f"notify.{kind}", number=ticket.number)}
+    ids = ([ticket.reporter_id] if ticket.reporter_id else []) + _follower_ids(session, ticket)
+    for person_id in dict.fromkeys(ids):
+        person = session.get(Person, person_id)
+        if person is not None and person.telegram_id is not None:
+            enqueue(session, dedupe_key=f"{kind}:{ticket.id}:{event.id}:{person.telegram_id}",
+                    kind="notice", chat_id=person.telegram_id, payload=payload)
+
+
+def _tell_branch(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> bool:
+    branch = _branch(session, ticket)
+    if branch is None or branch.telegram_chat_id is None:
+        return False
+    enqueue(session, dedupe_key=f"branch:{ticket.id}:{event.id}", kind="line",
+            chat_id=branch.telegram_chat_id, payload=payload)
+    return True
+
+
+def _tell_admins(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> None:
+    for admin in _admins(session, ticket):
+        assert admin.telegram_id is not None
+        enqueue(session, dedupe_key=f"admin:{ticket.id}:{event.id}:{admin.telegram_id}",
+                kind="card", chat_id=admin.telegram_id, payload=payload)
+
+
+# -- the loop ----------------------------------------------------------------------
+
+def submit_report(session: Session, data: NewTicket, *, tz: ZoneInfo, now: datetime | None = None,
+                  notify_reporter: bool = True) -> Ticket:
+    """File a ticket, route it to its grid's branch (urgent ones to the community admin too).
+
+    `notify_reporter=False` when the caller answers the reporter itself in the dialogue.
+    """
+    now = now or utcnow()
+    ticket = file_ticket(session, data, tz=tz, now=now)
+    grid = session.get(Grid, ticket.grid_id) if ticket.grid_id is not None else None
+    if grid is None:  # stays `new`; the community (if known) has to place it
+        event = events_of(session, ticket)[-1]
+        _tell_admins(session, ticket, event, card_payload(session, ticket, tz=tz, lead=t("card.unrouted")))
+        if notify_reporter:
+            _tell_residents(session, ticket, event, "received")
+        return ticket
+    if ticket.community_id is None:
+        ticket.community_id = grid.community_id
+    event = change_status(session, ticket, S.accepted, actor=None, now=now,
+                          note=t("note.routed", grid=grid.name))
+    card = card_payload(session, ticket, tz=tz)
+    if not _tell_branch(session, ticket, event, card) or ticket.urgent:
+        _tell_admins(session, ticket, event, card)
+    if notify_reporter:
+        _tell_residents(session, ticket, event, "accepted", {"text": t(
+            "notify.accepted", number=ticket.number, grid=grid.name, due=_local(ticket.resolve_due_at, tz))})
+    return ticket
+
+
+def _move(session: Session, ticket_id: int, person: Person | None, action: str, note: str | None,
+          now: datetime | None) -> tuple[Ticket, TicketEvent, Person]:
+    ticket = _ticket(session, ticket_id)
+    check(session, person, action, ticket)
+    assert person is not None  # check() refuses nobody
+    if action in ("resolve", "reject") and not (note and note.strip()):
+        raise NotAllowed(t(f"deny.note_{action}"))
+    event = change_status(session, ticket, TARGET[action], actor=person,
+                          note=note.strip() if note else None, now=now)
+    return ticket, event, person
+
+
+def claim(session: Session, ticket_id: int, person: Person | None, *, now: datetime | None = None) -> Ticket:
+    ticket, event, person = _move(session, ticket_id, person, "claim", None, now)
+    handler = first_name(person)
+    _tell_residents(session, ticket, event, "claimed",
+                    {"text": t("notify.claimed", number=ticket.number, handler=handler)})
+    _tell_branch(session, ticket, event, {"text": t("line.claimed", number=ticket.number, handler=handler)})
+    return ticket
+
+
+def resolve(session: Session, ticket_id: int, person: Person | None, note: str,
+            photo_file_id: str | None = None, *, now: datetime | None = None) -> Ticket:
+    ticket, event, person = _move(session, ticket_id, person, "resolve", note, now)
+    ticket.resolution_photo_id = photo_file_id
+    payload: dict[str, Any] = {"text": t("notify.resolved", number=ticket.number, note=event.note),
+                               "buttons": _rating_buttons(ticket)}
+    if photo_file_id:
+        payload["photo"] = photo_file_id
+    _tell_residents(session, ticket, event, "resolved", payload)
+    _tell_branch(session, ticket, event,
+                 {"text": t("line.resolved", number=ticket.number, handler=first_name(person))})
+    return ticket
+
+
+def escalate(session: Session, ticket_id: int, person: Person | None, note: str | None = None, *,
+             now: datetime | None = None, tz: ZoneInfo | None = None) -> Ticket:
+    """吹哨: hand the ticket to the community; its admins get the card."""
+    ticket, event, person = _move(session, ticket_id, person, "escalate", note, now)
+    handler = first_name(person)
+    lead = t("card.escalated", number=ticket.number, handler=handler, note=event.note or "")
+    _tell_admins(session, ticket, event, card_payload(session, ticket, tz=tz, lead=lead))
+    _tell_residents(session, ticket, event, "escalated")
+    _tell_branch(session, ticket, event, {"text": t("line.escalated", number=ticket.number, handler=handler)})
+    return ticket
+
+
+def reject(session: Session, ticket_id: int, person: Person | None, reason: str, *,
+           now: datetime | None = None) -> Ticket:
+    """Not a grid matter: the residents get the reason and the 12345 referral."""
+    ticket, event, person = _move(session, ticket_id, person, "reject", reason, now)
+    _tell_residents(session, ticket, event, "rejected",
+                    {"text": t("notify.rejected", number=ticket.number, reason=event.note)})
+    _tell_branch(session, ticket, event, {"text": t(
+        "line.rejected", number=ticket.number, handler=first_name(person), reason=event.note)})
+    return ticket
+
+
+def contact_details(session: Session, ticket_id: int, person: Person | None) -> str:
+    """The reporter's full name and phone, for the secretary, grid worker or admin only."""
+    ticket = _ticket(session, ticket_id)
+    check(session, person, "contact", ticket)
+    reporter = session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
+    if reporter is None or ticket.anonymous:
+        return t("contact.anonymous", number=ticket.number)
+    log.info("contact of ticket %s shown to person %s", ticket.number, person.id if person else None)
+    return t("contact.details", number=ticket.number, name=reporter.display_name,
+             phone=reporter.phone or t("card.no_phone"))
+
+
+def rate(session: Session, ticket_id: int, person: Person | None, score: int, *,
+         now: datetime | None = None, tz: ZoneInfo | None = None) -> Ticket:
+    """3 满意 / 2 基本满意 close the ticket; 1 不满意 reopens it and puts the card back in the group."""
+    if score not in RATINGS:
+        raise ValueError(f"a rating is 1, 2 or 3, not {score!r}")
+    now = now or utcnow()
+    ticket = _ticket(session, ticket_id)
+    check(session, person, "rate", ticket)
+    label = t(f"rating.{score}")
+    event = change_status(session, ticket, RATINGS[score], actor=person, note=label, now=now)
+    ticket.rating, ticket.rated_at = score, now
+    if event.to_status is S.reopened:
+        _tell_branch(session, ticket, event,
+                     card_payload(session, ticket, tz=tz, lead=t("card.reopened", number=ticket.number)))
+        _tell_residents(session, ticket, event, "reopened")
+    else:
+        _tell_branch(session, ticket, event, {"text": t("line.rated", number=ticket.number, rating=label)})
+        _tell_residents(session, ticket, event, "closed")
+    return ticket
+
+
+def close_unrated(session: Session, now: datetime | None = None, days: int = 3) -> int:
+    """Close resolved tickets the residents left unrated for `days`; how many were closed."""
+    now = now or utcnow()
+    resolved_at = (select(TicketEvent.ticket_id, func.max(TicketEvent.at).label("at"))
+                   .where(TicketEvent.to_status == S.resolved).group_by(TicketEvent.ticket_id).subquery())
+    stale = session.scalars(select(Ticket).join(resolved_at, resolved_at.c.ticket_id == Ticket.id)
+                            .where(Ticket.status == S.resolved, resolved_at.c.at < now - timedelta(days=days))
+                            .order_by(Ticket.id)).all()
+    for ticket in stale:
+        event = change_status(session, ticket, S.closed, actor=None, note=t("note.auto_closed"), now=now)
+        _tell_residents(session, ticket, event, "closed")
+    return len(stale)
+
+
+# -- duplicates, following, looking back -------------------------------------------
+
+def find_duplicates(session: Session, category_code: str, grid_id: int, building_id: int | None = None,
+                    now: datetime | None = None, days: int = 7) -> list[Ticket]:
+    """Open tickets of the same category in the same building (or grid) of the last `days`, newest first."""
+    now = now or utcnow()
+    query = select(Ticket).where(Ticket.category_code == category_code, Ticket.grid_id == grid_id,
+                                 Ticket.status.in_(OPEN), Ticket.created_at >= now - timedelta(days=days))
+    if building_id is not None:
+        query = query.where(Ticket.building_id == building_id)
+    return list(session.scalars(query.order_by(Ticket.created_at.desc(), Ticket.id.desc())))
+
+
+def join(session: Session, ticket_id: int, person: Person) -> Ticket:
+    """我也遇到了: follow the ticket (idempotent) and hear its number and status."""
+    ticket = _ticket(session, ticket_id)
+    if ticket.reporter_id != person.id and person.id not in _follower_ids(session, ticket):
+        session.add(TicketFollower(ticket_id=ticket.id, person_id=person.id))
+        session.flush()
+    last = events_of(session, ticket)[-1].id
+    if person.telegram_id is not None:
+        enqueue(session, dedupe_key=f"joined:{ticket.id}:{last}:{person.telegram_id}", kind="notice",
+                chat_id=person.telegram_id,
+                payload={"text": t("notify.joined", number=ticket.number, status=status_name(ticket.status))})
+    return ticket
+
+
+def tickets_of(session: Session, person: Person, limit: int = 10) -> list[Ticket]:
+    """Tickets the person reported or follows, newest first."""
+    followed = select(TicketFollower.ticket_id).where(TicketFollower.person_id == person.id)
+    return list(session.scalars(
+        select(Ticket).where(or_(Ticket.reporter_id == person.id, Ticket.id.in_(followed)))
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)))
+
+
+def history_text(session: Session, ticket: Ticket, viewer: Person | None, *,
+                 tz: ZoneInfo | None = None) -> str:
+    """Every event of the ticket in local time; handlers by first name, residents unnamed."""
+    tz = _tz(tz)
+    residents = {ticket.reporter_id, *_follower_ids(session, ticket)}
+    lines = [t("history.header", number=ticket.number, category=ticket.category.name,
+               status=status_name(ticket.status))]
+    for e in events_of(session, ticket):
+        actor = session.get(Person, e.actor_id) if e.actor_id else None
+        who = (t("actor.system") if actor is None else t("actor.you") if viewer and actor.id == viewer.id
+               else t("actor.resident") if actor.id in residents else first_name(actor))
+        lines.append(t("history.line_note" if e.note else "history.line", at=_local(e.at, tz),
+                       status=status_name(e.to_status), actor=who, note=e.note))
+    return "\n".join(lines)
