@@ -47,8 +47,8 @@ from core.routing import Router
 log = logging.getLogger("gridbot.bot")
 
 NO_TOKEN_MESSAGE = (
-    "TELEGRAM_BOT_TOKEN is not set: Telegram is off. Set it in the environment or in .env "
-    "to serve Telegram. Rasa and the action server are running; stop with Ctrl-C."
+    "TELEGRAM_BOT_TOKEN is not set: Telegram is off and this process idles. Set it in the "
+    "environment or in .env to serve Telegram; `make run` without it opens the offline chat."
 )
 RASA_TEXT_LIMIT = 1000  # characters of one message that go to the classifier
 REPLAY_SECONDS = 5.0
