@@ -55,7 +55,9 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--think", type=float, default=2.0, help="mean seconds between a user's messages")
+    parser.add_argument("--ramp", type=float, default=5.0, help="users start within this many seconds")
+    parser.add_argument("--think", type=float, default=3.0,
+                        help="mean seconds a user takes to read the summary before pressing 确认")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
@@ -81,7 +83,7 @@ def main() -> int:
             procs.append(subprocess.Popen(child.argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                           env={**os.environ, "PYTHONPATH": str(ROOT)}))
         _wait_ready(settings.rasa_url, action_port, procs)
-        result = asyncio.run(_bench(settings, args.users, args.think, args.seed))
+        result = asyncio.run(_bench(settings, args.users, args.ramp, args.think, args.seed))
     finally:
         for p in procs:
             p.terminate()
@@ -91,6 +93,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
         shutil.rmtree(work, ignore_errors=True)
+    print(f"users start within {args.ramp:g} s, read the summary {args.think:g} s on average")
     print(f"{result['users']} users, {result['messages']} replies: p50 {result['p50_ms']} ms, "
           f"p95 {result['p95_ms']} ms; {result['tickets_filed']} tickets filed, {result['lost']} lost")
     print(json.dumps(result, ensure_ascii=False))
@@ -116,7 +119,7 @@ def _wait_ready(rasa_url: str, action_port: int, procs: list[subprocess.Popen[by
     raise SystemExit("bench-chat: Rasa was not ready in 300 s")
 
 
-async def _bench(settings, users: int, think: float, seed: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
+async def _bench(settings, users: int, ramp: float, think: float, seed: int) -> dict[str, object]:  # type: ignore[no-untyped-def]
     from sqlalchemy import func, select  # noqa: PLC0415
 
     from bot.app import build_application  # noqa: PLC0415
@@ -143,6 +146,18 @@ async def _bench(settings, users: int, think: float, seed: int) -> dict[str, obj
     assert app.post_init is not None
     await app.post_init(app)
     updates = UpdateBuilder(app.bot, fake)
+    rasa_ms: list[float] = []
+    svc = app.bot_data["services"]
+    send = svc.rasa.send
+
+    async def timed_send(*a, **kw):  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
+        try:
+            return await send(*a, **kw)
+        finally:
+            rasa_ms.append((time.perf_counter() - started) * 1000)
+
+    svc.rasa.send = timed_send
     latencies: list[float] = []
     asked = [0]  # messages and presses sent; each must get a reply
     confirm = t("report.button_confirm")
@@ -158,7 +173,7 @@ async def _bench(settings, users: int, think: float, seed: int) -> dict[str, obj
         return []
 
     async def resident(uid: int) -> None:
-        await asyncio.sleep(rng.uniform(0, think))
+        await asyncio.sleep(rng.uniform(0, ramp))
         text = rng.choice(REPORTS).format(b=homes[uid])
         before = len(fake.sent_messages(uid))
         started = time.perf_counter()
@@ -188,6 +203,9 @@ async def _bench(settings, users: int, think: float, seed: int) -> dict[str, obj
         filed = s.scalar(select(func.count()).select_from(Ticket)) or 0
         waiting = s.scalar(select(func.count()).select_from(InboxMessage)
                            .where(InboxMessage.state != InboxState.done)) or 0
+    if rasa_ms:
+        print(f"Rasa round trip (NLU, dialogue, actions): p50 {statistics.median(rasa_ms):.1f} ms, "
+              f"p95 {percentile(rasa_ms, 0.95):.1f} ms")
     return {
         "users": users,
         "messages": len(latencies),

@@ -1,6 +1,19 @@
 """All models, re-exported so that `Base.metadata` knows every table."""
 
 from core.models.base import Base, TimestampMixin, UTCDateTime, utcnow
+from core.models.duties import (
+    Attendance,
+    AttendanceStatus,
+    Audience,
+    Event,
+    EventInvitee,
+    EventKind,
+    EventOccurrence,
+    ReminderMute,
+    Shift,
+    ShiftSignup,
+    SignupStatus,
+)
 from core.models.inbox import InboxMessage, InboxState
 from core.models.outbox import OutboxMessage, SendState
 from core.models.people import Branch, BranchMember, PartyGroup, Person, Role, RoleGrant
@@ -16,6 +29,9 @@ from core.models.tickets import (
 )
 
 __all__ = [
+    "Attendance",
+    "AttendanceStatus",
+    "Audience",
     "Base",
     "Branch",
     "BranchMember",
@@ -23,6 +39,10 @@ __all__ = [
     "Category",
     "CategoryKind",
     "Community",
+    "Event",
+    "EventInvitee",
+    "EventKind",
+    "EventOccurrence",
     "Grid",
     "InboxMessage",
     "InboxState",
@@ -30,9 +50,13 @@ __all__ = [
     "OutboxMessage",
     "PartyGroup",
     "Person",
+    "ReminderMute",
     "Role",
     "RoleGrant",
     "SendState",
+    "Shift",
+    "ShiftSignup",
+    "SignupStatus",
     "Street",
     "Ticket",
     "TicketCounter",

@@ -1,0 +1,331 @@
+"""Duty reminders on APScheduler 3, with its jobs in the application's database.
+
+One `DutyScheduler` runs in each bot process; exactly one of them (per database) leads.
+On PostgreSQL the leader holds `pg_try_advisory_lock(LOCK_KEY)` on a dedicated
+connection for as long as it leads; when its process dies the connection closes, the
+lock is free, and a waiting process takes over within `poll_interval`. A leader that
+finds its lock connection gone stands down at once. On SQLite one process is assumed
+and it always leads.
+
+The leader runs an APScheduler BackgroundScheduler whose job store is the
+`apscheduler_jobs` table (migrated with the schema), and every `sync_interval`:
+materialises occurrences HORIZON ahead, (re)writes the reminder jobs of occurrences
+marked `reminders_dirty` (one date job per (occurrence, offset), id
+"remind:<occurrence>:<offset>", replace_existing), and tells secretaries about shifts
+still short 24 h before. So services never talk to the scheduler: they change rows in
+the caller's transaction, the sync follows.
+
+Exactly once: a reminder job only enqueues into the outbox with a dedupe key per
+(occurrence, start, person, offset), so a job that runs twice (a restart in the middle,
+two leaders for a moment) still queues each reminder once. A job missed while no
+scheduler ran is still run late (misfire_grace_time = its offset) if the event has not
+started yet, and its text carries 迟到的提醒.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import Connection, Engine, select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from core import duties
+from core.config import get_settings
+from core.db import make_engine, make_session_factory, normalise_url, session_scope
+from core.models import Event, EventOccurrence, utcnow
+from core.models.duties import scheduler_jobs
+
+log = logging.getLogger("gridbot.scheduler")
+
+LOCK_KEY = 0x6772_6964_6475_7479  # "gridduty": the advisory lock of the scheduler leader
+JOB_TABLE = "apscheduler_jobs"
+REMIND_FUNC = "core.scheduler:remind"
+LATE_AFTER = timedelta(minutes=2)  # a reminder later than this says 迟到的提醒
+SYNC_INTERVAL = 30.0
+POLL_INTERVAL = 5.0
+
+_active: DutyScheduler | None = None  # the leader in this process; its DB is the jobs' DB
+_fallback: sessionmaker[Session] | None = None
+
+
+def _session_factory() -> sessionmaker[Session]:
+    global _fallback
+    if _active is not None:
+        return _active.factory
+    if _fallback is None:  # a job run outside a DutyScheduler (e.g. by hand)
+        _fallback = make_session_factory(make_engine(get_settings().database_url))
+    return _fallback
+
+
+def remind(occurrence_id: int, offset_minutes: int) -> int:
+    """The reminder job (stored by reference): queue one occurrence's reminders for one offset."""
+    with session_scope(_session_factory()) as session:
+        queued = duties.send_reminders(session, occurrence_id, offset_minutes, now=utcnow(),
+                                       late_after=LATE_AFTER)
+    log.info("reminder %s:%s queued %d message(s)", occurrence_id, offset_minutes, queued)
+    return queued
+
+
+def reminder_job_id(occurrence_id: int, offset_minutes: int) -> str:
+    return f"remind:{occurrence_id}:{offset_minutes}"
+
+
+def schedule_reminders(scheduler: BaseScheduler, occurrence: EventOccurrence,
+                       now: datetime | None = None) -> list[str]:
+    """Write the reminder jobs of one occurrence (ids of the jobs written).
+
+    Offsets already due are left alone: either their job fired, or it is still in the store
+    as a missed job and fires late, or the occurrence was set up too late for them. A
+    cancelled occurrence loses its jobs (the job re-checks everything anyway).
+    """
+    now = now or utcnow()
+    event = occurrence.event
+    written: list[str] = []
+    for offset in event.reminder_offsets_minutes:
+        job_id = reminder_job_id(occurrence.id, offset)
+        if occurrence.cancelled or event.cancelled:
+            with contextlib.suppress(JobLookupError):
+                scheduler.remove_job(job_id)
+            continue
+        run_at = occurrence.starts_at - timedelta(minutes=offset)
+        if run_at <= now:
+            continue
+        scheduler.add_job(REMIND_FUNC, trigger=DateTrigger(run_date=run_at, timezone=timezone.utc),
+                          args=(occurrence.id, offset), id=job_id, name=job_id, replace_existing=True,
+                          misfire_grace_time=offset * 60, coalesce=True, max_instances=1)
+        written.append(job_id)
+    return written
+
+
+class LeaderLock:
+    """A PostgreSQL session advisory lock on its own connection; always granted on SQLite."""
+
+    def __init__(self, url: str, key: int = LOCK_KEY) -> None:
+        self.key = key
+        self.postgres = make_url(url).get_backend_name() == "postgresql"
+        # Client-side keepalives and a TCP user timeout: a partitioned leader notices within ~15 s.
+        self._engine: Engine | None = make_engine(url, poolclass=NullPool, connect_args=dict(
+            keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+            tcp_user_timeout=15000)) if self.postgres else None
+        self._conn: Connection | None = None
+        self.held = False
+        self.backend_pid: int | None = None
+
+    def acquire(self) -> bool:
+        if not self.postgres:
+            self.held = True
+            return True
+        assert self._engine is not None
+        try:
+            if self._conn is None:
+                conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                # Notice a vanished peer within ~30 s, and never time this session out
+                # (idle_session_timeout is PostgreSQL 14+; older servers refuse it).
+                for setting in ("tcp_keepalives_idle = 10", "tcp_keepalives_interval = 5",
+                                "tcp_keepalives_count = 3", "idle_session_timeout = 0"):
+                    try:
+                        conn.exec_driver_sql(f"SET {setting}")
+                    except Exception as exc:  # noqa: BLE001
+                        log.debug("scheduler lock: SET %s refused: %s", setting, exc)
+                self.backend_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                self._conn = conn
+            self.held = bool(self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                                {"k": self.key}).scalar())
+        except Exception as exc:  # noqa: BLE001 - any failure means: not the leader now
+            log.warning("scheduler lock: %s", exc)
+            self.drop()
+        return self.held
+
+    def alive(self) -> bool:
+        """Still held? False (and the connection dropped) when the connection is gone."""
+        if not self.postgres:
+            return self.held
+        if self._conn is None or not self.held:
+            return False
+        try:
+            self._conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception as exc:  # noqa: BLE001
+            log.warning("scheduler lock connection lost: %s", exc)
+            self.drop()
+            return False
+
+    def release(self) -> None:
+        if self._conn is not None and self.held:
+            with contextlib.suppress(Exception):  # closing the connection releases it anyway
+                self._conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        self.drop()
+        if self._engine is not None:
+            self._engine.dispose()
+
+    def drop(self) -> None:
+        """Close the lock connection (which releases the lock)."""
+        self.held = False
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+
+class DutyScheduler:
+    """Leader election plus, while leading, APScheduler and the periodic sync. Thread-based:
+    `start()` returns at once (safe to call from asyncio), `stop()` joins."""
+
+    def __init__(self, url: str | None = None, *, sync_interval: float = SYNC_INTERVAL,
+                 poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4) -> None:
+        self.url = normalise_url(url or get_settings().database_url)
+        self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
+        self.engine = make_engine(self.url)
+        self.factory = make_session_factory(self.engine)
+        self._jobs_engine = make_engine(self.url)
+        self._lock = LeaderLock(self.url, lock_key)
+        self._scheduler: BackgroundScheduler | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._leading = threading.Event()
+
+    # -- public ---------------------------------------------------------------------
+
+    @property
+    def is_leader(self) -> bool:
+        return self._leading.is_set()
+
+    @property
+    def scheduler(self) -> BackgroundScheduler | None:
+        return self._scheduler
+
+    @property
+    def lock_backend_pid(self) -> int | None:
+        """PostgreSQL backend holding (or trying for) the lock; for operators and tests."""
+        return self._lock.backend_pid
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("DutyScheduler already started")
+        self._thread = threading.Thread(target=self._run, name="gridbot-duty-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stand down (waiting for running jobs), release the lock, close connections."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.engine.dispose()
+        self._jobs_engine.dispose()
+
+    def wait_until_leader(self, timeout: float) -> bool:
+        return self._leading.wait(timeout)
+
+    def sync_now(self) -> None:
+        """Ask for a sync soon (e.g. right after committing a new event); a no-op unless leading."""
+        self._wake.set()
+
+    def sync(self, now: datetime | None = None) -> int:
+        """One round of housekeeping (the leader calls it); how many reminder jobs were written."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise RuntimeError("not leading: no scheduler to write jobs into")
+        now = now or utcnow()
+        with session_scope(self.factory) as session:
+            duties.materialise_all(session, now)
+        with session_scope(self.factory) as session:
+            dirty = list(session.scalars(
+                select(EventOccurrence).where(EventOccurrence.reminders_dirty)
+                .options(selectinload(EventOccurrence.event)).order_by(EventOccurrence.id)))
+        # No transaction of ours is open while the job store writes (SQLite has one writer).
+        written = sum(len(schedule_reminders(scheduler, occ, now)) for occ in dirty)
+        with session_scope(self.factory) as session:
+            for occ in dirty:
+                # Clear the mark only if nothing that shapes the jobs changed meanwhile;
+                # otherwise the row stays dirty and the next round writes it again.
+                event = occ.event
+                session.execute(
+                    update(EventOccurrence)
+                    .where(EventOccurrence.id == occ.id, EventOccurrence.starts_at == occ.starts_at,
+                           EventOccurrence.cancelled == occ.cancelled,
+                           EventOccurrence.event_id.in_(select(Event.id).where(
+                               Event.id == event.id, Event.revision == event.revision,
+                               Event.cancelled == event.cancelled)))
+                    .values(reminders_dirty=False))
+        with session_scope(self.factory) as session:
+            duties.notify_short_shifts(session, now)
+        return written
+
+    # -- the election loop -------------------------------------------------------------
+
+    def _run(self) -> None:
+        next_sync = 0.0
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if not self.is_leader:
+                        if self._lock.acquire():
+                            self._lead()
+                            next_sync = 0.0
+                    elif not self._lock.alive():
+                        log.warning("scheduler lock lost; standing down")
+                        self._stand_down(wait=False)
+                except Exception:  # noqa: BLE001 - e.g. the database is unreachable: try again later
+                    log.exception("duty scheduler could not take the lead")
+                    self._stand_down(wait=False)
+                    self._lock.drop()
+                woken = self._wake.is_set()
+                self._wake.clear()
+                if self.is_leader and (woken or time.monotonic() >= next_sync) and not self._stopping.is_set():
+                    try:
+                        self.sync()
+                    except Exception:  # noqa: BLE001 - try again next round
+                        log.exception("duty sync failed")
+                    next_sync = time.monotonic() + self.sync_interval
+                wait = self.poll_interval
+                if self.is_leader:
+                    wait = max(0.0, min(wait, next_sync - time.monotonic()))
+                self._wake.wait(wait)
+        finally:
+            self._stand_down(wait=True)
+            self._lock.release()
+
+    def _lead(self) -> None:
+        global _active
+        scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=self._jobs_engine, tablename=JOB_TABLE)},
+            executors={"default": ThreadPoolExecutor(self.threads)},
+            job_defaults={"coalesce": True, "max_instances": 1},
+            timezone=timezone.utc)
+        _active = self
+        scheduler.start()
+        self._scheduler = scheduler
+        self._leading.set()
+        log.info("duty scheduler leading (%s)", "advisory lock" if self._lock.postgres else "sqlite")
+
+    def _stand_down(self, wait: bool) -> None:
+        self._leading.clear()
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            try:
+                scheduler.shutdown(wait=wait)
+            except Exception:  # noqa: BLE001
+                log.exception("scheduler shutdown failed")
+
+
+def stored_jobs(session: Session) -> list[dict[str, Any]]:
+    """The stored jobs (id, next run time) for operators and tests."""
+    rows = session.execute(select(scheduler_jobs.c.id, scheduler_jobs.c.next_run_time)
+                           .order_by(scheduler_jobs.c.next_run_time)).all()
+    return [{"id": r.id, "next_run_time": datetime.fromtimestamp(r.next_run_time, timezone.utc)
+             if r.next_run_time is not None else None} for r in rows]
