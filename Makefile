@@ -16,6 +16,7 @@ help:
 	@echo "             without TELEGRAM_BOT_TOKEN: a chat with the bot in this terminal"
 	@echo "make test   - install what is missing, train if needed, lint, validate, run every test"
 	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
+	@echo "make eval-nlu [DATA=file.csv] [BASELINE=1] - NLU figures; make bench-chat - 50 residents at once"
 
 setup:
 	@scripts/setup-envs.sh all

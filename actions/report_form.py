@@ -132,6 +132,9 @@ class ActionStartReport(Action):
             return [*events, SlotSet("category", None), SlotSet("category_candidates", others[:5] + ["other"])]
 
         events = reset_report()
+        if tracker.get_slot("photo_ids") and not tracker.get_slot("category"):
+            # A photo sent just before the words (or as their caption) belongs to this report.
+            events.append(SlotSet("photo_ids", tracker.get_slot("photo_ids")))
         text = message_text(tracker)
         code = intent[len(COMPLAINT_PREFIX):]
         confidence = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
@@ -350,7 +353,8 @@ class ActionAddPhoto(Action):
         photos = list(tracker.get_slot("photo_ids") or [])
         if photo not in photos:
             photos.append(str(photo))
-        if not tracker.get_slot("category") and tracker.active_loop.get("name") != "report_form":
+        quiet = bool(common.metadata(tracker).get("caption_follows"))  # the words come next
+        if not quiet and not tracker.get_slot("category") and tracker.active_loop.get("name") != "report_form":
             dispatcher.utter_message(text=t("report.photo_kept"))
         return [SlotSet("photo_ids", photos)]
 

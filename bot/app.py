@@ -16,6 +16,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,7 +35,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import binding, ticket_buttons
+from bot import binding, duties_buttons, ticket_buttons
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient
@@ -43,6 +44,7 @@ from core.config import VAR_DIR, Settings, get_settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
 from core.routing import Router
+from core.scheduler import DutyScheduler
 
 log = logging.getLogger("gridbot.bot")
 
@@ -64,6 +66,7 @@ class Services:
         self.factory = factory
         self.rasa = rasa
         self.dispatcher: OutboxDispatcher | None = None
+        self.scheduler: DutyScheduler | None = None  # duty reminders; only with background=True
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         # One inbox pass per sender at a time keeps each sender's order; different
@@ -105,10 +108,10 @@ def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
 
 
 async def submit(context: ContextTypes.DEFAULT_TYPE, *, user_id: int, chat_id: int, message_id: int,
-                 text: str, display_name: str = "") -> None:
+                 text: str, display_name: str = "", **extra: object) -> None:
     """Keep what the user said (inbox), ask Rasa, queue its answers (outbox), send them."""
     svc = services(context)
-    meta = {"message_id": message_id, "original_text": text, "display_name": display_name}
+    meta = {"message_id": message_id, "original_text": text, "display_name": display_name, **extra}
     too_long = len(text) > RASA_TEXT_LIMIT
 
     def record() -> None:
@@ -131,11 +134,12 @@ def payload(intent: str, **entities: object) -> str:
     return "/" + intent + (json.dumps(entities, ensure_ascii=False, separators=(",", ":")) if entities else "")
 
 
-async def _submit_message(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
+async def _submit_message(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
+                          **extra: object) -> None:
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
     await submit(context, user_id=user.id, chat_id=message.chat_id, message_id=message.message_id,
-                 text=text, display_name=user.full_name)
+                 text=text, display_name=user.full_name, **extra)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -146,6 +150,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if ticket_buttons.waiting_note(context):
         if await ticket_buttons.on_note(update, context, svc.factory):
             await svc.dispatch()
+        return
+    if duties_buttons.waiting_reason(context):
+        await duties_buttons.on_reason(update, context, svc.factory)
         return
     if binding.active(context) and await binding.on_text(update, context, await svc.router(), svc.factory):
         return
@@ -158,6 +165,25 @@ async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_my(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _submit_message(update, context, payload("check_status"))
+
+
+async def _queue_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, build: Callable[..., None]) -> None:
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    svc = services(context)
+    await asyncio.to_thread(build, svc.factory, user.id, message.chat_id, message.message_id)
+    await svc.dispatch()
+
+
+async def on_duties(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/duties: the presser's study sessions and shifts of the next two weeks, with buttons."""
+    await _queue_reply(update, context, duties_buttons.duties_message)
+
+
+async def on_report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/report (secretaries): attendance of the branch's next/last meeting and this month's summary."""
+    await _queue_reply(update, context, duties_buttons.report_message)
 
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -173,9 +199,11 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if await ticket_buttons.on_note(update, context, svc.factory):
             await svc.dispatch()
         return
-    await _submit_message(update, context, payload("share_photo", photo=message.photo[-1].file_id))
-    if message.caption:  # a photo with words: the words are a message too
-        await _submit_message(update, context, message.caption.strip())
+    caption = (message.caption or "").strip()
+    await _submit_message(update, context, payload("share_photo", photo=message.photo[-1].file_id),
+                          caption_follows=bool(caption))
+    if caption:  # a photo with words: the words are the report
+        await _submit_message(update, context, caption)
 
 
 async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -203,6 +231,13 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         parsed = ticket_buttons.parse(data)
         if parsed is not None:
             if await ticket_buttons.on_press(update, context, parsed, svc.factory):
+                await svc.dispatch()
+            if ticket_buttons.waiting_note(context) and context.user_data is not None:
+                context.user_data.pop(duties_buttons.PROMPT, None)  # the newest question wins
+            return
+        duty = duties_buttons.parse(data)
+        if duty is not None:
+            if await duties_buttons.on_press(update, context, duty, svc.factory):
                 await svc.dispatch()
             return
         if data.startswith("/") and query.message is not None and query.message.chat.type == "private":
@@ -291,9 +326,15 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             svc.tasks = [asyncio.create_task(svc.dispatcher.run_forever(svc.stop)),
                          asyncio.create_task(_replay_loop(svc)),
                          asyncio.create_task(_housekeeping_loop(svc))]
+            # Reminders: one leader per database queues them in the outbox; the dispatcher sends.
+            svc.scheduler = DutyScheduler(settings.database_url)
+            svc.scheduler.start()
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         svc.stop.set()
+        if svc.scheduler is not None:
+            await asyncio.to_thread(svc.scheduler.stop)
+            svc.scheduler = None
         for task in svc.tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, timeout=10)
@@ -320,6 +361,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     app.add_handler(CommandHandler("start", on_start, filters=private))
     app.add_handler(CommandHandler("my", on_my, filters=private))
     app.add_handler(CommandHandler("help", on_help, filters=private))
+    app.add_handler(CommandHandler("duties", on_duties, filters=private))
+    app.add_handler(CommandHandler("report", on_report, filters=private))
     app.add_handler(CallbackQueryHandler(on_callback))
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(private & filters.PHOTO, on_photo))

@@ -198,3 +198,19 @@ def test_out_of_scope_and_traditional(factory: sessionmaker[Session], rasa_stack
 
     asyncio.run(scenario())
     assert tickets_of(factory, resident) == []
+
+
+def test_photo_with_caption_is_one_report(factory: sessionmaker[Session], rasa_stack: Stack) -> None:
+    resident = 710000009
+
+    async def scenario() -> None:
+        async with journey(factory, rasa_stack.rasa_url) as j:
+            await bind(j, resident, "和平里社区", "和平里4号楼")
+            summary = await j.photo(resident, "photo-dumped-sofa", caption="4号楼门口的垃圾桶满了好几天没人清，臭得很")
+            assert any("照片：1张" in x and "4号楼" in x for x in summary), summary
+            assert t("report.photo_kept") not in summary
+            await j.press(resident, resident, t("report.button_confirm"))
+
+    asyncio.run(scenario())
+    [ticket] = tickets_of(factory, resident)
+    assert ticket.photo_file_ids == ["photo-dumped-sofa"]
