@@ -62,3 +62,8 @@ eval-nlu: model
 # make bench-chat [USERS=50]: concurrent residents through bot, Rasa and actions; last line JSON.
 bench-chat: model
 	@$(APP)/python scripts/bench_chat.py $(if $(USERS),--users $(USERS))
+
+.PHONY: bench-reminders
+# make bench-reminders: 10,000 duty reminders for 1,000 members, scheduler restart mid-run; last line JSON.
+bench-reminders: setup
+	@$(APP)/python scripts/bench_reminders.py $(if $(DATABASE_URL_BENCH),--database-url $(DATABASE_URL_BENCH))

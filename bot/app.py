@@ -54,6 +54,7 @@ NO_TOKEN_MESSAGE = (
 )
 RASA_TEXT_LIMIT = 1000  # characters of one message that go to the classifier
 REPLAY_SECONDS = 5.0
+REPLAY_CONCURRENCY = 8
 ROUTER_TTL = 60.0
 HOUSEKEEPING_SECONDS = 600.0  # how often resolved tickets nobody rated are closed
 CALLBACK_CACHE = 50_000  # buttons of old ticket cards must keep working for weeks
@@ -84,7 +85,13 @@ class Services:
     async def answer_all(self) -> None:
         """Replay every sender's waiting messages (after a Rasa outage)."""
         senders = await asyncio.to_thread(_waiting_senders, self.factory)
-        results = await asyncio.gather(*(self.answer(s) for s in senders))
+        gate = asyncio.Semaphore(REPLAY_CONCURRENCY)  # do not flood Rasa as it comes back
+
+        async def one(sender: int) -> PassResult:
+            async with gate:
+                return await self.answer(sender)
+
+        results = await asyncio.gather(*(one(s) for s in senders))
         if any(r.answered or r.rasa_down for r in results):
             await self.dispatch()
 

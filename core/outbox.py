@@ -53,6 +53,22 @@ def enqueue(session: Session, *, dedupe_key: str, kind: str, chat_id: int, paylo
     return session.execute(stmt.returning(OutboxMessage.id)).scalar_one_or_none() is not None
 
 
+def enqueue_many(session: Session, messages: list[dict[str, Any]], *, kind: str = "notice",
+                 chunk: int = 500) -> int:
+    """Queue many messages ({"dedupe_key", "chat_id", "payload"}) in a few multi-row INSERTs;
+    how many were new (a dedupe key already queued is skipped, as with `enqueue`)."""
+    now = utcnow()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    queued = 0
+    for start in range(0, len(messages), chunk):
+        rows = [dict(dedupe_key=m["dedupe_key"], kind=kind, chat_id=m["chat_id"], payload=m["payload"],
+                     send_state=SendState.pending, attempts=0, next_attempt_at=now, created_at=now,
+                     updated_at=now) for m in messages[start:start + chunk]]
+        stmt = dialect.insert(OutboxMessage).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        queued += len(session.execute(stmt.returning(OutboxMessage.id)).all())
+    return queued
+
+
 def claim(session: Session, limit: int = 50, now: datetime | None = None,
           lease: timedelta = LEASE) -> list[Claimed]:
     """Take up to `limit` due messages for sending, oldest first; commit promptly after."""

@@ -1,0 +1,194 @@
+"""Duty buttons (参加 请假 签到 不再提醒 / 报名 取消报名 找人替班 我来接班), /duties and /report.
+
+Button data is core.duties' "ev:<y|n|c|m>:<id>" / "sh:<s|x|w|t>:<id>" and, like the ticket
+buttons, goes through python-telegram-bot's callback data cache: data the bot never sent
+is refused before this module sees it. Every press is re-checked by core.duties as the
+person behind the pressing Telegram user; a refusal is shown as an alert with its reason.
+请假 needs a reason: the presser is asked in their private chat and their next private
+text is the reason (like the 办结 note of bot/ticket_buttons.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import false, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+from telegram import Update
+from telegram.error import TelegramError
+from telegram.ext import ContextTypes
+
+from bot import ticket_buttons
+from core import duties, outbox, workflow
+from core.config import get_settings
+from core.db import session_scope
+from core.duties import Callback
+from core.messages import t
+from core.models import Branch, Event, EventOccurrence, Person, Role, RoleGrant, utcnow
+
+log = logging.getLogger("gridbot.bot.duties")
+
+PROMPT = "duty_prompt"  # user_data key: the occurrence id waiting for a 请假 reason
+CANCEL_WORDS = {"取消", "算了", "不请了", "不请假了"}
+REPORT_LOOKBACK = timedelta(hours=6)  # /report shows a meeting that started this recently
+
+
+class Refused(Exception):
+    pass
+
+
+def parse(data: str) -> Callback | None:
+    return duties.parse_callback(data)
+
+
+def _run(factory: sessionmaker[Session], user_id: int, fn: Callable[..., Any], ref_id: int, *args: Any,
+         **kwargs: Any) -> Any:
+    """Call a duties function as the person behind `user_id`, in one transaction."""
+    with session_scope(factory) as s:
+        person = workflow.person_by_telegram(s, user_id)
+        if person is None:
+            raise Refused(t("duty.deny.unknown_person"))
+        try:
+            return fn(s, ref_id, person, *args, **kwargs)
+        except workflow.NotAllowed as exc:
+            raise Refused(str(exc)) from exc
+
+
+def _occurrence_label(s: Session, occurrence_id: int, person: Person) -> dict[str, str]:
+    occ = duties.check_rsvp(s, occurrence_id, person)
+    return {"title": occ.event.title, "when": duties.fmt_at(occ.starts_at, ZoneInfo(occ.event.tz))}
+
+
+def _rsvp(s: Session, occurrence_id: int, person: Person, attending: bool, reason: str | None = None) -> None:
+    duties.rsvp(s, occurrence_id, person, attending, reason)
+
+
+def _check_in(s: Session, occurrence_id: int, person: Person) -> None:
+    duties.check_in(s, occurrence_id, person)
+
+
+def _mute(s: Session, event_id: int, person: Person) -> None:
+    duties.mute_reminders(s, event_id, person, True)
+
+
+# (function, toast, whether it may queue messages)
+SIMPLE: dict[tuple[str, str], tuple[Callable[..., Any], str, bool]] = {
+    ("ev", "y"): (lambda s, i, p: _rsvp(s, i, p, True), "duty.bot.attend_done", False),
+    ("ev", "c"): (_check_in, "duty.bot.checkin_done", False),
+    ("ev", "m"): (_mute, "duty.bot.muted", False),
+    ("sh", "s"): (duties.sign_up, "duty.bot.signup_done", False),
+    ("sh", "x"): (duties.cancel_signup, "duty.bot.signup_cancelled", False),
+    ("sh", "w"): (duties.request_swap, "duty.bot.swap_requested", True),
+    ("sh", "t"): (duties.take_swap, "duty.bot.swap_taken", True),
+}
+
+
+async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: Callback,
+                   factory: sessionmaker[Session]) -> bool:
+    """Handle a duty button; True when something was queued for sending."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None
+    try:
+        if (cb.scope, cb.action) == ("ev", "n"):  # 请假: check now, ask for the reason in private
+            label = await asyncio.to_thread(_run, factory, user.id, _occurrence_label, cb.id)
+            try:
+                await context.bot.send_message(user.id, t("duty.bot.ask_reason", **label))
+            except TelegramError:
+                await query.answer(t("ticket.start_private_first"), show_alert=True)
+                return False
+            if context.user_data is not None:
+                context.user_data.pop(ticket_buttons.PROMPT, None)  # the newest question wins
+                context.user_data[PROMPT] = cb.id
+            await query.answer(t("duty.bot.see_private"))
+            return False
+        fn, toast, queues = SIMPLE[(cb.scope, cb.action)]
+        await asyncio.to_thread(_run, factory, user.id, fn, cb.id)
+    except Refused as exc:
+        log.info("refused duty %s:%s:%s by user %s", cb.scope, cb.action, cb.id, user.id)
+        await query.answer(str(exc), show_alert=True)
+        return False
+    await query.answer(t(toast))
+    return queues
+
+
+def waiting_reason(context: ContextTypes.DEFAULT_TYPE) -> bool:
+    return bool(context.user_data and context.user_data.get(PROMPT))
+
+
+async def on_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> None:
+    """The presser's reason for 请假."""
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None and context.user_data is not None
+    occurrence_id = context.user_data.pop(PROMPT)
+    reason = (message.text or message.caption or "").strip()
+    if reason in CANCEL_WORDS:
+        await message.reply_text(t("duty.bot.reason_cancelled"))
+        return
+    if not reason:
+        context.user_data[PROMPT] = occurrence_id
+        await message.reply_text(t("duty.bot.reason_needed"))
+        return
+
+    def leave(s: Session, occ_id: int, person: Person) -> dict[str, str]:
+        label = _occurrence_label(s, occ_id, person)
+        duties.rsvp(s, occ_id, person, False, reason)
+        return label
+
+    try:
+        label = await asyncio.to_thread(_run, factory, user.id, leave, occurrence_id)
+    except Refused as exc:
+        await message.reply_text(str(exc))
+        return
+    await message.reply_text(t("duty.bot.leave_done", **label))
+
+
+# -- commands --------------------------------------------------------------------------
+
+def duties_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int) -> None:
+    """Queue "my duties" (or why not) for the sender of /duties."""
+    with session_scope(factory) as s:
+        person = workflow.person_by_telegram(s, user_id)
+        payload = duties.duties_payload(s, person) if person is not None else {
+            "text": t("duty.deny.unknown_person")}
+        outbox.enqueue(s, dedupe_key=f"duties:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
+                       payload=payload)
+
+
+def _secretary_branches(s: Session, person: Person) -> list[Branch]:
+    granted = select(RoleGrant.branch_id).where(RoleGrant.person_id == person.id, RoleGrant.role == Role.secretary)
+    return list(s.scalars(select(Branch).where(or_(Branch.secretary_id == person.id, Branch.id.in_(granted)))
+                          .order_by(Branch.id)))
+
+
+def _report_occurrence(s: Session, branch: Branch) -> EventOccurrence | None:
+    """The branch's next meeting (or one that started within REPORT_LOOKBACK), else its last."""
+    now = utcnow()
+    base = (select(EventOccurrence).join(Event, Event.id == EventOccurrence.event_id)
+            .where(Event.branch_id == branch.id, EventOccurrence.cancelled == false()))
+    nxt = s.scalars(base.where(EventOccurrence.starts_at >= now - REPORT_LOOKBACK)
+                    .order_by(EventOccurrence.starts_at).limit(1)).first()
+    return nxt or s.scalars(base.order_by(EventOccurrence.starts_at.desc()).limit(1)).first()
+
+
+def report_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int) -> None:
+    """Queue, for a secretary, the attendance of their branch's next/last meeting and this month's summary."""
+    tz = get_settings().tz
+    with session_scope(factory) as s:
+        person = workflow.person_by_telegram(s, user_id)
+        branches = _secretary_branches(s, person) if person is not None else []
+        parts: list[str] = []
+        for branch in branches:
+            occ = _report_occurrence(s, branch)
+            parts.append(duties.event_report_text(duties.event_report(s, occ.id, person)) if occ is not None
+                         else t("duty.bot.report_no_event", branch=branch.name))
+            today = utcnow().astimezone(tz)
+            parts.append(duties.monthly_summary_text(
+                duties.monthly_summary(s, branch.id, today.year, today.month, person, tz=tz), tz))
+        text = "\n\n".join(parts) or t("duty.bot.report_not_secretary")
+        outbox.enqueue(s, dedupe_key=f"report:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
+                       payload={"text": text})
