@@ -12,7 +12,7 @@ from rasa_sdk import Tracker
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings, get_settings
-from core.db import make_engine, make_session_factory, session_scope
+from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.routing import Router
 
 ROUTER_TTL_SECONDS = 60.0  # a re-imported registry is picked up within a minute
@@ -40,11 +40,18 @@ def session() -> Iterator[Session]:
         yield s
 
 
+@contextmanager
+def reading() -> Iterator[Session]:
+    """A read-only session: never waits behind the bot's writes (SQLite WAL)."""
+    with read_scope(factory()) as s:
+        yield s
+
+
 def router() -> Router:
     global _router
     with _lock:
         if _router is None or time.monotonic() - _router[0] > ROUTER_TTL_SECONDS:
-            with session_scope(_factory or _make()) as s:
+            with read_scope(_factory or _make()) as s:
                 _router = (time.monotonic(), Router.from_session(s))
         return _router[1]
 

@@ -46,7 +46,7 @@ def reset_report() -> list[EventType]:
 
 
 def category_names() -> dict[str, str]:
-    with common.session() as s:
+    with common.reading() as s:
         return {c.code: c.name for c in s.query(Category).filter(Category.active.is_(True))
                 if c.kind is not CategoryKind.emergency}
 
@@ -100,7 +100,7 @@ def resident_home(sender: int | None) -> tuple[str | None, str | None, str | Non
     """(building code, its address, community code) of the resident's binding."""
     if sender is None:
         return None, None, None
-    with common.session() as s:
+    with common.reading() as s:
         person = workflow.person_by_telegram(s, sender)
         if person is None or person.building_id is None:
             return None, None, None
@@ -304,7 +304,7 @@ class ActionReportSummary(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         code = tracker.get_slot("category")
         photos = tracker.get_slot("photo_ids") or []
-        with common.session() as s:
+        with common.reading() as s:
             category = s.get(Category, code)
             grid = _by_code(s, Grid, tracker.get_slot("grid_code"))
             building = _by_code(s, Building, tracker.get_slot("building_code"))

@@ -22,7 +22,7 @@ class ActionCheckStatus(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         sender = common.sender_id(tracker)
         number = entity(tracker, "ticket")
-        with common.session() as s:
+        with common.reading() as s:
             person = workflow.person_by_telegram(s, sender) if sender is not None else None
             if person is None:
                 dispatcher.utter_message(text=t("status.none"))

@@ -41,7 +41,7 @@ from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient
 from core import inbox, outbox, workflow
 from core.config import VAR_DIR, Settings, get_settings
-from core.db import make_engine, make_session_factory, session_scope
+from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.messages import t
 from core.routing import Router
 from core.scheduler import DutyScheduler
@@ -104,7 +104,7 @@ class Services:
         now = time.monotonic()
         if self._router is None or now - self._router[0] > ROUTER_TTL:
             def build() -> Router:
-                with session_scope(self.factory) as session:
+                with read_scope(self.factory) as session:
                     return Router.from_session(session)
             self._router = (now, await asyncio.to_thread(build))
         return self._router[1]
@@ -259,7 +259,7 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 def _waiting_senders(factory: sessionmaker[Session]) -> list[int]:
-    with session_scope(factory) as session:
+    with read_scope(factory) as session:
         return sorted({m.sender_id for m in inbox.pending(session, limit=1000)})
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.rasa_client import RasaClient, RasaUnavailable, to_payload
 from core import inbox, outbox
-from core.db import session_scope
+from core.db import read_scope, session_scope
 
 log = logging.getLogger("gridbot.conversation")
 
@@ -29,7 +29,7 @@ class PassResult:
 
 
 def _pending(factory: sessionmaker[Session], sender_id: int | None) -> list[tuple[int, int, int, str, dict]]:  # type: ignore[type-arg]
-    with session_scope(factory) as session:
+    with read_scope(factory) as session:
         return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta))
                 for m in inbox.pending(session, sender_id=sender_id)]
 

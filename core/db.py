@@ -51,10 +51,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Take the write lock at the start of every transaction: SQLite then
-        # serialises writers instead of failing them with "database is locked"
-        # when two transactions upgrade read locks at once.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Take the write lock at the start of every writing transaction: SQLite
+        # then serialises writers instead of failing them with "database is
+        # locked" when two transactions upgrade read locks at once. Read-only
+        # scopes (read_scope) begin deferred: in WAL mode they never wait for a writer.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+READ_ONLY = "gridbot_read_only"
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -71,4 +78,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        session.close()
+
+
+@contextmanager
+def read_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reading only: on SQLite it does not take the write lock, so it never
+    waits behind a writer (WAL). Anything it writes is rolled back."""
+    session = factory()
+    try:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+    finally:
+        session.rollback()
         session.close()
