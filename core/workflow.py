@@ -36,6 +36,7 @@ from core.models import (
     utcnow,
 )
 from core.outbox import enqueue
+from core.permissions import NotAllowed
 from core.tickets import LEGAL_TRANSITIONS, NewTicket, change_status, file_ticket
 
 S = TicketStatus
@@ -54,10 +55,6 @@ MAY: dict[str, frozenset[str]] = {
 TARGET = {"claim": S.claimed, "resolve": S.resolved, "escalate": S.escalated, "reject": S.rejected}
 RATINGS = {3: S.closed, 2: S.closed, 1: S.reopened}  # 满意, 基本满意, 不满意
 OPEN = frozenset(S) - {S.closed, S.rejected, S.duplicate}
-
-
-class NotAllowed(Exception):
-    """The action is refused; str(exc) is the reason in Chinese, fit to show the presser."""
 
 
 # -- people ------------------------------------------------------------------

@@ -1,0 +1,147 @@
+"""Who may do what: one table for every command and button, checked on the server.
+
+Like FixMyStreet's permission list, `PERMISSIONS` names each action once with the roles
+that may take it. A role counts only where it is held: a secretary of branch A is nobody
+to branch B, a community admin only in their own community. `Scope` says where an action
+happens (its community, grid and branch, worked out from the ticket, event, shift or
+audience it touches); `roles_at` says which roles a person holds there.
+
+Some ticket actions also depend on a person's relation to one ticket (its reporter, its
+followers, who claimed it); core.workflow adds those on top of this table.
+
+Every refusal is `NotAllowed`, whose text is Chinese, fit to show the person who pressed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.messages import t
+from core.models import Branch, BranchMember, Building, Grid, Person, Role
+
+R = Role
+
+
+class NotAllowed(Exception):
+    """The action is refused; str(exc) is the reason in Chinese, fit to show the presser."""
+
+
+# action -> the roles that may take it, each within the action's scope.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    # residents
+    "ticket.report": frozenset({R.resident, R.volunteer, R.member, R.secretary, R.grid_worker,
+                                R.community_admin, R.operator}),
+    "notify.set": frozenset({R.resident, R.volunteer, R.member, R.secretary, R.grid_worker,
+                             R.community_admin, R.operator}),
+    # the branch's work on tickets (the claimer may also resolve: see core.workflow)
+    "ticket.claim": frozenset({R.member, R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.resolve": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.escalate": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.reject": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    # a resident's phone and exact address: only to those who follow the ticket up
+    "ticket.contact": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    # duties
+    "duty.view": frozenset({R.member, R.secretary, R.community_admin, R.volunteer}),
+    "event.manage": frozenset({R.secretary, R.community_admin}),
+    "event.report": frozenset({R.secretary, R.community_admin}),
+    "shift.manage": frozenset({R.secretary, R.community_admin}),
+    # broadcasts, by audience
+    "broadcast.members": frozenset({R.secretary, R.community_admin}),
+    "broadcast.residents": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "broadcast.volunteers": frozenset({R.secretary, R.community_admin}),
+    "broadcast.community": frozenset({R.community_admin}),
+    # membership and roles
+    "invite.create": frozenset({R.secretary}),
+    "role.grant": frozenset({R.operator}),
+    "audit.read": frozenset({R.operator, R.community_admin}),
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where an action happens. Empty fields: the action is not tied to that level."""
+
+    community_id: int | None = None
+    grid_id: int | None = None
+    branch_id: int | None = None
+
+
+def scope_of_branch(session: Session, branch: Branch) -> Scope:
+    grid = session.get(Grid, branch.grid_id)
+    return Scope(community_id=grid.community_id if grid else None, grid_id=branch.grid_id, branch_id=branch.id)
+
+
+def scope_of_grid(session: Session, grid_id: int) -> Scope:
+    grid = session.get(Grid, grid_id)
+    if grid is None:
+        return Scope()
+    branch_id = session.scalar(select(Branch.id).where(Branch.grid_id == grid_id))
+    return Scope(community_id=grid.community_id, grid_id=grid_id, branch_id=branch_id)
+
+
+def scope_of_community(community_id: int) -> Scope:
+    return Scope(community_id=community_id)
+
+
+def roles_at(session: Session, person: Person | None, scope: Scope) -> set[Role]:
+    """The roles `person` holds at `scope`.
+
+    operator: everywhere. community_admin: in their community. grid_worker: in their grid.
+    secretary: in their branch (the branch's secretary or a secretary grant for it).
+    member: in a branch they belong to. resident and volunteer: unscoped grants count
+    everywhere, scoped ones only where they apply; a resident bound to a building counts
+    in that building's grid.
+    """
+    if person is None:
+        return set()
+    held: set[Role] = set()
+    for g in person.grants:
+        unscoped = g.community_id is None and g.grid_id is None and g.branch_id is None
+        if g.role is R.operator:
+            held.add(R.operator)
+        elif g.role is R.community_admin:
+            if scope.community_id is not None and g.community_id == scope.community_id:
+                held.add(R.community_admin)
+        elif g.role is R.grid_worker:
+            if scope.grid_id is not None and g.grid_id == scope.grid_id:
+                held.add(R.grid_worker)
+        elif g.role is R.secretary:
+            if scope.branch_id is not None and g.branch_id == scope.branch_id:
+                held.add(R.secretary)
+        elif g.role in (R.resident, R.volunteer):
+            if unscoped or (scope.community_id is not None and g.community_id == scope.community_id) \
+                    or (scope.grid_id is not None and g.grid_id == scope.grid_id) \
+                    or (scope.branch_id is not None and g.branch_id == scope.branch_id):
+                held.add(g.role)
+        elif g.role is R.member and scope.branch_id is not None and g.branch_id == scope.branch_id:
+            held.add(R.member)
+    if scope.branch_id is not None:
+        branch = session.get(Branch, scope.branch_id)
+        if branch is not None and branch.secretary_id == person.id:
+            held.add(R.secretary)
+        if session.scalar(select(BranchMember.id).where(BranchMember.branch_id == scope.branch_id,
+                                                        BranchMember.person_id == person.id)):
+            held.add(R.member)
+    if person.building_id is not None and scope.grid_id is not None and R.resident not in held:
+        building = session.get(Building, person.building_id)
+        if building is not None and building.grid_id == scope.grid_id:
+            held.add(R.resident)
+    return held
+
+
+def allowed(session: Session, person: Person | None, action: str, scope: Scope) -> bool:
+    if action not in PERMISSIONS:
+        raise ValueError(f"unknown action {action!r}")
+    return bool(roles_at(session, person, scope) & PERMISSIONS[action])
+
+
+def require(session: Session, person: Person | None, action: str, scope: Scope) -> Person:
+    """Return `person` if they may take `action` at `scope`; else raise NotAllowed."""
+    if person is None:
+        raise NotAllowed(t("deny.unknown_person"))
+    if not allowed(session, person, action, scope):
+        raise NotAllowed(t("deny.action", action=t(f"action.{action}")))
+    return person
