@@ -1,5 +1,6 @@
 """All models, re-exported so that `Base.metadata` knows every table."""
 
+from core.models.audit import AuditEntry
 from core.models.base import Base, TimestampMixin, UTCDateTime, utcnow
 from core.models.duties import (
     Attendance,
@@ -30,6 +31,7 @@ from core.models.tickets import (
 
 __all__ = [
     "Attendance",
+    "AuditEntry",
     "AttendanceStatus",
     "Audience",
     "Base",
