@@ -6,6 +6,8 @@ for one unit of work and `session_scope` commits or rolls back.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,7 +60,36 @@ def _configure_sqlite(engine: Engine) -> None:
         if conn.get_execution_options().get(READ_ONLY):
             conn.exec_driver_sql("BEGIN")
         else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            _begin_immediate(conn.connection.dbapi_connection)
+
+
+# SQLite's own busy handler sleeps 1, 2, 5, 10, ... up to 100 ms between tries and is
+# not woken when the lock frees, so a writer that finds the lock taken for a
+# millisecond can sleep 50 ms: under concurrency those sleeps are the reply-time tail.
+# Writers therefore wait for the write lock here, trying again every millisecond or
+# two; once BEGIN IMMEDIATE succeeds a WAL writer waits for nothing else.
+_BEGIN_RETRY_SLEEPS = (0.0005, 0.001, 0.001, 0.002)
+BEGIN_TIMEOUT = 30.0
+
+
+def _begin_immediate(dbapi_connection: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=0")
+        deadline = time.monotonic() + BEGIN_TIMEOUT
+        attempt = 0
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(_BEGIN_RETRY_SLEEPS[min(attempt, len(_BEGIN_RETRY_SLEEPS) - 1)])
+            attempt += 1
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout={int(BEGIN_TIMEOUT * 1000)}")
+        cursor.close()
 
 
 READ_ONLY = "gridbot_read_only"
