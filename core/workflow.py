@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.config import get_settings
 from core.messages import t
 from core.models import (
@@ -382,12 +383,18 @@ def reject(session: Session, ticket_id: int, person: Person | None, reason: str,
 
 
 def contact_details(session: Session, ticket_id: int, person: Person | None) -> str:
-    """The reporter's full name and phone, for the secretary, grid worker or admin only."""
+    """The reporter's full name and phone, for the secretary, grid worker or admin only.
+
+    Every time they are shown, the audit log says who saw whose contact (ticket.contact);
+    a refusal or an anonymous ticket shows nothing and records nothing.
+    """
     ticket = _ticket(session, ticket_id)
     check(session, person, "contact", ticket)
     reporter = session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
     if reporter is None or ticket.anonymous:
         return t("contact.anonymous", number=ticket.number)
+    audit.record(session, person, "ticket.contact", f"ticket:{ticket.id}",
+                 {"number": ticket.number, "reporter": f"person:{reporter.id}", "phone": bool(reporter.phone)})
     log.info("contact of ticket %s shown to person %s", ticket.number, person.id if person else None)
     return t("contact.details", number=ticket.number, name=reporter.display_name,
              phone=reporter.phone or t("card.no_phone"))
