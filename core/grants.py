@@ -31,7 +31,8 @@ REQUIRED_SCOPE: dict[Role, str | None] = {
     R.community_admin: "community",
     R.operator: None,
 }
-MODELS = {"community": Community, "grid": Grid, "branch": Branch}
+MODELS: dict[str, type[Community] | type[Grid] | type[Branch]] = {
+    "community": Community, "grid": Grid, "branch": Branch}
 
 
 class GrantError(ValueError):

@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -94,7 +95,7 @@ def redeem(session: Session, telegram_id: int, display_name: str, code: str, *,
         person = Person(telegram_id=telegram_id, display_name=display_name.strip() or t("actor.resident"))
         session.add(person)
         session.flush()
-    taken = session.execute(
+    taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
         update(InviteCode)
         .where(InviteCode.id == invite.id, InviteCode.used_at.is_(None), InviteCode.expires_at > now)
         .values(used_at=now, used_by_id=person.id)
