@@ -35,7 +35,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import binding, duties_buttons, ticket_buttons
+from bot import binding, duties_buttons, roles, ticket_buttons
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient
@@ -364,6 +364,9 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     app = builder.build()
     app.bot_data["services"] = svc
     private = filters.ChatType.PRIVATE
+    # Roles (bot/roles.py): /invite, /join and the invite's branch buttons; before on_callback.
+    for handler in roles.handlers(factory):
+        app.add_handler(handler)
     app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, on_edited))
     app.add_handler(CommandHandler("start", on_start, filters=private))
     app.add_handler(CommandHandler("my", on_my, filters=private))

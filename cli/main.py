@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from sqlalchemy import select
 
+from core import audit, grants
 from core.categories import sync_categories
 from core.config import PROJECT_ROOT, get_settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.migrate import upgrade
-from core.models import Building, Grid, Ticket
+from core.models import Building, Grid, Person, Ticket
 from core.registry_import import ImportFailed, import_registry
 from core.routing import Router
 
@@ -163,6 +166,98 @@ def tickets(
                    f"{row['grid'] or '-':<10} {row['building'] or '-':<12} {row['created']}")
     if not rows:
         typer.echo("no tickets", err=True)
+
+
+ScopeOption = Annotated[str | None, typer.Option(help="Community code (community_admin; resident/volunteer).")]
+GridOption = Annotated[str | None, typer.Option(help="Grid code (grid_worker; resident/volunteer).")]
+BranchOption = Annotated[str | None, typer.Option(help="Branch code (secretary, member; resident/volunteer).")]
+
+
+def _change_role(give: bool, person: str, role: str, community: str | None, grid: str | None,
+                 branch: str | None) -> None:
+    with session_scope(_factory()) as session:
+        try:
+            target = grants.resolve(session, person, role, community=community, grid=grid, branch=branch)
+        except grants.GrantError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        changed = (grants.grant if give else grants.revoke)(session, target, actor=None)
+        who = target.person.code or f"telegram {target.person.telegram_id}"
+        summary = f"{who} {target.role.value} @ {target.where}"
+    if give:
+        typer.echo(f"granted: {summary}" if changed else f"unchanged: {summary} was already held")
+        return
+    if not changed:
+        typer.echo(f"nothing to revoke: {summary} is not held", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked: {summary}")
+
+
+@app.command()
+def grant(
+    person: Annotated[str, typer.Argument(help="Registry code (P-0001) or Telegram id.")],
+    role: Annotated[str, typer.Argument(help="resident, volunteer, member, secretary, grid_worker, "
+                                             "community_admin or operator.")],
+    community: ScopeOption = None,
+    grid: GridOption = None,
+    branch: BranchOption = None,
+) -> None:
+    """Give PERSON a ROLE where it applies (audited as role.grant). Exit 2 on a bad request."""
+    _change_role(True, person, role, community, grid, branch)
+
+
+@app.command()
+def revoke(
+    person: Annotated[str, typer.Argument(help="Registry code (P-0001) or Telegram id.")],
+    role: Annotated[str, typer.Argument(help="The role to take away.")],
+    community: ScopeOption = None,
+    grid: GridOption = None,
+    branch: BranchOption = None,
+) -> None:
+    """Take a ROLE away from PERSON (audited as role.revoke). Exit 1 if it was not held, 2 on a bad request."""
+    _change_role(False, person, role, community, grid, branch)
+
+
+def _local_day(value: str | None, tz: ZoneInfo) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint="--since") from None
+    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(timezone.utc)
+
+
+@app.command("audit")
+def audit_(
+    since: Annotated[str | None, typer.Option(help="Only entries from this local day on (YYYY-MM-DD).")] = None,
+    action: Annotated[str | None, typer.Option(help="Only this action, e.g. ticket.contact, role.grant.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 200,
+) -> None:
+    """Who saw a resident's contact, who broadcast, who granted roles: the audit log, newest first."""
+    tz = get_settings().tz
+    start = _local_day(since, tz)
+    with session_scope(_factory()) as session:
+        rows = []
+        for entry in audit.entries(session, since=start, action=action, limit=limit):
+            actor = session.get(Person, entry.actor_id) if entry.actor_id is not None else None
+            rows.append({
+                "at": entry.at.astimezone(tz).isoformat(timespec="seconds"),
+                "actor": actor.display_name if actor is not None else None,
+                "actor_code": actor.code if actor is not None else None,
+                "action": entry.action,
+                "subject": entry.subject,
+                "detail": entry.detail,
+            })
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        detail = json.dumps(row["detail"], ensure_ascii=False, sort_keys=True)
+        typer.echo(f"{row['at']}  {row['actor'] or '(operator)'}  {row['action']}  {row['subject']}  {detail}")
+    if not rows:
+        typer.echo("no audit entries", err=True)
 
 
 @app.command()

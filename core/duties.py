@@ -60,6 +60,7 @@ from core.models import (
 )
 from core.models.duties import DEFAULT_REMINDER_OFFSETS
 from core.outbox import enqueue, enqueue_many
+from core.permissions import allowed, scope_of_branch, scope_of_community
 from core.workflow import NotAllowed
 
 A = AttendanceStatus
@@ -175,24 +176,17 @@ def _community_id(session: Session, branch: Branch) -> int:
     return grid.community_id
 
 
-def _is_admin(person: Person, community_id: int) -> bool:
-    return any(g.role is Role.community_admin and g.community_id == community_id for g in person.grants)
+def may_manage_branch(session: Session, person: Person | None, branch: Branch,
+                      action: str = "event.manage") -> bool:
+    """The branch's secretary and the admins of its community (PERMISSIONS[action]) schedule
+    and see its duties."""
+    return person is not None and allowed(session, person, action, scope_of_branch(session, branch))
 
 
-def _is_secretary(person: Person, branch: Branch) -> bool:
-    return branch.secretary_id == person.id or any(
-        g.role is Role.secretary and g.branch_id == branch.id for g in person.grants)
-
-
-def may_manage_branch(session: Session, person: Person | None, branch: Branch) -> bool:
-    """The branch's secretary and the admins of its community schedule and see its duties."""
-    return person is not None and (_is_secretary(person, branch)
-                                   or _is_admin(person, _community_id(session, branch)))
-
-
-def _require_manager(session: Session, person: Person | None, branch: Branch) -> Person:
+def _require_manager(session: Session, person: Person | None, branch: Branch,
+                     action: str = "event.manage") -> Person:
     person = _require_person(person)
-    if not may_manage_branch(session, person, branch):
+    if not may_manage_branch(session, person, branch, action):
         raise NotAllowed(t("duty.deny.not_manager"))
     return person
 
@@ -203,13 +197,15 @@ def _community_branches(session: Session, community_id: int) -> list[Branch]:
 
 
 def may_manage_shift(session: Session, person: Person | None, shift: Shift) -> bool:
-    """A branch shift: its branch's managers. A community shift: the community's admins and its secretaries."""
+    """shift.manage: a branch shift at its branch; a community shift at the community (its
+    admins) or at any branch of it (its secretaries)."""
     if person is None:
         return False
     if shift.branch_id is not None:
-        return may_manage_branch(session, person, _branch(session, shift.branch_id))
-    return _is_admin(person, shift.community_id) or any(
-        _is_secretary(person, b) for b in _community_branches(session, shift.community_id))
+        return allowed(session, person, "shift.manage", scope_of_branch(session, _branch(session, shift.branch_id)))
+    return allowed(session, person, "shift.manage", scope_of_community(shift.community_id)) or any(
+        allowed(session, person, "shift.manage", scope_of_branch(session, b))
+        for b in _community_branches(session, shift.community_id))
 
 
 # -- recurrence --------------------------------------------------------------------
@@ -822,7 +818,7 @@ def _report(session: Session, occ: EventOccurrence) -> EventReport:
 def event_report(session: Session, occurrence_id: int, actor: Person | None) -> EventReport:
     """Who comes, who asked for leave (and why), who did not answer, who checked in."""
     occ = _occurrence(session, occurrence_id)
-    _require_manager(session, actor, _branch(session, occ.event.branch_id))
+    _require_manager(session, actor, _branch(session, occ.event.branch_id), "event.report")
     return _report(session, occ)
 
 
@@ -867,7 +863,7 @@ def monthly_summary(session: Session, branch_id: int, year: int, month: int, act
     now = _now(now)
     tz = tz or get_settings().tz
     branch = _branch(session, branch_id)
-    _require_manager(session, actor, branch)
+    _require_manager(session, actor, branch, "event.report")
     start = datetime(year, month, 1, tzinfo=tz)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
     summary = MonthlySummary(branch, year, month)

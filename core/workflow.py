@@ -18,11 +18,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.config import get_settings
 from core.messages import t
 from core.models import (
     Branch,
-    BranchMember,
     Building,
     Grid,
     Landmark,
@@ -36,22 +36,29 @@ from core.models import (
     utcnow,
 )
 from core.outbox import enqueue
-from core.permissions import NotAllowed
+from core.permissions import NotAllowed, Scope, allowed
 from core.tickets import LEGAL_TRANSITIONS, NewTicket, change_status, file_ticket
 
 S = TicketStatus
 log = logging.getLogger("gridbot.workflow")
 
-# Who may do what. The community admin may do every handler action but not rate:
-# satisfaction is the residents' word.
-MAY: dict[str, frozenset[str]] = {
-    "claim": frozenset({"member", "secretary", "worker", "admin"}),
-    "resolve": frozenset({"claimer", "secretary", "worker", "admin"}),
-    "escalate": frozenset({"secretary", "worker", "admin"}),
-    "reject": frozenset({"secretary", "worker", "admin"}),
-    "contact": frozenset({"secretary", "worker", "admin"}),
+# Who may do what. The role part is core.permissions.PERMISSIONS (ticket.<action>, scoped
+# to the ticket's branch, grid and community); on top of it, a person's relation to one
+# ticket: its claimer may resolve it, its reporter and followers (and only they) rate it.
+# The community admin may do every handler action but not rate: satisfaction is the
+# residents' word.
+PERMISSION: dict[str, str] = {
+    "claim": "ticket.claim",
+    "resolve": "ticket.resolve",
+    "escalate": "ticket.escalate",
+    "reject": "ticket.reject",
+    "contact": "ticket.contact",
+}
+RELATIONS: dict[str, frozenset[str]] = {
+    "resolve": frozenset({"claimer"}),
     "rate": frozenset({"reporter", "follower"}),
 }
+ACTIONS = frozenset(PERMISSION) | frozenset(RELATIONS)
 TARGET = {"claim": S.claimed, "resolve": S.resolved, "escalate": S.escalated, "reject": S.rejected}
 RATINGS = {3: S.closed, 2: S.closed, 1: S.reopened}  # 满意, 基本满意, 不满意
 OPEN = frozenset(S) - {S.closed, S.rejected, S.duplicate}
@@ -164,39 +171,38 @@ def _follower_ids(session: Session, ticket: Ticket) -> list[int]:
                                 .where(TicketFollower.ticket_id == ticket.id).order_by(TicketFollower.id)))
 
 
-def _roles(session: Session, person: Person, ticket: Ticket) -> set[str]:
-    """What `person` is to `ticket`: reporter, follower, claimer, member, secretary, worker, admin."""
-    roles = set()
-    if ticket.reporter_id == person.id:
-        roles.add("reporter")
-    if person.id in _follower_ids(session, ticket):
-        roles.add("follower")
-    if ticket.claimed_by_id == person.id:
-        roles.add("claimer")
+def scope_of_ticket(session: Session, ticket: Ticket) -> Scope:
+    """Where a ticket's handling happens: its community, grid and the grid's branch."""
     branch = _branch(session, ticket)
-    if branch is not None:
-        if branch.secretary_id == person.id:
-            roles.add("secretary")
-        if session.scalar(select(BranchMember.id).where(BranchMember.branch_id == branch.id,
-                                                        BranchMember.person_id == person.id)):
-            roles.add("member")
-    community_id = _community_id(session, ticket)
-    for grant in person.grants:
-        if grant.role is Role.grid_worker and ticket.grid_id is not None and grant.grid_id == ticket.grid_id:
-            roles.add("worker")
-        if grant.role is Role.community_admin and community_id is not None \
-                and grant.community_id == community_id:
-            roles.add("admin")
-    return roles
+    return Scope(community_id=_community_id(session, ticket), grid_id=ticket.grid_id,
+                 branch_id=branch.id if branch is not None else None)
+
+
+def relations(session: Session, person: Person, ticket: Ticket) -> set[str]:
+    """What `person` is to this one ticket: reporter, follower, claimer."""
+    found = set()
+    if ticket.reporter_id == person.id:
+        found.add("reporter")
+    if person.id in _follower_ids(session, ticket):
+        found.add("follower")
+    if ticket.claimed_by_id == person.id:
+        found.add("claimer")
+    return found
 
 
 def check(session: Session, person: Person | None, action: str, ticket: Ticket) -> None:
-    """Raise NotAllowed unless `person` may do `action` (see MAY) to `ticket` in its current state."""
-    if action not in MAY:
+    """Raise NotAllowed unless `person` may do `action` to `ticket` in its current state.
+
+    Allowed: a role PERMISSIONS gives for ticket.<action> at the ticket's scope, or a
+    relation RELATIONS gives (claimer resolves, reporter and followers rate).
+    """
+    if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     if person is None:
         raise NotAllowed(t("ticket.unknown_person"))
-    if not _roles(session, person, ticket) & MAY[action]:
+    by_role = action in PERMISSION and allowed(session, person, PERMISSION[action],
+                                                scope_of_ticket(session, ticket))
+    if not by_role and not relations(session, person, ticket) & RELATIONS.get(action, frozenset()):
         raise NotAllowed(t(f"deny.role_{action}"))
     if action == "rate" and ticket.status is not S.resolved:
         raise NotAllowed(t("deny.rated") if ticket.rating is not None
@@ -377,12 +383,18 @@ def reject(session: Session, ticket_id: int, person: Person | None, reason: str,
 
 
 def contact_details(session: Session, ticket_id: int, person: Person | None) -> str:
-    """The reporter's full name and phone, for the secretary, grid worker or admin only."""
+    """The reporter's full name and phone, for the secretary, grid worker or admin only.
+
+    Every time they are shown, the audit log says who saw whose contact (ticket.contact);
+    a refusal or an anonymous ticket shows nothing and records nothing.
+    """
     ticket = _ticket(session, ticket_id)
     check(session, person, "contact", ticket)
     reporter = session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
     if reporter is None or ticket.anonymous:
         return t("contact.anonymous", number=ticket.number)
+    audit.record(session, person, "ticket.contact", f"ticket:{ticket.id}",
+                 {"number": ticket.number, "reporter": f"person:{reporter.id}", "phone": bool(reporter.phone)})
     log.info("contact of ticket %s shown to person %s", ticket.number, person.id if person else None)
     return t("contact.details", number=ticket.number, name=reporter.display_name,
              phone=reporter.phone or t("card.no_phone"))

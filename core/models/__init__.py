@@ -16,6 +16,7 @@ from core.models.duties import (
     SignupStatus,
 )
 from core.models.inbox import InboxMessage, InboxState
+from core.models.invites import InviteCode
 from core.models.outbox import OutboxMessage, SendState
 from core.models.people import Branch, BranchMember, PartyGroup, Person, Role, RoleGrant
 from core.models.registry import Building, Community, Grid, Landmark, Street
@@ -48,6 +49,7 @@ __all__ = [
     "Grid",
     "InboxMessage",
     "InboxState",
+    "InviteCode",
     "Landmark",
     "OutboxMessage",
     "PartyGroup",

@@ -1,0 +1,112 @@
+"""One-time invite codes: the only way a person joins a branch through chat.
+
+A branch's secretary asks for a code (/invite; `invite.create` in core.permissions) and
+hands it over in person or privately; the new member sends /join CODE. A code is good
+for one person, once, for `TTL` (72 h). Redeeming is race-safe: the code is taken with
+one `UPDATE ... WHERE used_at IS NULL` and only the caller whose update changed the row
+joins, so two people with one code make exactly one member. Nothing here can make
+anyone a secretary or admin: those come from `gridbot import` and `gridbot grant`.
+
+Every function works in the caller's transaction and never commits; refusals raise
+NotAllowed with a Chinese reason fit to show the person.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.messages import t
+from core.models import Branch, BranchMember, InviteCode, Person, Role, RoleGrant, utcnow
+from core.permissions import NotAllowed, allowed, require, scope_of_branch
+
+# no 0/O, 1/I/L: a code read out or copied by hand cannot be mistaken
+ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+LENGTH = 8  # 31**8 ≈ 8.5e11 codes
+TTL = timedelta(hours=72)
+_NOT_CODE = re.compile(r"[\s\-_]")
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+
+
+def normalise(code: str) -> str:
+    """What the person typed, as stored: upper case, without spaces or dashes."""
+    return _NOT_CODE.sub("", code).upper()
+
+
+def inviting_branches(session: Session, person: Person | None) -> list[Branch]:
+    """The branches `person` may invite to (invite.create at each branch's scope)."""
+    if person is None:
+        return []
+    return [b for b in session.scalars(select(Branch).order_by(Branch.code))
+            if allowed(session, person, "invite.create", scope_of_branch(session, b))]
+
+
+def create_invite(session: Session, actor: Person | None, branch_id: int, *, now: datetime | None = None,
+                  ttl: timedelta = TTL) -> InviteCode:
+    """A fresh code for the branch; only who holds invite.create there (its secretary)."""
+    now = now or utcnow()
+    branch = session.get(Branch, branch_id)
+    if branch is None:
+        raise NotAllowed(t("invite.branch_not_found"))
+    actor = require(session, actor, "invite.create", scope_of_branch(session, branch))
+    code = new_code()
+    while session.scalar(select(InviteCode.id).where(InviteCode.code == code)) is not None:
+        code = new_code()  # a collision is ~1 in 1e11; the unique constraint is the backstop
+    invite = InviteCode(code=code, branch_id=branch.id, created_by_id=actor.id, created_at=now,
+                        expires_at=now + ttl)
+    session.add(invite)
+    session.flush()
+    audit.record(session, actor, "invite.create", f"branch:{branch.id}",
+                 {"branch": branch.code, "invite": invite.id})
+    return invite
+
+
+def redeem(session: Session, telegram_id: int, display_name: str, code: str, *,
+           now: datetime | None = None) -> tuple[Branch, Person]:
+    """Make the sender a member of the code's branch (creating the Person if new).
+
+    Refused (NotAllowed) if the code is unknown, expired or used, or the sender already
+    belongs to the branch (the code then stays unused).
+    """
+    now = now or utcnow()
+    invite = session.scalar(select(InviteCode).where(InviteCode.code == normalise(code)))
+    if invite is None:
+        raise NotAllowed(t("invite.unknown"))
+    if invite.used_at is not None:
+        raise NotAllowed(t("invite.used"))
+    if invite.expires_at <= now:
+        raise NotAllowed(t("invite.expired"))
+    branch = session.get(Branch, invite.branch_id)
+    assert branch is not None  # invite_codes.branch_id cascades on delete
+    person = session.scalar(select(Person).where(Person.telegram_id == telegram_id))
+    if person is not None and session.scalar(select(BranchMember.id).where(
+            BranchMember.branch_id == branch.id, BranchMember.person_id == person.id)) is not None:
+        raise NotAllowed(t("invite.already_member", branch=branch.name))
+    if person is None:
+        person = Person(telegram_id=telegram_id, display_name=display_name.strip() or t("actor.resident"))
+        session.add(person)
+        session.flush()
+    taken: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+        update(InviteCode)
+        .where(InviteCode.id == invite.id, InviteCode.used_at.is_(None), InviteCode.expires_at > now)
+        .values(used_at=now, used_by_id=person.id)
+        .execution_options(synchronize_session=False))
+    if taken.rowcount != 1:  # someone else redeemed it between our read and our update
+        raise NotAllowed(t("invite.used"))
+    session.add(BranchMember(branch_id=branch.id, person_id=person.id))
+    if not any(g.role is Role.member and g.branch_id == branch.id for g in person.grants):
+        person.grants.append(RoleGrant(role=Role.member, branch_id=branch.id))
+    session.flush()
+    session.refresh(invite)
+    audit.record(session, person, "invite.redeem", f"branch:{branch.id}",
+                 {"branch": branch.code, "invite": invite.id})
+    return branch, person
