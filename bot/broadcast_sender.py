@@ -8,9 +8,9 @@ workers; each send is:
 
 Limits. `RateLimiter` is a small sliding-window limiter of our own (python-telegram-bot's
 AIORateLimiter lets a burst of 30 through at once, which a strict "30 in any second" count
-refuses): at most `rate` request starts in any `period` seconds (30 per 1.03 s: the extra
-30 ms absorb the jitter between taking a slot and the request arriving), and at least one
-second between two requests to the same chat. Recipients are private chats, one message each;
+refuses): request starts evenly spaced `period / rate` apart and at most `rate` in any
+`period` seconds (30 per 1.01 s: the extra 10 ms absorb the jitter between taking a slot
+and the request arriving), and at least one second between two requests to the same chat. Recipients are private chats, one message each;
 group chats (20/min) are not broadcast to.
 
 Answers. RetryAfter (429): that recipient waits the time Telegram asked for (the row goes back
@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.request import BaseRequest, RequestData
 
 from core import broadcasts
 from core.db import read_scope, session_scope
@@ -53,7 +55,7 @@ from core.models import Broadcast, DeliveryState
 log = logging.getLogger("gridbot.broadcast")
 
 RATE = 30
-PERIOD = 1.03
+PERIOD = 1.01
 PER_CHAT_SECONDS = 1.0
 WORKERS = 4
 BATCH = 200
@@ -73,6 +75,10 @@ class RateLimiter:
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
         self._recent_429: collections.deque[float] = collections.deque()
+        # Start as if we had been sending at full rate: a restarted sender must not burst into
+        # the window its predecessor filled a moment ago.
+        start = clock()
+        self._starts.extend(start - period + (k + 1) * period / rate for k in range(rate))
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self.clock() + seconds)
@@ -100,6 +106,8 @@ class RateLimiter:
                 while self._starts and self._starts[0] <= now - self.period:
                     self._starts.popleft()
                 waits = [self._paused_until - now]
+                if self._starts:  # evenly spaced: no bursts after a quiet moment
+                    waits.append(self._starts[-1] + self.period / self.rate - now)
                 if len(self._starts) >= self.rate:
                     waits.append(self._starts[0] + self.period - now)
                 if chat_id is not None and chat_id in self._chat_last:
@@ -114,6 +122,54 @@ class RateLimiter:
                                                if t > now - self.per_chat}
                     return
                 await asyncio.sleep(wait)
+
+
+_MARK: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("broadcast_mark",
+                                                                                 default=None)
+
+
+class NotTaken(TelegramError):
+    """The delivery was no longer pending when its send was about to go out: nothing was sent."""
+
+
+class MarkBeforeSend(BaseRequest):
+    """The sender's transport: wraps a real one (HTTPXRequest, or the tests' fake) and runs the
+    delivery's 'sending' commit as the very last step before the request is written, in the
+    same task, after python-telegram-bot has built it. That keeps the window in which a crash
+    leaves a row 'sending' although Telegram never got the request to the commit itself plus
+    httpx writing one request (well under a millisecond), instead of a thread hop and the
+    request building. The commit runs on the event loop on purpose: a short single-row UPDATE."""
+
+    def __init__(self, inner: BaseRequest) -> None:
+        self.inner = inner
+
+    async def initialize(self) -> None:
+        await self.inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self.inner.shutdown()
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self.inner.read_timeout
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         write_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         pool_timeout: Any = BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:
+        mark = _MARK.get()
+        if mark is not None:
+            _MARK.set(None)  # one mark, one request
+            if not mark():
+                raise NotTaken("delivery no longer pending")
+        return await self.inner.do_request(url, method, request_data, read_timeout, write_timeout,
+                                           connect_timeout, pool_timeout)
+
+
+def sender_bot(token: str, request: BaseRequest, **kwargs: Any) -> Bot:
+    """The plain Bot the broadcast sender uses: its own transport wrapped in MarkBeforeSend."""
+    return Bot(token, request=MarkBeforeSend(request), **kwargs)
 
 
 @dataclass
@@ -161,7 +217,11 @@ class BroadcastSender:
         self.stats = SenderStats()
         self._recovered = False
 
-    # -- database work (in a worker thread) ---------------------------------------------------
+    # -- database work -----------------------------------------------------------------------------
+    # A delivery's own commits (sending, then its outcome) are single-row UPDATEs run on the event
+    # loop, not in a worker thread: a thread hop between the 'sending' commit and the request
+    # would widen the crash window (see MarkBeforeSend), and no other thread competes for the GIL
+    # there. Reads and per-broadcast work go to a thread.
 
     def _tx(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with session_scope(self.factory) as session:
@@ -239,37 +299,48 @@ class BroadcastSender:
 
     async def _deliver(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
         await self.limiter.acquire(due.chat_id)
-        if not await asyncio.to_thread(self._tx, broadcasts.mark_sending, due.id):
-            return "skipped"
         outcome = await self._send(due, payload)
-        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        if outcome != "skipped":
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         return outcome
 
+    def _mark(self, delivery_id: int) -> Callable[[], bool]:
+        return lambda: bool(self._tx(broadcasts.mark_sending, delivery_id))
+
     async def _send(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
+        wrapped = isinstance(self.bot.request, MarkBeforeSend)
+        if not wrapped and not self._tx(broadcasts.mark_sending, due.id):
+            return "skipped"
+        token = _MARK.set(self._mark(due.id)) if wrapped else None
         try:
             message = await send_notice(self.bot, due.chat_id, payload)
+        except NotTaken:
+            return "skipped"
         except RetryAfter as exc:
             seconds = _seconds(exc)
             if self.limiter.retry_after(seconds):
                 log.warning("Telegram limits the bot: every send paused for %gs", seconds)
-            await asyncio.to_thread(self._tx, broadcasts.retry_later, due.id, f"RetryAfter {seconds:g}s",
+            self._tx(broadcasts.retry_later, due.id, f"RetryAfter {seconds:g}s",
                                     delay=timedelta(seconds=seconds))
             return "retried"
         except Forbidden as exc:
-            await asyncio.to_thread(self._tx, broadcasts.mark_blocked, due.id, f"Forbidden: {exc.message}")
+            self._tx(broadcasts.mark_blocked, due.id, f"Forbidden: {exc.message}")
             return "blocked"
         except BadRequest as exc:
-            await asyncio.to_thread(self._tx, broadcasts.mark_failed, due.id, f"BadRequest: {exc.message}")
+            self._tx(broadcasts.mark_failed, due.id, f"BadRequest: {exc.message}")
             log.warning("broadcast delivery %s refused by Telegram: %s", due.id, exc.message)
             return "failed"
         except TimedOut:
-            await asyncio.to_thread(self._tx, _mark_unconfirmed, due.id)
+            self._tx(_mark_unconfirmed, due.id)
             return "unconfirmed"
         except (NetworkError, TelegramError) as exc:
-            state = await asyncio.to_thread(self._tx, broadcasts.retry_later, due.id,
+            state = self._tx(broadcasts.retry_later, due.id,
                                             f"{type(exc).__name__}: {exc.message}")
             return "failed" if state is DeliveryState.failed else "retried"
-        await asyncio.to_thread(self._tx, broadcasts.mark_sent, due.id, message.message_id)
+        finally:
+            if token is not None:
+                _MARK.reset(token)
+        self._tx(broadcasts.mark_sent, due.id, message.message_id)
         return "sent"
 
 

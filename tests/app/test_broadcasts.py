@@ -9,9 +9,8 @@ import time
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from telegram import Bot
 
-from bot.broadcast_sender import BroadcastSender, RateLimiter
+from bot.broadcast_sender import BroadcastSender, RateLimiter, sender_bot
 from bot.dispatcher import OutboxDispatcher
 from core import audit, broadcasts
 from core.db import session_scope
@@ -75,7 +74,7 @@ def _deliveries(factory: sessionmaker[Session], broadcast_id: int) -> dict[int, 
 
 
 async def _sender(factory: sessionmaker[Session], fake: FakeTelegram, **kwargs: object) -> BroadcastSender:
-    bot = Bot("123:ABC", request=fake)
+    bot = sender_bot("123:ABC", fake)
     await bot.initialize()
     return BroadcastSender(bot, factory, **kwargs)  # type: ignore[arg-type]
 
@@ -333,3 +332,22 @@ def test_failures_retry_with_backoff_then_fail(sqlite_demo_factory) -> None:  # 
         assert (row.next_attempt_at - broadcasts.utcnow()).total_seconds() > 30  # backoff grew
         assert broadcasts.mark_sending(s, row.id)
         assert broadcasts.retry_later(s, row.id, "NetworkError") is DeliveryState.failed
+
+
+def test_a_row_taken_meanwhile_is_not_sent(sqlite_demo_factory) -> None:  # type: ignore[no-untyped-def]
+    """The 'sending' commit is the last step before the request: a row that stopped being pending
+    after it was claimed (another sender, a cancel) goes out to nobody."""
+    factory = sqlite_demo_factory
+    [chat] = _add_residents(factory, 1)
+    bid = _queued(factory, progress=False)
+    fake = FakeTelegram()
+
+    async def scenario() -> None:
+        sender = await _sender(factory, fake)
+        with session_scope(factory) as s:
+            [due] = [d for d in broadcasts.claim_due(s, bid) if d.chat_id == chat]
+            broadcasts.mark_failed(s, due.id, "cancelled")
+        assert await sender._send(due, {"text": "停水"}) == "skipped"
+
+    asyncio.run(scenario())
+    assert fake.calls_to("sendMessage", chat) == []
