@@ -216,6 +216,11 @@ class BroadcastSender:
         self.on_finished = on_finished
         self.stats = SenderStats()
         self._recovered = False
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """A notice was queued to go now: look at once instead of at the next idle tick."""
+        self._wake.set()
 
     # -- database work -----------------------------------------------------------------------------
     # A delivery's own commits (sending, then its outcome) are single-row UPDATEs run on the event
@@ -257,8 +262,11 @@ class BroadcastSender:
                 await self.run_once(stop)
             except Exception:  # noqa: BLE001 - keep the loop alive; logged
                 log.exception("broadcast pass failed")
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            await asyncio.wait(waiters, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake.clear()
 
     def _start(self, session: Session, broadcast_id: int) -> tuple[dict[str, Any], int | None, int | None]:
         broadcast = broadcasts.start(session, broadcast_id)

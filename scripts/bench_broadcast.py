@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -229,6 +230,7 @@ def main() -> int:
     parser.add_argument("--recipients", "-n", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--kill-at", type=float, default=0.5, help="fraction delivered when the sender is killed")
+    parser.add_argument("--keep", action="store_true", help="keep the database and the fake's journal")
     parser.add_argument("--serve", nargs=2, metavar=("PORT_FILE", "JOURNAL"), help=argparse.SUPPRESS)
     parser.add_argument("--send", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -317,6 +319,8 @@ def main() -> int:
         "unconfirmed": states.get("unconfirmed", 0),
         "limit_429": counts["L"],
     }
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result), flush=True)
     return 0
 
