@@ -78,6 +78,7 @@ class RateLimiter:
         # Start as if we had been sending at full rate: a restarted sender must not burst into
         # the window its predecessor filled a moment ago.
         start = clock()
+        self._next_slot = start
         self._starts.extend(start - period + (k + 1) * period / rate for k in range(rate))
 
     def pause(self, seconds: float) -> None:
@@ -106,8 +107,7 @@ class RateLimiter:
                 while self._starts and self._starts[0] <= now - self.period:
                     self._starts.popleft()
                 waits = [self._paused_until - now]
-                if self._starts:  # evenly spaced: no bursts after a quiet moment
-                    waits.append(self._starts[-1] + self.period / self.rate - now)
+                waits.append(self._next_slot - now)  # evenly spaced: no bursts after a quiet moment
                 if len(self._starts) >= self.rate:
                     waits.append(self._starts[0] + self.period - now)
                 if chat_id is not None and chat_id in self._chat_last:
@@ -115,6 +115,9 @@ class RateLimiter:
                 wait = max(waits)
                 if wait <= 0:
                     self._starts.append(now)
+                    # the next slot follows this one's slot, not its (late) start, so that waking
+                    # up late does not slow the pace; the window above still caps any catch-up
+                    self._next_slot = max(self._next_slot + self.period / self.rate, now)
                     if chat_id is not None:
                         self._chat_last[chat_id] = now
                         if len(self._chat_last) > 50_000:  # forget chats long past their second

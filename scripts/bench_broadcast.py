@@ -12,7 +12,8 @@ Three processes:
   python-telegram-bot's Bot and HTTPXRequest pointed at the fake.
 - this script: sets up a SQLite database (demo community, N residents, the notice queued by
   the branch secretary), starts the sender, SIGKILLs it when the fake has delivered half the
-  notices (polled every few ms, so the kill lands anywhere in a send), starts a new sender,
+  notices plus a seeded random 0-100 ms (so the kill lands anywhere in a send cycle, not just
+  after a delivery), starts a new sender,
   and waits for it to finish.
 
 Figures: seconds from the first sender's start to the second's exit; ideal_seconds = N / 30;
@@ -260,7 +261,9 @@ def main() -> int:
         kill_at = int(args.kill_at * args.recipients)
         tail = JournalTail(journal)
         while tail()["D"] < kill_at and first.poll() is None:
-            time.sleep(0.003 + random.random() * 0.01)
+            time.sleep(0.005)
+        # then at a random moment (not just after a delivery was seen): anywhere in a send
+        time.sleep(random.Random(args.seed).uniform(0.0, 0.1))
         first.send_signal(signal.SIGKILL)
         print(f"SIGKILL at {time.monotonic():.4f}")
         first.wait()
