@@ -305,7 +305,9 @@ class BroadcastSender:
                 task.add_done_callback(lambda _t: gate.release())
                 tasks.append(task)
                 await progress.update()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, BaseException):  # e.g. the database refused an outcome
+                    log.error("broadcast %s: a delivery failed in the sender", broadcast_id, exc_info=result)
         return False
 
     async def _deliver(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
