@@ -16,8 +16,8 @@ in 'sending', and nobody can tell whether Telegram got the request: the Bot API 
 idempotency key and no way to read back a chat. gridbot chooses never to send such a row
 again (`recover` turns it into 'unconfirmed', counted in the report): nobody gets a notice
 twice, and the only possible loss is a request that was committed as 'sending' but never
-reached Telegram — a window of about a millisecond per sender crash, because the commit is
-the last thing before the request. Only one sender runs per database (the bot process,
+reached Telegram: the commit is the last step before the request is written (see
+bot/broadcast_sender.py MarkBeforeSend), so the window is one to a few milliseconds per send. Only one sender runs per database (the bot process,
 which Telegram's getUpdates already makes unique), so at start-up every 'sending' row is a
 dead sender's.
 """

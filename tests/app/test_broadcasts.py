@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -351,3 +352,35 @@ def test_a_row_taken_meanwhile_is_not_sent(sqlite_demo_factory) -> None:  # type
 
     asyncio.run(scenario())
     assert fake.calls_to("sendMessage", chat) == []
+
+
+def test_photo_notice_and_schedule(sqlite_demo_factory) -> None:  # type: ignore[no-untyped-def]
+    """A photo goes out as one sendPhoto with the text as caption and the 已读 button; a notice
+    scheduled for later is not sent before its time."""
+    factory = sqlite_demo_factory
+    [chat] = _add_residents(factory, 1)
+    with session_scope(factory) as s:
+        sec, branch = _person(s, SECRETARY), _branch(s, "BR-HPL-01")
+        photo = broadcasts.create(s, sec, audience=A.residents, branch_id=branch.id, text="停水范围见图",
+                                  photo_file_id="photo-file-1", read_button=True)
+        broadcasts.queue(s, photo.id, sec)
+        later = broadcasts.create(s, sec, audience=A.residents, branch_id=branch.id, text="明天停水")
+        broadcasts.queue(s, later.id, sec, scheduled_at=broadcasts.utcnow() + timedelta(hours=2))
+        photo_id, later_id = photo.id, later.id
+        with pytest.raises(NotAllowed):
+            broadcasts.create(s, sec, audience=A.residents, branch_id=branch.id, text="长" * 1000,
+                              photo_file_id="photo-file-2")
+    fake = FakeTelegram()
+
+    async def scenario() -> None:
+        sender = await _sender(factory, fake)
+        assert await sender.run_once() == 1
+
+    asyncio.run(scenario())
+    [sent] = [c for c in fake.calls_to("sendPhoto", chat)]
+    assert sent.params["photo"] == "photo-file-1" and "停水范围见图" in sent.params["caption"]
+    assert fake.last_keyboard(chat) == [{"text": "已读", "callback_data": f"bc:r:{photo_id}"}]
+    assert all("明天停水" not in str(c.params.get("text")) for c in fake.calls)
+    with session_scope(factory) as s:
+        assert s.get(broadcasts.Broadcast, later_id).state is BroadcastState.queued  # type: ignore[union-attr]
+        assert broadcasts.due_broadcasts(s, broadcasts.utcnow() + timedelta(hours=3)) == [later_id]
