@@ -18,8 +18,9 @@ to pending with next_attempt_at = now + retry_after; it does not count as an att
 several 429s come within a second, Telegram is limiting the whole bot and every send pauses
 for retry_after. Forbidden (403: the user blocked the bot) marks the recipient blocked, never
 retried. BadRequest (400) fails the row. Other network errors and 5xx answers retry with
-backoff until core.broadcasts.MAX_ATTEMPTS. A timeout is ambiguous (Telegram may have got
-the message) and, like a crash during a send, makes the row 'unconfirmed', not resent.
+backoff until core.broadcasts.MAX_ATTEMPTS. A read or write timeout is ambiguous (Telegram
+may have got the message) and, like a crash during a send, makes the row 'unconfirmed', not
+resent; a connect or pool timeout provably sent nothing and is retried.
 
 Progress: the sender's chat gets one message "已发送 n/N", edited at most every
 `progress_every` seconds, and at the end a report (delivered, blocked, failed) through the
@@ -61,6 +62,8 @@ WORKERS = 4
 BATCH = 200
 PROGRESS_EVERY = 3.0
 BURST_429 = 3  # this many RetryAfter within a second: pause everything
+# httpx timeouts that happen before a request is written: Telegram cannot have got it
+NOT_SENT_TIMEOUTS = {"PoolTimeout", "ConnectTimeout"}
 
 
 class RateLimiter:
@@ -343,7 +346,10 @@ class BroadcastSender:
             self._tx(broadcasts.mark_failed, due.id, f"BadRequest: {exc.message}")
             log.warning("broadcast delivery %s refused by Telegram: %s", due.id, exc.message)
             return "failed"
-        except TimedOut:
+        except TimedOut as exc:
+            if type(exc.__cause__).__name__ in NOT_SENT_TIMEOUTS:  # provably never sent: try again
+                state = self._tx(broadcasts.retry_later, due.id, f"TimedOut: {exc.message}")
+                return "failed" if state is DeliveryState.failed else "retried"
             self._tx(_mark_unconfirmed, due.id)
             return "unconfirmed"
         except (NetworkError, TelegramError) as exc:

@@ -384,3 +384,33 @@ def test_photo_notice_and_schedule(sqlite_demo_factory) -> None:  # type: ignore
     with session_scope(factory) as s:
         assert s.get(broadcasts.Broadcast, later_id).state is BroadcastState.queued  # type: ignore[union-attr]
         assert broadcasts.due_broadcasts(s, broadcasts.utcnow() + timedelta(hours=3)) == [later_id]
+
+
+def test_timeouts_retry_only_when_nothing_was_sent(sqlite_demo_factory) -> None:  # type: ignore[no-untyped-def]
+    """A read timeout may have delivered the notice: unconfirmed, never resent. A pool or connect
+    timeout happened before the request was written: retried."""
+    import httpx
+    from telegram.error import TimedOut
+
+    factory = sqlite_demo_factory
+    [maybe, never] = _add_residents(factory, 2)
+    bid = _queued(factory, progress=False)
+    read_timeout, pool_timeout = TimedOut(), TimedOut("Pool timeout")
+    read_timeout.__cause__ = httpx.ReadTimeout("read")
+    pool_timeout.__cause__ = httpx.PoolTimeout("pool")
+    fake = FakeTelegram()
+    fake.fail_next("sendMessage", maybe, exception=read_timeout)
+    fake.fail_next("sendMessage", never, exception=pool_timeout)
+
+    async def scenario() -> None:
+        sender = await _sender(factory, fake)
+        with session_scope(factory) as s:
+            due = {d.chat_id: d for d in broadcasts.claim_due(s, bid)}
+        payload = {"text": "停水"}
+        assert await sender._send(due[maybe], payload) == "unconfirmed"
+        assert await sender._send(due[never], payload) == "retried"
+
+    asyncio.run(scenario())
+    d = _deliveries(factory, bid)
+    assert d[maybe].state is DeliveryState.unconfirmed
+    assert d[never].state is DeliveryState.pending and d[never].last_error.startswith("TimedOut")
