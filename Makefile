@@ -67,3 +67,9 @@ bench-chat: model
 # make bench-reminders: 10,000 duty reminders for 1,000 members, scheduler restart mid-run; last line JSON.
 bench-reminders: setup
 	@$(APP)/python scripts/bench_reminders.py $(if $(DATABASE_URL_BENCH),--database-url $(DATABASE_URL_BENCH))
+
+.PHONY: bench-broadcast
+# make bench-broadcast [N=3000]: a notice to N residents through a fake Telegram enforcing 30/s and
+# 1/s per chat (1% 429, 1% 403), the sender SIGKILLed mid-way and restarted; last line JSON.
+bench-broadcast: setup
+	@$(APP)/python scripts/bench_broadcast.py $(if $(N),--recipients $(N))

@@ -34,9 +34,10 @@ from telegram.ext import (
     PicklePersistence,
     filters,
 )
-from telegram.request import BaseRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
-from bot import binding, duties_buttons, roles, ticket_buttons
+from bot import binding, broadcast_chat, duties_buttons, roles, ticket_buttons
+from bot.broadcast_sender import BroadcastSender, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient
@@ -70,6 +71,7 @@ class Services:
         self.rasa = rasa
         self.dispatcher: OutboxDispatcher | None = None
         self.scheduler: DutyScheduler | None = None  # duty reminders; only with background=True
+        self.broadcasts: BroadcastSender | None = None  # /broadcast notices; only with background=True
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         # One inbox pass per sender at a time keeps each sender's order; different
@@ -233,6 +235,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     data = query.data
     svc = services(context)
+    read = broadcast_chat.read_press(data)  # 已读 on a broadcast notice
+    if read is not None:
+        await broadcast_chat.on_read(update, context, read)
+        return
     if isinstance(data, tuple) and data and data[0] == "bind":
         await binding.on_press(update, context, data, svc.factory)
         return
@@ -344,6 +350,11 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             # Reminders: one leader per database queues them in the outbox; the dispatcher sends.
             svc.scheduler = DutyScheduler(settings.database_url)
             svc.scheduler.start()
+            # Broadcasts: their own plain Bot and transport (see bot/broadcast_sender.py).
+            bot = sender_bot(app.bot.token, request or HTTPXRequest(connection_pool_size=8))
+            await bot.initialize()
+            svc.broadcasts = BroadcastSender(bot, factory, on_finished=svc.dispatch)
+            svc.tasks.append(asyncio.create_task(svc.broadcasts.run_forever(svc.stop)))
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
         svc.stop.set()
@@ -353,6 +364,9 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         for task in svc.tasks:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(task, timeout=10)
+        if svc.broadcasts is not None:
+            with contextlib.suppress(Exception):
+                await svc.broadcasts.bot.shutdown()
         await svc.rasa.aclose()
 
     builder = (
@@ -375,6 +389,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     # Roles (bot/roles.py): /invite, /join and the invite's branch buttons; before on_callback.
     for handler in roles.handlers(factory):
         app.add_handler(handler)
+    broadcast_chat.register(app)  # /broadcast (a conversation) and /notify: before the catch-alls
     app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, on_edited))
     app.add_handler(CommandHandler("start", on_start, filters=private))
     app.add_handler(CommandHandler("my", on_my, filters=private))

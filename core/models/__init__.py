@@ -2,6 +2,13 @@
 
 from core.models.audit import AuditEntry
 from core.models.base import Base, TimestampMixin, UTCDateTime, utcnow
+from core.models.broadcasts import (
+    Broadcast,
+    BroadcastAudience,
+    BroadcastDelivery,
+    BroadcastState,
+    DeliveryState,
+)
 from core.models.duties import (
     Attendance,
     AttendanceStatus,
@@ -36,6 +43,11 @@ __all__ = [
     "AttendanceStatus",
     "Audience",
     "Base",
+    "Broadcast",
+    "BroadcastAudience",
+    "BroadcastDelivery",
+    "BroadcastState",
+    "DeliveryState",
     "Branch",
     "BranchMember",
     "Building",

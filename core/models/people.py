@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -33,6 +33,8 @@ class Person(TimestampMixin, Base):
     phone: Mapped[str | None] = mapped_column(String(32), default=None)
     building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id"), default=None)
     contact_consent: Mapped[bool] = mapped_column(default=False)
+    # /notify off: no non-essential broadcasts (emergencies and essential notices still come)
+    notify_off: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     grants: Mapped[list[RoleGrant]] = relationship(
         back_populates="person", cascade="all, delete-orphan"

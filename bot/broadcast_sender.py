@@ -1,0 +1,407 @@
+"""Sends queued broadcasts within Telegram's limits, exactly once per recipient.
+
+An asyncio loop in the bot process (started in post_init with background=True). For each due
+broadcast it works through the pending delivery rows (core.broadcasts) with a few concurrent
+workers; each send is:
+
+    limiter.acquire(chat) -> mark 'sending' (commit) -> one Bot API request -> sent | blocked | retry
+
+Limits. `RateLimiter` is a small sliding-window limiter of our own (python-telegram-bot's
+AIORateLimiter lets a burst of 30 through at once, which a strict "30 in any second" count
+refuses): request starts evenly spaced `period / rate` apart and at most `rate` in any
+`period` seconds (30 per 1.01 s: the extra 10 ms absorb the jitter between taking a slot
+and the request arriving), and at least one second between two requests to the same chat. Recipients are private chats, one message each;
+group chats (20/min) are not broadcast to.
+
+Answers. RetryAfter (429): that recipient waits the time Telegram asked for (the row goes back
+to pending with next_attempt_at = now + retry_after; it does not count as an attempt); when
+several 429s come within a second, Telegram is limiting the whole bot and every send pauses
+for retry_after. Forbidden (403: the user blocked the bot) marks the recipient blocked, never
+retried. BadRequest (400) fails the row. Other network errors and 5xx answers retry with
+backoff until core.broadcasts.MAX_ATTEMPTS. A read or write timeout is ambiguous (Telegram
+may have got the message) and, like a crash during a send, makes the row 'unconfirmed', not
+resent; a connect or pool timeout provably sent nothing and is retried.
+
+Progress: the sender's chat gets one message "已发送 n/N", edited at most every
+`progress_every` seconds, and at the end a report (delivered, blocked, failed) through the
+outbox, queued once by core.broadcasts.finish_if_done.
+
+The sender sends with a plain `telegram.Bot`, not the Application's ExtBot, so that the 已读
+button's callback data ("bc:r:<id>") goes out as is instead of filling the arbitrary
+callback data cache with one entry per recipient; bot/app.py recognises it when pressed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+from core import broadcasts
+from core.db import read_scope, session_scope
+from core.models import Broadcast, DeliveryState
+
+log = logging.getLogger("gridbot.broadcast")
+
+RATE = 30
+PERIOD = 1.01
+PER_CHAT_SECONDS = 1.0
+WORKERS = 4
+BATCH = 200
+PROGRESS_EVERY = 3.0
+BURST_429 = 3  # this many RetryAfter within a second: pause everything
+# httpx timeouts that happen before a request is written: Telegram cannot have got it
+NOT_SENT_TIMEOUTS = {"PoolTimeout", "ConnectTimeout"}
+
+
+class RateLimiter:
+    """At most `rate` starts in any `period` seconds, one per chat per `per_chat` seconds, and
+    nothing while paused (Telegram's RetryAfter)."""
+
+    def __init__(self, rate: int = RATE, period: float = PERIOD, per_chat: float = PER_CHAT_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.period, self.per_chat, self.clock = rate, period, per_chat, clock
+        self._starts: collections.deque[float] = collections.deque()
+        self._chat_last: dict[int, float] = {}
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+        self._recent_429: collections.deque[float] = collections.deque()
+        # Start as if we had been sending at full rate: a restarted sender must not burst into
+        # the window its predecessor filled a moment ago.
+        start = clock()
+        self._next_slot = start
+        self._starts.extend(start - period + (k + 1) * period / rate for k in range(rate))
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+    @property
+    def paused_until(self) -> float:
+        return self._paused_until
+
+    def retry_after(self, seconds: float) -> bool:
+        """Note a 429; True (and everything paused) when it is part of a burst."""
+        now = self.clock()
+        self._recent_429.append(now)
+        while self._recent_429 and self._recent_429[0] < now - 1.0:
+            self._recent_429.popleft()
+        if len(self._recent_429) >= BURST_429:
+            self.pause(seconds)
+            self._recent_429.clear()
+            return True
+        return False
+
+    async def acquire(self, chat_id: int | None = None) -> None:
+        async with self._lock:
+            while True:
+                now = self.clock()
+                while self._starts and self._starts[0] <= now - self.period:
+                    self._starts.popleft()
+                waits = [self._paused_until - now]
+                waits.append(self._next_slot - now)  # evenly spaced: no bursts after a quiet moment
+                if len(self._starts) >= self.rate:
+                    waits.append(self._starts[0] + self.period - now)
+                if chat_id is not None and chat_id in self._chat_last:
+                    waits.append(self._chat_last[chat_id] + self.per_chat - now)
+                wait = max(waits)
+                if wait <= 0:
+                    self._starts.append(now)
+                    # the next slot follows this one's slot, not its (late) start, so that waking
+                    # up late does not slow the pace; the window above still caps any catch-up
+                    self._next_slot = max(self._next_slot + self.period / self.rate, now)
+                    if chat_id is not None:
+                        self._chat_last[chat_id] = now
+                        if len(self._chat_last) > 50_000:  # forget chats long past their second
+                            self._chat_last = {c: t for c, t in self._chat_last.items()
+                                               if t > now - self.per_chat}
+                    return
+                await asyncio.sleep(wait)
+
+
+_MARK: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("broadcast_mark",
+                                                                                 default=None)
+
+
+class NotTaken(TelegramError):
+    """The delivery was no longer pending when its send was about to go out: nothing was sent."""
+
+
+class MarkBeforeSend(BaseRequest):
+    """The sender's transport: wraps a real one (HTTPXRequest, or the tests' fake) and runs the
+    delivery's 'sending' commit as the very last step before the request is written, in the
+    same task, after python-telegram-bot has built it. That keeps the window in which a crash
+    leaves a row 'sending' although Telegram never got the request to the commit itself plus
+    httpx writing one request (well under a millisecond), instead of a thread hop and the
+    request building. The commit runs on the event loop on purpose: a short single-row UPDATE."""
+
+    def __init__(self, inner: BaseRequest) -> None:
+        self.inner = inner
+
+    async def initialize(self) -> None:
+        await self.inner.initialize()
+
+    async def shutdown(self) -> None:
+        await self.inner.shutdown()
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self.inner.read_timeout
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         write_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         pool_timeout: Any = BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:
+        mark = _MARK.get()
+        if mark is not None:
+            _MARK.set(None)  # one mark, one request
+            if not mark():
+                raise NotTaken("delivery no longer pending")
+        return await self.inner.do_request(url, method, request_data, read_timeout, write_timeout,
+                                           connect_timeout, pool_timeout)
+
+
+def sender_bot(token: str, request: BaseRequest, **kwargs: Any) -> Bot:
+    """The plain Bot the broadcast sender uses: its own transport wrapped in MarkBeforeSend."""
+    return Bot(token, request=MarkBeforeSend(request), **kwargs)
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    blocked: int = 0
+    failed: int = 0
+    retried: int = 0
+    unconfirmed: int = 0
+
+
+def read_markup(payload: dict[str, Any]) -> InlineKeyboardMarkup | None:
+    button = payload.get("read_button")
+    if not button:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(button["text"], callback_data=button["callback_data"])]])
+
+
+async def send_notice(bot: Bot, chat_id: int, payload: dict[str, Any]) -> Message:
+    """One request per recipient: the text, or the photo/document with the text as caption."""
+    markup = read_markup(payload)
+    if payload.get("photo"):
+        return await bot.send_photo(chat_id, payload["photo"], caption=payload["text"], reply_markup=markup)
+    if payload.get("document"):
+        return await bot.send_document(chat_id, payload["document"], caption=payload["text"],
+                                       reply_markup=markup)
+    return await bot.send_message(chat_id, payload["text"], reply_markup=markup)
+
+
+def _seconds(exc: RetryAfter) -> float:
+    value = exc.retry_after
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
+
+
+class BroadcastSender:
+    def __init__(self, bot: Bot, factory: sessionmaker[Session], *, limiter: RateLimiter | None = None,
+                 workers: int = WORKERS, progress_every: float = PROGRESS_EVERY,
+                 on_finished: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.bot = bot
+        self.factory = factory
+        self.limiter = limiter or RateLimiter()
+        self.workers = workers
+        self.progress_every = progress_every
+        self.on_finished = on_finished
+        self.stats = SenderStats()
+        self._recovered = False
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """A notice was queued to go now: look at once instead of at the next idle tick."""
+        self._wake.set()
+
+    # -- database work -----------------------------------------------------------------------------
+    # A delivery's own commits (sending, then its outcome) are single-row UPDATEs run on the event
+    # loop, not in a worker thread: a thread hop between the 'sending' commit and the request
+    # would widen the crash window (see MarkBeforeSend), and no other thread competes for the GIL
+    # there. Reads and per-broadcast work go to a thread.
+
+    def _tx(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with session_scope(self.factory) as session:
+            return fn(session, *args, **kwargs)
+
+    def _read(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with read_scope(self.factory) as session:
+            return fn(session, *args, **kwargs)
+
+    async def recover(self) -> int:
+        """Once per sender: rows a dead sender left in 'sending' become 'unconfirmed'."""
+        n = int(await asyncio.to_thread(self._tx, broadcasts.recover))
+        self._recovered = True
+        if n:
+            log.warning("%d broadcast deliveries were in flight when a sender stopped: not resent", n)
+        return n
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    async def run_once(self, stop: asyncio.Event | None = None) -> int:
+        """Send every broadcast that is due now, to the end; how many were finished."""
+        if not self._recovered:
+            await self.recover()
+        finished = 0
+        for broadcast_id in await asyncio.to_thread(self._read, broadcasts.due_broadcasts):
+            if await self.run_broadcast(broadcast_id, stop or asyncio.Event()):
+                finished += 1
+        return finished
+
+    async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 2.0) -> None:
+        while not stop.is_set():
+            try:
+                await self.run_once(stop)
+            except Exception:  # noqa: BLE001 - keep the loop alive; logged
+                log.exception("broadcast pass failed")
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+            await asyncio.wait(waiters, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake.clear()
+
+    def _start(self, session: Session, broadcast_id: int) -> tuple[dict[str, Any], int | None, int | None]:
+        broadcast = broadcasts.start(session, broadcast_id)
+        return (broadcasts.message_payload(session, broadcast), broadcast.progress_chat_id,
+                broadcast.progress_message_id)
+
+    async def run_broadcast(self, broadcast_id: int, stop: asyncio.Event) -> bool:
+        payload, chat, progress_id = await asyncio.to_thread(self._tx, self._start, broadcast_id)
+        progress = _Progress(self, broadcast_id, chat, progress_id)
+        await progress.update(force=True)
+        gate = asyncio.Semaphore(self.workers)
+        while not stop.is_set():
+            batch = await asyncio.to_thread(self._read, broadcasts.claim_due, broadcast_id, BATCH)
+            if not batch:
+                if await asyncio.to_thread(self._tx, broadcasts.finish_if_done, broadcast_id):
+                    await progress.update(force=True)
+                    log.info("broadcast %s done", broadcast_id)
+                    if self.on_finished is not None:
+                        await self.on_finished()
+                    return True
+                nxt = await asyncio.to_thread(self._read, broadcasts.next_due_at, broadcast_id)
+                wait = 0.2 if nxt is None else max(0.05, (nxt - broadcasts.utcnow()).total_seconds())
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=min(wait, 1.0))
+                await progress.update()
+                continue
+            tasks = []
+            for due in batch:
+                if stop.is_set():
+                    break
+                await gate.acquire()
+                task = asyncio.create_task(self._deliver(due, payload))
+                task.add_done_callback(lambda _t: gate.release())
+                tasks.append(task)
+                await progress.update()
+            for result in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(result, BaseException):  # e.g. the database refused an outcome
+                    log.error("broadcast %s: a delivery failed in the sender", broadcast_id, exc_info=result)
+        return False
+
+    async def _deliver(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
+        await self.limiter.acquire(due.chat_id)
+        outcome = await self._send(due, payload)
+        if outcome != "skipped":
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        return outcome
+
+    def _mark(self, delivery_id: int) -> Callable[[], bool]:
+        return lambda: bool(self._tx(broadcasts.mark_sending, delivery_id))
+
+    async def _send(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
+        wrapped = isinstance(self.bot.request, MarkBeforeSend)
+        if not wrapped and not self._tx(broadcasts.mark_sending, due.id):
+            return "skipped"
+        token = _MARK.set(self._mark(due.id)) if wrapped else None
+        try:
+            message = await send_notice(self.bot, due.chat_id, payload)
+        except NotTaken:
+            return "skipped"
+        except RetryAfter as exc:
+            seconds = _seconds(exc)
+            if self.limiter.retry_after(seconds):
+                log.warning("Telegram limits the bot: every send paused for %gs", seconds)
+            self._tx(broadcasts.retry_later, due.id, f"RetryAfter {seconds:g}s",
+                                    delay=timedelta(seconds=seconds))
+            return "retried"
+        except Forbidden as exc:
+            self._tx(broadcasts.mark_blocked, due.id, f"Forbidden: {exc.message}")
+            return "blocked"
+        except BadRequest as exc:
+            self._tx(broadcasts.mark_failed, due.id, f"BadRequest: {exc.message}")
+            log.warning("broadcast delivery %s refused by Telegram: %s", due.id, exc.message)
+            return "failed"
+        except TimedOut as exc:
+            if type(exc.__cause__).__name__ in NOT_SENT_TIMEOUTS:  # provably never sent: try again
+                state = self._tx(broadcasts.retry_later, due.id, f"TimedOut: {exc.message}")
+                return "failed" if state is DeliveryState.failed else "retried"
+            self._tx(_mark_unconfirmed, due.id)
+            return "unconfirmed"
+        except (NetworkError, TelegramError) as exc:
+            state = self._tx(broadcasts.retry_later, due.id,
+                                            f"{type(exc).__name__}: {exc.message}")
+            return "failed" if state is DeliveryState.failed else "retried"
+        finally:
+            if token is not None:
+                _MARK.reset(token)
+        self._tx(broadcasts.mark_sent, due.id, message.message_id)
+        return "sent"
+
+
+def _mark_unconfirmed(session: Session, delivery_id: int) -> None:
+    broadcasts._set(session, delivery_id, state=DeliveryState.unconfirmed, last_error="timed out")
+
+
+class _Progress:
+    """The sender's "已发送 n/N" message: sent once, edited at most every few seconds."""
+
+    def __init__(self, sender: BroadcastSender, broadcast_id: int, chat_id: int | None,
+                 message_id: int | None) -> None:
+        self.sender, self.broadcast_id = sender, broadcast_id
+        self.chat_id, self.message_id = chat_id, message_id
+        self.last_at = 0.0
+        self.last_text = ""
+
+    async def update(self, force: bool = False) -> None:
+        if self.chat_id is None:
+            return
+        now = time.monotonic()
+        if not force and now - self.last_at < self.sender.progress_every:
+            return
+        self.last_at = now
+        counts = await asyncio.to_thread(self.sender._read, broadcasts.counts, self.broadcast_id)
+        text = broadcasts.progress_text(counts)
+        if text == self.last_text:
+            return
+        try:
+            await self.sender.limiter.acquire(self.chat_id)
+            if self.message_id is None:
+                message = await self.sender.bot.send_message(self.chat_id, text)
+                self.message_id = message.message_id
+                await asyncio.to_thread(self.sender._tx, _store_progress, self.broadcast_id, message.message_id)
+            else:
+                await self.sender.bot.edit_message_text(text, chat_id=self.chat_id, message_id=self.message_id)
+            self.last_text = text
+        except TelegramError as exc:  # progress is a courtesy: never stop the broadcast for it
+            log.info("broadcast %s: progress message not updated (%s)", self.broadcast_id, exc.message)
+
+
+def _store_progress(session: Session, broadcast_id: int, message_id: int) -> None:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is not None:
+        broadcast.progress_message_id = message_id
