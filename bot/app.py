@@ -83,8 +83,13 @@ class Services:
         return self._locks.setdefault(sender_id, asyncio.Lock())
 
     async def answer(self, sender_id: int) -> PassResult:
+        """Answer one sender's waiting messages and send the replies straight away, in order."""
         async with self.lock(sender_id):
-            return await answer_pending(self.factory, self.rasa, sender_id)
+            dispatcher = self.dispatcher
+            result = await answer_pending(self.factory, self.rasa, sender_id, claim=dispatcher is not None)
+            if dispatcher is not None and result.claimed:
+                await dispatcher.send_claimed(result.claimed)
+            return result
 
     async def answer_all(self) -> None:
         """Replay every sender's waiting messages (after a Rasa outage)."""
@@ -338,8 +343,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         # Database work runs off the event loop (asyncio.to_thread) on DB_THREADS threads:
         # each unit of work is a millisecond or two, and more threads would only queue
-        # for SQLite's single write lock and Python's GIL (bench-chat's p95 fell from
-        # ~500 to ~300 ms with one thread instead of the default six).
+        # for SQLite's single write lock and for Python's GIL.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="gridbot-db"))
         svc.dispatcher = OutboxDispatcher(app.bot, factory)

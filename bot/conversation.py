@@ -4,13 +4,16 @@
 Rasa, and in ONE transaction queues Rasa's replies in the outbox and marks the
 message done — so a reply is never lost and never queued twice. When Rasa is
 unreachable the pass stops; the messages stay pending for the next pass.
+With `claim=True` the same transaction also claims the replies for sending
+(`PassResult.claimed`), so the caller sends them at once; should it die first,
+the outbox dispatcher sends them when their lease runs out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +29,7 @@ class PassResult:
     answered: int = 0
     waiting: int = 0
     rasa_down: bool = False
+    claimed: list[outbox.Claimed] = field(default_factory=list)
 
 
 def _pending(factory: sessionmaker[Session], sender_id: int | None) -> list[tuple[int, int, int, str, dict]]:  # type: ignore[type-arg]
@@ -34,16 +38,18 @@ def _pending(factory: sessionmaker[Session], sender_id: int | None) -> list[tupl
                 for m in inbox.pending(session, sender_id=sender_id)]
 
 
-def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict]) -> None:  # type: ignore[type-arg]
+def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],  # type: ignore[type-arg]
+            claim: bool) -> list[outbox.Claimed]:
+    keys = [f"reply:{inbox_id}:{index}" for index in range(len(payloads))]
     with session_scope(factory) as session:
-        for index, payload in enumerate(payloads):
-            outbox.enqueue(session, dedupe_key=f"reply:{inbox_id}:{index}", kind="reply",
-                           chat_id=chat_id, payload=payload)
+        for key, payload in zip(keys, payloads, strict=True):
+            outbox.enqueue(session, dedupe_key=key, kind="reply", chat_id=chat_id, payload=payload)
         inbox.mark_done(session, inbox_id)
+        return outbox.claim_keys(session, keys) if claim else []
 
 
 async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
-                         sender_id: int | None = None) -> PassResult:
+                         sender_id: int | None = None, *, claim: bool = False) -> PassResult:
     """Answer the pending messages (of one sender, or of everyone) in arrival order."""
     result = PassResult()
     rows = await asyncio.to_thread(_pending, factory, sender_id)
@@ -56,6 +62,6 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
             result.waiting = len(rows) - result.answered
             return result
         payloads = [to_payload(r) for r in replies if r.text or r.buttons]
-        await asyncio.to_thread(_record, factory, inbox_id, chat_id, payloads)
+        result.claimed += await asyncio.to_thread(_record, factory, inbox_id, chat_id, payloads, claim)
         result.answered += 1
     return result

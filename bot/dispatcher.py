@@ -84,8 +84,12 @@ class OutboxDispatcher:
             return fn(session, *args, **kwargs)
 
     async def run_once(self) -> DispatchStats:
+        return await self.send_claimed(await asyncio.to_thread(self._claim))
+
+    async def send_claimed(self, items: list[outbox.Claimed]) -> DispatchStats:
+        """Send messages already claimed (leased) for this process, in the given order."""
         stats = DispatchStats()
-        for item in await asyncio.to_thread(self._claim):
+        for item in items:
             outcome = await self._send(item)
             stats.outcomes[item.id] = outcome
             setattr(stats, outcome, getattr(stats, outcome) + 1)

@@ -97,6 +97,30 @@ def claim(session: Session, limit: int = 50, now: datetime | None = None,
     return claimed
 
 
+def claim_keys(session: Session, dedupe_keys: list[str], now: datetime | None = None,
+               lease: timedelta = LEASE) -> list[Claimed]:
+    """Take the pending messages with these dedupe keys for sending now, in queue order.
+
+    The bot claims the replies it has just queued in the same transaction, then sends them
+    itself, so a reply never waits behind other people's messages in a dispatcher pass.
+    """
+    if not dedupe_keys:
+        return []
+    now = now or utcnow()
+    rows = list(session.scalars(select(OutboxMessage)
+                                .where(OutboxMessage.dedupe_key.in_(dedupe_keys),
+                                       OutboxMessage.send_state == SendState.pending)
+                                .order_by(OutboxMessage.id)))
+    claimed = []
+    for row in rows:
+        row.send_state = SendState.sending
+        row.lease_until = now + lease
+        row.attempts += 1
+        claimed.append(Claimed(row.id, row.kind, row.chat_id, dict(row.payload), row.attempts))
+    session.flush()
+    return claimed
+
+
 def mark_sent(session: Session, message_id: int, telegram_message_id: int | None = None,
               now: datetime | None = None) -> None:
     session.execute(

@@ -191,15 +191,16 @@ async def _bench(settings, users: int, ramp: float, think: float, seed: int) -> 
         return []
 
     async def resident(uid: int) -> None:
-        await asyncio.sleep(rng.uniform(0, ramp))
-        text = rng.choice(REPORTS).format(b=homes[uid])
+        own = random.Random(f"{seed}:{uid}")  # each user's own: the same run every time
+        await asyncio.sleep(own.uniform(0, ramp))
+        text = own.choice(REPORTS).format(b=homes[uid])
         before = len(fake.sent_messages(uid))
         started = time.perf_counter()
         asked[0] += 1
         await app.process_update(updates.text(uid, text))
         if not await wait_reply(uid, before, started):
             return
-        await asyncio.sleep(rng.expovariate(1 / think))
+        await asyncio.sleep(own.expovariate(1 / think))
         for sent in reversed(fake.sent_messages(uid)):
             message = fake.message(uid, int(sent["message_id"]))  # type: ignore[arg-type]
             rows = ((message or {}).get("reply_markup") or {}).get("inline_keyboard", [])

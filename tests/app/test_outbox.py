@@ -128,3 +128,23 @@ def test_concurrent_dispatchers_never_claim_the_same_message(factory: sessionmak
         t.join()
     assert errors == []
     assert len(taken) == 200 and len(set(taken)) == 200
+
+
+def test_claim_keys_takes_only_those_pending_rows_and_a_crash_leaves_them_to_the_dispatcher(
+        factory: sessionmaker[Session]) -> None:
+    _queue(factory, 4)
+    now = utcnow()
+    with session_scope(factory) as s:
+        outbox.mark_sent(s, outbox.claim_keys(s, ["m:3"], now=now)[0].id, 42)
+    with session_scope(factory) as s:
+        mine = outbox.claim_keys(s, ["m:2", "m:0", "m:3", "nope"], now=now)
+    # queue order, the sent one and unknown keys left out, each leased once
+    assert [c.payload["text"] for c in mine] == ["第0条", "第2条"] and all(c.attempts == 1 for c in mine)
+    with session_scope(factory) as s:
+        assert outbox.claim_keys(s, ["m:0", "m:2"], now=now) == []  # already taken
+        others = outbox.claim(s, limit=10, now=now)
+    assert [c.payload["text"] for c in others] == ["第1条"]
+    # The process that claimed them died before sending: after the lease the dispatcher sends them.
+    with session_scope(factory) as s:
+        later = outbox.claim(s, limit=10, now=now + outbox.LEASE + timedelta(seconds=1))
+    assert sorted(c.payload["text"] for c in later) == ["第0条", "第1条", "第2条"]
