@@ -86,11 +86,14 @@ def claim(session: Session, limit: int = 50, now: datetime | None = None,
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    rows = list(session.scalars(due))
+    return _lease(session, list(session.scalars(due)), now + lease)
+
+
+def _lease(session: Session, rows: list[OutboxMessage], until: datetime) -> list[Claimed]:
     claimed = []
     for row in rows:
         row.send_state = SendState.sending
-        row.lease_until = now + lease
+        row.lease_until = until
         row.attempts += 1
         claimed.append(Claimed(row.id, row.kind, row.chat_id, dict(row.payload), row.attempts))
     session.flush()
@@ -111,14 +114,7 @@ def claim_keys(session: Session, dedupe_keys: list[str], now: datetime | None = 
                                 .where(OutboxMessage.dedupe_key.in_(dedupe_keys),
                                        OutboxMessage.send_state == SendState.pending)
                                 .order_by(OutboxMessage.id)))
-    claimed = []
-    for row in rows:
-        row.send_state = SendState.sending
-        row.lease_until = now + lease
-        row.attempts += 1
-        claimed.append(Claimed(row.id, row.kind, row.chat_id, dict(row.payload), row.attempts))
-    session.flush()
-    return claimed
+    return _lease(session, rows, now + lease)
 
 
 def mark_sent(session: Session, message_id: int, telegram_message_id: int | None = None,
