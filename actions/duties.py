@@ -7,6 +7,8 @@ duty handler before anything that would go back to Rasa.
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
@@ -15,6 +17,7 @@ from rasa_sdk.types import DomainDict
 from actions import common
 from core import duties, workflow
 from core.messages import t
+from core.permissions import NotAllowed
 
 
 class ActionMyDuties(Action):
@@ -32,4 +35,43 @@ class ActionMyDuties(Action):
         buttons = [{"title": b["text"], "payload": b["callback_data"]}
                    for row in payload.get("buttons", []) for b in row]
         dispatcher.utter_message(text=payload["text"], buttons=buttons)
+        return []
+
+
+class ActionRsvp(Action):
+    """"我参加" / "我请假，要去医院" in words: answers the next study session the member is invited to.
+
+    参加 is recorded at once. 请假 with a reason in the message is recorded with the member's
+    words; without one, the session is shown with its 请假 button, whose press asks the reason.
+    """
+
+    def name(self) -> str:
+        return "action_rsvp"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        sender = common.sender_id(tracker)
+        attending = common.intent_name(tracker) == "rsvp_attend"
+        text = common.message_text(tracker)
+        with common.session() as s:
+            person = workflow.person_by_telegram(s, sender) if sender is not None else None
+            if person is None:
+                dispatcher.utter_message(text=t("duty.deny.unknown_person"))
+                return []
+            duty = duties.next_invitation(s, person)
+            if duty is None:
+                dispatcher.utter_message(text=t("duty.rasa.no_event"))
+                return []
+            label = {"title": duty.title, "when": duties.fmt_at(duty.starts_at, ZoneInfo(duty.tz))}
+            reason = None if attending else duties.leave_reason(text)
+            if not attending and reason is None:
+                dispatcher.utter_message(text=t("duty.rasa.leave_how", **label), buttons=[
+                    {"title": t("duty.button_leave"), "payload": f"ev:n:{duty.ref_id}"}])
+                return []
+            try:
+                duties.rsvp(s, duty.ref_id, person, attending, reason)
+            except NotAllowed as exc:
+                dispatcher.utter_message(text=str(exc))
+                return []
+        key = "duty.rasa.attending" if attending else "duty.rasa.leave"
+        dispatcher.utter_message(text=t(key, **label))
         return []

@@ -753,6 +753,28 @@ def my_duties(session: Session, person: Person, *, now: datetime | None = None, 
     return sorted(out, key=lambda d: (d.starts_at, d.kind, d.ref_id))
 
 
+def next_invitation(session: Session, person: Person, *, now: datetime | None = None) -> Duty | None:
+    """The soonest study session `person` is invited to that has not started: what a member
+    who writes "我参加" or "我请假" without naming one is answering."""
+    now = _now(now)
+    return next((d for d in my_duties(session, person, now=now)
+                 if d.kind == "event" and d.starts_at > now and d.status != A.checked_in.value), None)
+
+
+# What "我请假" messages say besides a reason: the request itself, the event, the day.
+_STOCK_LEAVE = re.compile(
+    r"请假|去不了|来不了|参加不了|赶不回来|缺席|不好意思|抱歉|对不起|"
+    r"党课|党员大会|支部大会|主题党日|党日活动|党小组会|支委会|组织生活会|活动|学习|开会|会议|"
+    r"今天|明天|后天|周[一二三四五六日天末]|星期[一二三四五六日天]|上午|下午|晚上|这周|下周|"
+    r"[我要想得帮请个假一下这次那天了吧啊哦呢的就不参加，。,.!！？?~\s]")
+
+
+def leave_reason(text: str) -> str | None:
+    """The member's words as a 请假 reason if they say more than "我请假" / "去不了"; else None."""
+    text = text.strip()
+    return text[:500] if len(_STOCK_LEAVE.sub("", text)) >= 2 else None
+
+
 def duties_payload(session: Session, person: Person, *, now: datetime | None = None,
                    days: int = 14) -> dict[str, Any]:
     """"My duties" as a message: one numbered line per duty, buttons for what can be done now."""

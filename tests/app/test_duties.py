@@ -521,3 +521,27 @@ def test_two_people_racing_for_the_last_place(demo_factory: sessionmaker[Session
         active = s.scalars(select(ShiftSignup).where(ShiftSignup.shift_id == shift_id,
                                                      ShiftSignup.status == SignupStatus.active)).all()
         assert len(active) == 1
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("我请假", None), ("请个假", None), ("这次党员大会我去不了", None), ("不好意思这次我去不了", None),
+    ("来不了，请假", None),
+    ("我去不了，要去医院复查", "我去不了，要去医院复查"),
+    ("帮我请个假，身体不舒服", "帮我请个假，身体不舒服"),
+])
+def test_leave_reason_is_the_words_only_when_they_give_one(text: str, reason: str | None) -> None:
+    assert duties.leave_reason(text) == reason
+
+
+def test_next_invitation_is_the_soonest_session_not_started(demo_factory: sessionmaker[Session]) -> None:
+    with session_scope(demo_factory) as s:
+        me = who(s, "P-0002")
+        assert duties.next_invitation(s, me, now=T0) is None
+        later = only_occurrence(s, meeting(s, starts_at=local(2026, 11, 25, 9), title="后面的"))
+        sooner = only_occurrence(s, meeting(s))  # tomorrow 19:00
+        assert duties.next_invitation(s, me, now=T0).ref_id == sooner.id  # type: ignore[union-attr]
+        duties.rsvp(s, sooner.id, me, True, now=T0)  # answered sessions can still be changed
+        assert duties.next_invitation(s, me, now=T0).ref_id == sooner.id  # type: ignore[union-attr]
+        started = sooner.starts_at + MINUTE
+        assert duties.next_invitation(s, me, now=started).ref_id == later.id  # type: ignore[union-attr]
+        assert duties.next_invitation(s, who(s, RESIDENT), now=T0) is None

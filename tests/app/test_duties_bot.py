@@ -206,3 +206,47 @@ def test_my_duties_through_rasa(factory: sessionmaker[Session], rasa_stack: Stac
     assert row is not None and row.status is AttendanceStatus.attending
     with factory() as s:
         assert s.scalars(select(Event).join(EventOccurrence).where(EventOccurrence.id == occ)).one().title == title
+
+
+def _next_invitation(factory: sessionmaker[Session], telegram_id: int) -> duties.Duty:
+    with factory() as s:
+        duty = duties.next_invitation(s, person(s, telegram_id))
+    assert duty is not None
+    return duty
+
+
+def test_rsvp_in_words_through_rasa(factory: sessionmaker[Session], rasa_stack: Stack) -> None:
+    """"这次党课我参加" / "我请假" / "我去不了，要去医院复查" answer the member's next session."""
+    new_event(factory, "学习党章（文字回复测试）", timedelta(minutes=50))
+    # Other tests share the database: the answer goes to whatever is soonest for this member.
+    duty = _next_invitation(factory, MEMBER_3)
+
+    async def scenario() -> None:
+        async with journey(factory, rasa_stack.rasa_url) as j:
+            replies = await j.say(MEMBER_3, "这次党课我参加")
+            assert any(duty.title in x and "已登记参加" in x for x in replies), replies
+            row = attendance(factory, duty.ref_id, MEMBER_3)
+            assert row is not None and row.status is AttendanceStatus.attending
+
+            # No reason in the words: the session with its 请假 button; the press asks the reason.
+            replies = await j.say(MEMBER_3, "我请假")
+            assert any(duty.title in x and "请假" in x for x in replies), replies
+            asked = await j.press(MEMBER_3, MEMBER_3, t("duty.button_leave"))
+            assert any("请假原因" in x for x in asked), asked
+            done = await j.say(MEMBER_3, "社区值班")
+            assert any(duty.title in x for x in done), done
+            row = attendance(factory, duty.ref_id, MEMBER_3)
+            assert row is not None and row.status is AttendanceStatus.leave and row.reason == "社区值班"
+
+            # A reason in the words: recorded as written.
+            replies = await j.say(MEMBER_3, "我去不了，要去医院复查")
+            assert any(duty.title in x and "已请假" in x for x in replies), replies
+            row = attendance(factory, duty.ref_id, MEMBER_3)
+            assert row is not None and row.status is AttendanceStatus.leave
+            assert row.reason == "我去不了，要去医院复查"
+
+            # Someone with no branch has nothing to answer.
+            replies = await j.say(OUTSIDER + 100, "我参加")
+            assert any("没有需要回复的活动" in x or "/start" in x for x in replies), replies
+
+    asyncio.run(scenario())
