@@ -17,6 +17,7 @@ help:
 	@echo "make test   - install what is missing, train if needed, lint, validate, run every test"
 	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
 	@echo "make eval-nlu [DATA=file.csv] [BASELINE=1] - NLU figures; make bench-chat - 50 residents at once"
+	@echo "make bench-reminders - 10,000 duty reminders; make bench-broadcast [N=3000] - one notice to N people"
 
 setup:
 	@scripts/setup-envs.sh all
