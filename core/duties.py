@@ -170,12 +170,6 @@ def _branch(session: Session, branch_id: int) -> Branch:
     return branch
 
 
-def _community_id(session: Session, branch: Branch) -> int:
-    grid = session.get(Grid, branch.grid_id)
-    assert grid is not None  # branches.grid_id is a non-null foreign key
-    return grid.community_id
-
-
 def may_manage_branch(session: Session, person: Person | None, branch: Branch,
                       action: str = "event.manage") -> bool:
     """The branch's secretary and the admins of its community (PERMISSIONS[action]) schedule
@@ -984,7 +978,7 @@ def publish_shift(session: Session, actor: Person | None, *, title: str, place: 
     everyone eligible. Sign-ups may be cancelled until `cancel_cutoff_minutes` before the start."""
     now = _now(now)
     if branch_id is not None:
-        community_id = _community_id(session, _branch(session, branch_id))
+        community_id = scope_of_branch(session, _branch(session, branch_id)).community_id
     if community_id is None:
         raise NotAllowed(t("duty.deny.no_scope"))
     shift = Shift(community_id=community_id, branch_id=branch_id, title=title.strip(), place=place.strip(),

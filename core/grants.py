@@ -103,6 +103,17 @@ def _grant_row(session: Session, target: Target) -> RoleGrant | None:
     return session.scalar(query)
 
 
+def _settle(session: Session, target: Target, actor: Person | None, action: str, changed: bool) -> bool:
+    """Write the change, forget the person's cached grants, audit it if anything changed."""
+    session.flush()
+    session.expire(target.person, ["grants"])
+    if changed:
+        audit.record(session, actor, action, f"person:{target.person.id}",
+                     {"person": target.person.code or f"tg:{target.person.telegram_id}",
+                      "role": target.role.value, "scope": target.where})
+    return changed
+
+
 def grant(session: Session, target: Target, actor: Person | None = None) -> bool:
     """Give the role; False if it was already held there (nothing changes, nothing audited)."""
     changed = False
@@ -119,13 +130,7 @@ def grant(session: Session, target: Target, actor: Person | None = None) -> bool
         if branch is not None and branch.secretary_id is None:
             branch.secretary_id = target.person.id
             changed = True
-    session.flush()
-    session.expire(target.person, ["grants"])
-    if changed:
-        audit.record(session, actor, "role.grant", f"person:{target.person.id}",
-                     {"person": target.person.code or f"tg:{target.person.telegram_id}",
-                      "role": target.role.value, "scope": target.where})
-    return changed
+    return _settle(session, target, actor, "role.grant", changed)
 
 
 def revoke(session: Session, target: Target, actor: Person | None = None) -> bool:
@@ -150,10 +155,4 @@ def revoke(session: Session, target: Target, actor: Person | None = None) -> boo
                 select(RoleGrant.person_id).where(RoleGrant.role == R.secretary, RoleGrant.branch_id == branch.id)
                 .order_by(RoleGrant.id).limit(1))
             changed = True
-    session.flush()
-    session.expire(target.person, ["grants"])
-    if changed:
-        audit.record(session, actor, "role.revoke", f"person:{target.person.id}",
-                     {"person": target.person.code or f"tg:{target.person.telegram_id}",
-                      "role": target.role.value, "scope": target.where})
-    return changed
+    return _settle(session, target, actor, "role.revoke", changed)
