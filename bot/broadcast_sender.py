@@ -9,9 +9,11 @@ workers; each send is:
 Limits. `RateLimiter` is a small sliding-window limiter of our own (python-telegram-bot's
 AIORateLimiter lets a burst of 30 through at once, which a strict "30 in any second" count
 refuses): request starts evenly spaced `period / rate` apart and at most `rate` in any
-`period` seconds (30 per 1.01 s: the extra 10 ms absorb the jitter between taking a slot
-and the request arriving), and at least one second between two requests to the same chat. Recipients are private chats, one message each;
-group chats (20/min) are not broadcast to.
+`period` seconds (30 per 1.005 s), and at least one second between two requests to the same
+chat. A request counts in the window from the moment it really goes out (`RateLimiter.sent`,
+after the delivery's commit), not from its slot: a slow commit would otherwise let 31 requests
+reach Telegram within one second. Recipients are private chats, one message each; group chats
+(20/min) are not broadcast to.
 
 Answers. RetryAfter (429): that recipient waits the time Telegram asked for (the row goes back
 to pending with next_attempt_at = now + retry_after; it does not count as an attempt); when
@@ -56,12 +58,14 @@ from core.models import Broadcast, DeliveryState
 log = logging.getLogger("gridbot.broadcast")
 
 RATE = 30
-PERIOD = 1.01
+PERIOD = 1.005
 PER_CHAT_SECONDS = 1.0
 WORKERS = 4
 BATCH = 200
 PROGRESS_EVERY = 3.0
-BURST_429 = 3  # this many RetryAfter within a second: pause everything
+# this many RetryAfter within a second: Telegram limits the bot as a whole, pause everything. Five,
+# not three: at 30/s a few recipients' own 429s (Telegram's per-chat answer) meet by chance.
+BURST_429 = 5
 # httpx timeouts that happen before a request is written: Telegram cannot have got it
 NOT_SENT_TIMEOUTS = {"PoolTimeout", "ConnectTimeout"}
 
@@ -73,7 +77,10 @@ class RateLimiter:
     def __init__(self, rate: int = RATE, period: float = PERIOD, per_chat: float = PER_CHAT_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.rate, self.period, self.per_chat, self.clock = rate, period, per_chat, clock
-        self._starts: collections.deque[float] = collections.deque()
+        # one cell [time] per request: the slot's time, moved to the moment the request really went
+        # out when the sender reports it (`sent`), so that a slow commit between the slot and the
+        # request cannot put more than `rate` requests into one `period` at Telegram's end
+        self._starts: collections.deque[list[float]] = collections.deque()
         self._chat_last: dict[int, float] = {}
         self._paused_until = 0.0
         self._lock = asyncio.Lock()
@@ -82,7 +89,7 @@ class RateLimiter:
         # the window its predecessor filled a moment ago.
         start = clock()
         self._next_slot = start
-        self._starts.extend(start - period + (k + 1) * period / rate for k in range(rate))
+        self._starts.extend([start - period + (k + 1) * period / rate] for k in range(rate))
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self.clock() + seconds)
@@ -103,21 +110,30 @@ class RateLimiter:
             return True
         return False
 
-    async def acquire(self, chat_id: int | None = None) -> None:
+    def sent(self, slot: list[float], chat_id: int | None = None) -> None:
+        """The request of `slot` (from `acquire`) is going out now: count it from now."""
+        now = self.clock()
+        slot[0] = max(slot[0], now)
+        if chat_id is not None and self._chat_last.get(chat_id, now) < now:
+            self._chat_last[chat_id] = now
+
+    async def acquire(self, chat_id: int | None = None) -> list[float]:
+        """Wait for a slot; the slot's cell, for `sent`."""
         async with self._lock:
             while True:
                 now = self.clock()
-                while self._starts and self._starts[0] <= now - self.period:
+                while self._starts and self._starts[0][0] <= now - self.period:
                     self._starts.popleft()
                 waits = [self._paused_until - now]
                 waits.append(self._next_slot - now)  # evenly spaced: no bursts after a quiet moment
                 if len(self._starts) >= self.rate:
-                    waits.append(self._starts[0] + self.period - now)
+                    waits.append(self._starts[0][0] + self.period - now)
                 if chat_id is not None and chat_id in self._chat_last:
                     waits.append(self._chat_last[chat_id] + self.per_chat - now)
                 wait = max(waits)
                 if wait <= 0:
-                    self._starts.append(now)
+                    slot = [now]
+                    self._starts.append(slot)
                     # the next slot follows this one's slot, not its (late) start, so that waking
                     # up late does not slow the pace; the window above still caps any catch-up
                     self._next_slot = max(self._next_slot + self.period / self.rate, now)
@@ -126,7 +142,7 @@ class RateLimiter:
                         if len(self._chat_last) > 50_000:  # forget chats long past their second
                             self._chat_last = {c: t for c, t in self._chat_last.items()
                                                if t > now - self.per_chat}
-                    return
+                    return slot
                 await asyncio.sleep(wait)
 
 
@@ -314,20 +330,25 @@ class BroadcastSender:
         return False
 
     async def _deliver(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
-        await self.limiter.acquire(due.chat_id)
-        outcome = await self._send(due, payload)
+        slot = await self.limiter.acquire(due.chat_id)
+        outcome = await self._send(due, payload, slot)
         if outcome != "skipped":
             setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         return outcome
 
-    def _mark(self, delivery_id: int) -> Callable[[], bool]:
-        return lambda: bool(self._tx(broadcasts.mark_sending, delivery_id))
+    def _mark(self, due: broadcasts.Due, slot: list[float] | None) -> Callable[[], bool]:
+        def mark() -> bool:
+            taken = bool(self._tx(broadcasts.mark_sending, due.id))
+            if slot is not None:
+                self.limiter.sent(slot, due.chat_id)
+            return taken
+        return mark
 
-    async def _send(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
+    async def _send(self, due: broadcasts.Due, payload: dict[str, Any], slot: list[float] | None = None) -> str:
         wrapped = isinstance(self.bot.request, MarkBeforeSend)
         if not wrapped and not self._tx(broadcasts.mark_sending, due.id):
             return "skipped"
-        token = _MARK.set(self._mark(due.id)) if wrapped else None
+        token = _MARK.set(self._mark(due, slot)) if wrapped else None
         try:
             message = await send_notice(self.bot, due.chat_id, payload)
         except NotTaken:
