@@ -25,7 +25,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
 
 from bot.textsplit import split_message
 from core import outbox
-from core.db import session_scope
+from core.db import read_scope, session_scope
 from core.models import SendState
 
 log = logging.getLogger("gridbot.dispatcher")
@@ -76,6 +76,9 @@ class OutboxDispatcher:
         self.batch = batch
 
     def _claim(self) -> list[outbox.Claimed]:
+        with read_scope(self.factory) as session:
+            if not outbox.has_due(session):  # the usual case: no write transaction at all
+                return []
         with session_scope(self.factory) as session:
             return outbox.claim(session, limit=self.batch)
 

@@ -69,21 +69,22 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, kind: str 
     return queued
 
 
+def _due(now: datetime) -> Any:
+    """Messages to send now: pending and due, or leased by a sender whose lease ran out."""
+    return or_((OutboxMessage.send_state == SendState.pending) & (OutboxMessage.next_attempt_at <= now),
+               (OutboxMessage.send_state == SendState.sending) & (OutboxMessage.lease_until <= now))
+
+
+def has_due(session: Session, now: datetime | None = None) -> bool:
+    """Whether `claim` would find anything: a read, so an idle dispatcher pass takes no write lock."""
+    return session.scalar(select(OutboxMessage.id).where(_due(now or utcnow())).limit(1)) is not None
+
+
 def claim(session: Session, limit: int = 50, now: datetime | None = None,
           lease: timedelta = LEASE) -> list[Claimed]:
     """Take up to `limit` due messages for sending, oldest first; commit promptly after."""
     now = now or utcnow()
-    due = (
-        select(OutboxMessage)
-        .where(
-            or_(
-                (OutboxMessage.send_state == SendState.pending) & (OutboxMessage.next_attempt_at <= now),
-                (OutboxMessage.send_state == SendState.sending) & (OutboxMessage.lease_until <= now),
-            )
-        )
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
-    )
+    due = select(OutboxMessage).where(_due(now)).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     return _lease(session, list(session.scalars(due)), now + lease)

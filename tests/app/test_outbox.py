@@ -52,6 +52,24 @@ def test_claim_lease_and_recovery_after_a_crash(factory: sessionmaker[Session]) 
     assert all(c.attempts == 2 for c in again)
 
 
+def test_has_due_agrees_with_claim(factory: sessionmaker[Session]) -> None:
+    now = utcnow()
+    with session_scope(factory) as s:
+        assert not outbox.has_due(s, now)  # empty
+    _queue(factory, 2)
+    now = utcnow()
+    with session_scope(factory) as s:
+        assert outbox.has_due(s, now)
+        a, b = outbox.claim(s, limit=10, now=now)
+    with session_scope(factory) as s:
+        assert not outbox.has_due(s, now)  # both leased
+        assert outbox.has_due(s, now + outbox.LEASE + timedelta(seconds=1))  # the lease ran out
+        outbox.mark_sent(s, a.id, telegram_message_id=1)
+        outbox.mark_failed(s, b.id, "Forbidden")
+    with session_scope(factory) as s:
+        assert not outbox.has_due(s, now + outbox.LEASE + timedelta(seconds=1))
+
+
 def test_sent_and_failed_are_never_claimed_again(factory: sessionmaker[Session]) -> None:
     _queue(factory, 2)
     with session_scope(factory) as s:
