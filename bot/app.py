@@ -34,10 +34,10 @@ from telegram.ext import (
     PicklePersistence,
     filters,
 )
-from telegram.request import BaseRequest, HTTPXRequest
+from telegram.request import BaseRequest
 
 from bot import binding, broadcast_chat, duties_buttons, roles, ticket_buttons
-from bot.broadcast_sender import BroadcastSender, sender_bot
+from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient
@@ -355,7 +355,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             svc.scheduler = DutyScheduler(settings.database_url)
             svc.scheduler.start()
             # Broadcasts: their own plain Bot and transport (see bot/broadcast_sender.py).
-            bot = sender_bot(app.bot.token, request or HTTPXRequest(connection_pool_size=8))
+            bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8))
             await bot.initialize()
             svc.broadcasts = BroadcastSender(bot, factory, on_finished=svc.dispatch)
             svc.tasks.append(asyncio.create_task(svc.broadcasts.run_forever(svc.stop)))

@@ -4,7 +4,8 @@ An asyncio loop in the bot process (started in post_init with background=True). 
 broadcast it works through the pending delivery rows (core.broadcasts) with a few concurrent
 workers; each send is:
 
-    limiter.acquire(chat) -> mark 'sending' (commit) -> one Bot API request -> sent | blocked | retry
+    limiter.acquire(chat) -> the request but its last byte -> mark 'sending' (commit)
+        -> the last byte -> sent | blocked | retry
 
 Limits. `RateLimiter` is a small sliding-window limiter of our own (python-telegram-bot's
 AIORateLimiter lets a burst of 30 through at once, which a strict "30 in any second" count
@@ -41,15 +42,17 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
-from telegram.request import BaseRequest, RequestData
+from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from core import broadcasts
 from core.db import read_scope, session_scope
@@ -155,12 +158,13 @@ class NotTaken(TelegramError):
 
 
 class MarkBeforeSend(BaseRequest):
-    """The sender's transport: wraps a real one (HTTPXRequest, or the tests' fake) and runs the
-    delivery's 'sending' commit as the very last step before the request is written, in the
-    same task, after python-telegram-bot has built it. That keeps the window in which a crash
-    leaves a row 'sending' although Telegram never got the request to the commit itself plus
-    httpx writing one request (well under a millisecond), instead of a thread hop and the
-    request building. The commit runs on the event loop on purpose: a short single-row UPDATE."""
+    """The sender's transport: wraps a real one (LastByteRequest, or the tests' fake) and runs
+    the delivery's 'sending' commit (the mark) as late as the transport allows, in the same task,
+    after python-telegram-bot has built the request. A LastByteRequest runs it itself, before the
+    request's last byte; any other transport gets it just before its do_request, so that the
+    window in which a crash leaves a row 'sending' although Telegram never got the request is the
+    commit plus writing the request, not a thread hop and the request building too. The commit
+    runs on the event loop on purpose: a short single-row UPDATE."""
 
     def __init__(self, inner: BaseRequest) -> None:
         self.inner = inner
@@ -181,7 +185,7 @@ class MarkBeforeSend(BaseRequest):
                          connect_timeout: Any = BaseRequest.DEFAULT_NONE,
                          pool_timeout: Any = BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:
         mark = _MARK.get()
-        if mark is not None:
+        if mark is not None and not isinstance(self.inner, LastByteRequest):
             _MARK.set(None)  # one mark, one request
             if not mark():
                 raise NotTaken("delivery no longer pending")
@@ -189,8 +193,64 @@ class MarkBeforeSend(BaseRequest):
                                            connect_timeout, pool_timeout)
 
 
+class LastByteRequest(HTTPXRequest):
+    """python-telegram-bot's HTTPXRequest, except that a delivery's 'sending' commit happens
+    between the request's last byte and all the others.
+
+    The request (headers and body but its last byte) is written first; then the commit; then the
+    last byte, with no await in between that could let other work run. A crash before the commit
+    leaves Telegram an incomplete request, which no HTTP server acts on, and the row pending: the
+    next sender sends it, once. A crash after it leaves the row 'sending' (unconfirmed, never
+    resent) and Telegram, almost always, the whole request. The window in which a notice is lost
+    shrinks from the commit plus httpx writing the request (a few milliseconds, more on a loaded
+    machine) to one socket write. Used only by the broadcast sender."""
+
+    async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
+                         read_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         write_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+                         pool_timeout: Any = BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:
+        mark = _MARK.get()
+        _MARK.set(None)  # one mark, one request
+        client = self._client
+        files = request_data.multipart_data if request_data else None
+        data = request_data.json_parameters if request_data else None
+        defaults = client.timeout
+        timeout = httpx.Timeout(
+            connect=defaults.connect if isinstance(connect_timeout, DefaultValue) else connect_timeout,
+            read=defaults.read if isinstance(read_timeout, DefaultValue) else read_timeout,
+            write=(defaults.write if not files else self._media_write_timeout)
+            if isinstance(write_timeout, DefaultValue) else write_timeout,
+            pool=defaults.pool if isinstance(pool_timeout, DefaultValue) else pool_timeout)
+        built = client.build_request(method, url, headers={"User-Agent": self.USER_AGENT},
+                                     files=files, data=data, timeout=timeout)
+        body = built.read()
+        if mark is not None and not body:  # nothing to hold back: commit first, as MarkBeforeSend does
+            if not mark():
+                raise NotTaken("delivery no longer pending")
+            mark = None
+
+        async def parts() -> AsyncIterator[bytes]:
+            yield body[:-1]
+            if mark is not None and not mark():
+                raise NotTaken("delivery no longer pending")  # the request stays incomplete
+            yield body[-1:]
+
+        # Content-Length stays in the headers, so httpx sends the parts as one plain body.
+        request = httpx.Request(method, url, headers=built.headers,
+                                content=parts() if body else b"", extensions=built.extensions)
+        try:
+            response = await client.send(request)
+        except httpx.TimeoutException as err:
+            raise TimedOut(f"httpx.{err.__class__.__name__}") from err
+        except httpx.HTTPError as err:
+            raise NetworkError(f"httpx.{err.__class__.__name__}: {err}") from err
+        return response.status_code, response.content
+
+
 def sender_bot(token: str, request: BaseRequest, **kwargs: Any) -> Bot:
-    """The plain Bot the broadcast sender uses: its own transport wrapped in MarkBeforeSend."""
+    """The plain Bot the broadcast sender uses: its own transport wrapped in MarkBeforeSend
+    (give it a LastByteRequest to send over HTTP)."""
     return Bot(token, request=MarkBeforeSend(request), **kwargs)
 
 

@@ -9,7 +9,7 @@ Three processes:
   429 (retry_after=1, that chat refused for a second) on their first message and 1% are
   blocked (403 on every message). It appends every answer to a journal file.
 - the sender (`--send`): the bot's real BroadcastSender (bot/broadcast_sender.py) with
-  python-telegram-bot's Bot and HTTPXRequest pointed at the fake.
+  python-telegram-bot's Bot and its LastByteRequest (an HTTPXRequest) pointed at the fake.
 - this script: sets up a SQLite database (demo community, N residents, the notice queued by
   the branch secretary), starts the sender, SIGKILLs it when the fake has delivered half the
   notices plus a seeded random 0-100 ms (so the kill lands anywhere in a send cycle, not just
@@ -115,7 +115,12 @@ def serve(port_file: Path, journal: Path, seed: int) -> None:
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            if len(raw) < length:  # the sender died mid-request: like any HTTP server, do nothing
+                self.close_connection = True
+                return
+            body = raw.decode()
             if "json" in (self.headers.get("Content-Type") or ""):
                 params = {k: str(v) for k, v in json.loads(body or "{}").items()}
             else:
@@ -141,9 +146,7 @@ def serve(port_file: Path, journal: Path, seed: int) -> None:
 # -- the sender ------------------------------------------------------------------------------
 
 def send(url: str, port: int) -> None:
-    from telegram.request import HTTPXRequest
-
-    from bot.broadcast_sender import BroadcastSender, sender_bot
+    from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
     from core.db import make_engine, make_session_factory
 
     trace = os.environ.get("BENCH_TRACE")
@@ -160,7 +163,7 @@ def send(url: str, port: int) -> None:
         cb.mark_sending = traced  # type: ignore[assignment]
 
     async def run() -> None:
-        request = HTTPXRequest(connection_pool_size=16, read_timeout=20, pool_timeout=20)
+        request = LastByteRequest(connection_pool_size=16, read_timeout=20, pool_timeout=20)
         bot = sender_bot(TOKEN, request, base_url=f"http://127.0.0.1:{port}/bot")
         await bot.initialize()
         sender = BroadcastSender(bot, make_session_factory(make_engine(url)))

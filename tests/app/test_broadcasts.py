@@ -11,7 +11,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.broadcast_sender import BURST_429, BroadcastSender, RateLimiter, sender_bot
+from bot.broadcast_sender import (
+    _MARK,
+    BURST_429,
+    BroadcastSender,
+    LastByteRequest,
+    NotTaken,
+    RateLimiter,
+    sender_bot,
+)
 from bot.dispatcher import OutboxDispatcher
 from core import audit, broadcasts
 from core.db import session_scope
@@ -432,3 +440,79 @@ def test_timeouts_retry_only_when_nothing_was_sent(sqlite_demo_factory) -> None:
     d = _deliveries(factory, bid)
     assert d[maybe].state is DeliveryState.unconfirmed
     assert d[never].state is DeliveryState.pending and d[never].last_error.startswith("TimedOut")
+
+
+async def _http_server(seen: list[dict[str, object]]) -> tuple[asyncio.AbstractServer, int]:
+    """A minimal Bot API over HTTP/1.1 that records what arrived of each request's body."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length"))
+            try:
+                body = await reader.readexactly(length)
+            except asyncio.IncompleteReadError as cut:
+                seen.append({"length": length, "got": len(cut.partial), "complete": False})
+                break
+            seen.append({"length": length, "got": len(body), "complete": True})
+            answer = (b'{"ok":true,"result":{"message_id":7,"date":0,'
+                      b'"chat":{"id":5,"type":"private"},"text":"x"}}')
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                         + str(len(answer)).encode() + b"\r\n\r\n" + answer)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize("taken", [True, False])
+def test_last_byte_request_commits_before_the_last_byte(taken: bool) -> None:
+    """The 'sending' commit runs when Telegram has all of the request but its last byte: if the
+    row was no longer pending, the request stays incomplete and nothing is sent."""
+    seen: list[dict[str, object]] = []
+    marks: list[int] = []
+
+    async def scenario() -> object:
+        server, port = await _http_server(seen)
+        request = LastByteRequest()
+        bot = sender_bot("123:TEST", request, base_url=f"http://127.0.0.1:{port}/bot")
+        await request.initialize()
+
+        def mark() -> bool:
+            marks.append(len(seen))  # no request had been completed yet
+            return taken
+
+        token = _MARK.set(mark)
+        try:
+            first: object = await bot.send_message(5, "明天上午停水，请提前储水。")
+        except NotTaken as exc:
+            first = exc
+        finally:
+            _MARK.reset(token)
+        try:
+            after = await bot.send_message(6, "下一位")  # the broken connection is not reused
+            assert after.message_id == 7
+            return first
+        finally:
+            await request.shutdown()
+            await asyncio.sleep(0.05)  # let the server see the connection close
+            server.close()
+            await server.wait_closed()
+
+    result = asyncio.run(scenario())
+    assert marks == [0]
+    complete = [e for e in seen if e["complete"]]
+    cut = [e for e in seen if not e["complete"]]
+    assert all(int(e["length"]) > 10 for e in seen)  # type: ignore[call-overload]
+    if taken:
+        assert getattr(result, "message_id", None) == 7
+        assert len(complete) == 2 and not cut
+    else:
+        assert isinstance(result, NotTaken)
+        assert len(complete) == 1  # only the following message
+        [arrived] = cut
+        assert arrived["got"] == int(arrived["length"]) - 1  # type: ignore[call-overload]
