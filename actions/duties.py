@@ -13,11 +13,22 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+from sqlalchemy.orm import Session
 
 from actions import common
 from core import duties, workflow
 from core.messages import t
+from core.models import Person
 from core.permissions import NotAllowed
+
+
+def _member(session: Session, tracker: Tracker, dispatcher: CollectingDispatcher) -> Person | None:
+    """The person who wrote, or None after telling them gridbot does not know them."""
+    sender = common.sender_id(tracker)
+    person = workflow.person_by_telegram(session, sender) if sender is not None else None
+    if person is None:
+        dispatcher.utter_message(text=t("duty.deny.unknown_person"))
+    return person
 
 
 class ActionMyDuties(Action):
@@ -25,11 +36,9 @@ class ActionMyDuties(Action):
         return "action_my_duties"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        sender = common.sender_id(tracker)
         with common.session() as s:
-            person = workflow.person_by_telegram(s, sender) if sender is not None else None
+            person = _member(s, tracker, dispatcher)
             if person is None:
-                dispatcher.utter_message(text=t("duty.deny.unknown_person"))
                 return []
             payload = duties.duties_payload(s, person)
         buttons = [{"title": b["text"], "payload": b["callback_data"]}
@@ -49,13 +58,11 @@ class ActionRsvp(Action):
         return "action_rsvp"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        sender = common.sender_id(tracker)
         attending = common.intent_name(tracker) == "rsvp_attend"
         text = common.message_text(tracker)
         with common.session() as s:
-            person = workflow.person_by_telegram(s, sender) if sender is not None else None
+            person = _member(s, tracker, dispatcher)
             if person is None:
-                dispatcher.utter_message(text=t("duty.deny.unknown_person"))
                 return []
             duty = duties.next_invitation(s, person)
             if duty is None:
