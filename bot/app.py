@@ -40,7 +40,7 @@ from bot import binding, broadcast_chat, duties_buttons, roles, ticket_buttons
 from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
-from bot.rasa_client import RasaClient
+from bot.rasa_client import RasaClient, RasaUnavailable
 from core import inbox, outbox, workflow
 from core.config import VAR_DIR, Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
@@ -60,6 +60,7 @@ REPLAY_CONCURRENCY = 8
 ROUTER_TTL = 60.0
 HOUSEKEEPING_SECONDS = 600.0  # how often resolved tickets nobody rated are closed
 DB_THREADS = 1
+WARM_UP_RETRY_SECONDS = 2.0  # while Rasa loads its model
 CALLBACK_CACHE = 50_000  # buttons of old ticket cards must keep working for weeks
 
 
@@ -304,6 +305,23 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             await context.bot.send_message(update.effective_chat.id, t("error"))
 
 
+async def _warm_up(svc: Services) -> None:
+    """Warm Rasa and the action server up once they answer (bot/rasa_client.py)."""
+    while not svc.stop.is_set():
+        started = time.perf_counter()
+        try:
+            await svc.rasa.warm_up()
+            log.info("Rasa warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
+            return
+        except RasaUnavailable:
+            pass
+        except Exception:  # noqa: BLE001 - a warm-up is a courtesy; never stop the bot for it
+            log.exception("Rasa warm-up failed")
+            return
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(svc.stop.wait(), timeout=WARM_UP_RETRY_SECONDS)
+
+
 async def _replay_loop(svc: Services) -> None:
     """Answer messages that waited for Rasa, once it is back."""
     while not svc.stop.is_set():
@@ -348,7 +366,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="gridbot-db"))
         svc.dispatcher = OutboxDispatcher(app.bot, factory)
         if background:
-            svc.tasks = [asyncio.create_task(svc.dispatcher.run_forever(svc.stop)),
+            svc.tasks = [asyncio.create_task(_warm_up(svc)),
+                         asyncio.create_task(svc.dispatcher.run_forever(svc.stop)),
                          asyncio.create_task(_replay_loop(svc)),
                          asyncio.create_task(_housekeeping_loop(svc))]
             # Reminders: one leader per database queues them in the outbox; the dispatcher sends.

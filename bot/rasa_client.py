@@ -7,6 +7,14 @@ from typing import Any
 
 import httpx
 
+# Warm-up: one report conversation after a start, so that the first resident does not wait for
+# Rasa's and the action server's first-call work (loading, query compilation, the router: about
+# 0.3 s). The sender is no Telegram user (the actions find no resident); the conversation
+# stops before 确认, so nothing is filed, and ends with /restart.
+WARM_UP_SENDER = "gridbot-warm-up"
+WARM_UP_TEXT = "3号楼消防通道被车堵了"
+WARM_UP_PRESS = "/inform"  # the only buttons it presses: a place to choose, never 确认
+
 
 class RasaUnavailable(Exception):
     """Rasa could not be reached or failed; the message must wait, not be lost."""
@@ -35,6 +43,14 @@ class RasaClient:
             raise RasaUnavailable(f"Rasa answered {response.status_code}")
         response.raise_for_status()
         return [parse_reply(item) for item in response.json()]
+
+    async def warm_up(self) -> None:
+        """Run the warm-up conversation; RasaUnavailable if Rasa cannot be reached."""
+        replies = await self.send(WARM_UP_SENDER, WARM_UP_TEXT)
+        presses = [p for r in replies for _, p in r.buttons if p.startswith(WARM_UP_PRESS)]
+        if presses:
+            await self.send(WARM_UP_SENDER, presses[0])
+        await self.send(WARM_UP_SENDER, "/restart")
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -146,8 +146,10 @@ async def _bench(settings, users: int, ramp: float, think: float, seed: int) -> 
     assert app.post_init is not None
     await app.post_init(app)
     updates = UpdateBuilder(app.bot, fake)
-    rasa_ms: list[float] = []
     svc = app.bot_data["services"]
+    # A running bot has warmed Rasa up at its start (bot/app.py _warm_up; background=False here).
+    await svc.rasa.warm_up()
+    rasa_ms: list[float] = []
     send = svc.rasa.send
 
     async def timed_send(*a, **kw):  # type: ignore[no-untyped-def]

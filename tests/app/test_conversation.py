@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import app as bot_app
 from bot.conversation import answer_pending
-from bot.rasa_client import RasaClient, RasaUnavailable, Reply, parse_reply, to_payload
+from bot.rasa_client import (
+    WARM_UP_SENDER,
+    WARM_UP_TEXT,
+    RasaClient,
+    RasaUnavailable,
+    Reply,
+    parse_reply,
+    to_payload,
+)
 from core import inbox
-from core.db import session_scope
-from core.models import InboxMessage, InboxState, OutboxMessage
+from core.db import make_engine, make_session_factory, read_scope, session_scope
+from core.models import InboxMessage, InboxState, OutboxMessage, Ticket
 from tests.app.stack import Stack, free_port
 
 
@@ -67,3 +78,81 @@ def test_messages_wait_while_rasa_is_down_then_are_answered_once(
             by_chat[r.chat_id].append(r.payload["text"])
         assert any("12345" in t for t in by_chat[802])
         assert len(by_chat[801]) >= 2  # a greeting answer, then the report's answer, in order
+
+
+def _scripted_rasa(answers: dict[str, list[dict[str, object]]], heard: list[str],
+                   down_first: int = 0) -> httpx.AsyncClient:
+    """An httpx client whose Rasa answers each message from `answers` (unknown ones: nothing)."""
+    calls = [0]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls[0] += 1
+        if calls[0] <= down_first:
+            raise httpx.ConnectError("connection refused", request=request)
+        body = json.loads(request.content)
+        assert body["sender"] == WARM_UP_SENDER
+        heard.append(body["message"])
+        return httpx.Response(200, json=answers.get(body["message"], []))
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handle))
+
+
+def test_warm_up_presses_a_place_but_never_confirms() -> None:
+    summary = {"text": "请确认", "buttons": [{"title": "确认", "payload": "/affirm"},
+                                              {"title": "取消", "payload": "/cancel"}]}
+    ask = {"text": "是哪一栋？", "buttons": [{"title": "确认", "payload": "/affirm"},
+                                               {"title": "3号楼", "payload": '/inform{"place_code":"B-1"}'},
+                                               {"title": "另一栋", "payload": '/inform{"place_code":"B-2"}'}]}
+    heard: list[str] = []
+    client = RasaClient("http://rasa", client=_scripted_rasa(
+        {WARM_UP_TEXT: [ask], '/inform{"place_code":"B-1"}': [summary]}, heard))
+    asyncio.run(client.warm_up())
+    assert heard == [WARM_UP_TEXT, '/inform{"place_code":"B-1"}', "/restart"]
+
+    heard.clear()  # a registry where the place is clear at once: straight to the summary
+    client = RasaClient("http://rasa", client=_scripted_rasa({WARM_UP_TEXT: [summary]}, heard))
+    asyncio.run(client.warm_up())
+    assert heard == [WARM_UP_TEXT, "/restart"]
+
+
+def test_the_bot_warms_rasa_up_once_it_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bot_app, "WARM_UP_RETRY_SECONDS", 0.01)
+    heard: list[str] = []
+    rasa = RasaClient("http://rasa", client=_scripted_rasa({}, heard, down_first=3))
+    svc = bot_app.Services(sessionmaker(), rasa)
+    asyncio.run(asyncio.wait_for(bot_app._warm_up(svc), timeout=10))
+    assert heard == [WARM_UP_TEXT, "/restart"]  # after three refused connections
+
+
+def test_warm_up_through_the_real_stack_files_nothing(stack_db_url: str, rasa_stack: Stack) -> None:
+    engine = make_engine(stack_db_url)
+    factory = make_session_factory(engine)
+
+    def tickets() -> int:
+        with read_scope(factory) as s:
+            return len(s.scalars(select(Ticket.id)).all())
+
+    before = tickets()
+    client = RasaClient(rasa_stack.rasa_url)
+    sent: list[str] = []
+    answered: list[Reply] = []
+    send = client.send
+
+    async def recording(sender_id: int | str, text: str, metadata: dict[str, object] | None = None) -> list[Reply]:
+        sent.append(text)
+        replies = await send(sender_id, text, metadata)
+        answered.extend(replies)
+        return replies
+
+    client.send = recording  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await client.warm_up()
+        await client.aclose()
+
+    asyncio.run(scenario())
+    engine.dispose()
+    # It got as far as the summary (all the report's actions ran) and stopped there.
+    assert any(p == "/affirm" for r in answered for _, p in r.buttons), answered
+    assert "/affirm" not in sent and sent[-1] == "/restart"
+    assert tickets() == before
