@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,13 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
-from core.routing import Router
-
-ROUTER_TTL_SECONDS = 60.0  # a re-imported registry is picked up within a minute
+from core.routing import Router, RouterCache
 
 _lock = threading.Lock()
 _factory: sessionmaker[Session] | None = None
-_router: tuple[float, Router] | None = None
+_routers: RouterCache | None = None
 
 
 def settings() -> Settings:
@@ -48,12 +45,12 @@ def reading() -> Iterator[Session]:
 
 
 def router() -> Router:
-    global _router
+    """The registry's router; a re-import is picked up within seconds (core.routing.RouterCache)."""
+    global _routers
     with _lock:
-        if _router is None or time.monotonic() - _router[0] > ROUTER_TTL_SECONDS:
-            with read_scope(_factory or _make()) as s:
-                _router = (time.monotonic(), Router.from_session(s))
-        return _router[1]
+        if _routers is None:
+            _routers = RouterCache(_factory or _make())
+    return _routers.get()
 
 
 def _make() -> sessionmaker[Session]:

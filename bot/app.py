@@ -45,7 +45,7 @@ from core import inbox, outbox, workflow
 from core.config import VAR_DIR, Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.messages import t
-from core.routing import Router
+from core.routing import Router, RouterCache
 from core.scheduler import DutyScheduler
 
 log = logging.getLogger("gridbot.bot")
@@ -57,7 +57,6 @@ NO_TOKEN_MESSAGE = (
 RASA_TEXT_LIMIT = 1000  # characters of one message that go to the classifier
 REPLAY_SECONDS = 5.0
 REPLAY_CONCURRENCY = 8
-ROUTER_TTL = 60.0
 HOUSEKEEPING_SECONDS = 600.0  # how often resolved tickets nobody rated are closed
 DB_THREADS = 1
 WARM_UP_RETRY_SECONDS = 2.0  # while Rasa loads its model
@@ -78,7 +77,7 @@ class Services:
         # One inbox pass per sender at a time keeps each sender's order; different
         # senders are answered concurrently.
         self._locks: dict[int, asyncio.Lock] = {}
-        self._router: tuple[float, Router] | None = None
+        self._routers = RouterCache(factory)
 
     def lock(self, sender_id: int) -> asyncio.Lock:
         return self._locks.setdefault(sender_id, asyncio.Lock())
@@ -110,14 +109,10 @@ class Services:
             await self.dispatcher.run_once()
 
     async def router(self) -> Router:
-        """The grid registry's router, rebuilt at most every ROUTER_TTL seconds."""
-        now = time.monotonic()
-        if self._router is None or now - self._router[0] > ROUTER_TTL:
-            def build() -> Router:
-                with read_scope(self.factory) as session:
-                    return Router.from_session(session)
-            self._router = (now, await asyncio.to_thread(build))
-        return self._router[1]
+        """The grid registry's router; a re-import is picked up within seconds."""
+        if self._routers.due():  # it reads the database: off the event loop
+            return await asyncio.to_thread(self._routers.get)
+        return self._routers.get()
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

@@ -12,22 +12,26 @@ Three ways in, one answer shape (`RouteResult`):
 
 Unknown or ambiguous input returns candidates; the router never guesses
 silently. Routing is data: the index is built from the registry tables and
-rebuilt after an import.
+rebuilt after an import (`RouterCache`).
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import re
+import threading
+import time
 from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 from shapely import STRtree
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
+from core.db import read_scope
 from core.models import Building, Community, Grid, Landmark
 from core.text import normalise
 
@@ -270,3 +274,44 @@ class Router:
 
     def _grid_candidate(self, g: _GridEntry, score: float) -> Candidate:
         return Candidate("grid", g.code, g.name, g.code, g.community_code, score)
+
+
+ROUTER_CHECK_SECONDS = 5.0
+
+
+def registry_stamp(session: Session) -> tuple[object, ...]:
+    """Changes whenever the registry does: a row added or removed (the counts) or edited (the
+    latest updated_at). A few aggregate queries, against ~50 ms to build the router."""
+    stamp: list[object] = []
+    for model in (Community, Grid, Building, Landmark):
+        stamp.extend(session.execute(select(func.count(), func.max(model.updated_at))).one())
+    return tuple(stamp)
+
+
+class RouterCache:
+    """The registry's router, shared by threads: at most every `check_every` seconds the
+    registry's stamp is read, and the router rebuilt only if the stamp changed — so a
+    re-import is picked up within seconds and an unchanged registry is never rebuilt."""
+
+    def __init__(self, factory: sessionmaker[Session], check_every: float = ROUTER_CHECK_SECONDS) -> None:
+        self._factory = factory
+        self._check_every = check_every
+        self._lock = threading.Lock()
+        self._router: Router | None = None
+        self._stamp: tuple[object, ...] | None = None
+        self._checked = -math.inf
+
+    def due(self) -> bool:
+        """Will `get` read the database? (An async caller then calls it off its event loop.)"""
+        return self._router is None or time.monotonic() - self._checked >= self._check_every
+
+    def get(self) -> Router:
+        with self._lock:
+            if self.due():
+                with read_scope(self._factory) as session:
+                    stamp = registry_stamp(session)
+                    if self._router is None or stamp != self._stamp:
+                        self._router, self._stamp = Router.from_session(session), stamp
+                self._checked = time.monotonic()
+            assert self._router is not None
+            return self._router

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from shapely.geometry import box, mapping
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.routing import Router, RouteStatus, _GridEntry, _PlaceEntry
+from core.models import Building
+from core.routing import Router, RouterCache, RouteStatus, _GridEntry, _PlaceEntry
 
 
 @pytest.fixture
@@ -114,3 +116,26 @@ def test_ten_thousand_grids_route_correctly() -> None:
         assert result.grid_code == f"G{i:03d}{j:03d}"
     corner = router.by_point(39 + 10 * size, 116 + 10 * size)  # where four squares meet
     assert corner.status is RouteStatus.ambiguous and len(corner.candidates) == 4
+
+
+def test_router_cache_rebuilds_only_when_the_registry_changed(sqlite_demo_factory: sessionmaker[Session]) -> None:
+    routers = RouterCache(sqlite_demo_factory, check_every=0.0)
+    first = routers.get()
+    assert routers.get() is first  # checked again, nothing changed: not rebuilt
+    assert first.by_building("B-HPL-01-99").status is RouteStatus.none
+    with session_scope(sqlite_demo_factory) as s:  # a building added (as a re-import would)
+        seven = s.scalars(select(Building).where(Building.code == "B-HPL-01-07")).one()
+        s.add(Building(code="B-HPL-01-99", grid_id=seven.grid_id, address="和平里小区99号楼", number="99"))
+    second = routers.get()
+    assert second is not first and second.by_building("B-HPL-01-99").status is RouteStatus.matched
+    with session_scope(sqlite_demo_factory) as s:  # an address edited in place: same counts
+        s.scalars(select(Building).where(Building.code == "B-HPL-01-99")).one().address = "和平里小区99号楼甲"
+    third = routers.get()
+    assert third is not second and third.by_building("B-HPL-01-99").best.label == "和平里小区99号楼甲"  # type: ignore[union-attr]
+
+    slow = RouterCache(sqlite_demo_factory, check_every=3600.0)
+    cached = slow.get()
+    assert not slow.due()
+    with session_scope(sqlite_demo_factory) as s:
+        s.delete(s.scalars(select(Building).where(Building.code == "B-HPL-01-99")).one())
+    assert slow.get() is cached  # not checked again before check_every
