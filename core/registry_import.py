@@ -5,7 +5,9 @@ problem is reported with its file and line, and if there is any problem the
 database is left untouched. Records are upserted by code, so importing the
 same files again changes nothing. For the scopes a file mentions (a
 community's admins, a grid's workers, a branch's members), the file is the
-truth: the lists replace what the database had.
+truth: the lists replace what the database had — except members who joined a
+branch with its secretary's invite code (/invite, /join): the registry does not
+know them, so they stay until `gridbot revoke` takes them out.
 
 Inputs (any mix, given as files or directories):
   *.yml / *.yaml  sections streets, communities, grids, buildings, landmarks, people, branches
@@ -36,6 +38,7 @@ from core.models import (
     Building,
     Community,
     Grid,
+    InviteCode,
     Landmark,
     PartyGroup,
     Person,
@@ -530,9 +533,11 @@ class _Applier:
             return None
         return self.session.scalar(select(model.id).where(model.code == str(code)))
 
-    def set_grants(self, role: Role, scope: dict[str, int | None], person_codes: Iterable[str]) -> bool:
-        """Make `person_codes` exactly the holders of `role` in `scope`."""
-        wanted = {self.id_of(Person, c) for c in person_codes}
+    def set_grants(self, role: Role, scope: dict[str, int | None], person_codes: Iterable[str],
+                   keep: Iterable[int] = ()) -> bool:
+        """Make `person_codes` (and the holders among the person ids `keep`) exactly the holders
+        of `role` in `scope`."""
+        wanted = {self.id_of(Person, c) for c in person_codes} | set(keep)
         query = select(RoleGrant).where(RoleGrant.role == role)
         for key in ("community_id", "grid_id", "branch_id"):
             query = query.where(getattr(RoleGrant, key).is_(None) if scope.get(key) is None
@@ -642,9 +647,9 @@ def apply(data: RegistryInput, session: Session) -> ImportReport:
 
 
 def _replace_grants(a: _Applier, report: ImportReport, role: Role, scope: dict[str, int | None],
-                    codes: Iterable[str]) -> None:
+                    codes: Iterable[str], keep: Iterable[int] = ()) -> None:
     full_scope: dict[str, int | None] = {"community_id": None, "grid_id": None, "branch_id": None, **scope}
-    if a.set_grants(role, full_scope, [str(c) for c in codes]):
+    if a.set_grants(role, full_scope, [str(c) for c in codes], keep):
         report.updated["grants"] += 1
 
 
@@ -653,10 +658,14 @@ def _sync_branch(a: _Applier, report: ImportReport, branch: Branch, r: Record) -
     member_codes = [str(m) for m in r.get("members") or []]
     wanted = {a.id_of(Person, c): c for c in member_codes}
     current = {m.person_id: m for m in session.scalars(select(BranchMember).where(BranchMember.branch_id == branch.id))}
+    invited: set[int] = {pid for pid in session.scalars(select(InviteCode.used_by_id).where(
+        InviteCode.branch_id == branch.id)) if pid is not None}
+    kept = (invited & set(current)) - set(wanted)
     changed = False
-    for person_id, row in current.items():
-        if person_id not in wanted:
+    for person_id, row in list(current.items()):
+        if person_id not in wanted and person_id not in kept:
             session.delete(row)
+            del current[person_id]
             changed = True
     for new_id in wanted:
         if new_id is not None and new_id not in current:
@@ -680,8 +689,10 @@ def _sync_branch(a: _Applier, report: ImportReport, branch: Branch, r: Record) -
             changed = True
     if changed:
         report.updated["branch_members"] += 1
+    if kept:
+        report.unchanged["invited_members"] += len(kept)
     scope: dict[str, int | None] = {"branch_id": branch.id}
-    _replace_grants(a, report, Role.member, scope, member_codes)
+    _replace_grants(a, report, Role.member, scope, member_codes, keep=kept)
     secretary = r.get("secretary")
     _replace_grants(a, report, Role.secretary, scope, [secretary] if secretary else [])
 

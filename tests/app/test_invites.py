@@ -100,6 +100,28 @@ def test_redeem_makes_a_new_person_a_member_and_nothing_more(sqlite_demo_factory
         assert entry.actor_id == person.id and entry.subject == f"branch:{joined.id}"
 
 
+def test_a_reimport_keeps_members_who_joined_by_invite(demo_factory: sessionmaker[Session]) -> None:
+    """The registry does not know them: only gridbot revoke takes them out."""
+    with session_scope(demo_factory) as s:
+        code = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0).code
+        person_id = invites.redeem(s, NEWCOMER, "王新", code, now=T0 + timedelta(hours=1))[1].id
+        listed = members(s)
+    with session_scope(demo_factory) as s:
+        report = import_registry(s, [DEMO])  # the IT worker re-imports to add a building, say
+        assert report.unchanged["invited_members"] == 1
+    with session_scope(demo_factory) as s:
+        assert members(s) == listed and person_id in listed
+        newcomer = by_tg(s, NEWCOMER)
+        assert newcomer is not None
+        assert roles_at(s, newcomer, scope_of_branch(s, branch(s))) == {Role.member}
+        assert grants.revoke(s, grants.resolve(s, str(NEWCOMER), "member", branch="BR-HPL-01"))
+    with session_scope(demo_factory) as s:
+        import_registry(s, [DEMO])  # revoked stays revoked: the used invite does not bring them back
+        assert members(s) == listed - {person_id}
+        newcomer = by_tg(s, NEWCOMER)
+        assert newcomer is not None and roles_at(s, newcomer, scope_of_branch(s, branch(s))) == set()
+
+
 def test_a_code_used_twice_is_refused(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         code = invites.create_invite(s, who(s, "P-0001"), branch(s).id).code
