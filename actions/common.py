@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
+from core.inbox import WARM_UP_SENDER
 from core.routing import Router, RouterCache
 
 _lock = threading.Lock()
@@ -57,6 +58,11 @@ def _make() -> sessionmaker[Session]:
     global _factory
     _factory = make_session_factory(make_engine(settings().database_url))
     return _factory
+
+
+def is_warm_up(tracker: Tracker) -> bool:
+    """The bot's warm-up conversation (core.inbox.WARM_UP_SENDER): nothing is filed for it."""
+    return tracker.sender_id == WARM_UP_SENDER
 
 
 def sender_id(tracker: Tracker) -> int | None:

@@ -24,6 +24,8 @@ class ActionFileEmergency(Action):
         return "action_file_emergency"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if common.is_warm_up(tracker):
+            return [*reset_report(), SlotSet("requested_slot", None)]
         slots = {e["name"]: e["value"] for e in _place_events(tracker) if e.get("event") == "slot"}
         sender = common.sender_id(tracker)
         with common.session() as s:

@@ -365,6 +365,8 @@ class ActionSubmitReport(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         code, description = tracker.get_slot("category"), tracker.get_slot("description")
+        if common.is_warm_up(tracker):
+            return reset_report()
         if not code or not description or not tracker.get_slot("grid_code"):
             dispatcher.utter_message(text=t("report.nothing_to_submit"))
             return reset_report()

@@ -60,6 +60,7 @@ REPLAY_CONCURRENCY = 8
 HOUSEKEEPING_SECONDS = 600.0  # how often resolved tickets nobody rated are closed
 DB_THREADS = 1
 WARM_UP_RETRY_SECONDS = 2.0  # while Rasa loads its model
+WARM_UP_TRIES = 30  # answers without the action server's part: a minute, then no more
 CALLBACK_CACHE = 50_000  # buttons of old ticket cards must keep working for weeks
 
 
@@ -110,9 +111,7 @@ class Services:
 
     async def router(self) -> Router:
         """The grid registry's router; a re-import is picked up within seconds."""
-        if self._routers.due():  # it reads the database: off the event loop
-            return await asyncio.to_thread(self._routers.get)
-        return self._routers.get()
+        return await asyncio.to_thread(self._routers.get)  # it may read the database
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
@@ -301,13 +300,19 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _warm_up(svc: Services) -> None:
-    """Warm Rasa and the action server up once they answer (bot/rasa_client.py)."""
+    """Warm Rasa and the action server up once both answer (bot/rasa_client.py): retried while
+    Rasa loads its model, and up to WARM_UP_TRIES times while the action server does not answer."""
+    tries = 0
     while not svc.stop.is_set():
         started = time.perf_counter()
         try:
-            await svc.rasa.warm_up()
-            log.info("Rasa warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
-            return
+            if await svc.rasa.warm_up():
+                log.info("Rasa and the action server warmed up in %.0f ms", (time.perf_counter() - started) * 1000)
+                return
+            tries += 1
+            if tries >= WARM_UP_TRIES:
+                log.warning("warm-up: Rasa answers but the report actions did not; giving up")
+                return
         except RasaUnavailable:
             pass
         except Exception:  # noqa: BLE001 - a warm-up is a courtesy; never stop the bot for it

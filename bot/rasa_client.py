@@ -7,11 +7,12 @@ from typing import Any
 
 import httpx
 
-# Warm-up: one report conversation after a start, so that the first resident does not wait for
+from core.inbox import WARM_UP_SENDER
+
+# Warm-up: one report conversation after a start, so that the first residents do not wait for
 # Rasa's and the action server's first-call work (loading, query compilation, the router: about
-# 0.3 s). The sender is no Telegram user (the actions find no resident); the conversation
-# stops before 确认, so nothing is filed, and ends with /restart.
-WARM_UP_SENDER = "gridbot-warm-up"
+# 0.3 s). The sender is no Telegram user (the actions find no resident, and those that file
+# do nothing for it); the conversation stops before 确认 and ends with /restart.
 WARM_UP_TEXT = "3号楼消防通道被车堵了"
 WARM_UP_PRESS = "/inform"  # the only buttons it presses: a place to choose, never 确认
 
@@ -44,13 +45,16 @@ class RasaClient:
         response.raise_for_status()
         return [parse_reply(item) for item in response.json()]
 
-    async def warm_up(self) -> None:
-        """Run the warm-up conversation; RasaUnavailable if Rasa cannot be reached."""
+    async def warm_up(self) -> bool:
+        """Run the warm-up conversation; RasaUnavailable if Rasa cannot be reached. True if the
+        action server answered too (its replies carry buttons: a place to choose or the summary)."""
+        await self.send(WARM_UP_SENDER, "/restart")  # a clean start, also after a failed attempt
         replies = await self.send(WARM_UP_SENDER, WARM_UP_TEXT)
         presses = [p for r in replies for _, p in r.buttons if p.startswith(WARM_UP_PRESS)]
         if presses:
-            await self.send(WARM_UP_SENDER, presses[0])
+            replies = await self.send(WARM_UP_SENDER, presses[0])
         await self.send(WARM_UP_SENDER, "/restart")
+        return any(r.buttons for r in replies)
 
     async def aclose(self) -> None:
         if self._owns_client:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.models import Branch, BranchMember, Community, Grid, Person, Role, RoleGrant
+from core.models import JOINED_GRANT, Branch, BranchMember, Community, Grid, Person, Role, RoleGrant
 
 R = Role
 # the scope level each role must have; None: no scope allowed; absent: optional
@@ -123,7 +123,7 @@ def grant(session: Session, target: Target, actor: Person | None = None) -> bool
     if target.role is R.member and target.scope_id is not None and session.scalar(
             select(BranchMember.id).where(BranchMember.branch_id == target.scope_id,
                                           BranchMember.person_id == target.person.id)) is None:
-        session.add(BranchMember(branch_id=target.scope_id, person_id=target.person.id))
+        session.add(BranchMember(branch_id=target.scope_id, person_id=target.person.id, joined_by=JOINED_GRANT))
         changed = True
     if target.role is R.secretary:
         branch = session.get(Branch, target.scope_id)

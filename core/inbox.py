@@ -16,6 +16,10 @@ from sqlalchemy.orm import Session
 
 from core.models import InboxMessage, InboxState, utcnow
 
+# The Rasa sender id of the bot's warm-up conversation after a start (bot/rasa_client.py):
+# never a resident, and the actions that file anything do nothing for it.
+WARM_UP_SENDER = "gridbot-warm-up"
+
 
 def accept(session: Session, *, sender_id: int, chat_id: int, text: str,
            meta: dict[str, Any] | None = None) -> InboxMessage:

@@ -23,7 +23,16 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.messages import t
-from core.models import Branch, BranchMember, InviteCode, Person, Role, RoleGrant, utcnow
+from core.models import (
+    JOINED_INVITE,
+    Branch,
+    BranchMember,
+    InviteCode,
+    Person,
+    Role,
+    RoleGrant,
+    utcnow,
+)
 from core.permissions import NotAllowed, allowed, require, scope_of_branch
 
 # no 0/O, 1/I/L: a code read out or copied by hand cannot be mistaken
@@ -102,7 +111,7 @@ def redeem(session: Session, telegram_id: int, display_name: str, code: str, *,
         .execution_options(synchronize_session=False))
     if taken.rowcount != 1:  # someone else redeemed it between our read and our update
         raise NotAllowed(t("invite.used"))
-    session.add(BranchMember(branch_id=branch.id, person_id=person.id))
+    session.add(BranchMember(branch_id=branch.id, person_id=person.id, joined_by=JOINED_INVITE))
     if not any(g.role is Role.member and g.branch_id == branch.id for g in person.grants):
         person.grants.append(RoleGrant(role=Role.member, branch_id=branch.id))
     session.flush()

@@ -6,8 +6,9 @@ database is left untouched. Records are upserted by code, so importing the
 same files again changes nothing. For the scopes a file mentions (a
 community's admins, a grid's workers, a branch's members), the file is the
 truth: the lists replace what the database had — except members who joined a
-branch with its secretary's invite code (/invite, /join): the registry does not
-know them, so they stay until `gridbot revoke` takes them out.
+branch with its secretary's invite code (/invite, /join) and are not in the
+file: they stay until `gridbot revoke` takes them out (once a file lists them,
+they are the registry's like anyone else).
 
 Inputs (any mix, given as files or directories):
   *.yml / *.yaml  sections streets, communities, grids, buildings, landmarks, people, branches
@@ -33,12 +34,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import (
+    JOINED_INVITE,
+    JOINED_REGISTRY,
     Branch,
     BranchMember,
     Building,
     Community,
     Grid,
-    InviteCode,
     Landmark,
     PartyGroup,
     Person,
@@ -535,8 +537,7 @@ class _Applier:
 
     def set_grants(self, role: Role, scope: dict[str, int | None], person_codes: Iterable[str],
                    keep: Iterable[int] = ()) -> bool:
-        """Make `person_codes` (and the holders among the person ids `keep`) exactly the holders
-        of `role` in `scope`."""
+        """Make `person_codes` and the person ids `keep` exactly the holders of `role` in `scope`."""
         wanted = {self.id_of(Person, c) for c in person_codes} | set(keep)
         query = select(RoleGrant).where(RoleGrant.role == role)
         for key in ("community_id", "grid_id", "branch_id"):
@@ -658,18 +659,19 @@ def _sync_branch(a: _Applier, report: ImportReport, branch: Branch, r: Record) -
     member_codes = [str(m) for m in r.get("members") or []]
     wanted = {a.id_of(Person, c): c for c in member_codes}
     current = {m.person_id: m for m in session.scalars(select(BranchMember).where(BranchMember.branch_id == branch.id))}
-    invited: set[int] = {pid for pid in session.scalars(select(InviteCode.used_by_id).where(
-        InviteCode.branch_id == branch.id)) if pid is not None}
-    kept = (invited & set(current)) - set(wanted)
+    kept = {pid for pid, row in current.items() if pid not in wanted and row.joined_by == JOINED_INVITE}
     changed = False
     for person_id, row in list(current.items()):
         if person_id not in wanted and person_id not in kept:
             session.delete(row)
             del current[person_id]
             changed = True
+        elif person_id in wanted and row.joined_by != JOINED_REGISTRY:
+            row.joined_by = JOINED_REGISTRY  # listed now: the next file without them removes them
+            changed = True
     for new_id in wanted:
         if new_id is not None and new_id not in current:
-            current[new_id] = BranchMember(branch_id=branch.id, person_id=new_id)
+            current[new_id] = BranchMember(branch_id=branch.id, person_id=new_id, joined_by=JOINED_REGISTRY)
             session.add(current[new_id])
             changed = True
     session.flush()

@@ -277,6 +277,9 @@ class Router:
 
 
 ROUTER_CHECK_SECONDS = 5.0
+# Rebuilt after this long even with the same stamp: an edit made outside gridbot (SQL by hand)
+# or stamped by a clock that is behind is picked up all the same.
+ROUTER_MAX_AGE_SECONDS = 600.0
 
 
 def registry_stamp(session: Session) -> tuple[object, ...]:
@@ -290,8 +293,9 @@ def registry_stamp(session: Session) -> tuple[object, ...]:
 
 class RouterCache:
     """The registry's router, shared by threads: at most every `check_every` seconds the
-    registry's stamp is read, and the router rebuilt only if the stamp changed — so a
-    re-import is picked up within seconds and an unchanged registry is never rebuilt."""
+    registry's stamp is read, and the router rebuilt if the stamp changed (or it is
+    ROUTER_MAX_AGE_SECONDS old) — so a re-import is picked up within seconds and an unchanged
+    registry is rebuilt only every ten minutes."""
 
     def __init__(self, factory: sessionmaker[Session], check_every: float = ROUTER_CHECK_SECONDS) -> None:
         self._factory = factory
@@ -299,7 +303,7 @@ class RouterCache:
         self._lock = threading.Lock()
         self._router: Router | None = None
         self._stamp: tuple[object, ...] | None = None
-        self._checked = -math.inf
+        self._checked = self._built = -math.inf
 
     def due(self) -> bool:
         """Will `get` read the database? (An async caller then calls it off its event loop.)"""
@@ -310,8 +314,10 @@ class RouterCache:
             if self.due():
                 with read_scope(self._factory) as session:
                     stamp = registry_stamp(session)
-                    if self._router is None or stamp != self._stamp:
+                    if (self._router is None or stamp != self._stamp
+                            or time.monotonic() - self._built >= ROUTER_MAX_AGE_SECONDS):
                         self._router, self._stamp = Router.from_session(session), stamp
+                        self._built = time.monotonic()
                 self._checked = time.monotonic()
             assert self._router is not None
             return self._router

@@ -25,7 +25,17 @@ from core.models.duties import (
 from core.models.inbox import InboxMessage, InboxState
 from core.models.invites import InviteCode
 from core.models.outbox import OutboxMessage, SendState
-from core.models.people import Branch, BranchMember, PartyGroup, Person, Role, RoleGrant
+from core.models.people import (
+    JOINED_GRANT,
+    JOINED_INVITE,
+    JOINED_REGISTRY,
+    Branch,
+    BranchMember,
+    PartyGroup,
+    Person,
+    Role,
+    RoleGrant,
+)
 from core.models.registry import Building, Community, Grid, Landmark, Street
 from core.models.tickets import (
     Category,
@@ -38,6 +48,9 @@ from core.models.tickets import (
 )
 
 __all__ = [
+    "JOINED_GRANT",
+    "JOINED_INVITE",
+    "JOINED_REGISTRY",
     "Attendance",
     "AuditEntry",
     "AttendanceStatus",

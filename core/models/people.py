@@ -82,6 +82,9 @@ class Branch(TimestampMixin, Base):
     )
 
 
+JOINED_REGISTRY, JOINED_INVITE, JOINED_GRANT = "registry", "invite", "grant"
+
+
 class BranchMember(Base):
     __tablename__ = "branch_members"
     __table_args__ = (UniqueConstraint("branch_id", "person_id"),)
@@ -92,6 +95,10 @@ class BranchMember(Base):
     party_group_id: Mapped[int | None] = mapped_column(
         ForeignKey("party_groups.id", ondelete="SET NULL"), default=None
     )
+    # How they became a member: JOINED_REGISTRY (gridbot import lists them), JOINED_INVITE
+    # (/join with the secretary's code) or JOINED_GRANT (gridbot grant). A re-import replaces
+    # the registry's and the grants' members with its list and keeps the invited ones.
+    joined_by: Mapped[str] = mapped_column(String(16), default="registry", server_default="registry")
 
     branch: Mapped[Branch] = relationship(back_populates="members")
     person: Mapped[Person] = relationship()

@@ -7,13 +7,16 @@ import json
 
 import httpx
 import pytest
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from actions.emergency import ActionFileEmergency
+from actions.report_form import ActionSubmitReport
 from bot import app as bot_app
 from bot.conversation import answer_pending
 from bot.rasa_client import (
-    WARM_UP_SENDER,
     WARM_UP_TEXT,
     RasaClient,
     RasaUnavailable,
@@ -23,6 +26,7 @@ from bot.rasa_client import (
 )
 from core import inbox
 from core.db import make_engine, make_session_factory, read_scope, session_scope
+from core.inbox import WARM_UP_SENDER
 from core.models import InboxMessage, InboxState, OutboxMessage, Ticket
 from tests.app.stack import Stack, free_port
 
@@ -106,22 +110,44 @@ def test_warm_up_presses_a_place_but_never_confirms() -> None:
     heard: list[str] = []
     client = RasaClient("http://rasa", client=_scripted_rasa(
         {WARM_UP_TEXT: [ask], '/inform{"place_code":"B-1"}': [summary]}, heard))
-    asyncio.run(client.warm_up())
-    assert heard == [WARM_UP_TEXT, '/inform{"place_code":"B-1"}', "/restart"]
+    assert asyncio.run(client.warm_up())
+    assert heard == ["/restart", WARM_UP_TEXT, '/inform{"place_code":"B-1"}', "/restart"]
 
     heard.clear()  # a registry where the place is clear at once: straight to the summary
     client = RasaClient("http://rasa", client=_scripted_rasa({WARM_UP_TEXT: [summary]}, heard))
-    asyncio.run(client.warm_up())
-    assert heard == [WARM_UP_TEXT, "/restart"]
+    assert asyncio.run(client.warm_up())
+    assert heard == ["/restart", WARM_UP_TEXT, "/restart"]
+
+    heard.clear()  # Rasa answers, the action server does not (no buttons): not warmed up
+    client = RasaClient("http://rasa", client=_scripted_rasa({WARM_UP_TEXT: [{"text": "抱歉"}]}, heard))
+    assert not asyncio.run(client.warm_up())
 
 
 def test_the_bot_warms_rasa_up_once_it_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bot_app, "WARM_UP_RETRY_SECONDS", 0.01)
     heard: list[str] = []
-    rasa = RasaClient("http://rasa", client=_scripted_rasa({}, heard, down_first=3))
+    summary = {"text": "请确认", "buttons": [{"title": "确认", "payload": "/affirm"}]}
+    rasa = RasaClient("http://rasa", client=_scripted_rasa({WARM_UP_TEXT: [summary]}, heard, down_first=3))
     svc = bot_app.Services(sessionmaker(), rasa)
     asyncio.run(asyncio.wait_for(bot_app._warm_up(svc), timeout=10))
-    assert heard == [WARM_UP_TEXT, "/restart"]  # after three refused connections
+    assert heard == ["/restart", WARM_UP_TEXT, "/restart"]  # after three refused connections
+
+    monkeypatch.setattr(bot_app, "WARM_UP_TRIES", 3)  # no action server: tried three times, then no more
+    heard.clear()
+    svc = bot_app.Services(sessionmaker(), RasaClient("http://rasa", client=_scripted_rasa({}, heard)))
+    asyncio.run(asyncio.wait_for(bot_app._warm_up(svc), timeout=10))
+    assert heard == ["/restart", WARM_UP_TEXT, "/restart"] * 3
+
+
+@pytest.mark.parametrize("action", [ActionSubmitReport(), ActionFileEmergency()], ids=lambda a: a.name())
+def test_the_actions_that_file_do_nothing_for_the_warm_up(action: Action) -> None:
+    slots = {"category": "parking", "description": "消防通道被车堵了", "grid_code": "G-HPL-01", "place": "3号楼"}
+    tracker = Tracker(WARM_UP_SENDER, slots, {"text": WARM_UP_TEXT, "intent": {"name": "emergency"}},
+                      [], False, None, {}, "action_listen")
+    dispatcher = CollectingDispatcher()
+    events = action.run(dispatcher, tracker, {})
+    assert dispatcher.messages == []  # no "filed" answer: it returned before the database
+    assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["category"] is None
 
 
 def test_warm_up_through_the_real_stack_files_nothing(stack_db_url: str, rasa_stack: Stack) -> None:

@@ -120,6 +120,12 @@ def test_a_reimport_keeps_members_who_joined_by_invite(demo_factory: sessionmake
         assert members(s) == listed - {person_id}
         newcomer = by_tg(s, NEWCOMER)
         assert newcomer is not None and roles_at(s, newcomer, scope_of_branch(s, branch(s))) == set()
+        # granted from the command line instead: the registry's to list, so an import takes it back
+        assert grants.grant(s, grants.resolve(s, str(NEWCOMER), "member", branch="BR-HPL-01"))
+    with session_scope(demo_factory) as s:
+        assert person_id in members(s)
+        assert import_registry(s, [DEMO]).unchanged["invited_members"] == 0
+        assert members(s) == listed - {person_id}
 
 
 def test_a_code_used_twice_is_refused(sqlite_demo_factory: sessionmaker[Session]) -> None:

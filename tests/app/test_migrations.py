@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.orm import Session
 
 from core.db import make_engine
 from core.migrate import downgrade, upgrade
-from core.models import Base
+from core.models import Base, Branch, Community, Grid, Person, Street
 
 
 def test_upgrade_from_empty_creates_every_table_and_matches_models(empty_db_url: str) -> None:
@@ -24,4 +25,25 @@ def test_upgrade_from_empty_creates_every_table_and_matches_models(empty_db_url:
     upgrade(engine)  # idempotent
     downgrade(engine, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    engine.dispose()
+
+
+def test_members_who_redeemed_an_invite_are_marked_as_joined_by_invite(empty_db_url: str) -> None:
+    engine = make_engine(empty_db_url)
+    upgrade(engine, "c8d9e0f1a2b3")  # before branch_members.joined_by
+    with Session(engine) as session, session.begin():  # tables the new revision leaves alone
+        for row in (Street(id=1, code="S", name="S"), Community(id=1, code="C", name="C", street_id=1),
+                    Grid(id=1, code="G", name="G", community_id=1), Branch(id=1, code="B", name="B", grid_id=1),
+                    Person(id=1, display_name="a"), Person(id=2, display_name="b")):
+            session.add(row)
+            session.flush()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO branch_members (id, branch_id, person_id) VALUES (1, 1, 1), (2, 1, 2)"))
+        conn.execute(text("INSERT INTO invite_codes (code, branch_id, created_at, expires_at, used_by_id, used_at) "
+                          "VALUES ('ABCD2345', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 2, CURRENT_TIMESTAMP)"))
+    upgrade(engine)
+    with engine.connect() as conn:
+        joined = dict(conn.execute(text("SELECT person_id, joined_by FROM branch_members")).all())
+    assert joined == {1: "registry", 2: "invite"}
+    downgrade(engine, "base")
     engine.dispose()

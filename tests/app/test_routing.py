@@ -7,6 +7,7 @@ from shapely.geometry import box, mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core import routing
 from core.db import session_scope
 from core.models import Building
 from core.routing import Router, RouterCache, RouteStatus, _GridEntry, _PlaceEntry
@@ -139,3 +140,12 @@ def test_router_cache_rebuilds_only_when_the_registry_changed(sqlite_demo_factor
     with session_scope(sqlite_demo_factory) as s:
         s.delete(s.scalars(select(Building).where(Building.code == "B-HPL-01-99")).one())
     assert slow.get() is cached  # not checked again before check_every
+
+
+def test_router_cache_rebuilds_an_old_router_even_with_the_same_stamp(
+        sqlite_demo_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    routers = RouterCache(sqlite_demo_factory, check_every=0.0)
+    first = routers.get()
+    assert routers.get() is first
+    monkeypatch.setattr(routing, "ROUTER_MAX_AGE_SECONDS", 0.0)  # e.g. a hand-made SQL fix, ten minutes on
+    assert routers.get() is not first
