@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -93,7 +93,8 @@ def reporter_for(session: Session, telegram_id: int | None, display_name: str) -
 
 def bind_resident(session: Session, telegram_id: int, display_name: str, building_id: int,
                   consent: bool) -> Person:
-    """Record where a resident lives and whether handlers may see their contact; re-binding updates."""
+    """Record where a resident lives and whether handlers may see their contact; re-binding updates
+    (and withdrawing consent hides the contact on the tickets they filed before)."""
     if session.get(Building, building_id) is None:
         raise ValueError(f"unknown building id {building_id}")
     person = person_by_telegram(session, telegram_id)
@@ -103,6 +104,10 @@ def bind_resident(session: Session, telegram_id: int, display_name: str, buildin
     elif display_name.strip() and person.code is None:  # the registry's name wins over Telegram's
         person.display_name = display_name.strip()
     person.building_id = building_id
+    if person.contact_consent and not consent and person.id is not None:
+        # Consent withdrawn: their earlier tickets no longer show handlers who reported them.
+        session.execute(update(Ticket).where(Ticket.reporter_id == person.id).values(anonymous=True)
+                        .execution_options(synchronize_session="fetch"))
     person.contact_consent = consent
     _ensure_resident(person)
     session.flush()

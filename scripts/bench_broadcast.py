@@ -42,6 +42,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from select import select as wait_readable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -53,6 +54,7 @@ SECRETARY = 700000001
 BASE_CHAT = 820_000_000
 TOKEN = "123456:BENCH"
 RATE, WINDOW, PER_CHAT = 30, 1.0, 1.0
+READY_SECONDS = 120
 
 
 # -- the fake Telegram ---------------------------------------------------------------------
@@ -286,8 +288,10 @@ def main() -> int:
         launched = time.monotonic()
         first = subprocess.Popen([*me, "--send", url, port], env=env, stdout=subprocess.PIPE, text=True)
         assert first.stdout is not None
-        if first.stdout.readline().strip() != "ready":
-            raise SystemExit("bench-broadcast: the sender did not start")
+        readable, _, _ = wait_readable([first.stdout], [], [], READY_SECONDS)
+        if not readable or first.stdout.readline().strip() != "ready":
+            first.kill()
+            raise SystemExit(f"bench-broadcast: the sender was not up within {READY_SECONDS} s")
         cold_start = time.monotonic() - launched
         started = time.monotonic()
         expected_n = queue(url, broadcast_id)

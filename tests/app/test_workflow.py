@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import workflow
 from core.categories import sync_categories
 from core.db import make_engine, make_session_factory, session_scope
+from core.messages import t
 from core.migrate import downgrade, upgrade
 from core.models import (
     Building,
@@ -313,6 +314,11 @@ def test_bind_resident_creates_then_rebinds(sqlite_demo_factory: sessionmaker[Se
         assert [g.role for g in again.grants] == [Role.resident]
         registered = workflow.bind_resident(s, 700000071, "Dai", b7.id, consent=True)
         assert registered.display_name == "戴春生"  # the registry's name is kept
+        earlier = report(s, reporter=registered.code)
+        assert "13800000071" in workflow.contact_details(s, earlier.id, who(s, "P-0001"))
+        workflow.bind_resident(s, 700000071, "Dai", b1.id, consent=False)  # consent withdrawn
+        assert workflow.contact_details(s, earlier.id, who(s, "P-0001")).endswith("不能查看联系方式。")
+        assert t("card.anonymous") in workflow.card_payload(s, earlier)["text"]
         assert workflow.person_by_telegram(s, 800000002) is person and workflow.person_by_telegram(s, 1) is None
 
 
