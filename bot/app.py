@@ -105,6 +105,11 @@ class Services:
         if any(r.answered or r.rasa_down for r in results):
             await self.dispatch()
 
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if the bot is stopping (the background loops' wait)."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), timeout=seconds)
+
     async def dispatch(self) -> None:
         if self.dispatcher is not None:
             await self.dispatcher.run_once()
@@ -318,8 +323,7 @@ async def _warm_up(svc: Services) -> None:
         except Exception:  # noqa: BLE001 - a warm-up is a courtesy; never stop the bot for it
             log.exception("Rasa warm-up failed")
             return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(svc.stop.wait(), timeout=WARM_UP_RETRY_SECONDS)
+        await svc.pause(WARM_UP_RETRY_SECONDS)
 
 
 async def _replay_loop(svc: Services) -> None:
@@ -329,8 +333,7 @@ async def _replay_loop(svc: Services) -> None:
             await svc.answer_all()
         except Exception:  # noqa: BLE001 - keep the loop alive; logged
             log.exception("inbox replay failed")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(svc.stop.wait(), timeout=REPLAY_SECONDS)
+        await svc.pause(REPLAY_SECONDS)
 
 
 def _close_unrated(factory: sessionmaker[Session]) -> int:
@@ -348,8 +351,7 @@ async def _housekeeping_loop(svc: Services) -> None:
                 await svc.dispatch()
         except Exception:  # noqa: BLE001 - keep the loop alive; logged
             log.exception("housekeeping failed")
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(svc.stop.wait(), timeout=HOUSEKEEPING_SECONDS)
+        await svc.pause(HOUSEKEEPING_SECONDS)
 
 
 def build_application(settings: Settings, factory: sessionmaker[Session], *,

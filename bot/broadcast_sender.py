@@ -158,14 +158,22 @@ class NotTaken(TelegramError):
     """The delivery was no longer pending when its send was about to go out: nothing was sent."""
 
 
+def _run_mark(mark: Callable[[], bool]) -> None:
+    """The delivery's 'sending' commit; NotTaken if another sender had it meanwhile."""
+    if not mark():
+        raise NotTaken("delivery no longer pending")
+
+
 class MarkBeforeSend(BaseRequest):
-    """The sender's transport: wraps a real one (LastByteRequest, or the tests' fake) and runs
-    the delivery's 'sending' commit (the mark) as late as the transport allows, in the same task,
-    after python-telegram-bot has built the request. A LastByteRequest runs it itself, before the
-    request's last byte; any other transport gets it just before its do_request, so that the
+    """The sender's transport for a transport that does not run the mark itself (the tests'
+    fake; a LastByteRequest runs it before the request's last byte and is used unwrapped): runs
+    the delivery's 'sending' commit (the mark) in the same task, after python-telegram-bot has
+    built the request, just before the inner do_request, so that the
     window in which a crash leaves a row 'sending' although Telegram never got the request is the
     commit plus writing the request, not a thread hop and the request building too. The commit
     runs on the event loop on purpose: a short single-row UPDATE."""
+
+    runs_mark = True  # a transport that runs the mark itself is used as it is (sender_bot)
 
     def __init__(self, inner: BaseRequest) -> None:
         self.inner = inner
@@ -186,10 +194,9 @@ class MarkBeforeSend(BaseRequest):
                          connect_timeout: Any = BaseRequest.DEFAULT_NONE,
                          pool_timeout: Any = BaseRequest.DEFAULT_NONE) -> tuple[int, bytes]:
         mark = _MARK.get()
-        if mark is not None and not isinstance(self.inner, LastByteRequest):
+        if mark is not None:
             _MARK.set(None)  # one mark, one request
-            if not mark():
-                raise NotTaken("delivery no longer pending")
+            _run_mark(mark)
         return await self.inner.do_request(url, method, request_data, read_timeout, write_timeout,
                                            connect_timeout, pool_timeout)
 
@@ -205,6 +212,8 @@ class LastByteRequest(HTTPXRequest):
     resent) and Telegram, almost always, the whole request. The window in which a notice is lost
     shrinks from the commit plus httpx writing the request (a few milliseconds, more on a loaded
     machine) to one socket write. Used only by the broadcast sender."""
+
+    runs_mark = True
 
     async def do_request(self, url: str, method: str, request_data: RequestData | None = None,
                          read_timeout: Any = BaseRequest.DEFAULT_NONE,
@@ -227,14 +236,13 @@ class LastByteRequest(HTTPXRequest):
                                      files=files, data=data, timeout=timeout)
         body = built.read()
         if mark is not None and not body:  # nothing to hold back: commit first, as MarkBeforeSend does
-            if not mark():
-                raise NotTaken("delivery no longer pending")
+            _run_mark(mark)
             mark = None
 
         async def parts() -> AsyncIterator[bytes]:
             yield body[:-1]
-            if mark is not None and not mark():
-                raise NotTaken("delivery no longer pending")  # the request stays incomplete
+            if mark is not None:
+                _run_mark(mark)  # NotTaken here leaves the request incomplete
             yield body[-1:]
 
         # Content-Length stays in the headers, so httpx sends the parts as one plain body.
@@ -250,9 +258,13 @@ class LastByteRequest(HTTPXRequest):
 
 
 def sender_bot(token: str, request: BaseRequest, **kwargs: Any) -> Bot:
-    """The plain Bot the broadcast sender uses: its own transport wrapped in MarkBeforeSend
-    (give it a LastByteRequest to send over HTTP)."""
-    return Bot(token, request=MarkBeforeSend(request), **kwargs)
+    """The plain Bot the broadcast sender uses: a LastByteRequest as it is (it runs the mark
+    itself; give it one to send over HTTP), any other transport wrapped in MarkBeforeSend."""
+    return Bot(token, request=request if _runs_mark(request) else MarkBeforeSend(request), **kwargs)
+
+
+def _runs_mark(request: BaseRequest) -> bool:
+    return bool(getattr(request, "runs_mark", False))
 
 
 @dataclass
@@ -406,10 +418,10 @@ class BroadcastSender:
         return mark
 
     async def _send(self, due: broadcasts.Due, payload: dict[str, Any], slot: list[float] | None = None) -> str:
-        wrapped = isinstance(self.bot.request, MarkBeforeSend)
-        if not wrapped and not self._tx(broadcasts.mark_sending, due.id):
+        in_transport = _runs_mark(self.bot.request)  # else mark here, before building the request
+        if not in_transport and not self._tx(broadcasts.mark_sending, due.id):
             return "skipped"
-        token = _MARK.set(self._mark(due, slot)) if wrapped else None
+        token = _MARK.set(self._mark(due, slot)) if in_transport else None
         try:
             message = await send_notice(self.bot, due.chat_id, payload)
         except NotTaken:

@@ -284,11 +284,11 @@ ROUTER_MAX_AGE_SECONDS = 600.0
 
 def registry_stamp(session: Session) -> tuple[object, ...]:
     """Changes whenever the registry does: a row added or removed (the counts) or edited (the
-    latest updated_at). A few aggregate queries, against ~50 ms to build the router."""
-    stamp: list[object] = []
-    for model in (Community, Grid, Building, Landmark):
-        stamp.extend(session.execute(select(func.count(), func.max(model.updated_at))).one())
-    return tuple(stamp)
+    latest updated_at). One query of aggregates, against ~50 ms to build the router."""
+    columns = [select(agg).select_from(model).scalar_subquery()
+               for model in (Community, Grid, Building, Landmark)
+               for agg in (func.count(), func.max(model.updated_at))]
+    return tuple(session.execute(select(*columns)).one())
 
 
 class RouterCache:
