@@ -99,6 +99,24 @@ def entities(tracker: Tracker, *names: str) -> list[str]:
             if e.get("entity") in names and e.get("value")]
 
 
+def photo_ids(tracker: Tracker) -> list[str]:
+    """The report's photos so far, with the one this message carries (a photo's caption
+    reaches Rasa as the text, the photo's file id as metadata `photo`)."""
+    photos = [str(p) for p in tracker.get_slot("photo_ids") or []]
+    attached = metadata(tracker).get("photo")
+    if attached and str(attached) not in photos:
+        photos.append(str(attached))
+    return photos
+
+
+def safety_first(dispatcher: Any, tracker: Tracker) -> None:
+    """When the classifier is unsure whether a danger is happening now (EmergencyGuard's
+    `emergency_possible`), the numbers to call come before anything else; the report
+    goes on as a normal one (no urgent ticket, nobody paged)."""
+    if tracker.latest_message.get("emergency_possible"):
+        dispatcher.utter_message(response="utter_emergency")
+
+
 def button(title: str, intent: str, **entities_: Any) -> dict[str, str]:
     """A Rasa button whose payload triggers `intent` with entities, e.g. /change_category{"category":"noise"}."""
     import json

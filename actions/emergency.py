@@ -42,6 +42,7 @@ class ActionFileEmergency(Action):
                 community_id=grid.community_id if grid else None, grid_id=grid.id if grid else None,
                 building_id=building.id if building else None, landmark_id=landmark.id if landmark else None,
                 location_text=slots.get("place"), lat=slots.get("latitude"), lon=slots.get("longitude"),
+                photo_file_ids=common.photo_ids(tracker),
                 anonymous=False,
             ), tz=common.settings().tz, notify_reporter=False)
             number = ticket.number

@@ -37,7 +37,12 @@ MIN_DESCRIPTION = 4  # characters left once places and fillers are removed
 INTERRUPTIONS = {"cancel", "emergency", "change_category", "share_photo", "join_ticket"}
 REPORT_SLOTS = ("category", "category_candidates", "place", "place_candidates", "building_code",
                 "landmark_code", "grid_code", "latitude", "longitude", "description", "photo_ids",
-                "duplicate_ticket")
+                "duplicate_ticket", "form_failures")
+# Failed answers to the same question: after this many the question comes with buttons
+# and a way out; one more and the form ends kindly instead of asking again.
+BUTTONS_AFTER_FAILURES = 2
+GIVE_UP_AFTER_FAILURES = 3
+_COORDINATES = re.compile(r"@(-?\d{1,3}(?:\.\d+)?),(-?\d{1,3}(?:\.\d+)?)")
 _FILLER = re.compile(r"[\s，。,.!！?？~～、…]+|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 
 
@@ -69,8 +74,9 @@ def resolve_place(value: str, community_code: str | None,
                   home_address: str | None = None) -> tuple[dict[str, Any], RouteResult]:
     """Slots for a place the resident gave: text, a registry code, or '@lat,lon'."""
     router = common.router()
-    if value.startswith("@"):
-        lat, lon = (float(x) for x in value[1:].split(","))
+    point = _COORDINATES.fullmatch(value)
+    if point:
+        lat, lon = float(point.group(1)), float(point.group(2))
         result = router.by_point(lat, lon)
         slots: dict[str, Any] = {"latitude": lat, "longitude": lon}
     elif re.fullmatch(r"[A-Z]{1,3}-[A-Z0-9-]+", value):
@@ -131,10 +137,17 @@ class ActionStartReport(Action):
             others += [c for c in names if c not in others and c != current and c != "other"]
             return [*events, SlotSet("category", None), SlotSet("category_candidates", others[:5] + ["other"])]
 
+        common.safety_first(dispatcher, tracker)
+        if tracker.latest_message.get("out_of_scope_also"):
+            dispatcher.utter_message(text=t("report.also_out_of_scope"))
         events = reset_report()
-        if tracker.get_slot("photo_ids") and not tracker.get_slot("category"):
-            # A photo sent just before the words (or as their caption) belongs to this report.
-            events.append(SlotSet("photo_ids", tracker.get_slot("photo_ids")))
+        # A photo sent just before the words, or the photo these words are the caption of,
+        # belongs to this report.
+        photos = common.photo_ids(tracker) if not tracker.get_slot("category") else []
+        if common.metadata(tracker).get("photo") and tracker.get_slot("category"):
+            photos = [str(common.metadata(tracker)["photo"])]
+        if photos:
+            events.append(SlotSet("photo_ids", photos))
         text = message_text(tracker)
         code = intent[len(COMPLAINT_PREFIX):]
         confidence = float((tracker.latest_message.get("intent") or {}).get("confidence") or 0.0)
@@ -238,21 +251,48 @@ class ValidateReportForm(FormValidationAction):
             return {"place": None}
         if tracker.get_slot("grid_code") and value == tracker.get_slot("place"):
             return {"place": value}  # resolved when the report started
-        _, home_address, community = resident_home(common.sender_id(tracker))
+        home, home_address, community = resident_home(common.sender_id(tracker))
         slots, result = resolve_place(str(value), community, home_address)
         if result.status is RouteStatus.matched:
-            return slots
+            return {**slots, "form_failures": None}
         candidates = _candidates(result)
-        if not candidates:
-            dispatcher.utter_message(text=t("report.place_unknown"))
-        return {"place": None, "place_candidates": candidates}
+        failures = dict(tracker.get_slot("form_failures") or {})
+        if candidates and result.status is RouteStatus.ambiguous:
+            return {"place": None, "place_candidates": candidates}  # a choice, not a failure
+        failures["place"] = int(failures.get("place", 0)) + 1
+        if failures["place"] >= GIVE_UP_AFTER_FAILURES:
+            # Never loop: end the form; the summary says what to do instead.
+            return {"place": None, "place_candidates": None, "form_failures": failures, "requested_slot": None}
+        if failures["place"] >= BUTTONS_AFTER_FAILURES:
+            offers = list(candidates or [])
+            if home and not any(c["code"] == home for c in offers):
+                offers.insert(0, {"code": home, "label": t("report.place_home", address=home_address or home)})
+            dispatcher.utter_message(text=t("report.place_unknown_again"))
+            return {"place": None, "place_candidates": offers[:4] or None, "form_failures": failures}
+        dispatcher.utter_message(text=t("report.place_unknown"))
+        return {"place": None, "place_candidates": candidates, "form_failures": failures}
 
     def validate_description(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> dict[str, Any]:
         text = str(value or "").strip()
-        if len(_FILLER.sub("", text)) < 2:
-            return {"description": None}
-        return {"description": text}
+        if len(_FILLER.sub("", text)) >= 2:
+            return {"description": text}
+        failures = dict(tracker.get_slot("form_failures") or {})
+        failures["description"] = int(failures.get("description", 0)) + 1
+        if failures["description"] >= BUTTONS_AFTER_FAILURES and tracker.get_slot("category"):
+            # Two empty answers: the category and place are enough to file; say so.
+            names = category_names()
+            return {"description": t("report.description_none", category=names.get(
+                tracker.get_slot("category"), "")), "form_failures": failures}
+        return {"description": None, "form_failures": failures}
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: DomainDict) -> list[EventType]:
+        events = await super().run(dispatcher, tracker, domain)
+        photo = common.metadata(tracker).get("photo")  # a captioned photo sent mid-form
+        if photo:
+            events.append(SlotSet("photo_ids", common.photo_ids(tracker)))
+        return events
 
 
 class ActionAskCategory(Action):
@@ -278,8 +318,12 @@ class ActionAskPlace(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         candidates = tracker.get_slot("place_candidates") or []
-        if candidates:
-            buttons = [button(c["label"], "inform", place_code=c["code"]) for c in candidates]
+        failed = int((tracker.get_slot("form_failures") or {}).get("place", 0))
+        buttons = [button(c["label"], "inform", place_code=c["code"]) for c in candidates]
+        if failed >= BUTTONS_AFTER_FAILURES:
+            buttons.append(button(t("report.button_cancel"), "cancel"))  # a way out
+            dispatcher.utter_message(text=t("report.ask_place_way_out"), buttons=buttons)
+        elif buttons:
             dispatcher.utter_message(text=t("report.ask_place_choose"), buttons=buttons)
         else:
             dispatcher.utter_message(text=t("report.ask_place"))
@@ -304,6 +348,9 @@ class ActionReportSummary(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         code = tracker.get_slot("category")
         photos = tracker.get_slot("photo_ids") or []
+        if not tracker.get_slot("grid_code"):  # the form ended without a place (failed answers)
+            dispatcher.utter_message(text=t("report.place_give_up"))
+            return reset_report()
         with common.reading() as s:
             category = s.get(Category, code)
             grid = _by_code(s, Grid, tracker.get_slot("grid_code"))
@@ -353,8 +400,7 @@ class ActionAddPhoto(Action):
         photos = list(tracker.get_slot("photo_ids") or [])
         if photo not in photos:
             photos.append(str(photo))
-        quiet = bool(common.metadata(tracker).get("caption_follows"))  # the words come next
-        if not quiet and not tracker.get_slot("category") and tracker.active_loop.get("name") != "report_form":
+        if not tracker.get_slot("category") and tracker.active_loop.get("name") != "report_form":
             dispatcher.utter_message(text=t("report.photo_kept"))
         return [SlotSet("photo_ids", photos)]
 
@@ -438,9 +484,14 @@ class ActionTriage(Action):
         return "action_triage"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        common.safety_first(dispatcher, tracker)
         text = message_text(tracker)
         ranking = complaint_ranking(tracker)
+        photos = common.photo_ids(tracker)
         if len(_FILLER.sub("", text)) < MIN_DESCRIPTION or sum(c for _, c in ranking) < 0.5:
+            if photos:  # a photo with words we could not place: keep the photo, ask what it is
+                dispatcher.utter_message(text=t("report.photo_kept"))
+                return [SlotSet("photo_ids", photos)]
             dispatcher.utter_message(text=t("default"))
             return []
         names = category_names()
@@ -450,4 +501,5 @@ class ActionTriage(Action):
         buttons = [button(names[c], "change_category", category=c) for c in codes]
         buttons.append(button(t("report.button_cancel"), "cancel"))
         dispatcher.utter_message(text=t("report.ask_category_unsure"), buttons=buttons)
-        return [*reset_report(), SlotSet("description", text), SlotSet("category_candidates", codes)]
+        return [*reset_report(), SlotSet("description", text), SlotSet("category_candidates", codes),
+                SlotSet("photo_ids", photos or None)]

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
-from telegram import Update
+from telegram import Document, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
     Application,
@@ -47,6 +47,7 @@ from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.messages import t
 from core.routing import Router, RouterCache
 from core.scheduler import DutyScheduler
+from core.text import normalise
 
 log = logging.getLogger("gridbot.bot")
 
@@ -62,6 +63,18 @@ DB_THREADS = 1
 WARM_UP_RETRY_SECONDS = 2.0  # while Rasa loads its model
 WARM_UP_TRIES = 30  # answers without the action server's part: a minute, then no more
 CALLBACK_CACHE = 50_000  # buttons of old ticket cards must keep working for weeks
+# What replaces a leading "/" of words a user typed (see `as_words`): DIVISION SLASH looks like
+# "/" and, unlike the full-width "／", Rasa's normaliser (NFKC in nlu/normalizer.py) keeps it.
+SLASH_ESCAPE = "\u2215"
+# Messages the bot cannot take, by the Message attribute that holds them: the answer says what
+# it can take instead. First match wins (a GIF carries an animation and a document).
+KIND_ANSWERS = (
+    ("sticker", "sticker"), ("voice", "kind.voice"), ("audio", "kind.audio"),
+    ("video_note", "kind.video_note"), ("video", "kind.video"), ("animation", "kind.animation"),
+    ("document", "kind.document"), ("contact", "kind.contact"), ("poll", "kind.poll"),
+    ("dice", "kind.game"), ("game", "kind.game"),
+)
+LIVE_LOCATION = "live_location_answered"  # chat_data: the live location whose moves were answered
 
 
 class Services:
@@ -140,7 +153,7 @@ async def submit(context: ContextTypes.DEFAULT_TYPE, *, user_id: int, chat_id: i
 
     await asyncio.to_thread(record)
     result = await svc.answer(user_id)
-    if result.rasa_down:
+    if result.rasa_down or (result.waiting and not result.answered and not result.failed):
         await asyncio.to_thread(_tell_waiting, svc.factory, chat_id, message_id)
     await svc.dispatch()
 
@@ -148,6 +161,23 @@ async def submit(context: ContextTypes.DEFAULT_TYPE, *, user_id: int, chat_id: i
 def payload(intent: str, **entities: object) -> str:
     """A Rasa intent payload such as /share_photo{"photo":"..."} (bypasses the classifier)."""
     return "/" + intent + (json.dumps(entities, ensure_ascii=False, separators=(",", ":")) if entities else "")
+
+
+def as_words(text: str) -> str:
+    """What a user typed, as it goes to Rasa: stripped, and never an intent payload.
+
+    Rasa takes a message that starts with "/" as `/intent{entities}` and skips the classifier,
+    so typed or pasted text such as /join_ticket{"ticket": ...} would act like a button press.
+    Only the bot writes payloads (`payload`). Rasa's RegexMessageHandler looks for the "/" after
+    the pipeline's normaliser (core.text.normalise: NFKC folds a full-width "／" into "/"), so the
+    check is made on the normalised text too.
+    """
+    text = text.strip()
+    if text.startswith("/"):
+        text = SLASH_ESCAPE + text[1:]
+    if normalise(text).startswith("/"):  # e.g. a full-width "／" typed by the user
+        text = SLASH_ESCAPE + text
+    return text
 
 
 async def _submit_message(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
@@ -170,9 +200,16 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if duties_buttons.waiting_reason(context):
         await duties_buttons.on_reason(update, context, svc.factory)
         return
-    if binding.active(context) and await binding.on_text(update, context, await svc.router(), svc.factory):
+    if binding.active(context) and not await _urgent(svc, message.text) \
+            and await binding.on_text(update, context, await svc.router(), svc.factory):
         return
-    await _submit_message(update, context, message.text.strip())
+    await _submit_message(update, context, as_words(message.text))
+
+
+async def _urgent(svc: Services, text: str) -> bool:
+    """Is a text typed while binding an emergency ("5号楼厨房着火了")? Then it goes to Rasa, not
+    to the address lookup; binding waits. The NLU decides, as for every other message."""
+    return await svc.rasa.intent_of(text) == "emergency"
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -215,23 +252,28 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if await ticket_buttons.on_note(update, context, svc.factory):
             await svc.dispatch()
         return
-    caption = (message.caption or "").strip()
-    await _submit_message(update, context, payload("share_photo", photo=message.photo[-1].file_id),
-                          caption_follows=bool(caption))
-    if caption:  # a photo with words: the words are the report
-        await _submit_message(update, context, caption)
+    photo = message.photo[-1].file_id  # the largest size
+    caption = as_words(message.caption or "")
+    if caption:  # a photo with words is one message: the words, the photo in the metadata
+        await _submit_message(update, context, caption, photo=photo)
+    else:
+        await _submit_message(update, context, payload("share_photo", photo=photo))
 
 
 async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A shared location, a venue (a place picked on the map) or the start of a live location."""
     message = update.effective_message
-    if message is None or message.location is None:
+    if message is None:
+        return
+    location = message.location or (message.venue.location if message.venue else None)
+    if location is None:
         return
     svc = services(context)
-    if binding.active(context):
+    if binding.active(context) and message.location is not None:
         await binding.on_location(update, context, await svc.router(), svc.factory)
         return
-    await _submit_message(update, context, payload("share_location", latitude=message.location.latitude,
-                                                   longitude=message.location.longitude))
+    await _submit_message(update, context, payload("share_location", latitude=location.latitude,
+                                                   longitude=location.longitude))
 
 
 async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -282,19 +324,43 @@ def _tell_waiting(factory: sessionmaker[Session], chat_id: int, message_id: int)
                        chat_id=chat_id, payload={"text": t("rasa_down")})
 
 
-async def on_sticker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.effective_message is not None:
-        await update.effective_message.reply_text(t("sticker"))
-
-
 async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if update.edited_message is not None:
-        await update.edited_message.reply_text(t("edited"))
+    message = update.edited_message
+    if message is None:
+        return
+    if message.location is not None:
+        # A live location moving: Telegram sends an edit every few seconds. The start was
+        # taken as a shared location (on_location); its moves are answered once.
+        if context.chat_data is not None:
+            if context.chat_data.get(LIVE_LOCATION) == message.message_id:
+                return
+            context.chat_data[LIVE_LOCATION] = message.message_id
+        await message.reply_text(t("kind.live_location"))
+        return
+    await message.reply_text(t("edited"))
+
+
+def kind_answer(message: Message) -> str:
+    """The answer to a message the bot cannot take: what it can take instead (words, photos, places)."""
+    for attribute, key in KIND_ANSWERS:
+        value = getattr(message, attribute, None)
+        if value:
+            if isinstance(value, Document) and (value.mime_type or "").startswith("image/"):
+                return t("kind.image_document")  # a photo sent "as a file"
+            return t(key)
+    return t("kind.other")
 
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Everything in a private chat that is not text, a command, a photo or a place."""
     if update.effective_message is not None:
-        await update.effective_message.reply_text(t("unsupported"))
+        await update.effective_message.reply_text(kind_answer(update.effective_message))
+
+
+async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A command no CommandHandler took, such as a typed /join_ticket{...}: never sent to Rasa."""
+    if update.effective_message is not None:
+        await update.effective_message.reply_text(t("kind.unknown_command"))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -415,7 +481,9 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     for handler in roles.handlers(factory):
         app.add_handler(handler)
     broadcast_chat.register(app)  # /broadcast (a conversation) and /notify: before the catch-alls
-    app.add_handler(MessageHandler(filters.UpdateType.EDITED_MESSAGE, on_edited))
+    # Only private chats are answered: the bot sits in branch groups, where it speaks only
+    # through ticket cards and commands.
+    app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, on_edited))
     app.add_handler(CommandHandler("start", on_start, filters=private))
     app.add_handler(CommandHandler("my", on_my, filters=private))
     app.add_handler(CommandHandler("help", on_help, filters=private))
@@ -423,10 +491,11 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     app.add_handler(CommandHandler("report", on_report, filters=private))
     app.add_handler(CallbackQueryHandler(on_callback))
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
+    app.add_handler(MessageHandler(private & filters.COMMAND, on_unknown_command))  # after every CommandHandler
     app.add_handler(MessageHandler(private & filters.PHOTO, on_photo))
-    app.add_handler(MessageHandler(private & filters.LOCATION, on_location))
-    app.add_handler(MessageHandler(private & filters.Sticker.ALL, on_sticker))
-    app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.COMMAND, on_other))
+    app.add_handler(MessageHandler(private & (filters.LOCATION | filters.VENUE), on_location))
+    # Every other message a person sends gets an answer; service messages (a pin, a timer) do not.
+    app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, on_other))
     app.add_error_handler(on_error)
     return app
 

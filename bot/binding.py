@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from core.db import session_scope
 from core.messages import t
 from core.models import Building, Community, Grid
 from core.routing import Router, RouteStatus
+from core.text import normalise
 
 STATE = "binding"
 ROW = 3  # building buttons per row
@@ -64,6 +66,18 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: ses
     await message.reply_text(t("bind.welcome"), reply_markup=InlineKeyboardMarkup(keyboard))
 
 
+# What an address answer is made of: numbers with place words, estate and place names, fillers.
+_PLACE_PARTS = re.compile(r"\d+\s*(?:号楼|号院|号|栋|幢|座|单元|层|楼|室|门|期|区)?|[a-zA-Z]|"
+                          r"我家|我住|住在|住|在|是|的|了|呢|啊|吧|哦|小区|社区|家园|花园|公寓|大厦|里|苑|园|村|"
+                          r"东|西|南|北|[一二三四五六七八九十]|[\s，。,.!！?？、~～]")
+PLACE_SLACK = 6  # characters beyond an address's own words: more, and it is a message, not a place
+
+
+def says_more_than_a_place(text: str) -> bool:
+    """True when a typed answer holds more than an address (a complaint, a cry for help)."""
+    return len(_PLACE_PARTS.sub("", normalise(text))) > PLACE_SLACK
+
+
 def active(context: ContextTypes.DEFAULT_TYPE) -> bool:
     return bool(context.user_data and context.user_data.get(STATE))
 
@@ -73,6 +87,8 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE, router: Ro
     """A typed place while binding; False if it is no place at all (the caller treats it as a report)."""
     message = update.effective_message
     assert message is not None and message.text is not None
+    if says_more_than_a_place(message.text):
+        return False  # "5号楼厨房着火了": a report (or an emergency) while binding; binding waits
     result = router.by_text(message.text)
     buildings = [c for c in result.candidates if c.kind == "building"]
     if result.status is RouteStatus.matched and buildings and buildings[0].code == result.candidates[0].code:

@@ -14,12 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.rasa_client import RasaClient, RasaUnavailable, to_payload
 from core import inbox, outbox
 from core.db import read_scope, session_scope
+from core.messages import t
+from core.models import utcnow
+from core.protocol import ACTION_FAILED
 
 log = logging.getLogger("gridbot.conversation")
 
@@ -29,13 +33,37 @@ class PassResult:
     answered: int = 0
     waiting: int = 0
     rasa_down: bool = False
+    failed: int = 0  # answers in which an action failed: the message waits for a retry
     claimed: list[outbox.Claimed] = field(default_factory=list)
 
 
-def _pending(factory: sessionmaker[Session], sender_id: int | None) -> list[tuple[int, int, int, str, dict]]:  # type: ignore[type-arg]
+def _pending(factory: sessionmaker[Session],
+             sender_id: int | None) -> list[tuple[int, int, int, str, dict, datetime | None]]:  # type: ignore[type-arg]
     with read_scope(factory) as session:
-        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta))
+        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta), m.retry_at)
                 for m in inbox.pending(session, sender_id=sender_id)]
+
+
+def _record_failure(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],  # type: ignore[type-arg]
+                    claim: bool) -> list[outbox.Claimed]:
+    """What Rasa said before the failure goes out (the numbers to call above all), once: a retry
+    that says it again finds the same keys. The message stays pending and is tried again later;
+    the resident hears that it will be handled, or, after the last try, that it was not."""
+    keys = [f"reply:{inbox_id}:{index}" for index in range(len(payloads))]
+    with session_scope(factory) as session:
+        for key, payload in zip(keys, payloads, strict=True):
+            outbox.enqueue(session, dedupe_key=key, kind="reply", chat_id=chat_id, payload=payload)
+        again = inbox.retry_later(session, inbox_id)
+        if again:
+            keys.append(f"failed:{inbox_id}")
+            outbox.enqueue(session, dedupe_key=keys[-1], kind="reply", chat_id=chat_id,
+                           payload={"text": t("answer_failed")})
+        else:
+            keys.append(f"failed-final:{inbox_id}")
+            outbox.enqueue(session, dedupe_key=keys[-1], kind="reply", chat_id=chat_id,
+                           payload={"text": t("answer_failed_final")})
+            log.error("inbox message %s: every answer failed; given up (state failed)", inbox_id)
+        return outbox.claim_keys(session, keys) if claim else []
 
 
 def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],  # type: ignore[type-arg]
@@ -53,7 +81,12 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
     """Answer the pending messages (of one sender, or of everyone) in arrival order."""
     result = PassResult()
     rows = await asyncio.to_thread(_pending, factory, sender_id)
-    for inbox_id, sender_id, chat_id, text, meta in rows:
+    now, blocked = utcnow(), set()
+    for inbox_id, sender_id, chat_id, text, meta, retry_at in rows:
+        if sender_id in blocked or (retry_at is not None and retry_at > now):
+            blocked.add(sender_id)  # this sender's later messages wait behind it, in order
+            result.waiting += 1
+            continue
         try:
             replies = await rasa.send(sender_id, text, metadata=meta)
         except RasaUnavailable as exc:
@@ -62,6 +95,13 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
             result.waiting = len(rows) - result.answered
             return result
         payloads = [to_payload(r) for r in replies if r.text or r.buttons]
+        if any(r.custom and ACTION_FAILED in r.custom for r in replies):
+            failed = next(str(r.custom[ACTION_FAILED]) for r in replies if r.custom and ACTION_FAILED in r.custom)
+            log.warning("inbox message %s: action %s failed; the message waits for a retry", inbox_id, failed)
+            result.claimed += await asyncio.to_thread(_record_failure, factory, inbox_id, chat_id, payloads, claim)
+            result.failed += 1
+            blocked.add(sender_id)
+            continue
         result.claimed += await asyncio.to_thread(_record, factory, inbox_id, chat_id, payloads, claim)
         result.answered += 1
     return result

@@ -30,7 +30,8 @@ class Reply:
 
 class RasaClient:
     def __init__(self, base_url: str, client: httpx.AsyncClient | None = None, timeout: float = 15.0) -> None:
-        self._url = base_url.rstrip("/") + "/webhooks/rest/webhook"
+        self._base = base_url.rstrip("/")
+        self._url = self._base + "/webhooks/rest/webhook"
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._owns_client = client is None
 
@@ -44,6 +45,16 @@ class RasaClient:
             raise RasaUnavailable(f"Rasa answered {response.status_code}")
         response.raise_for_status()
         return [parse_reply(item) for item in response.json()]
+
+    async def intent_of(self, text: str, timeout: float = 3.0) -> str | None:
+        """The NLU's intent for a text, without a conversation turn (Rasa's /model/parse);
+        None when Rasa cannot say (down, loading, slow)."""
+        try:
+            response = await self._client.post(self._base + "/model/parse", json={"text": text}, timeout=timeout)
+            response.raise_for_status()
+            return str(((response.json() or {}).get("intent") or {}).get("name") or "") or None
+        except (httpx.HTTPError, ValueError):
+            return None
 
     async def warm_up(self) -> bool:
         """Run the warm-up conversation; RasaUnavailable if Rasa cannot be reached. True if the

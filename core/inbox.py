@@ -8,7 +8,7 @@ sender, once Rasa is back — so no report is lost to an outage.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +19,9 @@ from core.models import InboxMessage, InboxState, utcnow
 # The Rasa sender id of the bot's warm-up conversation after a start (bot/rasa_client.py):
 # never a resident, and the actions that file anything do nothing for it.
 WARM_UP_SENDER = "gridbot-warm-up"
+# A message whose answer failed (an action raised) is tried again after these pauses,
+# then given up: the resident is told and the operator sees it (log, `failed` rows).
+RETRY_SECONDS = (5, 30, 120, 600)
 
 
 def accept(session: Session, *, sender_id: int, chat_id: int, text: str,
@@ -37,6 +40,22 @@ def mark_done(session: Session, message_id: int, now: datetime | None = None) ->
     message.state = InboxState.done
     message.done_at = now or utcnow()
     message.attempts += 1
+
+
+def retry_later(session: Session, message_id: int, now: datetime | None = None) -> bool:
+    """Count a failed answer; True if the message will be tried again, False if it was given up."""
+    message = session.get(InboxMessage, message_id)
+    if message is None:
+        raise LookupError(f"inbox message {message_id} does not exist")
+    now = now or utcnow()
+    message.attempts += 1
+    if message.attempts > len(RETRY_SECONDS):
+        message.state = InboxState.failed
+        message.done_at = now
+        message.retry_at = None
+        return False
+    message.retry_at = now + timedelta(seconds=RETRY_SECONDS[message.attempts - 1])
+    return True
 
 
 def note_attempt(session: Session, message_id: int) -> None:

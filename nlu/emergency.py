@@ -79,7 +79,7 @@ BLOOD = r"血(?![压糖脂管型液])"
 SMOKE = r"(?<![油手香抽吸])烟(?![味头民酒花草感囱])"
 GAS_WORD = r"煤气|燃气|天然气|液化气|瓦斯|煤汽|燃汽|气罐|钢瓶|燃气表|燃气管|燃气灶|煤气灶"
 HOLD = r"拿|拿着|举着|握着|提着|拎着|抄起|抄着|抡起|抡着|挥着|挥舞着?|揣着|带着|手里有|手里拿着|手上拿着"
-STRONG_WEAPON = r"(?:西瓜|水果|菜|剁骨|砍|尖|长|杀猪)?(?<!玩具)(?<!玩具的)(?<![木料])刀(?![片具叉削疤口])|刀子|斧子|斧头|(?<![水气玩])枪|匕首|砍刀"
+STRONG_WEAPON = r"(?:西瓜|水果|菜|剁骨|砍|尖|长|杀猪)?(?<!玩具)(?<!玩具的)(?<![木料])刀(?![片具叉削疤口])|刀子|斧子|斧头|(?<![水气玩温])枪(?![^，,。]{0,8}测)|匕首|砍刀"
 WEAK_WEAPON = r"棍|棒|铁锹|铁锨|钢管|铁管|锤|扳手|剪刀|凳子|椅子|砖|酒瓶|电棍|锄头|镰刀|铁链|石头"
 VIOLENCE = (r"砸|打(?!扫|牌|枣|球|卡|电话|麻将|招呼)|砍|追|捅|抡|挥|伤|威胁|弄死|杀|血|乱(?:挥|砍|打|砸|舞|抡)|"
             r"冲着|往.{0,3}(?:身上|头上|脸上)|救命|报警")
@@ -91,11 +91,12 @@ OCCUPIED = (r"(?:里面|里头|里)(?:还)?(?:有|坐着|躺着)(?:人|个|孩�
 DANGER = {
     # Fire. "打不着火" (a dead gas stove) is not a fire.
     "fire": (r"(?<![打点不])着火|救火|着(?:了)?大火|起大火|大火(?:烧|着|蔓延)|着了火|起火|失火|火灾了|发生火灾|烧起来|烧了起来|烧着了|点着了|着起来|燃起来|在燃|自燃|"
-             r"(?<![发高])烧得(?!慌|厉害|很|好|不)|噼里啪啦.{0,4}烧|火烧(?!云)|冒火|(?:冒|有|起|见)明火|"
+             r"(?<![发高])烧得(?!慌|厉害|很|好|不|只剩|剩|精光|黑|焦|面目)|噼里啪啦.{0,4}烧|火烧(?!云)|冒火|(?:冒|有|起|见)明火|"
              r"在烧(?!烤|水|饭|香|纸|菜|开|炭|煤|炉|火锅|垃圾|树叶|秸秆|荒|东西|蜂窝煤)|"
              r"(?:车棚|房子|屋子?|厨房|仓库|车子?|楼道|店|柜子|电线|电表|电箱|配电箱|变压器)烧(?:了|着|起)(?!个|一个|洞)|"
-             r"火苗(?!小|太小|很小|不旺|弱|特别小)|火光|火星子?(?:往|四|直|乱)|火舌|火海|(?:到处|全|满屋)(?:都)?是火|一片火|火(?:很|好|太|老|特别)大|火势|"
-             r"火越(?:烧越|来越)大|火(?:从|往).{0,8}(?:窜|喷|冒|出来)|火.{0,8}(?:灭|扑|浇)不(?:灭|掉|了)|(?:灭|扑|浇)不(?:灭|掉|了).{0,4}火|"
+             r"火苗(?!小|太小|很小|不旺|弱|特别小|[^，,。]{0,4}(?:只有|一点|小|不大|不够))|火光|火星子?(?:往|四|直|乱)|火舌|火海|(?:到处|全|满屋)(?:都)?是火|一片火|火(?:很|好|太|老|特别)大|火势|"
+             r"火越(?:烧越|来越)大|火(?:从|往|还在往).{0,8}(?:窜|蹿|喷|冒|出来)|(?:大)?火(?:已经|都)?烧到|"
+             r"火.{0,8}(?:灭|扑|浇)不(?:灭|掉|了)|(?:灭|扑|浇)不(?:灭|掉|了).{0,4}火|"
              r"爆炸|(?:电瓶|电池|电动车|锅炉|煤气罐|气罐|高压锅|充电宝|配电|变压器|厨房|锅)(?:子)?.{0,4}(?:炸了|爆了)|"
              r"着(?:活|伙|货)(?:了|啦|咯|啊)|有火.{0,6}(?:快|救|跑)|"
              r"🔥.{0,12}(?:快|救|来人|号楼|栋|单元)|(?:快|救|来人).{0,12}🔥|"
@@ -123,7 +124,7 @@ DANGER = {
     "collapsed": (rf"晕倒|昏倒|晕过去|昏过去|晕在|昏在|(?:晕|昏|倒|跌)(?:咗|左|低)|(?:昏|晕)起(?:了|咯)|爬唔起|起唔(?:到|身)|"
                   rf"(?:{PERSON})[^，,。\s]{{0,4}}(?:摔|跌)倒|(?:摔|跌)倒(?:了)?.{{0,6}}(?:起不来|爬不起|没反应|流血|不动)|"
                   r"胸口(?:好|很|特别|剧|非常)?(?:疼|痛|闷).{0,8}(?:汗|倒|喘|说不出|晕|白|紫)|(?:胸|心).{0,8}满头大汗|"
-                  r"(?:叫|喊)(?:了)?(?:他|她|半天|好久|几声)?(?:都|也)?(?:不|没)(?:应|答应|回应|反应)|"
+                  r"(?:叫|喊|敲)(?:了)?(?:门)?(?:他|她|人)?(?:半天|好久|几声)?(?:都|也|就是|就|还是|一直)?(?:不|没)(?:应|答应|回应|反应|开门)|"
                   r"卡住喉咙|卡(?:在)?喉咙|喘不了气|噎(?:住|着)|(?:脸|嘴唇).{0,4}(?:发紫|紫了|青了|发青)|"
                   r"在里(?:面|头).{0,6}(?:没动静|没声音|没反应|不出声)|倒地不起|倒地不动|倒地了|倒下了|倒下去|"
                   rf"突然倒(?:下|地|了|在)|倒在地上|(?:{PERSON})[^把，,。\s]{{0,4}}倒(?:在|地|下|了(?=$|[，,。!！?？\s啊呀]))(?!垃圾|水|掉|霉|闭|车|杯|进)|"
@@ -152,8 +153,8 @@ DANGER = {
     "trapped": (rf"(?:{ELEVATOR}).{{0,6}}(?:下坠|坠落|急坠|溜梯|冲顶|蹲底|往下掉|掉了一截|掉下去)|车(?:里|内)出不来|被?(?:反)?锁(?:在)?车里|"
                 r"(?:头|脑袋|腿|手|脚|胳膊).{0,2}卡(?:在|进|住)?.{0,8}(?:栏杆|护栏|防盗窗|缝|里|中间|出不来|拔不出)|(?:{ELEVATOR}).{{0,4}}关人|关人了|"
                 r"夹(?:住|着)(?:了)?(?:人|孩子|小孩|老人|手|腿|头|脚)|把(?:人|孩子|小孩|老人).{0,4}夹(?:住|着)|"
-                rf"被困|困人|困住了|困住(?:了)?人|困着人|关住(?:了)?人|关着人|困在|困(?:{ELEVATOR})|"
-                rf"(?:关|卡|困)在(?:{ELEVATOR})|(?:{ELEVATOR})里出不来|关在里面|卡在里面|锁在车里|"
+                rf"被困|困人|困了(?:个|一个|两个|几个|\d+个)?人|困住了|(?:{ELEVATOR}).{{0,10}}还没(?:出来|救出来|弄出来)|困住(?:了)?人|困着人|关住(?:了)?人|关着人|困在|困(?:{ELEVATOR})|"
+                rf"(?:关|卡|困)在(?:{ELEVATOR})|(?:关|卡|困|锁)在.{{0,10}}(?:{ELEVATOR})里|(?:{ELEVATOR})里出不来|关在里面|卡在里面|锁在车里|"
                 rf"(?:我|人|孩子|小孩|老人|有人)被?(?:反)?锁在.{{0,8}}里|"
                 rf"(?:孩子|小孩|娃|老人|老太太|我|人)[^车]{{0,6}}(?:锁|关)在(?!门外|外面|外头|外边)|"
                 rf"(?:孩子|小孩|娃|老人|老太太|婆婆|奶奶|爷爷).{{0,6}}反锁|"
@@ -207,14 +208,14 @@ IDIOM = (r"(?:冷|热|累|饿|困|吵|烦|气|笑|急|渴|晒|闷|臭|熏)(?:得
          r"(?:吵|气|烦|闹)(?:得|疯|死)(?:了)?(?:我|人)?[^，,。]{0,6}(?:想跳楼|要跳楼|不想活了?|吐血)|"
          r"(?:睡觉|睡大觉|打呼|呼噜).{0,6}(?:叫|喊)(?:都)?(?:叫|喊)不醒")
 # The event is over: past-time words, or an ending (judged for the clause of each danger, and the message).
-PAST = (r"昨天|昨晚|昨儿|前天|前晚|前几天|前阵子|前段时间|前些天|大前天|上周|上礼拜|上星期|上个月|上月|上回|上次|之前|以前|"
+PAST = (r"上学期|上个学期|上半年|几个月前|半年前|\d{1,2}月\d{1,2}[日号]|当天|昨天|昨晚|昨儿|前天|前晚|前几天|前阵子|前段时间|前些天|大前天|上周|上礼拜|上星期|上个月|上月|上回|上次|之前|以前|"
         r"去年|那天|那次|那回|那事|那会儿?|那时候?|那阵子?|(?:国庆|春节|过年|中秋|五一|端午|元旦|年前)(?:那|的时候|期间)|当时|后来|事后|才出来|才被救|才弄出来|才救出来|(?:着|起|失|困|漏|烧|砸|摔|晕|坠|掉|夹|关|卡)过(?!去|来)")
 # Nothing is in danger any more; applies to dangers in its clause and the clauses before it.
-RESOLVED = (r"已经(?:被)?.{0,4}(?:救出|救下|救上|送医|送到医院|送去医院|送医院|拉走|抬走|灭了|扑灭|灭掉|控制住|制服|抓走|带走|"
+RESOLVED = (r"(?:扑|浇|踩|拍|给)灭了|灭掉了|火[^，,。不没]{0,3}灭了|已经(?:被)?.{0,4}(?:救出|救下|救上|送医|送到医院|送去医院|送医院|拉走|抬走|灭了|扑灭|灭掉|控制住|制服|抓走|带走|"
             r"抓了|处理了|处理好|修好|关好|关掉|没事|没味|散了|劝下|出来了|下来了|回家了|醒了|止住了)|"
             r"被.{0,6}(?:救出来|救下来|救上来|捞上来|灭了|扑灭|带走|抓走|劝下来|拉下来|抬走|送到?医院)|救出来了|终于出来|自己出来了|出来(?:后|以后|之后)|"
             r"休养|养伤|住院了|出院|说没漏|没漏气|(?:看|查|检查)(?:了|过)(?:一下)?(?:说)?是(?!煤气|燃气|天然气|漏)|没有漏|虚惊一场|是误报|误报|还好|幸好|好在|幸亏|没事了|"
-            r"没有?人(?:受伤|被困|在里面|伤亡)|没伤着|没伤到|没受伤|没砸到|没夹伤|(?:都|已经)过去|差点|差一点|险些|(?:味|味道|烟|火)(?:已经)?没了|修好了|拧紧了")
+            r"没有?人(?:受伤|被困|在里面|伤亡)|去世|过世|病逝|没伤着|没伤到|没受伤|没砸到|没夹伤|(?:都|已经)过去|差点|差一点|险些|(?:味|味道|烟|火)(?:已经)?没了|修好了|拧紧了")
 # What it turned out to be, said after the danger: "有人喊救命 原来是喝醉了在唱歌".
 REVEAL = r"原来是|结果是|其实是"
 # The danger goes on: an ending said earlier does not count ("原来是管道裂了 现在还在漏").
@@ -257,6 +258,9 @@ _RESOLVED = re.compile(RESOLVED)
 _HAZARD = re.compile(HAZARD)
 _HABITUAL = re.compile(HABITUAL)
 _HYPOTHETICAL_AFTER = re.compile(HYPOTHETICAL_AFTER)
+# Endings that end a fire, smoke, gas or a collapse itself; any other ending ("人都跑出来了",
+# "还好没人受伤") says only that people got away, and the danger may go on.
+_PUT_OUT = re.compile(r"灭|控制住|制服|抓|带走|处理|修好|关好|关掉|没味|散了|止住|说没漏|没漏|没有漏|看|查|虚惊|误报|没事了|过去|差点|差一点|险些|没了|拧紧")
 _REVEAL = re.compile(REVEAL)
 _ONGOING = re.compile(ONGOING)
 _NOW = re.compile(NOW)
@@ -265,6 +269,8 @@ _URGENT_STRONG = re.compile(URGENT_STRONG)
 _BLOCKED = re.compile(BLOCKED)
 _NUISANCE_FIRE = re.compile(NUISANCE_FIRE)
 _NOTHING_THERE = re.compile(NOTHING_THERE)
+# Smoke that blinds, chokes or traps is a danger whoever lit the fire ("烧东西…全是烟…出不去").
+_SEVERE_SMOKE = re.compile(r"看不(?:清|见)|出不去|跑不出|逃不出|喘不|晕")
 _SETTLED_RISK = re.compile(r"隐患|万一|迟早|早晚会|哪天|会不会|容易|怕.{0,6}(?:出事|掉|砸|着火|中毒)")
 _HEATING = re.compile(HEATING)
 _SEWER = re.compile(SEWER)
@@ -303,7 +309,7 @@ def _subject(text: str, match: re.Match[str]) -> str:
     return "animal_or_thing" if match.start() - subject <= 4 else "unclear"
 
 
-def _dangers(text: str) -> tuple[list[re.Match[str]], bool]:
+def _dangers(text: str) -> tuple[list[tuple[str, re.Match[str]]], bool]:
     """The danger matches that concern people now, and whether any match was
     set aside because it plainly concerns only an animal, a thing, a blocked
     car, a sewer or a nuisance. A danger whose subject is unclear is neither."""
@@ -315,14 +321,14 @@ def _dangers(text: str) -> tuple[list[re.Match[str]], bool]:
                 continue
             if ((kind == "shut_in" and _BLOCKED.search(text))
                     or (kind == "gas" and (_HEATING.search(text) or _SEWER.search(text)) and not _GAS_WORD.search(text))
-                    or (kind == "smoke" and _NUISANCE_FIRE.search(text))
+                    or (kind == "smoke" and _NUISANCE_FIRE.search(text) and not _SEVERE_SMOKE.search(text))
                     or (kind == "smoke_out" and _NUISANCE_FIRE.search(_context(text, match)[2]))
                     or (kind == "trapped" and match.group(0).startswith("车") and _BLOCKED.search(text))
                     or (kind == "trapped" and _STUCK_HOME.search(text))
                     or subject == "animal_or_thing"):
                 set_aside = True
                 continue
-            found.append(match)
+            found.append((kind, match))
     return found, set_aside
 
 
@@ -333,10 +339,14 @@ def _context(text: str, match: re.Match[str]) -> tuple[int, int, str]:
     return lo, hi, text[lo:hi]
 
 
-def _status(text: str, match: re.Match[str]) -> str:
-    """How the danger `match` stands in time, judged on the clause(s) it lies in."""
+def _status(text: str, kind: str, match: re.Match[str]) -> str:
+    """How the danger `match` of `kind` stands in time, judged on the clause(s) it lies in.
+    People who got out end a danger to people, not a fire or a gas leak ("我们全家已经跑出来了"
+    beside a kitchen fire that still burns)."""
     lo, _, context = _context(text, match)
-    ended = (any(r.start() >= lo for r in _RESOLVED.finditer(text))
+    endings = [r for r in _RESOLVED.finditer(text)
+               if kind in _PEOPLE_ONLY or _PUT_OUT.search(r.group(0))]
+    ended = (any(r.start() >= lo for r in endings)
              or any(r.start() >= match.end() for r in _REVEAL.finditer(text)))
     if ended and not _ONGOING.search(text):
         return _RESOLVED_
@@ -361,14 +371,14 @@ def assess(text: str) -> str | None:
     if not dangers:
         return NOT_NOW if set_aside else None
     clauses = list(_CLAUSE.finditer(text))
-    statuses = {_status(text, match) for match in dangers}
+    statuses = {_status(text, kind, match) for kind, match in dangers}
     crying = any(_URGENT.search(c.group(0)) and not _PAST.search(c.group(0)) for c in clauses)
     if _NOW_ in statuses:
         return EMERGENCY
     if _NEUTRAL in statuses:
         # A past time said before the danger dates it ("上周三晚上 我妈在电梯里被困了40分钟");
         # one said after it is a remark ("我被困在电梯里 之前也困过一次").
-        first = min(m.start() for m in dangers)
+        first = min(m.start() for _, m in dangers)
         dated = any(p.start() < first for p in _PAST.finditer(text))
         return EMERGENCY if crying or not dated else NOT_NOW
     return EMERGENCY if _URGENT_STRONG.search(text) else NOT_NOW
@@ -396,11 +406,15 @@ class EmergencyGuard(GraphComponent):
         # gives at least this confidence still goes first (unless the message
         # says the event is over or only a risk: `settled`). Chosen on the dev
         # sets; a false alarm costs one message, a miss a life.
-        return {"confidence": 0.99, "promote_confidence": 0.1}
+        # possible_confidence: below promote_confidence but at least this, the danger is
+        # uncertain: the message is flagged `emergency_possible`, the resident gets the
+        # numbers to call first and the normal report flow carries on (no urgent ticket).
+        return {"confidence": 0.99, "promote_confidence": 0.5, "possible_confidence": 0.1}
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._confidence = float(config["confidence"])
         self._promote = float(config.get("promote_confidence", 1.1))
+        self._possible = float(config.get("possible_confidence", 1.1))
 
     @classmethod
     def create(
@@ -418,10 +432,17 @@ class EmergencyGuard(GraphComponent):
             if text:
                 verdict = assess(text)
                 if verdict is None:
+                    confidence = self._emergency_confidence(message)
                     if settled(text):
                         verdict = NOT_NOW
-                    elif self._emergency_confidence(message) >= self._promote:
+                    elif confidence >= self._promote:
                         verdict = EMERGENCY
+                    else:
+                        # Not sure enough to page anyone: the classifier's emergency alone, below
+                        # promote_confidence, does not file an urgent ticket ("就在那边" 0.37).
+                        verdict = NOT_NOW
+                        if confidence >= self._possible:
+                            message.set("emergency_possible", True, add_to_output=True)
                 self._apply(message, verdict)
         return messages
 

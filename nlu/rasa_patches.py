@@ -1,6 +1,8 @@
-"""A speed fix for Rasa 3.6's action server round trip, applied when Rasa loads our components.
+"""Fixes to Rasa 3.6's action server round trip, applied when Rasa loads our components.
 
-Rasa validates every custom action's response with `jsonschema.validate`, which
+A failed custom action is reported in the answer (see `_run_remote`) instead of vanishing.
+
+Speed: Rasa validates every custom action's response with `jsonschema.validate`, which
 first re-checks the response *schema* against the JSON Schema meta-schema — on
 every call. Profiling `make bench-chat` showed that re-check taking over 60 % of
 the Rasa server's time for a form turn. The patch validates with the same schema
@@ -17,6 +19,7 @@ validated against the full schema, so errors read exactly as Rasa's own.
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 from typing import Any
 
@@ -24,7 +27,10 @@ from jsonschema import ValidationError, validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions import action as rasa_action
 
+from core.protocol import ACTION_FAILED
+
 _ORIGINAL = rasa_action.RemoteAction._validate_action_result
+_ORIGINAL_RUN = rasa_action.RemoteAction.run
 
 
 @lru_cache(maxsize=1)
@@ -81,8 +87,24 @@ def _validate_action_result(self: rasa_action.RemoteAction, result: dict[str, An
     raise error
 
 
+async def _run_remote(self: rasa_action.RemoteAction, output_channel: Any, nlg: Any, tracker: Any,
+                      domain: Any, *args: Any, **kwargs: Any) -> Any:
+    """Rasa swallows a failed custom action ("Bot will continue, but the actions events are
+    lost") and answers 200: the resident would hear nothing and the bot would mark the message
+    done. Say so in the answer ({ACTION_FAILED: name}), so the bot keeps the message pending."""
+    try:
+        return await _ORIGINAL_RUN(self, output_channel, nlg, tracker, domain, *args, **kwargs)
+    except rasa_action.ActionExecutionRejection:
+        raise  # a form's validation refusing a slot: part of the dialogue, not a failure
+    except Exception:
+        with contextlib.suppress(Exception):  # the original error matters more; Rasa logs it
+            await output_channel.send_custom_json(tracker.sender_id, {ACTION_FAILED: self.name()})
+        raise
+
+
 def apply() -> None:
     rasa_action.RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    rasa_action.RemoteAction.run = _run_remote  # type: ignore[method-assign]
 
 
 __all__ = ["ValidationError", "apply"]

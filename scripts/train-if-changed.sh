@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=models/gridbot.tar.gz
 STAMP=models/.inputs.sha256
-inputs=$(find config.yml domain data/nlu data/rules data/stories nlu core/text.py locks/rasa.txt \
+inputs=$(find config.yml domain data/nlu data/rules data/stories nlu core/text.py core/protocol.py locks/rasa.txt \
            -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) -not -path '*/__pycache__/*' | LC_ALL=C sort)
 hash=$(sha256sum $inputs | sha256sum | cut -c1-64)
 if [[ -f $MODEL && "$(cat $STAMP 2>/dev/null)" == "$hash" && "${FORCE_TRAIN:-}" != 1 ]]; then

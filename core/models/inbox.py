@@ -15,6 +15,7 @@ from core.models.base import Base, UTCDateTime, utcnow
 class InboxState(str, enum.Enum):
     pending = "pending"  # accepted from the resident, not yet understood
     done = "done"
+    failed = "failed"  # the answer failed every try; the resident was told, the operator logged
 
 
 class InboxMessage(Base):
@@ -34,3 +35,5 @@ class InboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # After a failed answer (an action raised): not tried again before this time.
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)

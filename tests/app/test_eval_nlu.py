@@ -50,13 +50,15 @@ def test_operator_csv_gives_table_and_json_last_line(tmp_path: Path) -> None:
     result = eval_nlu("--data", str(path), "--baseline")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    report = json.loads(lines[-1])
+    report = json.loads(lines[-1])["sets"]["ours"]  # one entry per set, named by the file
     assert report["n"] == 4
-    assert set(report) >= {"n", "accuracy", "macro_f1", "emergency_recall", "per_category", "latency_ms", "baseline"}
+    assert set(report) >= {"n", "accuracy", "macro_f1", "emergency_recall", "per_category", "latency_ms",
+                           "baseline", "false_emergencies", "none_answered_as_none"}
     assert set(report["per_category"]) == {"emergency", "facilities", "none"}
     assert set(report["per_category"]["none"]) == {"precision", "recall", "f1", "support"}
     assert report["per_category"]["none"]["support"] == 2
     assert report["emergency_recall"] == 1.0
+    assert report["false_emergencies"] == 0
     assert report["latency_ms"]["p95"] >= report["latency_ms"]["p50"] > 0
     assert report["baseline"]["n"] == 4
     assert any(line.startswith("emergency") for line in lines[:-1])  # the human table
