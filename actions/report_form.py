@@ -263,14 +263,12 @@ class ValidateReportForm(FormValidationAction):
         if failures["place"] >= GIVE_UP_AFTER_FAILURES:
             # Never loop: end the form; the summary says what to do instead.
             return {"place": None, "place_candidates": None, "form_failures": failures, "requested_slot": None}
-        if failures["place"] >= BUTTONS_AFTER_FAILURES:
-            offers = list(candidates or [])
-            if home and not any(c["code"] == home for c in offers):
-                offers.insert(0, {"code": home, "label": t("report.place_home", address=home_address or home)})
-            dispatcher.utter_message(text=t("report.place_unknown_again"))
-            return {"place": None, "place_candidates": offers[:4] or None, "form_failures": failures}
-        dispatcher.utter_message(text=t("report.place_unknown"))
-        return {"place": None, "place_candidates": candidates, "form_failures": failures}
+        offers = list(candidates or [])
+        if home and not any(c["code"] == home for c in offers):  # the resident's own building
+            offers.insert(0, {"code": home, "label": t("report.place_home", address=home_address or home)})
+        again = failures["place"] >= BUTTONS_AFTER_FAILURES
+        dispatcher.utter_message(text=t("report.place_unknown_again" if again else "report.place_unknown"))
+        return {"place": None, "place_candidates": offers[:4] or None, "form_failures": failures}
 
     def validate_description(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> dict[str, Any]:
