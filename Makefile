@@ -18,6 +18,7 @@ help:
 	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
 	@echo "make eval-nlu [DATA=file.csv] [BASELINE=1] - NLU figures; make bench-chat - 50 residents at once"
 	@echo "make bench-reminders - 10,000 duty reminders; make bench-broadcast [N=3000] - one notice to N people"
+	@echo "make fuzz [INPUTS=10000] - bad input of every kind through the real Application"
 
 setup:
 	@scripts/setup-envs.sh all
@@ -74,3 +75,8 @@ bench-reminders: setup
 # 1/s per chat (1% 429, 1% 403), the sender SIGKILLed mid-way and restarted; last line JSON.
 bench-broadcast: setup
 	@$(APP)/python scripts/bench_broadcast.py $(if $(N),--recipients $(N))
+
+.PHONY: fuzz
+# make fuzz [INPUTS=10000]: generated bad input through the real Application, Rasa and actions; last line JSON.
+fuzz: model
+	@$(APP)/python scripts/fuzz.py $(if $(INPUTS),--inputs $(INPUTS))
