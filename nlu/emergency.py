@@ -200,6 +200,28 @@ DANGER = {
     # Someone else calls for help. "救命" alone is not a danger: "救命啊 楼上装修吵死了".
     "help": r"(?:喊|叫|呼|在喊)救命|呼救|求救|救人啊|快救人|救救(?:我|他|她|孩子|我们)",
 }
+# More ways residents describe the same dangers (from emergency_long_dev.csv's error analysis).
+DANGER.update({
+    "stroke": (r"舌头发硬|说话(?:含糊|含含糊糊|不清楚?|不利索|大舌头)|口齿不清|一边脸(?:歪|麻)|"
+               r"(?:左|右)边?的?(?:手脚|身子|胳膊|腿|半边)(?:都)?(?:动不了|没劲|不听使唤|发麻)"),
+    "poison": (r"(?:药|药片)[^。]{0,12}(?:当成|当作)[^。]{0,8}吃|吃了(?:好几|一大把|一把|半瓶|一整瓶|很多)[片粒]?[^。]{0,6}药|"
+               r"吃了[^。]{0,10}(?:蘑菇|野菜|河豚)[^。]{0,20}(?:吐|晕|抽|看见|幻觉|拉)|"
+               r"站不稳.{0,8}(?:冷汗|晕|心慌)|心慌.{0,6}(?:头晕|站不稳|冷汗)"),
+    "wound": (rf"冒{BLOOD}|(?:切|割|划)得(?:好|很|太|特别)?深|流紧{BLOOD}|(?:{PERSON})[^，,。]{{0,4}}被.{{0,6}}(?:狗|猫|蛇).{{0,4}}咬"),
+    "shock": r"电倒|被电(?:倒|晕)|电晕|(?:触|被)电.{0,10}(?:躺|倒|不动)",
+    "unconscious": (r"一头栽|栽倒|栽地上|栽在地上|(?:喊|叫|拍|推|摇)(?:他|她|佢)?(?:[喊叫拍推摇](?:他|她|佢)?)?(?:都|也)?"
+                    r"(?:不动|没反应|不醒|唔应)|呼吸(?:声)?(?:很怪|不对劲|很弱|微弱|呼噜呼噜)|突然抽筋|成个人硬|"
+                    r"(?:微弱|很弱)的?(?:声音|呼救|喊)|迷迷糊糊.{0,10}(?:栽|倒|晕|叫不醒)"),
+    "crushed": r"把.{0,10}(?:人|孩子|老人|小孩).{0,3}压(?:住|在)",
+    "giving_way": (r"(?:围墙|墙体|阳台|房顶|雨棚|(?<!围)墙)倒了|裂缝.{0,10}(?:变宽|越来越大|在变大|在裂|变大)|"
+                   r"墙.{0,8}(?:吱吱响|嘎嘎响|往下掉灰)"),
+    "farewell": r"(?<![得])想死|(?:朋友圈|微信).{0,10}(?:再见|告别|遗言)|说了?再见了",
+    "missing_child": (r"(?:水面|水上|池子里|河里)(?:上)?漂着.{0,6}(?:帽子|鞋|衣服)|"
+                      r"(?:水池|池子|河|湖|塘)边.{0,12}(?:没看见人|不见了|找不到人|没看到人)"),
+    "fire_more": rf"(?:杂物|纸箱|垃圾堆|电动车|电瓶车|东西)(?:也)?着了|{SMOKE}.{{0,8}}(?:往上|往里|往外)冒",
+    "fumes": r"(?:炉子|煤炉|炭|火盆).{0,16}(?:迷糊|迷迷糊糊|栽)",
+})
+
 # Idioms that borrow danger words; blanked before anything else is looked at.
 IDIOM = (r"(?:冷|热|累|饿|困|吵|烦|气|笑|急|渴|晒|闷|臭|熏)(?:得|死)?(?:我|人)?(?:都)?(?:快|要)?不行了|"
          r"(?:闷|热|吵|压|累|笑|气|憋)得(?:我|人)?(?:都)?(?:快)?喘不(?:上|过来|过)气|气(?:得)?(?:我)?(?:快)?(?:晕|昏)(?:倒|过去)?了?|"
@@ -211,7 +233,7 @@ IDIOM = (r"(?:冷|热|累|饿|困|吵|烦|气|笑|急|渴|晒|闷|臭|熏)(?:得
 PAST = (r"上学期|上个学期|上半年|几个月前|半年前|\d{1,2}月\d{1,2}[日号]|当天|昨天|昨晚|昨儿|前天|前晚|前几天|前阵子|前段时间|前些天|大前天|上周|上礼拜|上星期|上个月|上月|上回|上次|之前|以前|"
         r"去年|那天|那次|那回|那事|那会儿?|那时候?|那阵子?|(?:国庆|春节|过年|中秋|五一|端午|元旦|年前)(?:那|的时候|期间)|当时|后来|事后|才出来|才被救|才弄出来|才救出来|(?:着|起|失|困|漏|烧|砸|摔|晕|坠|掉|夹|关|卡)过(?!去|来)")
 # Nothing is in danger any more; applies to dangers in its clause and the clauses before it.
-RESOLVED = (r"(?:扑|浇|踩|拍|给)灭了|灭掉了|火[^，,。不没]{0,3}灭了|已经(?:被)?.{0,4}(?:救出|救下|救上|送医|送到医院|送去医院|送医院|拉走|抬走|灭了|扑灭|灭掉|控制住|制服|抓走|带走|"
+RESOLVED = (r"(?:就|都)出来了|没事(?=[。.!！，,]|$)|(?:扑|浇|踩|拍|给)灭了|灭掉了|火[^，,。不没]{0,3}灭了|已经(?:被)?.{0,4}(?:救出|救下|救上|送医|送到医院|送去医院|送医院|拉走|抬走|灭了|扑灭|灭掉|控制住|制服|抓走|带走|"
             r"抓了|处理了|处理好|修好|关好|关掉|没事|没味|散了|劝下|出来了|下来了|回家了|醒了|止住了)|"
             r"被.{0,6}(?:救出来|救下来|救上来|捞上来|灭了|扑灭|带走|抓走|劝下来|拉下来|抬走|送到?医院)|救出来了|终于出来|自己出来了|出来(?:后|以后|之后)|"
             r"休养|养伤|住院了|出院|说没漏|没漏气|(?:看|查|检查)(?:了|过)(?:一下)?(?:说)?是(?!煤气|燃气|天然气|漏)|没有漏|虚惊一场|是误报|误报|还好|幸好|好在|幸亏|没事了|"
@@ -228,7 +250,7 @@ HAZARD = (r"哪天|要是真|如果真|要是|如果|迟早|早晚|总有一天|
 HYPOTHETICAL_AFTER = (r"(?:着火|起火|失火)了?.{0,3}(?:都|也|就|根本)?(?:用不了|用不上|跑不掉|跑都跑不掉|进不来|来不及|没法|看不见|找不到|出不去|逃不出去)|"
                       r"(?:掉|摔|跌)(?:下来|下去)就(?:是|会|得)|(?:困人|着火|起火|失火|漏气|被困|晕倒|摔倒)了?的时候")
 # A habit, not an event now: "天天拿棍子捅天花板", "小孩天天玩游戏喊救命".
-HABITUAL = r"天天|每天|每晚|每次|经常|老是|总是|成天|整天|动不动|三天两头|隔三差五|老有人|老在|常年|一到.{0,4}就"
+HABITUAL = r"天天|每天|每晚|每次|经常|老是|总是|成天|整天|(?<!一)动不动|三天两头|隔三差五|老有人|老在|常年|一到.{0,4}就"
 # Words that put the danger in their clause in the present; they outweigh PAST and HABITUAL.
 NOW = (r"(?<!到)现在|正在|还在|刚刚|刚才|一直|马上|快要|眼看|突然|此刻|这会|赶紧|又|"
        r"(?:昨天|昨晚|前天|之前|上午|早上)(?:晚上|早上)?就?(?:开始|起|到现在|以来)")
@@ -239,7 +261,7 @@ URGENT_STRONG = r"快来|快救|快打|快叫|快报警|速来|来人啊|救救"
 # A way out blocked by a car or clutter is parking or fire_safety, not someone shut in.
 BLOCKED = r"堵|挡住|挡着|占着|停在门口|停得|停满|车(?:停|堵|挡)|停车|(?:被|让)车|挪车|门禁|进不去"
 # Fires lit on purpose are a nuisance (sanitation, other), not an emergency, unless a danger word says more.
-NUISANCE_FIRE = (r"烧(?:纸|纸钱|树叶|落叶|秸秆|荒|垃圾|烤|香|艾草|蚊香|炭烤)|烧烤|油烟|烟熏|抽烟|吸烟|烟头|烟囱|鞭炮|烟花|爆竹|放炮|"
+NUISANCE_FIRE = (r"(?:垃圾|树叶|落叶|秸秆|杂草|纸钱)[^，,。]{0,10}(?:直接|就地)烧|就地烧|露天焚烧|焚烧|烧(?:纸|纸钱|树叶|落叶|秸秆|荒|垃圾|烤|香|艾草|蚊香|炭烤)|烧烤|油烟|烟熏|抽烟|吸烟|烟头|烟囱|鞭炮|烟花|爆竹|放炮|"
                  r"火锅|烤肉|烤串|(?:有人|谁|人家|邻居|在)[^，,。\s]{0,6}烧(?:电线|轮胎|塑料|废品|旧家具|东西)")
 # Shut in at home because the elevator is broken: an elevator complaint ("电梯停运了 老人被困在家里下不了楼").
 STUCK_HOME = rf"(?:{ELEVATOR}).*(?:(?:下|上)不(?:了|去|来)楼|出不了门|爬(?:不动)?楼)|(?:(?:下|上)不(?:了|去|来)楼|出不了门).*(?:{ELEVATOR})"
@@ -283,7 +305,8 @@ _HOUSEHOLD = re.compile(HOUSEHOLD)
 _AGENT = re.compile(rf"[被让给叫遭](?:一|这|那)?(?:条|只|辆|个)?(?:大|小|野|流浪|别)?(?:{ANIMAL}|车|人|{PERSON})")
 _CLAUSE = re.compile(r"[^，,。.!！?？;；:：\s~～…]+")
 # Kinds that are emergencies only when a person is in danger (a fire is one whoever is inside).
-_PEOPLE_ONLY = {"collapsed", "injured", "trapped", "shut_in", "water", "fall"}  # see _subject
+_PEOPLE_ONLY = {"collapsed", "injured", "trapped", "shut_in", "water", "fall", "stroke", "poison", "wound",
+                "shock", "unconscious", "crushed"}  # see _subject
 _HYPOTHETICAL, _RESOLVED_, _NOW_, _PAST_, _NEUTRAL = "hypothetical", "resolved", "now", "past", "neutral"
 
 
@@ -302,6 +325,9 @@ def _subject(text: str, match: re.Match[str]) -> str:
     thing is the subject right before it ("我家猫被困在…", "我的车被困…"); 'unclear'
     when one is mentioned earlier and no person after it. An agent ("被车撞",
     "被狗咬伤") is not a subject."""
+    named = _PERSON.match(match.group(0))
+    if named and not _HOUSEHOLD.match(match.group(0)) and not match.group(0)[named.end():].startswith("的"):
+        return "person"  # the danger's own words name a person ("孩子被邻居家的大狗咬了"; not "我的手机")
     before = _HOUSEHOLD.sub("〇〇", text[:match.end()])
     subject = max(_last(_THING, before), _last(_ANIMAL, _AGENT.sub("〇", before)))
     if subject <= _last(_PERSON, _AGENT.sub("〇", before)):
@@ -322,6 +348,7 @@ def _dangers(text: str) -> tuple[list[tuple[str, re.Match[str]]], bool]:
             if ((kind == "shut_in" and _BLOCKED.search(text))
                     or (kind == "gas" and (_HEATING.search(text) or _SEWER.search(text)) and not _GAS_WORD.search(text))
                     or (kind == "smoke" and _NUISANCE_FIRE.search(text) and not _SEVERE_SMOKE.search(text))
+                    or (kind == "fire" and match.group(0).startswith("火星") and _NUISANCE_FIRE.search(text))
                     or (kind == "smoke_out" and _NUISANCE_FIRE.search(_context(text, match)[2]))
                     or (kind == "trapped" and match.group(0).startswith("车") and _BLOCKED.search(text))
                     or (kind == "trapped" and _STUCK_HOME.search(text))
@@ -379,7 +406,10 @@ def assess(text: str) -> str | None:
         # A past time said before the danger dates it ("上周三晚上 我妈在电梯里被困了40分钟");
         # one said after it is a remark ("我被困在电梯里 之前也困过一次").
         first = min(m.start() for _, m in dangers)
-        dated = any(p.start() < first for p in _PAST.finditer(text))
+        # ...unless a now-word comes between ("昨天说过的杂物，现在出事了！杂物着了").
+        dated = any(p.start() < first and not any(p.start() < n.start() < first for n in _NOW.finditer(text))
+                    for p in _PAST.finditer(text))
+        crying = crying or bool(re.search(r"[!！]{2,}", text[first:]))  # "窗户冒火了！！"
         return EMERGENCY if crying or not dated else NOT_NOW
     return EMERGENCY if _URGENT_STRONG.search(text) else NOT_NOW
 

@@ -45,6 +45,7 @@ DEFAULT_SETS = [
     ROOT / "data" / "dev" / "nlu_long_dev.csv",
     ROOT / "data" / "dev" / "out_of_scope_dev.csv",
     ROOT / "data" / "dev" / "emergency_dev.csv",
+    ROOT / "data" / "dev" / "emergency_long_dev.csv",
 ]
 MODEL = ROOT / "models" / "gridbot.tar.gz"
 NON_COMPLAINT = "none"

@@ -120,3 +120,23 @@ def test_uncertain_danger_is_flagged_not_filed() -> None:
                     INTENT_RANKING_KEY: [ranking[0], {"name": "emergency", "confidence": 0.05}]})
     [out] = guard.process([sure])
     assert out.get("emergency_possible") is None
+
+
+@pytest.mark.parametrize("text", [
+    "我爸说话舌头发硬，左边手脚动不了",  # a stroke
+    "孩子被楼下的大狗咬了，血止不住",  # the child is the subject, not the dog
+    "有个人躺在单元门口一动不动",  # 一动不动 is not the habit 动不动
+    "昨天说过的楼道杂物，现在出事了！杂物着了",  # a now-word after the past one
+    "对面楼窗户冒火了！！",
+])
+def test_more_ways_of_saying_a_danger_now(text: str) -> None:
+    assert assess(text) == "emergency"
+
+
+@pytest.mark.parametrize("text", [
+    "刚才有人被关在电梯里，几分钟就出来了，没事",
+    "保洁把树叶堆在一起直接烧，烟好大",
+    "我的手机掉到井里了",
+])
+def test_more_ways_of_saying_it_is_over_or_harmless(text: str) -> None:
+    assert assess(text) != "emergency"
