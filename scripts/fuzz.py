@@ -87,7 +87,6 @@ def main() -> int:
 
 async def _fuzz(db_url: str, rasa_url: str, inputs: int, users: int, seed: int) -> dict[str, Any]:
     from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
-    from telegram import Update  # noqa: PLC0415
     from telegram.ext import ContextTypes  # noqa: PLC0415
 
     from bot.app import build_application  # noqa: PLC0415
