@@ -193,6 +193,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or update.effective_user is None or message.text is None:
         return
     svc = services(context)
+    if not message.text.strip():  # only spaces (full-width too): nothing to understand, say what helps
+        await message.reply_text(t("default"))
+        return
     if ticket_buttons.waiting_note(context):
         if await ticket_buttons.on_note(update, context, svc.factory):
             await svc.dispatch()

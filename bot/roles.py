@@ -76,7 +76,10 @@ def is_pick(data: object) -> bool:
 
 async def on_pick(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> None:
     query, user = update.callback_query, update.effective_user
-    if query is None or user is None or not is_pick(query.data):
+    if query is None or user is None:
+        return
+    if not is_pick(query.data):  # a press without data this handler can read: say so, never ignore
+        await query.answer(t("button_invalid"), show_alert=True)
         return
     branch_id = query.data[1]  # type: ignore[index]
     reply = await asyncio.to_thread(_invite, factory, user.id, branch_id)

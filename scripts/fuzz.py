@@ -135,7 +135,7 @@ async def _fuzz(db_url: str, rasa_url: str, inputs: int, users: int, seed: int) 
             elif roll < 0.80 and user in sent_private:
                 kind, update = "edited", build.edited(sent_private[user], random_text(rng))
             elif roll < 0.90:
-                kind = "callback"
+                kind = "callback"  # forged, tampered or stale data on the user's last message, or none
                 forged = rng.choice([random_text(rng)[:64], "t:claim:999999", "/affirm", "bind:x", "", "x" * 64])
                 last = fake.last_message(user) if rng.random() < 0.5 else None
                 update = build.callback_query(user, forged, last)
@@ -163,7 +163,8 @@ async def _fuzz(db_url: str, rasa_url: str, inputs: int, users: int, seed: int) 
                 if not new:
                     unanswered += 1
                     if len(examples) < 10:
-                        examples.append(f"unanswered {kind}: {str(_text_of(update))[:80]!r}")
+                        detail = forged if kind == "callback" else _text_of(update)
+                        examples.append(f"unanswered {kind}: {str(detail)[:80]!r}")
     finally:
         assert app.post_shutdown is not None
         await app.post_shutdown(app)

@@ -204,3 +204,16 @@ def test_unknown_commands_are_answered_and_not_sent_to_rasa(sqlite_engine: Engin
 def test_as_words(typed: str, expected: str) -> None:
     assert as_words(typed) == expected
     assert not normalise(as_words(typed)).startswith("/")
+
+
+def test_blank_text_and_a_press_without_data_are_answered(sqlite_engine: Engine) -> None:
+    """Found by `make fuzz`: only full-width spaces reached Rasa as an empty message (no answer),
+    and a press with empty data was taken by the invite handler and not answered."""
+    async def script(j: Journey) -> None:
+        assert await sent(j, j.updates.text(USER, "\u3000\u3000 ")) == [(USER, t("default"))]
+        before = len(j.fake.calls_to("answerCallbackQuery"))
+        await sent(j, j.updates.callback_query(USER, "", None))
+        answers = j.fake.calls_to("answerCallbackQuery")[before:]
+        assert [a.params.get("text") for a in answers] == [t("button_invalid")]
+
+    assert inbox_rows(run(sqlite_engine, script)) == []
