@@ -1,14 +1,28 @@
 """Send what the outbox holds, through python-telegram-bot, exactly as the outbox says.
 
-One pass (`run_once`) claims due rows, sends each, and records the outcome:
-sent; retry later (Telegram's RetryAfter, network errors, server errors —
-with the outbox's backoff); or failed for good (the user blocked the bot, the
-chat does not exist, Telegram refused the message as malformed). Database work
-runs in a worker thread so the bot's event loop never blocks on it.
+One pass (`run_once`) claims due rows and sends each, one request per piece: text longer
+than Telegram's 4,096 characters goes out in several messages (bot/textsplit.py), a photo
+before its text when the text is too long for a caption, the buttons on the last piece.
+Every request is committed as in flight just before it goes out (core.outbox.begin_request)
+and every confirmed piece is recorded, so that:
 
-A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?,
-"photo": file_id?}; text longer than Telegram's 4,096 characters goes out in
-several messages, the buttons on the last one.
+* a piece Telegram confirmed is never sent again: a retry resumes with the next piece;
+* a request that may have reached Telegram is never made again: a read timeout (the request
+  was written, no answer came), an answer that cannot be read, or a dispatcher killed while
+  the request was in flight leave the row `unconfirmed` (counted, logged without the text);
+* a request that provably reached nobody is retried: a connect or pool timeout, a network
+  error or a 5xx answer, with the outbox's backoff, until core.outbox.MAX_ATTEMPTS;
+* RetryAfter (429) is Telegram's pace, not a failure: the row is due again after
+  retry_after without counting an attempt, and this dispatcher's other rows for the same
+  chat wait as long or until that row comes back (keeping their order);
+* ChatMigrated (a group became a supergroup): the branch's group chat id and every message
+  still queued for that group move to the new chat, and the message goes there at once;
+* Forbidden (403: blocked, removed from the group) and BadRequest (400) fail the row for good.
+
+Whatever happens to one row, the rest of the batch is sent. Database work runs in a worker
+thread so the bot's event loop never blocks on it.
+
+A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": file_id?}.
 """
 
 from __future__ import annotations
@@ -21,7 +35,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 
 from bot.textsplit import split_message
 from core import outbox
@@ -30,6 +52,9 @@ from core.models import SendState
 
 log = logging.getLogger("gridbot.dispatcher")
 CAPTION_LIMIT = 1024
+# httpx timeouts that happen before a request is written: Telegram cannot have got it
+NOT_SENT_TIMEOUTS = {"PoolTimeout", "ConnectTimeout"}
+MAX_MIGRATIONS = 3  # ChatMigrated hops for one message in one pass
 
 
 @dataclass
@@ -37,7 +62,20 @@ class DispatchStats:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    unconfirmed: int = 0  # may have reached Telegram; never sent again
+    skipped: int = 0  # another dispatcher had taken the row over
+    error: int = 0  # the dispatcher itself failed on the row (logged); the outbox settles it
+    released: int = 0  # given back unsent because the dispatcher is stopping
     outcomes: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One request: a photo (with its caption) or a text."""
+
+    text: str | None = None
+    photo: str | None = None
+    markup: InlineKeyboardMarkup | None = None
 
 
 def keyboard(buttons: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup | None:
@@ -49,24 +87,39 @@ def keyboard(buttons: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup
     )
 
 
-async def deliver(bot: Bot, chat_id: int, payload: dict[str, Any]) -> Message:
-    """Send one payload; return the last Telegram message (the one with the buttons)."""
+def pieces_of(payload: dict[str, Any]) -> list[Piece]:
+    """The requests a payload takes, in order; the same payload always gives the same pieces
+    (a row's `pieces_sent` counts them)."""
     markup = keyboard(payload.get("buttons"))
     text = str(payload.get("text") or "")
+    pieces: list[Piece] = []
     if payload.get("photo"):
         caption, rest = (text, "") if len(text) <= CAPTION_LIMIT else ("", text)
-        sent = await bot.send_photo(chat_id, payload["photo"], caption=caption or None,
-                                    reply_markup=None if rest else markup)
+        pieces.append(Piece(text=caption or None, photo=str(payload["photo"]), markup=None if rest else markup))
         if not rest:
-            return sent
+            return pieces
         text = rest
-    pieces = split_message(text)
-    last: Message | None = None
-    for index, piece in enumerate(pieces):
-        last = await bot.send_message(chat_id, piece,
-                                      reply_markup=markup if index == len(pieces) - 1 else None)
-    assert last is not None
-    return last
+    parts = split_message(text)
+    pieces.extend(Piece(text=part, markup=markup if index == len(parts) - 1 else None)
+                  for index, part in enumerate(parts))
+    return pieces
+
+
+async def send_piece(bot: Bot, chat_id: int, piece: Piece) -> Message:
+    if piece.photo is not None:
+        return await bot.send_photo(chat_id, piece.photo, caption=piece.text, reply_markup=piece.markup)
+    return await bot.send_message(chat_id, piece.text or "", reply_markup=piece.markup)
+
+
+def nothing_sent(exc: TimedOut) -> bool:
+    """A connect or pool timeout: the request was never written (python-telegram-bot's
+    HTTPXRequest raises TimedOut from the httpx exception)."""
+    return type(exc.__cause__).__name__ in NOT_SENT_TIMEOUTS
+
+
+def _seconds(exc: RetryAfter) -> float:
+    value = exc.retry_after
+    return value.total_seconds() if hasattr(value, "total_seconds") else float(value)
 
 
 class OutboxDispatcher:
@@ -74,6 +127,9 @@ class OutboxDispatcher:
         self.bot = bot
         self.factory = factory
         self.batch = batch
+        # chat id -> (loop time, outbox id): that message got a 429, the chat's others wait for it
+        self._held_until: dict[int, tuple[float, int]] = {}
+        self._migrated: dict[int, int] = {}  # old group chat id -> its supergroup's
 
     def _claim(self) -> list[outbox.Claimed]:
         with read_scope(self.factory) as session:
@@ -86,44 +142,153 @@ class OutboxDispatcher:
         with session_scope(self.factory) as session:
             return fn(session, *args, **kwargs)
 
-    async def run_once(self) -> DispatchStats:
-        return await self.send_claimed(await asyncio.to_thread(self._claim))
+    async def _db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(self._record, fn, *args, **kwargs)
 
-    async def send_claimed(self, items: list[outbox.Claimed]) -> DispatchStats:
-        """Send messages already claimed (leased) for this process, in the given order."""
+    async def run_once(self, stop: asyncio.Event | None = None) -> DispatchStats:
+        return await self.send_claimed(await asyncio.to_thread(self._claim), stop)
+
+    async def send_claimed(self, items: list[outbox.Claimed], stop: asyncio.Event | None = None) -> DispatchStats:
+        """Send messages already claimed (leased) for this process, in the given order. Once
+        `stop` is set, the rest are given back (due at once for the next dispatcher)."""
         stats = DispatchStats()
         for item in items:
-            outcome = await self._send(item)
+            try:
+                if stop is not None and stop.is_set():
+                    outcome = "released" if await self._db(outbox.release, item.id, item.attempts) else "skipped"
+                else:
+                    outcome = await self._send(item)
+            except Exception:  # noqa: BLE001 - one row never stops the batch; the lease settles it
+                log.exception("outbox %s (%s): dispatching failed", item.id, item.kind)
+                outcome = "error"
             stats.outcomes[item.id] = outcome
             setattr(stats, outcome, getattr(stats, outcome) + 1)
         return stats
 
+    # -- per chat state -------------------------------------------------------------------------
+
+    def _chat(self, chat_id: int) -> int:
+        seen = {chat_id}
+        while chat_id in self._migrated and self._migrated[chat_id] not in seen:
+            chat_id = self._migrated[chat_id]
+            seen.add(chat_id)
+        return chat_id
+
+    def _held_for(self, chat_id: int, message_id: int) -> float:
+        """Seconds this chat still waits for an earlier message's 429; 0 if it does not. The
+        message that got the 429 ends the wait when it comes back due (the outbox says so)."""
+        held = self._held_until.get(chat_id)
+        if held is None:
+            return 0.0
+        until, holder = held
+        left = until - asyncio.get_running_loop().time()
+        if left <= 0 or holder == message_id:
+            del self._held_until[chat_id]
+            return 0.0
+        return left
+
+    def _hold(self, chat_id: int, message_id: int, seconds: float) -> None:
+        until = asyncio.get_running_loop().time() + seconds
+        if until > self._held_until.get(chat_id, (0.0, 0))[0]:
+            self._held_until[chat_id] = (until, message_id)
+
+    # -- one row --------------------------------------------------------------------------------
+
+    def _follow_migration(self, session: Session, item: outbox.Claimed, old: int, new: int) -> bool:
+        outbox.migrate_chat(session, old, new)
+        return outbox.request_answered(session, item.id, item.attempts)
+
+    async def _retry(self, item: outbox.Claimed, error: str, **kwargs: Any) -> str:
+        state = await self._db(outbox.retry_later, item.id, error, token=item.attempts, **kwargs)
+        return "skipped" if state is None else "failed" if state is SendState.failed else "retried"
+
+    async def _settle(self, fn: Any, item: outbox.Claimed, error: str, outcome: str) -> str:
+        state = await self._db(fn, item.id, error, token=item.attempts)
+        return "skipped" if state is None else outcome
+
     async def _send(self, item: outbox.Claimed) -> str:
         try:
-            message = await deliver(self.bot, item.chat_id, item.payload)
-        except RetryAfter as exc:
-            seconds = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else float(exc.retry_after)
-            await asyncio.to_thread(self._record, outbox.retry_later, item.id, f"RetryAfter {seconds:g}s",
-                                    retry_after=seconds)
-            return "retried"
-        except Forbidden as exc:
-            await asyncio.to_thread(self._record, outbox.mark_failed, item.id, f"Forbidden: {exc.message}")
-            log.info("outbox %s: recipient unreachable (%s)", item.id, exc.message)
-            return "failed"
-        except BadRequest as exc:
-            await asyncio.to_thread(self._record, outbox.mark_failed, item.id, f"BadRequest: {exc.message}")
-            log.warning("outbox %s (%s): refused by Telegram: %s", item.id, item.kind, exc.message)
-            return "failed"
-        except NetworkError as exc:  # includes TimedOut and 5xx answers
-            state = await asyncio.to_thread(self._record, outbox.retry_later, item.id, f"{type(exc).__name__}: {exc.message}")
-            return "failed" if state is SendState.failed else "retried"
-        await asyncio.to_thread(self._record, outbox.mark_sent, item.id, message.message_id)
-        return "sent"
+            pieces = pieces_of(item.payload)
+        except Exception as exc:  # noqa: BLE001 - a payload no request can be built from
+            log.error("outbox %s (%s): malformed payload (%s)", item.id, item.kind, type(exc).__name__)
+            return await self._settle(outbox.mark_failed, item, f"malformed payload: {type(exc).__name__}",
+                                      "failed")
+        chat_id = self._chat(item.chat_id)
+        index = item.pieces_sent
+        if index >= len(pieces):  # every piece confirmed already
+            done = await self._db(outbox.mark_sent, item.id, None, token=item.attempts, pieces_sent=index)
+            return "sent" if done else "skipped"
+        held = self._held_for(chat_id, item.id)
+        if held:  # an earlier message to this chat got a 429: keep the order, keep the pace
+            return await self._retry(item, f"RetryAfter {held:.3g}s (chat waits)", retry_after=held)
+        if not await self._db(outbox.begin_request, item.id, item.attempts):
+            log.info("outbox %s: taken over by another dispatcher, not sent", item.id)
+            return "skipped"
+        migrations = 0
+        while True:
+            where = f"piece {index + 1}/{len(pieces)}"
+            try:
+                message = await send_piece(self.bot, chat_id, pieces[index])
+            except RetryAfter as exc:
+                seconds = _seconds(exc)
+                self._hold(chat_id, item.id, seconds)
+                return await self._retry(item, f"RetryAfter {seconds:g}s ({where})", retry_after=seconds)
+            except ChatMigrated as exc:
+                new_chat = int(exc.new_chat_id)
+                migrations += 1
+                self._migrated[chat_id] = new_chat
+                if not await self._db(self._follow_migration, item, chat_id, new_chat):
+                    return "skipped"
+                log.warning("outbox %s (%s): chat %s is now %s, sent there", item.id, item.kind, chat_id, new_chat)
+                chat_id = new_chat
+                if migrations > MAX_MIGRATIONS:
+                    return await self._retry(item, f"ChatMigrated {migrations} times ({where})")
+                if not await self._db(outbox.begin_request, item.id, item.attempts):
+                    return "skipped"
+                continue
+            except Forbidden as exc:
+                log.info("outbox %s: recipient unreachable (%s)", item.id, exc.message)
+                return await self._settle(outbox.mark_failed, item, f"Forbidden: {exc.message} ({where})", "failed")
+            except BadRequest as exc:
+                log.warning("outbox %s (%s): refused by Telegram: %s", item.id, item.kind, exc.message)
+                return await self._settle(outbox.mark_failed, item, f"BadRequest: {exc.message} ({where})",
+                                          "failed")
+            except TimedOut as exc:
+                if nothing_sent(exc):  # never written: try again later
+                    return await self._retry(item, f"TimedOut: {exc.message} ({where})")
+                log.warning("outbox %s (%s): no answer to %s (%s); Telegram may have it: unconfirmed, "
+                            "not sent again", item.id, item.kind, where, type(exc.__cause__).__name__
+                            if exc.__cause__ is not None else "read timeout")
+                return await self._settle(outbox.mark_unconfirmed, item, f"TimedOut: {exc.message} ({where})",
+                                          "unconfirmed")
+            except NetworkError as exc:  # a 5xx answer, or the connection failed: nothing carried out
+                return await self._retry(item, f"{type(exc).__name__}: {exc.message} ({where})")
+            except TelegramError as exc:
+                if type(exc) is not TelegramError:  # InvalidToken, Conflict, ...: Telegram answered no
+                    return await self._retry(item, f"{type(exc).__name__}: {exc.message} ({where})")
+                # a plain TelegramError is an answer that could not be read: it may be a success
+                log.warning("outbox %s (%s): unreadable answer to %s; unconfirmed, not sent again",
+                            item.id, item.kind, where)
+                return await self._settle(outbox.mark_unconfirmed, item, f"TelegramError: {exc.message} ({where})",
+                                          "unconfirmed")
+            except Exception as exc:  # noqa: BLE001 - the request may have gone out: do not repeat it
+                log.exception("outbox %s (%s): %s failed in the bot (%s); unconfirmed, not sent again",
+                              item.id, item.kind, where, type(exc).__name__)
+                return await self._settle(outbox.mark_unconfirmed, item, f"{type(exc).__name__} ({where})",
+                                          "unconfirmed")
+            index += 1
+            if index == len(pieces):
+                done = await self._db(outbox.mark_sent, item.id, message.message_id, token=item.attempts,
+                                      pieces_sent=index)
+                return "sent" if done else "skipped"
+            # this piece confirmed and the next one in flight, in one commit
+            if not await self._db(outbox.piece_sent, item.id, item.attempts, index, next_in_flight=True):
+                return "skipped"
 
     async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
         while not stop.is_set():
             try:
-                stats = await self.run_once()
+                stats = await self.run_once(stop)
             except Exception:  # noqa: BLE001 - keep dispatching; the error is logged
                 log.exception("outbox pass failed")
                 stats = DispatchStats()

@@ -35,6 +35,10 @@ What the fake models, because real bots trip over it:
 * `parse_mode="HTML"` texts come back with the tags stripped (no entities are computed;
   Markdown is echoed unchanged).
 
+Failures to inject: Telegram's error answers and exceptions (`fail_next`), timeouts as
+python-telegram-bot's HTTPXRequest raises them (`fail_next(timeout=...)`: a read timeout
+after Telegram carried out the call), a group upgraded to a supergroup (`migrate_chat`).
+
 What it does not model: rate limits (inject them with `fail_next`), entity parsing,
 permissions, most methods' validation. Unknown methods answer `{"ok": true, "result": true}`.
 
@@ -67,7 +71,9 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
+import httpx
 from telegram import Bot, Message, Update
+from telegram.error import TimedOut
 from telegram.request import BaseRequest, RequestData
 
 __all__ = [
@@ -75,8 +81,10 @@ __all__ = [
     "MAX_CALLBACK_DATA_BYTES",
     "MAX_CAPTION_LENGTH",
     "MAX_TEXT_LENGTH",
+    "MIGRATED",
     "NOT_MODIFIED",
     "SENDING_METHODS",
+    "TIMEOUTS",
     "TINY_JPEG",
     "FakeTelegram",
     "JSONDict",
@@ -86,6 +94,7 @@ __all__ = [
     "buttons",
     "chat_type_for",
     "command_entities",
+    "timed_out",
 ]
 
 JSONDict = dict[str, Any]
@@ -184,6 +193,30 @@ class _Failure:
     retry_after: int | None
     times: int
     exception: BaseException | None
+    timeout: str | None = None
+    after: int = 0  # matching calls that still go through before this failure
+
+
+#: `fail_next(timeout=...)`: the httpx exception HTTPXRequest turns into TimedOut, and whether
+#: Telegram got (and carried out) the request before the time ran out.
+TIMEOUTS: dict[str, tuple[type[httpx.TimeoutException], bool]] = {
+    "pool": (httpx.PoolTimeout, False),
+    "connect": (httpx.ConnectTimeout, False),
+    "write": (httpx.WriteTimeout, False),
+    "read": (httpx.ReadTimeout, True),
+}
+
+MIGRATED = "Bad Request: group chat was upgraded to a supergroup chat"
+
+
+def timed_out(kind: str) -> TimedOut:
+    """The TimedOut python-telegram-bot's HTTPXRequest raises for an httpx timeout of `kind`
+    (its `__cause__` is the httpx exception, as with `raise TimedOut from err`)."""
+    cause = TIMEOUTS[kind][0](f"{kind} timed out")
+    error = TimedOut("Pool timeout: All connections in the connection pool are occupied. Request "
+                     "was *not* sent to Telegram.") if kind == "pool" else TimedOut()
+    error.__cause__ = cause
+    return error
 
 
 def chat_type_for(chat_id: int) -> str:
@@ -255,6 +288,7 @@ class FakeTelegram(BaseRequest):
         self.shut_down = 0
         self.file_contents: dict[str, bytes] = {}
         self._failures: list[_Failure] = []
+        self._migrated: dict[int | str, int] = {}
         self._next_message_id: dict[int | str, int] = {}
         self._messages: dict[tuple[int | str, int], JSONDict] = {}
         self._chats: dict[int | str, JSONDict] = {}
@@ -296,7 +330,21 @@ class FakeTelegram(BaseRequest):
         call = SentCall(method=api_method, params=params, at=at, files=files)
         self.calls.append(call)
 
+        moved_to = self._migrated.get(params.get("chat_id")) if "chat_id" in params else None
+        if moved_to is not None:
+            return self._error(call, 400, MIGRATED, None, {"migrate_to_chat_id": moved_to})
         failure = self._take_failure(api_method, params)
+        if failure is not None and failure.timeout is not None:
+            if TIMEOUTS[failure.timeout][1]:  # Telegram carried it out; the answer is lost
+                handler = getattr(self, f"_api_{api_method.lower()}", None)
+                try:
+                    call.result = handler(params, files) if handler else True
+                except _ApiError as exc:
+                    call.status, call.result = exc.status, exc.description
+            else:
+                call.status = 0
+                call.result = f"{failure.timeout} timeout"
+            raise timed_out(failure.timeout)
         if failure is not None:
             if failure.exception is not None:
                 call.status = 0
@@ -326,6 +374,8 @@ class FakeTelegram(BaseRequest):
         times: int = 1,
         description: str | None = None,
         exception: BaseException | None = None,
+        timeout: str | None = None,
+        after: int = 0,
     ) -> None:
         """Make the next `times` calls of `method` (to `chat_id`, if given) fail like Telegram.
 
@@ -334,8 +384,14 @@ class FakeTelegram(BaseRequest):
         "parameters": {"retry_after": 3}}`; python-telegram-bot turns it into RetryAfter
         (429), Forbidden (403), BadRequest (400), NetworkError (500, 502), ...
         `retry_after` defaults to 3 for 429. With `exception`, `do_request` raises it instead
-        (e.g. `telegram.error.TimedOut()` for a timeout).
+        (e.g. `telegram.error.NetworkError("httpx.ConnectError: ...")`). With `timeout` ("pool",
+        "connect", "write" or "read"), it raises the TimedOut HTTPXRequest raises for that
+        httpx timeout (`timed_out`); a "read" timeout comes after Telegram carried out the call
+        (the message is in the chat, `sent_messages` lists it), the others before. `after`:
+        let that many matching calls through first (e.g. fail the third piece of a long text).
         """
+        if timeout is not None and timeout not in TIMEOUTS:
+            raise ValueError(f"timeout is one of {sorted(TIMEOUTS)}, not {timeout!r}")
         if status == 429 and retry_after is None:
             retry_after = 3
         if description is None:
@@ -350,14 +406,24 @@ class FakeTelegram(BaseRequest):
                 retry_after=retry_after,
                 times=times,
                 exception=exception,
+                timeout=timeout,
+                after=after,
             )
         )
+
+    def migrate_chat(self, old_chat_id: int, new_chat_id: int) -> None:
+        """The group `old_chat_id` became the supergroup `new_chat_id`: from now on every call to
+        the old id answers 400 with `migrate_to_chat_id` (python-telegram-bot raises ChatMigrated)."""
+        self._migrated[old_chat_id] = new_chat_id
 
     def _take_failure(self, method: str, params: JSONDict) -> _Failure | None:
         for failure in self._failures:
             if failure.method != method.lower():
                 continue
             if failure.chat_id is not None and failure.chat_id != params.get("chat_id"):
+                continue
+            if failure.after > 0:
+                failure.after -= 1
                 continue
             failure.times -= 1
             if failure.times <= 0:
@@ -480,11 +546,15 @@ class FakeTelegram(BaseRequest):
         return status, json.dumps(body).encode("utf-8")
 
     def _error(
-        self, call: SentCall, status: int, description: str, retry_after: int | None
+        self, call: SentCall, status: int, description: str, retry_after: int | None,
+        parameters: JSONDict | None = None,
     ) -> tuple[int, bytes]:
         body: JSONDict = {"ok": False, "error_code": status, "description": description}
+        parameters = dict(parameters or {})
         if retry_after is not None:
-            body["parameters"] = {"retry_after": retry_after}
+            parameters["retry_after"] = retry_after
+        if parameters:
+            body["parameters"] = parameters
         call.status = status
         call.result = body
         return self._reply(status, body)

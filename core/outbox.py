@@ -3,30 +3,59 @@
 Services call `enqueue` inside the transaction that makes the change (a ticket
 filed, a status changed), so a message exists if and only if the change was
 committed. A dispatcher (in the bot process) repeatedly `claim`s due rows,
-sends them, and reports `mark_sent`, `retry_later` (rate limits, network and
-server errors, with exponential backoff) or `mark_failed` (the user blocked the
-bot, the chat is gone). A claim is a lease: if the dispatcher dies, the rows
-become due again when the lease runs out. PostgreSQL claims with
+sends them, and records the outcome. A claim is a lease: if the dispatcher dies,
+the rows become due again when the lease runs out. PostgreSQL claims with
 FOR UPDATE SKIP LOCKED so that several dispatchers never take the same row;
 SQLite serialises writers, which gives the same guarantee.
+
+Exactly once. The Bot API has no idempotency key, so a request that may have
+reached Telegram is never made again:
+
+    pending --claim--> sending --begin_request (commit)--> request --answer-->
+        piece_sent ... mark_sent | retry_later | mark_failed | mark_unconfirmed
+
+* `begin_request` commits `in_flight` just before each request, and the answer
+  clears it. A lease that runs out on a row still in flight was a dispatcher that
+  died mid-request: the row becomes `unconfirmed` (never resent), not due again.
+  A row whose lease runs out between requests is due again: nothing of it was
+  left unanswered.
+* A read timeout (the request was written, no answer came) is `unconfirmed` too;
+  a connect or pool timeout (nothing was written) is retried.
+* A message that goes out in several requests (long text, a photo and its text)
+  records each confirmed piece (`pieces_sent`); a retry resumes with the next one.
+* `retry_later` with Telegram's `retry_after` (429) does not count an attempt: no
+  number of rate limits drops a message. Other temporary failures (network, 5xx)
+  back off exponentially and give up after MAX_ATTEMPTS.
+* `attempts` grows by one with every claim, so (id, attempts) names one lease: the
+  dispatcher passes it as `token`, and a dispatcher whose lease another one has
+  taken over changes nothing (`begin_request` refuses it, so it sends nothing).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.models import OutboxMessage, SendState, utcnow
+from core import audit
+from core.models import Branch, OutboxMessage, SendState, utcnow
+
+log = logging.getLogger("gridbot.outbox")
 
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=2)
 MAX_BACKOFF = timedelta(minutes=10)
 LEASE = timedelta(seconds=60)
+# States a row may be in while its dispatcher still holds it: `unconfirmed` because another
+# dispatcher's claim may settle an in-flight row whose lease ran out while its answer was late.
+HELD = (SendState.sending, SendState.unconfirmed)
+# Rows whose chat id follows a group's migration to a supergroup: those still to be sent.
+OPEN = (SendState.pending, SendState.sending)
 
 
 @dataclass(frozen=True)
@@ -35,7 +64,8 @@ class Claimed:
     kind: str
     chat_id: int
     payload: dict[str, Any]
-    attempts: int
+    attempts: int  # also the lease's token (see the module docstring)
+    pieces_sent: int = 0
 
 
 def enqueue(session: Session, *, dedupe_key: str, kind: str, chat_id: int, payload: dict[str, Any],
@@ -69,21 +99,44 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, kind: str 
     return queued
 
 
+def _lapsed(now: datetime) -> Any:
+    return (OutboxMessage.send_state == SendState.sending) & (OutboxMessage.lease_until <= now)
+
+
 def _due(now: datetime) -> Any:
-    """Messages to send now: pending and due, or leased by a sender whose lease ran out."""
+    """Messages to send now: pending and due, or leased by a sender whose lease ran out between
+    two requests (nothing of it is unanswered)."""
     return or_((OutboxMessage.send_state == SendState.pending) & (OutboxMessage.next_attempt_at <= now),
-               (OutboxMessage.send_state == SendState.sending) & (OutboxMessage.lease_until <= now))
+               _lapsed(now) & OutboxMessage.in_flight.is_(False))
 
 
 def has_due(session: Session, now: datetime | None = None) -> bool:
-    """Whether `claim` would find anything: a read, so an idle dispatcher pass takes no write lock."""
-    return session.scalar(select(OutboxMessage.id).where(_due(now or utcnow())).limit(1)) is not None
+    """Whether `claim` has anything to do: a read, so an idle dispatcher pass takes no write lock."""
+    now = now or utcnow()
+    return session.scalar(select(OutboxMessage.id).where(_due(now) | _lapsed(now)).limit(1)) is not None
+
+
+def settle_abandoned(session: Session, now: datetime | None = None) -> int:
+    """Rows whose lease ran out while a request was in flight become `unconfirmed`: their
+    dispatcher died (or hung) after it may have reached Telegram. How many."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(_lapsed(now or utcnow()), OutboxMessage.in_flight.is_(True))
+        .values(send_state=SendState.unconfirmed, lease_until=None, in_flight=False,
+                last_error="no answer: the dispatcher stopped during the request")
+        .execution_options(synchronize_session=False))
+    n = int(getattr(result, "rowcount", 0) or 0)
+    if n:
+        log.warning("%d outbox message(s) were in flight when their dispatcher stopped: unconfirmed, "
+                    "not sent again", n)
+    return n
 
 
 def claim(session: Session, limit: int = 50, now: datetime | None = None,
           lease: timedelta = LEASE) -> list[Claimed]:
     """Take up to `limit` due messages for sending, oldest first; commit promptly after."""
     now = now or utcnow()
+    settle_abandoned(session, now)
     due = select(OutboxMessage).where(_due(now)).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
@@ -96,7 +149,9 @@ def _lease(session: Session, rows: list[OutboxMessage], until: datetime) -> list
         row.send_state = SendState.sending
         row.lease_until = until
         row.attempts += 1
-        claimed.append(Claimed(row.id, row.kind, row.chat_id, dict(row.payload), row.attempts))
+        row.in_flight = False
+        claimed.append(Claimed(row.id, row.kind, row.chat_id, dict(row.payload), row.attempts,
+                               row.pieces_sent or 0))
     session.flush()
     return claimed
 
@@ -118,14 +173,58 @@ def claim_keys(session: Session, dedupe_keys: list[str], now: datetime | None = 
     return _lease(session, rows, now + lease)
 
 
-def mark_sent(session: Session, message_id: int, telegram_message_id: int | None = None,
-              now: datetime | None = None) -> None:
-    session.execute(
+def _mine(message_id: int, token: int | None) -> Any:
+    """The row, if (with a token) the lease `token` names still holds it."""
+    clause = OutboxMessage.id == message_id
+    if token is not None:
+        clause = clause & (OutboxMessage.attempts == token) & OutboxMessage.send_state.in_(HELD)
+    return clause
+
+
+def _updated(session: Session, message_id: int, token: int | None, what: str, **values: Any) -> bool:
+    result = session.execute(update(OutboxMessage).where(_mine(message_id, token)).values(**values)
+                             .execution_options(synchronize_session=False))
+    done = bool(getattr(result, "rowcount", 0))
+    if not done and token is not None:
+        log.warning("outbox %s: lease %s no longer holds the row; %s not recorded", message_id, token, what)
+    return done
+
+
+def begin_request(session: Session, message_id: int, token: int, now: datetime | None = None,
+                  lease: timedelta = LEASE) -> bool:
+    """Commit this just before a request: the row is in flight (and its lease renewed).
+    False if the lease `token` lost the row (taken over, or settled): send nothing then."""
+    result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(send_state=SendState.sent, sent_at=now or utcnow(), lease_until=None,
-                telegram_message_id=telegram_message_id, last_error=None)
-    )
+        .where(OutboxMessage.id == message_id, OutboxMessage.attempts == token,
+               OutboxMessage.send_state == SendState.sending, OutboxMessage.in_flight.is_(False))
+        .values(in_flight=True, lease_until=(now or utcnow()) + lease)
+        .execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def piece_sent(session: Session, message_id: int, token: int, pieces_sent: int, *,
+               next_in_flight: bool, now: datetime | None = None, lease: timedelta = LEASE) -> bool:
+    """Telegram confirmed the first `pieces_sent` pieces; `next_in_flight`: the next request
+    goes out right after this commit (it is its `begin_request`)."""
+    return _updated(session, message_id, token, "piece", send_state=SendState.sending,
+                    pieces_sent=pieces_sent, in_flight=next_in_flight,
+                    lease_until=(now or utcnow()) + lease)
+
+
+def request_answered(session: Session, message_id: int, token: int) -> bool:
+    """The request in flight got an answer that says nothing was sent (e.g. ChatMigrated)."""
+    return _updated(session, message_id, token, "answer", in_flight=False)
+
+
+def mark_sent(session: Session, message_id: int, telegram_message_id: int | None = None,
+              now: datetime | None = None, *, token: int | None = None,
+              pieces_sent: int | None = None) -> bool:
+    values: dict[str, Any] = dict(send_state=SendState.sent, sent_at=now or utcnow(), lease_until=None,
+                                  in_flight=False, telegram_message_id=telegram_message_id, last_error=None)
+    if pieces_sent is not None:
+        values["pieces_sent"] = pieces_sent
+    return _updated(session, message_id, token, "sent", **values)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -134,36 +233,84 @@ def backoff(attempts: int) -> timedelta:
 
 
 def retry_later(session: Session, message_id: int, error: str, *, retry_after: float | None = None,
-                now: datetime | None = None) -> SendState:
-    """A temporary failure: due again after `retry_after` (Telegram's word) or backoff."""
+                now: datetime | None = None, token: int | None = None) -> SendState | None:
+    """Nothing (more) reached Telegram: due again after `retry_after` (Telegram's 429, which
+    does not count as an attempt) or after the backoff (a failed attempt; after MAX_ATTEMPTS
+    the row fails). None if the lease `token` no longer holds the row."""
     now = now or utcnow()
-    row = session.get(OutboxMessage, message_id)
+    row = session.get(OutboxMessage, message_id, populate_existing=True, with_for_update=True)
     if row is None:
         raise LookupError(f"outbox message {message_id} does not exist")
-    if row.attempts >= MAX_ATTEMPTS:
+    if token is not None and (row.attempts != token or row.send_state not in HELD):
+        log.warning("outbox %s: lease %s no longer holds the row; retry not recorded", message_id, token)
+        return None
+    if retry_after is None and row.attempts >= MAX_ATTEMPTS:
         return mark_failed(session, message_id, f"gave up after {row.attempts} attempts: {error}")
-    delay = timedelta(seconds=retry_after) if retry_after is not None else backoff(row.attempts)
+    if retry_after is not None:
+        row.attempts = max(0, row.attempts - 1)  # Telegram's pace, not a failed attempt
+        delay = timedelta(seconds=retry_after)
+    else:
+        delay = backoff(row.attempts)
     row.send_state = SendState.pending
     row.next_attempt_at = now + delay
     row.lease_until = None
+    row.in_flight = False
     row.last_error = error[:1000]
     session.flush()
     return SendState.pending
 
 
-def mark_failed(session: Session, message_id: int, error: str) -> SendState:
+def release(session: Session, message_id: int, token: int, now: datetime | None = None) -> bool:
+    """Give back a claimed row no request was started for (the dispatcher is stopping): due
+    at once for the next one, the claim not counted as an attempt."""
+    return _updated(session, message_id, token, "release", send_state=SendState.pending,
+                    attempts=OutboxMessage.attempts - 1, next_attempt_at=now or utcnow(),
+                    lease_until=None, in_flight=False)
+
+
+def mark_failed(session: Session, message_id: int, error: str, *, token: int | None = None) -> SendState | None:
     """A permanent failure: never retried."""
-    session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == message_id)
-        .values(send_state=SendState.failed, lease_until=None, last_error=error[:1000])
-    )
+    if not _updated(session, message_id, token, "failure", send_state=SendState.failed, lease_until=None,
+                    in_flight=False, last_error=error[:1000]):
+        return None
     return SendState.failed
+
+
+def mark_unconfirmed(session: Session, message_id: int, error: str, *,
+                     token: int | None = None) -> SendState | None:
+    """Telegram may have the request, but no answer came: never sent again, not a failure."""
+    if not _updated(session, message_id, token, "unconfirmed", send_state=SendState.unconfirmed,
+                    lease_until=None, in_flight=False, last_error=error[:1000]):
+        return None
+    return SendState.unconfirmed
+
+
+def migrate_chat(session: Session, old_chat_id: int, new_chat_id: int) -> int:
+    """A group became a supergroup (Telegram's ChatMigrated): the branch whose group it is and
+    every message still to be sent there follow it. How many messages moved."""
+    moved = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.chat_id == old_chat_id, OutboxMessage.send_state.in_(OPEN))
+        .values(chat_id=new_chat_id)
+        .execution_options(synchronize_session=False))
+    branch = session.scalar(select(Branch).where(Branch.telegram_chat_id == old_chat_id))
+    if branch is not None:
+        taken = session.scalar(select(Branch.id).where(Branch.telegram_chat_id == new_chat_id))
+        if taken is None:
+            branch.telegram_chat_id = new_chat_id
+            audit.record(session, None, "branch.chat_migrated", f"branch:{branch.id}",
+                         {"from": old_chat_id, "to": new_chat_id})
+            session.flush()
+        else:
+            log.warning("chat %s migrated to %s, which is already branch %s's group: branch %s keeps "
+                        "its old chat id", old_chat_id, new_chat_id, taken, branch.id)
+    n = int(getattr(moved, "rowcount", 0) or 0)
+    log.info("chat %s migrated to %s: %d queued message(s) follow%s", old_chat_id, new_chat_id, n,
+             f", branch {branch.id} updated" if branch is not None else "")
+    return n
 
 
 def counts(session: Session) -> dict[str, int]:
     """How many messages are in each send state (for `gridbot` and metrics)."""
-    from sqlalchemy import func
-
     rows = session.execute(select(OutboxMessage.send_state, func.count()).group_by(OutboxMessage.send_state))
     return {state.value if isinstance(state, SendState) else str(state): n for state, n in rows}

@@ -1,7 +1,9 @@
 """The ticket workflow both front ends share: who may do what to a ticket, and who hears of it.
 
 Every function works in the caller's transaction and never commits. Status changes go
-through core.tickets.change_status; every notice is an outbox row whose dedupe key names
+through core.tickets.change_status, after locking the ticket's row and checking the
+permission and the state afresh (`_ticket(lock=True)`), so presses that race each other
+are one change and clean refusals; every notice is an outbox row whose dedupe key names
 the TicketEvent it announces, so a retried call never queues the same notice twice.
 Texts come from data/messages/zh.yml. Button callback data (each well under 64 bytes):
 "t:<action>:<ticket id>" on the card in the branch group (claim, resolve, escalate,
@@ -134,8 +136,20 @@ def mask_phone(phone: str | None) -> str:
 
 # -- where a ticket belongs ----------------------------------------------------
 
-def _ticket(session: Session, ticket_id: int) -> Ticket:
-    ticket = session.get(Ticket, ticket_id)
+def _ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
+    """The ticket; with `lock`, its row locked until the caller's transaction ends and its state
+    read afresh after the lock was granted.
+
+    Every status change locks first and checks after: twenty 领单 presses at once on
+    PostgreSQL (SELECT … FOR UPDATE) wait for each other, the first claims and the others
+    find the ticket claimed and are refused (NotAllowed), never a second claim. SQLite has
+    no row locks (FOR UPDATE is not rendered) and needs none: every writing transaction
+    begins with BEGIN IMMEDIATE (core.db), so writers run one after the other anyway.
+    """
+    if lock:
+        ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+    else:
+        ticket = session.get(Ticket, ticket_id)
     if ticket is None:
         raise NotAllowed(t("ticket.not_found"))
     return ticket
@@ -331,7 +345,7 @@ def submit_report(session: Session, data: NewTicket, *, tz: ZoneInfo, now: datet
 
 def _move(session: Session, ticket_id: int, person: Person | None, action: str, note: str | None,
           now: datetime | None) -> tuple[Ticket, TicketEvent, Person]:
-    ticket = _ticket(session, ticket_id)
+    ticket = _ticket(session, ticket_id, lock=True)
     check(session, person, action, ticket)
     assert person is not None  # check() refuses nobody
     if action in ("resolve", "reject") and not (note and note.strip()):
@@ -411,7 +425,7 @@ def rate(session: Session, ticket_id: int, person: Person | None, score: int, *,
     if score not in RATINGS:
         raise ValueError(f"a rating is 1, 2 or 3, not {score!r}")
     now = now or utcnow()
-    ticket = _ticket(session, ticket_id)
+    ticket = _ticket(session, ticket_id, lock=True)
     check(session, person, "rate", ticket)
     label = t(f"rating.{score}")
     event = change_status(session, ticket, RATINGS[score], actor=person, note=label, now=now)
@@ -431,13 +445,18 @@ def close_unrated(session: Session, now: datetime | None = None, days: int = 3) 
     now = now or utcnow()
     resolved_at = (select(TicketEvent.ticket_id, func.max(TicketEvent.at).label("at"))
                    .where(TicketEvent.to_status == S.resolved).group_by(TicketEvent.ticket_id).subquery())
-    stale = session.scalars(select(Ticket).join(resolved_at, resolved_at.c.ticket_id == Ticket.id)
+    stale = session.scalars(select(Ticket.id).join(resolved_at, resolved_at.c.ticket_id == Ticket.id)
                             .where(Ticket.status == S.resolved, resolved_at.c.at < now - timedelta(days=days))
                             .order_by(Ticket.id)).all()
-    for ticket in stale:
+    closed = 0
+    for ticket_id in stale:
+        ticket = _ticket(session, ticket_id, lock=True)
+        if ticket.status is not S.resolved:  # rated (or reopened) meanwhile
+            continue
         event = change_status(session, ticket, S.closed, actor=None, note=t("note.auto_closed"), now=now)
         _tell_residents(session, ticket, event, "closed")
-    return len(stale)
+        closed += 1
+    return closed
 
 
 # -- duplicates, following, looking back -------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Index, Integer, String, Text, false
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -19,6 +19,10 @@ class SendState(str, enum.Enum):
     sending = "sending"  # claimed by a dispatcher until `lease_until`
     sent = "sent"
     failed = "failed"  # permanent: blocked by the user, chat gone, attempts used up
+    # A request that may have reached Telegram got no answer (a read timeout, or the
+    # dispatcher died while it was in flight). Never sent again, never counted as failed:
+    # the Bot API cannot tell whether the chat has it, and a message twice is worse.
+    unconfirmed = "unconfirmed"
 
 
 class OutboxMessage(TimestampMixin, Base):
@@ -41,3 +45,10 @@ class OutboxMessage(TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     telegram_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # A long text goes out in several requests (bot/textsplit.py, a photo first if there is
+    # one): how many of them Telegram has confirmed. A retry resumes with the next one.
+    pieces_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Committed just before each request and cleared with its answer: a row still in flight
+    # when its lease runs out belonged to a dispatcher that died mid-request, and becomes
+    # `unconfirmed` instead of due again.
+    in_flight: Mapped[bool] = mapped_column(default=False, server_default=false())

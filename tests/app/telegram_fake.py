@@ -19,6 +19,7 @@ from bot.offline import (
     UploadedFile,
     buttons,
     chat_type_for,
+    timed_out,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "UploadedFile",
     "buttons",
     "chat_type_for",
+    "timed_out",
 ]

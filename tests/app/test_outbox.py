@@ -92,9 +92,10 @@ def test_retry_after_and_backoff_then_give_up(factory: sessionmaker[Session]) ->
     with session_scope(factory) as s:
         assert outbox.claim(s, now=now + timedelta(seconds=2)) == []
         (msg,) = outbox.claim(s, now=now + timedelta(seconds=3))
+        assert msg.attempts == 1  # the 429 did not count as an attempt
         outbox.retry_later(s, msg.id, "Internal Server Error", now=now)
         row = s.get(OutboxMessage, msg.id)
-        assert row is not None and row.next_attempt_at == now + outbox.backoff(2) == now + timedelta(seconds=4)
+        assert row is not None and row.next_attempt_at == now + outbox.backoff(1) == now + timedelta(seconds=2)
         assert row.last_error == "Internal Server Error"
     when = now
     for _ in range(outbox.MAX_ATTEMPTS):
@@ -166,3 +167,90 @@ def test_claim_keys_takes_only_those_pending_rows_and_a_crash_leaves_them_to_the
     with session_scope(factory) as s:
         later = outbox.claim(s, limit=10, now=now + outbox.LEASE + timedelta(seconds=1))
     assert sorted(c.payload["text"] for c in later) == ["第0条", "第1条", "第2条"]
+
+
+def test_a_row_in_flight_when_its_lease_runs_out_is_unconfirmed_not_due(factory: sessionmaker[Session]) -> None:
+    """kill -9 during a request: Telegram may have it, so it is never sent again; the batch's
+    other rows, which no request had started for, are due again."""
+    _queue(factory, 3)
+    now = utcnow()
+    with session_scope(factory) as s:
+        a, b, c = outbox.claim(s, limit=10, now=now)
+    with session_scope(factory) as s:
+        assert outbox.begin_request(s, a.id, a.attempts, now=now)
+        assert outbox.piece_sent(s, a.id, a.attempts, 1, next_in_flight=False, now=now)
+        assert outbox.begin_request(s, b.id, b.attempts, now=now)  # ... and the process dies
+    later = now + outbox.LEASE + timedelta(seconds=1)
+    with session_scope(factory) as s:
+        assert outbox.has_due(s, later)
+        again = outbox.claim(s, limit=10, now=later)
+    assert sorted(x.id for x in again) == sorted([a.id, c.id])
+    assert {x.id: x.pieces_sent for x in again} == {a.id: 1, c.id: 0}  # a resumes after its first piece
+    with session_scope(factory) as s:
+        row = s.get(OutboxMessage, b.id)
+        assert row is not None and row.send_state is SendState.unconfirmed and not row.in_flight
+        assert outbox.counts(s) == {"sending": 2, "unconfirmed": 1}
+    with session_scope(factory) as s:  # an unconfirmed row is never claimed again
+        assert b.id not in [x.id for x in outbox.claim(s, limit=10, now=later + outbox.LEASE * 10)]
+
+
+def test_a_lease_taken_over_changes_nothing(factory: sessionmaker[Session]) -> None:
+    _queue(factory, 1)
+    now = utcnow()
+    with session_scope(factory) as s:
+        (stale,) = outbox.claim(s, now=now)
+    with session_scope(factory) as s:
+        (fresh,) = outbox.claim(s, now=now + outbox.LEASE + timedelta(seconds=1))
+    with session_scope(factory) as s:
+        assert not outbox.begin_request(s, stale.id, stale.attempts)
+        assert outbox.retry_later(s, stale.id, "late", token=stale.attempts) is None
+        assert outbox.mark_failed(s, stale.id, "late", token=stale.attempts) is None
+        assert outbox.mark_unconfirmed(s, stale.id, "late", token=stale.attempts) is None
+        assert not outbox.mark_sent(s, stale.id, 1, token=stale.attempts)
+        assert outbox.begin_request(s, fresh.id, fresh.attempts)
+        assert not outbox.begin_request(s, fresh.id, fresh.attempts)  # one request at a time
+        assert outbox.mark_sent(s, fresh.id, 7, token=fresh.attempts, pieces_sent=1)
+    with session_scope(factory) as s:
+        row = s.get(OutboxMessage, fresh.id)
+        assert row is not None and (row.send_state, row.telegram_message_id, row.in_flight) == (
+            SendState.sent, 7, False)
+
+
+def test_429s_never_count_as_attempts_and_never_give_up(factory: sessionmaker[Session]) -> None:
+    _queue(factory, 1)
+    when = utcnow()
+    for _ in range(5 * outbox.MAX_ATTEMPTS):
+        with session_scope(factory) as s:
+            (msg,) = outbox.claim(s, now=when)
+            assert msg.attempts == 1
+            assert outbox.retry_later(s, msg.id, "RetryAfter 1s", retry_after=1, now=when,
+                                      token=msg.attempts) is SendState.pending
+        when += timedelta(seconds=1)
+    with session_scope(factory) as s:
+        (msg,) = outbox.claim(s, now=when)
+        outbox.mark_sent(s, msg.id, token=msg.attempts)
+        assert outbox.counts(s) == {"sent": 1}
+
+
+def test_migration_adds_pieces_and_in_flight_and_downgrade_fails_unconfirmed(empty_db_url: str) -> None:
+    from sqlalchemy import inspect, text
+
+    from core.db import make_engine
+    from core.migrate import downgrade, upgrade
+
+    engine = make_engine(empty_db_url)
+    upgrade(engine, "e5f6a7b8c9d0")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO outbox (dedupe_key, kind, chat_id, payload, send_state, attempts, next_attempt_at) "
+            "VALUES ('old', 'notice', 1, '{}', 'sending', 1, CURRENT_TIMESTAMP)"))
+    upgrade(engine)
+    assert {"pieces_sent", "in_flight"} <= {c["name"] for c in inspect(engine).get_columns("outbox")}
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT pieces_sent, in_flight FROM outbox")).one() == (0, False)
+        conn.execute(text("UPDATE outbox SET send_state = 'unconfirmed'"))
+    downgrade(engine, "e5f6a7b8c9d0")
+    assert "in_flight" not in {c["name"] for c in inspect(engine).get_columns("outbox")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT send_state FROM outbox")).scalar_one() == "failed"
+    engine.dispose()

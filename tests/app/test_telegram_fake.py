@@ -16,7 +16,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TimedOut
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -360,6 +360,42 @@ def test_500_raises_network_error_and_400_bad_request() -> None:
         fake.fail_next("sendMessage", exception=TimedOut())
         with pytest.raises(TimedOut):
             await app.bot.send_message(USER, "hi")
+
+    run(scenario)
+
+
+def test_timeouts_look_like_httpxrequest_s_and_a_read_timeout_comes_after_delivery() -> None:
+    async def scenario(app: Application, fake: FakeTelegram) -> None:
+        for kind, cause, delivered in (("pool", "PoolTimeout", False), ("connect", "ConnectTimeout", False),
+                                       ("write", "WriteTimeout", False), ("read", "ReadTimeout", True)):
+            fake.fail_next("sendMessage", chat_id=USER, timeout=kind)
+            with pytest.raises(TimedOut) as caught:
+                await app.bot.send_message(USER, kind)
+            assert type(caught.value.__cause__).__name__ == cause
+            assert (kind in [m["text"] for m in fake.sent_messages(USER)]) is delivered
+        assert [m["text"] for m in fake.sent_messages(USER)] == ["read"]
+        with pytest.raises(ValueError, match="timeout is one of"):
+            fake.fail_next("sendMessage", timeout="slow")
+        fake.fail_next("sendMessage", chat_id=USER, status=500, after=1)  # the second call fails
+        await app.bot.send_message(USER, "first")
+        with pytest.raises(NetworkError):
+            await app.bot.send_message(USER, "second")
+        await app.bot.send_message(USER, "third")
+        assert [m["text"] for m in fake.sent_messages(USER)] == ["read", "first", "third"]
+
+    run(scenario)
+
+
+def test_a_migrated_group_answers_chat_migrated_for_good() -> None:
+    async def scenario(app: Application, fake: FakeTelegram) -> None:
+        fake.migrate_chat(-4001, -1004001)
+        for _ in range(2):
+            with pytest.raises(ChatMigrated) as caught:
+                await app.bot.send_message(-4001, "hi")
+            assert caught.value.new_chat_id == -1004001
+        assert fake.calls[-1].status == 400
+        await app.bot.send_message(-1004001, "hi")
+        assert fake.sent_messages(-4001) == [] and len(fake.sent_messages(-1004001)) == 1
 
     run(scenario)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,6 +18,9 @@ from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
 from core.migrate import downgrade, upgrade
 from core.models import (
+    JOINED_GRANT,
+    Branch,
+    BranchMember,
     Building,
     OutboxMessage,
     Person,
@@ -352,3 +356,56 @@ def test_rating_migration_upgrades_and_downgrades_keeping_tickets(empty_db_url: 
     with session_scope(make_session_factory(engine)) as s:
         assert s.scalars(select(Ticket.number)).all() == [number]
     engine.dispose()
+
+
+def test_twenty_simultaneous_claims_make_one_claim_and_nineteen_refusals(
+        demo_factory: sessionmaker[Session]) -> None:
+    """20 branch members press 领单 on the same card at the same moment, each in their own thread
+    and session: on PostgreSQL the ticket's row lock makes them wait for each other, and the
+    state is checked again after the lock, so one claims and 19 are told it is taken."""
+    bind = demo_factory.kw["bind"]
+    # one connection per presser, so that all twenty really are in the database at once
+    wide = make_engine(bind.url.render_as_string(hide_password=False), pool_size=20, max_overflow=2)
+    factory = make_session_factory(wide)
+    with session_scope(factory) as s:
+        ticket = report(s)
+        ticket_id, number = ticket.id, ticket.number
+        branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
+        members = []
+        for i in range(20):
+            person = Person(display_name=f"成员{i:02d}", telegram_id=810_000_000 + i)
+            s.add(person)
+            s.flush()
+            s.add(BranchMember(branch_id=branch.id, person_id=person.id, joined_by=JOINED_GRANT))
+            members.append(person.id)
+    barrier = threading.Barrier(len(members))
+    results: dict[int, str] = {}
+
+    def press(person_id: int) -> None:
+        barrier.wait()  # before the session: SQLite's writer lock would otherwise hold the others back
+        try:
+            with session_scope(factory) as s:
+                workflow.claim(s, ticket_id, s.get(Person, person_id))
+            results[person_id] = "claimed"
+        except NotAllowed as exc:
+            results[person_id] = str(exc)
+        except BaseException as exc:  # noqa: BLE001 - asserted below: nothing else may happen
+            results[person_id] = repr(exc)
+
+    threads = [threading.Thread(target=press, args=(pid,)) for pid in members]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    wide.dispose()
+    winners = [pid for pid, outcome in results.items() if outcome == "claimed"]
+    assert len(results) == 20 and len(winners) == 1, results
+    assert sorted(o for o in results.values() if o != "claimed") == [t("deny.state_claimed")] * 19
+    with session_scope(demo_factory) as s:
+        ticket = s.get(Ticket, ticket_id)
+        assert ticket is not None and ticket.status is S.claimed and ticket.claimed_by_id == winners[0]
+        claims = [e for e in workflow.events_of(s, ticket) if e.to_status is S.claimed]
+        assert [e.actor_id for e in claims] == winners
+        lines = [m["text"] for m in sent(s, BRANCH_CHAT) if "领单" in m["text"]]
+        assert lines == [f"{number} 已由 {workflow.first_name(s.get(Person, winners[0]))} 领单"]  # type: ignore[arg-type]
+        assert len([m for m in sent(s, 700000071) if "领单" in m["text"]]) == 1  # the reporter hears once
