@@ -1,4 +1,11 @@
-"""Emergencies skip the form: the numbers to call come first (utter_emergency), then an urgent ticket."""
+"""Emergencies skip the form: the numbers to call come first (utter_emergency), then an urgent ticket.
+
+Consent rules as for every report: the card names the reporter (masked) and 联系人 shows
+their phone only if they consented at /start; otherwise the ticket is anonymous. The
+place, not the person, is what handlers need; the resident calls 119/120/110 themselves.
+Beyond `emergency_limit_per_hour` urgent tickets a resident still gets the numbers (the
+rule utters them first) but no further ticket is filed and nobody is paged again.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import common
 from actions.report_form import _by_code, _place_events, reset_report
-from core import workflow
+from core import limits, workflow
 from core.messages import t
 from core.models import Building, Grid, Landmark
 from core.tickets import NewTicket
@@ -30,6 +37,12 @@ class ActionFileEmergency(Action):
         sender = common.sender_id(tracker)
         with common.session() as s:
             reporter = workflow.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
+            verdict = limits.emergencies(s, reporter.id) if reporter is not None else None
+            if verdict is not None and not verdict.allowed:
+                log.warning("emergency not filed: the sender reached %d urgent tickets within an hour",
+                            verdict.limit)
+                dispatcher.utter_message(text=t("limit.emergency", limit=verdict.limit))
+                return [*reset_report(), SlotSet("requested_slot", None)]
             grid = _by_code(s, Grid, slots.get("grid_code"))
             if grid is None and reporter is not None and reporter.building_id is not None:
                 home = s.get(Building, reporter.building_id)
@@ -43,7 +56,7 @@ class ActionFileEmergency(Action):
                 building_id=building.id if building else None, landmark_id=landmark.id if landmark else None,
                 location_text=slots.get("place"), lat=slots.get("latitude"), lon=slots.get("longitude"),
                 photo_file_ids=common.photo_ids(tracker),
-                anonymous=False,
+                anonymous=reporter is None or not reporter.contact_consent,
             ), tz=common.settings().tz, notify_reporter=False)
             number = ticket.number
         log.warning("emergency ticket %s filed", number)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from actions import common
 from actions.common import button, entities, entity, intent_name, message_text
-from core import workflow
+from core import limits, workflow
 from core.messages import t
 from core.models import Building, Category, CategoryKind, Grid, Landmark, Ticket
 from core.routing import RouteResult, RouteStatus, estate_of
@@ -418,6 +418,12 @@ class ActionSubmitReport(Action):
         meta = common.metadata(tracker)
         with common.session() as s:
             reporter = workflow.reporter_for(s, sender, str(meta.get("display_name") or ""))
+            verdict = limits.reports(s, reporter.id) if reporter is not None else None
+            if verdict is not None and not verdict.allowed:
+                log.info("report not filed: the sender reached %d reports within an hour", verdict.limit)
+                dispatcher.utter_message(text=t("limit.reports", limit=verdict.limit,
+                                                at=verdict.retry_local(common.settings().tz)))
+                return reset_report()
             grid_obj = _by_code(s, Grid, tracker.get_slot("grid_code"))
             building = _by_code(s, Building, tracker.get_slot("building_code"))
             landmark = _by_code(s, Landmark, tracker.get_slot("landmark_code"))

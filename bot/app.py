@@ -44,6 +44,7 @@ from bot.rasa_client import RasaClient, RasaUnavailable
 from core import inbox, outbox, workflow
 from core.config import VAR_DIR, Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
+from core.logs import install_redaction
 from core.messages import t
 from core.routing import Router, RouterCache
 from core.scheduler import DutyScheduler
@@ -507,6 +508,7 @@ def main() -> None:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the bot token in URLs
+    install_redaction(settings.telegram_bot_token)  # the token never reaches a log, at any level
     if not settings.telegram_bot_token:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

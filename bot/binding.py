@@ -4,7 +4,10 @@ Three ways in, one outcome: community → building by buttons, a typed place
 resolved by core.routing, or a shared Telegram location (nearest buildings of
 the grid it falls in). Then 同意 / 不同意 keeping their contact for follow-up.
 The state of an unfinished binding lives in `context.user_data` only; losing
-it on a restart just means pressing /start again.
+it on a restart just means pressing /start again. A person binds at most
+`binding_limit_per_day` times in 24 hours (core.limits.bindings); beyond that /start
+says from when it works again and, to someone who consented, still offers to withdraw
+the consent, which is never refused.
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from core import workflow
-from core.db import session_scope
+from core import limits, workflow
+from core.config import get_settings
+from core.db import read_scope, session_scope
 from core.messages import t
 from core.models import Building, Community, Grid
 from core.routing import Router, RouteStatus
@@ -55,9 +59,42 @@ def _nearest(factory: sessionmaker[Session], grid_codes: list[str], lat: float, 
         return [(r.code, r.address) for r in ranked[:n]]
 
 
+class Limited(NamedTuple):
+    text: str
+    withdraw: str | None  # the person's building code when they may still withdraw consent
+
+
+def _limited(s: Session, telegram_id: int) -> Limited | None:
+    """Why this person may not bind again now (core.limits.bindings), or None."""
+    person = workflow.person_by_telegram(s, telegram_id)
+    verdict = limits.bindings(s, person.id if person is not None else None)
+    if verdict.allowed:
+        return None
+    assert person is not None  # someone never bound is never limited
+    text = t("limit.binding", limit=verdict.limit, at=verdict.retry_local(get_settings().tz, with_date=True))
+    building = s.get(Building, person.building_id) if person.building_id is not None else None
+    return Limited(text, building.code if building is not None and person.contact_consent else None)
+
+
+def _check_limit(factory: sessionmaker[Session], telegram_id: int) -> Limited | None:
+    with read_scope(factory) as s:
+        return _limited(s, telegram_id)
+
+
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> None:
-    message = update.effective_message
-    if message is None:
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    limited = await asyncio.to_thread(_check_limit, factory, user.id)
+    if limited is not None:  # too many bindings today; withdrawing consent is always possible
+        context.user_data.pop(STATE, None)  # type: ignore[union-attr]
+        if limited.withdraw is None:
+            await message.reply_text(limited.text)
+            return
+        button = InlineKeyboardButton(t("bind.button_withdraw"),
+                                      callback_data=("bind", "consent", (limited.withdraw, False)))
+        await message.reply_text(limited.text + "\n" + t("limit.binding_withdraw"),
+                                 reply_markup=InlineKeyboardMarkup([[button]]))
         return
     context.user_data[STATE] = {"step": "community"}  # type: ignore[index]
     communities = await asyncio.to_thread(_communities, factory)
@@ -138,8 +175,11 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: tup
         code, consent = value
         user = update.effective_user
         assert user is not None
-        label = await asyncio.to_thread(_bind, factory, user.id, user.full_name, code, consent)
+        label, bound = await asyncio.to_thread(_bind, factory, user.id, user.full_name, code, consent)
         context.user_data.pop(STATE, None)  # type: ignore[union-attr]
+        if not bound:  # the limit was reached meanwhile (another /start finished first)
+            await query.edit_message_text(label)
+            return
         await query.edit_message_text(t("bind.done", place=label) + "\n"
                                       + t("bind.consent_yes" if consent else "bind.consent_no"))
 
@@ -149,11 +189,19 @@ def _address(factory: sessionmaker[Session], code: str) -> str:
         return s.scalars(select(Building.address).where(Building.code == code)).one()
 
 
-def _bind(factory: sessionmaker[Session], telegram_id: int, name: str, code: str, consent: bool) -> str:
+def _bind(factory: sessionmaker[Session], telegram_id: int, name: str, code: str,
+          consent: bool) -> tuple[str, bool]:
+    """(the place, True) once bound; (why not, False) over the binding limit. Staying in
+    one's building without consent (withdrawing it) is never refused."""
     with session_scope(factory) as s:
         building = s.scalars(select(Building).where(Building.code == code)).one()
+        person = workflow.person_by_telegram(s, telegram_id)
+        withdrawing = person is not None and person.building_id == building.id and not consent
+        limited = None if withdrawing else _limited(s, telegram_id)
+        if limited is not None:
+            return limited.text, False
         workflow.bind_resident(s, telegram_id, name, building.id, consent)
-        return f"{building.address}（{building.grid.name}）"
+        return f"{building.address}（{building.grid.name}）", True
 
 
 async def _ask_consent(update: Update, context: ContextTypes.DEFAULT_TYPE, code: str, label: str) -> None:

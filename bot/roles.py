@@ -94,7 +94,8 @@ def _join(factory: sessionmaker[Session], user_id: int, display_name: str, code:
     with session_scope(factory) as s:
         try:
             branch, _ = invites.redeem(s, user_id, display_name, code)
-        except NotAllowed as exc:
+        except NotAllowed as exc:  # committed all the same: the refusal's audit entry counts
+            log.info("refused /join of user %s (%s)", user_id, getattr(exc, "reason", "refused"))
             return str(exc)
         return t("invite.joined", branch=branch.name)
 

@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_dir: Path = Field(default=VAR_DIR / "log",
                           description="Where `make run` writes the servers' output in offline mode.")
+    # Per-person limits (core/limits.py), counted from the database over a sliding window.
+    report_limit_per_hour: int = Field(default=10, ge=1, description="Reports one resident may file in an hour.")
+    emergency_limit_per_hour: int = Field(default=3, ge=1,
+                                          description="Urgent tickets one resident may file in an hour.")
+    binding_limit_per_day: int = Field(default=3, ge=1,
+                                       description="Bindings (/start to the end) one person may make in 24 hours.")
+    join_failures_per_hour: int = Field(default=5, ge=1,
+                                        description="Wrong /join codes in an hour before a person is locked out.")
 
     @field_validator("timezone")
     @classmethod

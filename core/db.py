@@ -6,6 +6,7 @@ for one unit of work and `session_scope` commits or rolls back.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -27,6 +28,10 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for `url`. It never shows bound values: a failing statement's error (and any
+    SQL echo) says "[SQL parameters hidden ...]" instead of the names, phones and texts in it,
+    and PostgreSQL's own error text loses the values it quotes (quiet_server_message)."""
+    kwargs["hide_parameters"] = True
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -37,7 +42,38 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "handle_error", _quiet_server_error)
+    return engine
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def quiet_server_message(text: str, sqlstate: str | None) -> str:
+    """A PostgreSQL error message without the data it quotes: no DETAIL line ("Key
+    (phone)=(139...) already exists", "Failing row contains (...)"), no CONTEXT line, and
+    for data errors (SQLSTATE class 22: 'invalid input syntax for type bigint: "..."') the
+    quoted values masked. The primary message, constraint and column names stay."""
+    lines = [line for line in text.splitlines() if not line.startswith(("DETAIL:", "CONTEXT:"))]
+    quiet = "\n".join(lines)
+    if sqlstate and sqlstate.startswith("22"):
+        quiet = _QUOTED.sub('"***"', quiet)
+    return quiet
+
+
+def _quiet_server_error(context: Any) -> None:
+    """handle_error: what hide_parameters does for the bound values, for the server's message."""
+    orig, wrapped = context.original_exception, context.sqlalchemy_exception
+    if not orig.args or not isinstance(orig.args[0], str):
+        return
+    text = orig.args[0]
+    quiet = quiet_server_message(text, getattr(orig, "sqlstate", None))
+    if quiet == text:
+        return
+    orig.args = (quiet, *orig.args[1:])
+    if wrapped is not None and wrapped.args and isinstance(wrapped.args[0], str):
+        wrapped.args = (wrapped.args[0].replace(text, quiet), *wrapped.args[1:])
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -8,7 +8,8 @@ joins, so two people with one code make exactly one member. Nothing here can mak
 anyone a secretary or admin: those come from `gridbot import` and `gridbot grant`.
 
 Every function works in the caller's transaction and never commits; refusals raise
-NotAllowed with a Chinese reason fit to show the person.
+NotAllowed with a Chinese reason fit to show the person. A refused /join is audited and
+counts towards a lockout (core.limits.joins): 5 wrong codes in an hour by default.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, limits
+from core.config import Settings, get_settings
 from core.messages import t
 from core.models import (
     JOINED_INVITE,
@@ -79,27 +81,55 @@ def create_invite(session: Session, actor: Person | None, branch_id: int, *, now
     return invite
 
 
+class CodeRefused(NotAllowed):
+    """A /join refusal with its reason (unknown, expired, used, already_member, locked) for the audit."""
+
+    def __init__(self, reason: str, text: str) -> None:
+        super().__init__(text)
+        self.reason = reason
+
+
 def redeem(session: Session, telegram_id: int, display_name: str, code: str, *,
-           now: datetime | None = None) -> tuple[Branch, Person]:
+           now: datetime | None = None, settings: Settings | None = None) -> tuple[Branch, Person]:
     """Make the sender a member of the code's branch (creating the Person if new).
 
-    Refused (NotAllowed) if the code is unknown, expired or used, or the sender already
-    belongs to the branch (the code then stays unused).
+    Refused (CodeRefused, a NotAllowed) if the code is unknown, expired or used, or the sender
+    already belongs to the branch (the code then stays unused), and without looking at the code
+    while the sender is locked out: `join_failures_per_hour` wrong codes within an hour
+    (core.limits.joins; the lockout ends by itself). Every refusal is audited
+    (invite.join_refused: the reason, never the code typed) in the caller's transaction,
+    and nothing else of the attempt is kept: the caller commits after a refusal too.
     """
     now = now or utcnow()
+    verdict = limits.joins(session, telegram_id, now=now, settings=settings)
+    try:
+        if not verdict.allowed:
+            tz = (settings or get_settings()).tz
+            raise CodeRefused("locked", t("invite.locked", at=verdict.retry_local(tz)))
+        with session.begin_nested():  # a refusal takes back what the attempt wrote
+            return _redeem(session, telegram_id, display_name, code, now)
+    except CodeRefused as exc:
+        person = session.scalar(select(Person).where(Person.telegram_id == telegram_id))
+        audit.record(session, person, limits.JOIN_REFUSED, limits.join_subject(telegram_id),
+                     {"reason": exc.reason}, at=now)
+        raise
+
+
+def _redeem(session: Session, telegram_id: int, display_name: str, code: str,
+            now: datetime) -> tuple[Branch, Person]:
     invite = session.scalar(select(InviteCode).where(InviteCode.code == normalise(code)))
     if invite is None:
-        raise NotAllowed(t("invite.unknown"))
+        raise CodeRefused("unknown", t("invite.unknown"))
     if invite.used_at is not None:
-        raise NotAllowed(t("invite.used"))
+        raise CodeRefused("used", t("invite.used"))
     if invite.expires_at <= now:
-        raise NotAllowed(t("invite.expired"))
+        raise CodeRefused("expired", t("invite.expired"))
     branch = session.get(Branch, invite.branch_id)
     assert branch is not None  # invite_codes.branch_id cascades on delete
     person = session.scalar(select(Person).where(Person.telegram_id == telegram_id))
     if person is not None and session.scalar(select(BranchMember.id).where(
             BranchMember.branch_id == branch.id, BranchMember.person_id == person.id)) is not None:
-        raise NotAllowed(t("invite.already_member", branch=branch.name))
+        raise CodeRefused("already_member", t("invite.already_member", branch=branch.name))
     if person is None:
         person = Person(telegram_id=telegram_id, display_name=display_name.strip() or t("actor.resident"))
         session.add(person)
@@ -110,12 +140,12 @@ def redeem(session: Session, telegram_id: int, display_name: str, code: str, *,
         .values(used_at=now, used_by_id=person.id)
         .execution_options(synchronize_session=False))
     if taken.rowcount != 1:  # someone else redeemed it between our read and our update
-        raise NotAllowed(t("invite.used"))
+        raise CodeRefused("used", t("invite.used"))
     session.add(BranchMember(branch_id=branch.id, person_id=person.id, joined_by=JOINED_INVITE))
     if not any(g.role is Role.member and g.branch_id == branch.id for g in person.grants):
         person.grants.append(RoleGrant(role=Role.member, branch_id=branch.id))
     session.flush()
     session.refresh(invite)
     audit.record(session, person, "invite.redeem", f"branch:{branch.id}",
-                 {"branch": branch.code, "invite": invite.id})
+                 {"branch": branch.code, "invite": invite.id}, at=now)
     return branch, person

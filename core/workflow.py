@@ -13,6 +13,7 @@ reject, contact) and "r:<ticket id>:<score>" on the resident's 问题解决了�
 from __future__ import annotations
 
 import logging
+import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.config import get_settings
+from core.limits import BIND_ACTION
 from core.messages import t
 from core.models import (
     Branch,
@@ -94,9 +96,13 @@ def reporter_for(session: Session, telegram_id: int | None, display_name: str) -
 
 
 def bind_resident(session: Session, telegram_id: int, display_name: str, building_id: int,
-                  consent: bool) -> Person:
+                  consent: bool, *, now: datetime | None = None) -> Person:
     """Record where a resident lives and whether handlers may see their contact; re-binding updates
-    (and withdrawing consent hides the contact on the tickets they filed before)."""
+    (and withdrawing consent hides the contact on the tickets they filed before).
+
+    Every binding is audited (resident.bind: whether they moved and consented, never the
+    address); core.limits counts them for the /start limit.
+    """
     if session.get(Building, building_id) is None:
         raise ValueError(f"unknown building id {building_id}")
     person = person_by_telegram(session, telegram_id)
@@ -105,6 +111,7 @@ def bind_resident(session: Session, telegram_id: int, display_name: str, buildin
         session.add(person)
     elif display_name.strip() and person.code is None:  # the registry's name wins over Telegram's
         person.display_name = display_name.strip()
+    moved = person.building_id != building_id
     person.building_id = building_id
     if person.contact_consent and not consent and person.id is not None:
         # Consent withdrawn: their earlier tickets no longer show handlers who reported them.
@@ -113,6 +120,8 @@ def bind_resident(session: Session, telegram_id: int, display_name: str, buildin
     person.contact_consent = consent
     _ensure_resident(person)
     session.flush()
+    audit.record(session, person, BIND_ACTION, f"person:{person.id}",
+                 {"moved": moved, "consent": consent}, at=now)
     return person
 
 
@@ -128,10 +137,22 @@ def mask_name(name: str) -> str:
     return (name.strip()[:1] or "*") + "**"
 
 
+PHONE_SHOWN = 4  # at most the last four digits of a phone are ever shown
+PHONE_HIDDEN = 4  # and at least four stay hidden, so a short number is never shown whole
+
+
 def mask_phone(phone: str | None) -> str:
-    if not phone:
+    """A phone as the ticket card shows it: "****" and at most its last four digits.
+
+    Only digits count (spaces, dashes, "+86" and full-width digits are read as digits);
+    at least PHONE_HIDDEN of them stay hidden, so a 7-digit number shows its last three
+    and a 4-digit one none. The mask has a fixed width and does not tell the length.
+    """
+    if phone is None or not phone.strip():
         return t("card.no_phone")
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
+    digits = "".join(str(unicodedata.decimal(c)) for c in phone if c.isdecimal())
+    shown = max(0, min(PHONE_SHOWN, len(digits) - PHONE_HIDDEN))
+    return "****" + (digits[-shown:] if shown else "")
 
 
 # -- where a ticket belongs ----------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
@@ -27,7 +27,7 @@ from core import audit, grants, invites
 from core.config import get_settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
-from core.models import AuditEntry, Branch, BranchMember, InviteCode, Person, Role
+from core.models import AuditEntry, Branch, BranchMember, InviteCode, Person, Role, utcnow
 from core.permissions import NotAllowed, allowed, roles_at, scope_of_branch
 from core.registry_import import import_registry
 from tests.app.conftest import DEMO, _migrated, _reset_postgres
@@ -158,6 +158,77 @@ def test_an_existing_member_is_refused_and_the_code_stays_good(sqlite_demo_facto
         # someone already in the registry, member of another branch, joins this one too
         _, person = invites.redeem(s, 700000009, "", code)
         assert person.code == "P-0009" and person.id in members(s) and person.id in members(s, "BR-HPL-02")
+
+
+def refusals(s: Session, telegram_id: int) -> list[AuditEntry]:
+    return list(reversed(s.scalars(select(AuditEntry).where(
+        AuditEntry.action == "invite.join_refused", AuditEntry.subject == f"telegram:{telegram_id}")
+        .order_by(AuditEntry.id.desc())).all()))
+
+
+def test_five_wrong_codes_in_an_hour_lock_out_until_the_hour_is_over(
+        sqlite_demo_factory: sessionmaker[Session]) -> None:
+    minute = timedelta(minutes=1)
+    with session_scope(sqlite_demo_factory) as s:
+        good = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0).code
+        used = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0).code
+        invites.redeem(s, NEWCOMER_2, "李新", used, now=T0)
+        expired = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0 - timedelta(hours=73)).code
+        for i, wrong in enumerate(["ZZZZ2222", used, expired, "ABCD2345", "QQQQ3333"]):
+            with pytest.raises(NotAllowed):
+                invites.redeem(s, NEWCOMER, "王新", wrong, now=T0 + i * minute)
+        # locked: even the right code is refused, without being looked at, and stays good
+        with pytest.raises(NotAllowed) as locked:
+            invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 30 * minute)
+        assert str(locked.value) == t("invite.locked", at="11:00")  # an hour after the first wrong code
+        assert s.scalars(select(InviteCode).where(InviteCode.code == good)).one().used_at is None
+        assert by_tg(s, NEWCOMER) is None
+        # every refusal is audited: the reason, never the code; nobody to name as the actor yet
+        entries = refusals(s, NEWCOMER)
+        assert [e.detail for e in entries] == [{"reason": r} for r in
+                                               ("unknown", "used", "expired", "unknown", "unknown", "locked")]
+        assert all(e.actor_id is None for e in entries)
+        assert not any(c in json.dumps([e.detail for e in entries]) for c in (good, used, expired, "ZZZZ2222"))
+        # others are not locked out; being a member already is no wrong code
+        for _ in range(6):
+            with pytest.raises(NotAllowed, match="您已经是和平里第一网格党支部的党员了"):
+                invites.redeem(s, MEMBER, "梁海涛", good, now=T0 + 30 * minute)
+        assert [e.detail["reason"] for e in refusals(s, MEMBER)] == ["already_member"] * 6
+        assert [e.actor_id for e in refusals(s, MEMBER)] == [who(s, "P-0002").id] * 6
+        # the lockout ends by itself, an hour after the first of the five
+        with pytest.raises(NotAllowed, match="次数太多"):
+            invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 59 * minute)
+        joined, person = invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 60 * minute)
+        assert person.id in members(s, joined.code)
+
+
+def test_join_lockout_in_chat(sqlite_demo_factory: sessionmaker[Session]) -> None:
+    """Refusals are committed by the bot (each counts), the locked-out person is told politely,
+    and the person next to them is not held back."""
+    factory = sqlite_demo_factory
+
+    async def scenario() -> None:
+        async with journey(factory, NO_RASA) as j:
+            [reply] = await j.say(SECRETARY, "/invite")
+            found = re.search(r"邀请码：([A-Z2-9]{8})", reply)
+            assert found
+            code = found.group(1)
+            for wrong in ("ZZZZ2222", "ZZZZ3333", "ZZZZ4444", "ZZZZ5555", "ZZZZ6666"):
+                assert await j.say(NEWCOMER, f"/join {wrong}") == [t("invite.unknown")]
+            [locked] = await j.say(NEWCOMER, f"/join {code}")
+            assert locked.startswith("您输错邀请码的次数太多了，为了安全暂时不能再试。请在") and "/join" in locked
+            assert await j.say(NEWCOMER_2, "/join ZZZZ7777") == [t("invite.unknown")]
+            with session_scope(factory) as s:  # an hour passes
+                s.execute(update(AuditEntry).where(AuditEntry.action == "invite.join_refused")
+                          .values(at=utcnow() - timedelta(hours=1, minutes=1)))
+            assert await j.say(NEWCOMER, f"/join {code}") == [t("invite.joined", branch="和平里第一网格党支部")]
+
+    asyncio.run(scenario())
+    with factory() as s:
+        assert [e.detail["reason"] for e in refusals(s, NEWCOMER)] == ["unknown"] * 5 + ["locked"]
+        assert [e.detail["reason"] for e in refusals(s, NEWCOMER_2)] == ["unknown"]
+        newcomer = by_tg(s, NEWCOMER)
+        assert newcomer is not None and newcomer.id in members(s)
 
 
 def test_two_people_racing_for_one_code_make_exactly_one_member(postgres_server: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import workflow
+from core import audit, workflow
 from core.categories import sync_categories
 from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
@@ -106,7 +106,7 @@ def test_card_goes_to_the_branch_chat_with_the_reporter_masked(sqlite_demo_facto
         [card] = sent(s, BRANCH_CHAT)
         text = card["text"]
         assert text.startswith(f"工单 {ticket.number}") and "【紧急】" not in text
-        for part in ("乱停车", "和平里小区7号楼", "消防通道被私家车堵了", "戴** 138****0071", "11-21 10:00"):
+        for part in ("乱停车", "和平里小区7号楼", "消防通道被私家车堵了", "戴** ****0071", "11-21 10:00"):
             assert part in text
         dumped = json.dumps(card, ensure_ascii=False)
         assert "13800000071" not in dumped and "戴春生" not in dumped
@@ -118,6 +118,31 @@ def test_card_goes_to_the_branch_chat_with_the_reporter_masked(sqlite_demo_facto
         anonymous = report(s, anonymous=True)
         assert "报告人：匿名" in sent(s, BRANCH_CHAT)[-1]["text"]
         assert workflow.contact_details(s, anonymous.id, who(s, "P-0001")).endswith("不能查看联系方式。")
+
+
+@pytest.mark.parametrize(("phone", "shown"), [
+    ("13800000071", "****0071"),  # mobile: the last four only, not 138****0071
+    ("65432178", "****2178"),  # 8-digit landline
+    ("6543217", "****217"),  # 7 digits: at least four stay hidden
+    ("1234", "****"),  # 4 digits: nothing shown
+    ("12345", "****5"),
+    ("+86 138-0000-0071", "****0071"),  # only digits count
+    ("010-6543 2178", "****2178"),
+    ("１３８００００００７１", "****0071"),  # full-width digits
+    ("  138 0000 0071 ", "****0071"),
+    ("unknown", "****"),  # something, but no digits to show
+    ("-", "****"),
+    ("", "未留电话"),
+    ("   ", "未留电话"),
+    (None, "未留电话"),
+])
+def test_mask_phone_shows_at_most_the_last_four_digits(phone: str | None, shown: str) -> None:
+    masked = workflow.mask_phone(phone)
+    assert masked == shown
+    digits = [c for c in masked if c.isdigit()]
+    assert len(digits) <= 4
+    if phone and len([c for c in phone if c.isdecimal()]) <= 4:
+        assert not digits  # a short number is never shown whole
 
 
 def test_urgent_card_also_goes_to_the_community_admin(sqlite_demo_factory: sessionmaker[Session]) -> None:
@@ -324,6 +349,12 @@ def test_bind_resident_creates_then_rebinds(sqlite_demo_factory: sessionmaker[Se
         assert workflow.contact_details(s, earlier.id, who(s, "P-0001")).endswith("不能查看联系方式。")
         assert t("card.anonymous") in workflow.card_payload(s, earlier)["text"]
         assert workflow.person_by_telegram(s, 800000002) is person and workflow.person_by_telegram(s, 1) is None
+        # every binding is audited (core.limits counts them): moved or not, consent, never the address
+        details = [(e.subject, e.detail) for e in reversed(audit.entries(s, action="resident.bind"))]
+        assert details == [(f"person:{person.id}", {"moved": True, "consent": True}),
+                           (f"person:{person.id}", {"moved": True, "consent": False}),
+                           (f"person:{registered.id}", {"moved": True, "consent": True}),
+                           (f"person:{registered.id}", {"moved": True, "consent": False})]
 
 
 def test_retried_notices_are_queued_once(sqlite_demo_factory: sessionmaker[Session]) -> None:
