@@ -1,21 +1,96 @@
-"""Run the Rasa action server bound to gridbot's BIND_HOST (rasa_sdk's own CLI binds 0.0.0.0)."""
+"""Run the Rasa action server bound to gridbot's BIND_HOST (rasa_sdk's own CLI binds 0.0.0.0),
+every request checked before rasa_sdk sees it (`guard`):
+
+- the shared secret (`core/secret.py`) in the X-Gridbot-Secret header, compared in constant
+  time; Rasa sends it from endpoints.yml. Without it: 401, and nothing runs (/health too).
+- a body of at most MAX_BODY_BYTES (Sanic answers 413 before any handler runs);
+- `Content-Encoding: deflate` (what Rasa sends with COMPRESS_ACTION_SERVER_REQUEST=true) is
+  inflated here to at most MAX_BODY_BYTES, instead of by rasa_sdk without a limit (a few
+  kilobytes of zeros inflate to gigabytes): more is 413, a broken stream 400, any other
+  encoding 415.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
+import zlib
 
 from rasa_sdk.endpoint import create_app
+from sanic import Sanic, response
+from sanic.exceptions import PayloadTooLarge
+from sanic.request import Request
+from sanic.response import HTTPResponse
 
+from core import secret as shared
 from core.config import get_settings
 
+log = logging.getLogger("gridbot.actions")
 
-def main() -> None:
+# An action call carries the conversation's whole tracker: a few kilobytes a turn.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+
+def inflate(body: bytes, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """A zlib (HTTP "deflate") body inflated; None if it would be more than `limit` bytes.
+    zlib.error when it is not a complete zlib stream."""
+    inflater = zlib.decompressobj()
+    data = inflater.decompress(body, limit + 1)
+    if len(data) > limit or inflater.unconsumed_tail:
+        return None
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return data
+
+
+def guard(app: Sanic, secret: str, max_body: int = MAX_BODY_BYTES) -> None:
+    """Put the secret check and the body limits in front of every route of `app`."""
+    app.config.REQUEST_MAX_SIZE = max_body
+
+    @app.exception(PayloadTooLarge)  # before rasa_sdk's catch-all, which would answer 500
+    async def too_large(request: Request, exception: PayloadTooLarge) -> HTTPResponse:
+        log.warning("refused %s %s from %s: body over %d bytes", request.method, request.path,
+                    request.ip, max_body)
+        return response.json({"error": f"the body is over {max_body} bytes"}, status=413)
+
+    @app.middleware("request")
+    async def authenticate(request: Request) -> HTTPResponse | None:
+        if not shared.matches(request.headers.get(shared.SECRET_HEADER), secret):
+            log.warning("refused %s %s from %s: no or wrong %s", request.method, request.path,
+                        request.ip, shared.SECRET_HEADER)
+            return response.json({"error": "unauthorized"}, status=401)
+        encoding = request.headers.get("Content-Encoding")
+        if encoding is None:
+            return None
+        if encoding.strip().lower() != "deflate":
+            return response.json({"error": f"unsupported Content-Encoding {encoding[:40]!r}"}, status=415)
+        try:
+            body = inflate(request.body or b"", max_body)
+        except zlib.error:
+            return response.json({"error": "the deflate body is not a valid zlib stream"}, status=400)
+        if body is None:
+            log.warning("refused %s %s from %s: the deflate body inflates to more than %d bytes",
+                        request.method, request.path, request.ip, max_body)
+            return response.json({"error": f"the body inflates to more than {max_body} bytes"}, status=413)
+        request.body = body  # rasa_sdk then reads it as plain JSON
+        del request.headers["Content-Encoding"]
+        return None
+
+
+def main() -> int:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        secret = settings.shared_secret()
+    except shared.SecretError as exc:
+        print(f"actions: {exc}", file=sys.stderr)
+        return 2
     app = create_app("actions", cors_origins=None)
+    guard(app, secret)
     app.run(host=settings.bind_host, port=settings.action_server_port, workers=1,
             access_log=False, motd=False)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,6 +1,8 @@
 """Start the bot process (`python -m bot`)."""
 
+import sys
+
 from bot.app import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Document, Message, Update
-from telegram.error import TelegramError
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -40,9 +40,11 @@ from bot import binding, broadcast_chat, duties_buttons, roles, ticket_buttons
 from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
-from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable
+from bot.telegram_link import TelegramLink, TrackedRequest, connect, quiet_network_tracebacks
 from core import inbox, outbox, workflow
-from core.config import VAR_DIR, Settings, get_settings
+from core import secret as shared
+from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.logs import install_redaction
 from core.messages import t
@@ -368,6 +370,11 @@ async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    if update is None and isinstance(context.error, NetworkError):
+        # Polling could not reach Telegram: python-telegram-bot retries with backoff, and the
+        # getUpdates transport (bot/telegram_link.py) has said so once already.
+        log.debug("polling: %s", context.error)
+        return
     log.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         with contextlib.suppress(Exception):
@@ -388,6 +395,9 @@ async def _warm_up(svc: Services) -> None:
             if tries >= WARM_UP_TRIES:
                 log.warning("warm-up: Rasa answers but the report actions did not; giving up")
                 return
+        except RasaRefused as exc:
+            log.error("warm-up: %s", exc)
+            return
         except RasaUnavailable:
             pass
         except Exception:  # noqa: BLE001 - a warm-up is a courtesy; never stop the bot for it
@@ -426,9 +436,12 @@ async def _housekeeping_loop(svc: Services) -> None:
 
 def build_application(settings: Settings, factory: sessionmaker[Session], *,
                       request: BaseRequest | None = None, rasa: RasaClient | None = None,
-                      background: bool = True,
-                      persistence_path: Path | None = None) -> Application:  # type: ignore[type-arg]
-    svc = Services(factory, rasa or RasaClient(settings.rasa_url))
+                      background: bool = True, persistence_path: Path | None = None,
+                      link: TelegramLink | None = None) -> Application:  # type: ignore[type-arg]
+    """`link`: told when Telegram stops and starts answering getUpdates (only without `request`).
+    core.secret.SecretError when the shared secret is not available (see Settings.shared_secret)."""
+    svc = Services(factory, rasa or RasaClient(settings.rasa_url, settings.shared_secret()))
+    api_url = settings.telegram_api_url.rstrip("/")
 
     async def post_init(app: Application) -> None:  # type: ignore[type-arg]
         # Database work runs off the event loop (asyncio.to_thread) on DB_THREADS threads:
@@ -446,7 +459,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             svc.scheduler = DutyScheduler(settings.database_url)
             svc.scheduler.start()
             # Broadcasts: their own plain Bot and transport (see bot/broadcast_sender.py).
-            bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8))
+            bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8),
+                             base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot")
             await bot.initialize()
             svc.broadcasts = BroadcastSender(bot, factory, on_finished=svc.dispatch)
             svc.tasks.append(asyncio.create_task(svc.broadcasts.run_forever(svc.stop)))
@@ -467,6 +481,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     builder = (
         Application.builder()
         .token(settings.telegram_bot_token or "0:offline")
+        .base_url(f"{api_url}/bot")
+        .base_file_url(f"{api_url}/file/bot")
         .defaults(Defaults(tzinfo=settings.tz))
         .arbitrary_callback_data(CALLBACK_CACHE)
         .post_init(post_init)
@@ -474,6 +490,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     )
     if request is not None:
         builder = builder.request(request).get_updates_request(request)
+    elif link is not None:
+        builder = builder.get_updates_request(TrackedRequest(link, connection_pool_size=1))
     if persistence_path is not None:  # pressed buttons keep working across restarts
         builder = builder.persistence(PicklePersistence(
             persistence_path, store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=False,
@@ -504,7 +522,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     return app
 
 
-def main() -> None:
+def main() -> int:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the bot token in URLs
@@ -516,9 +534,34 @@ def main() -> None:
         log.warning(NO_TOKEN_MESSAGE)
         stop.wait()
         log.info("bot stopped")
-        return
+        return 0
+    try:
+        settings.shared_secret()
+    except shared.SecretError as exc:
+        log.error("%s", exc)
+        return 2
     factory = make_session_factory(make_engine(settings.database_url))
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    app = build_application(settings, factory, persistence_path=VAR_DIR / "telegram-callbacks.pickle")
-    app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGINT, signal.SIGTERM))
+    settings.callback_cache_path.parent.mkdir(parents=True, exist_ok=True)
+    link = TelegramLink()
+    quiet_network_tracebacks()
+    app = build_application(settings, factory, persistence_path=settings.callback_cache_path, link=link)
+    # Telegram may not answer at start: connect() retries getMe with backoff (and logs once);
+    # run_polling then finds the Application initialized, on the same event loop.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        connected = loop.run_until_complete(connect(app, link))
+    except InvalidToken as exc:
+        log.error("Telegram refused TELEGRAM_BOT_TOKEN (%s); check the token from @BotFather", exc)
+        loop.close()
+        return 1
+    if not connected:
+        loop.close()
+        log.info("bot stopped before Telegram answered")
+        return 0
+    # bootstrap_retries=-1: a Telegram that drops between getMe and the first getUpdates is
+    # retried too, never fatal.
+    app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGINT, signal.SIGTERM),
+                    bootstrap_retries=-1)
     log.info("bot stopped")
+    return 0

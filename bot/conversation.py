@@ -18,7 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.rasa_client import RasaClient, RasaUnavailable, to_payload
+from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable, to_payload
 from core import inbox, outbox
 from core.db import read_scope, session_scope
 from core.messages import t
@@ -90,7 +90,8 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
         try:
             replies = await rasa.send(sender_id, text, metadata=meta)
         except RasaUnavailable as exc:
-            log.warning("Rasa unavailable (%s); %d message(s) wait", exc, len(rows) - result.answered)
+            log.log(logging.ERROR if isinstance(exc, RasaRefused) else logging.WARNING,
+                    "Rasa unavailable (%s); %d message(s) wait", exc, len(rows) - result.answered)
             result.rasa_down = True
             result.waiting = len(rows) - result.answered
             return result

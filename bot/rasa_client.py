@@ -1,4 +1,8 @@
-"""Talk to the Rasa server over its REST channel, and turn its answers into chat payloads."""
+"""Talk to the Rasa server, and turn its answers into chat payloads.
+
+Messages go through our input channel (`nlu/channel.py`, POST /webhooks/gridbot/webhook) with
+the shared secret in its header; Rasa's HTTP API (/model/parse) gets a short-lived token
+signed with the secret (`core/secret.py`)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 import httpx
 
+from core import secret as shared
 from core.inbox import WARM_UP_SENDER
 
 # Warm-up: one report conversation after a start, so that the first residents do not wait for
@@ -17,8 +22,16 @@ WARM_UP_TEXT = "3号楼消防通道被车堵了"
 WARM_UP_PRESS = "/inform"  # the only buttons it presses: a place to choose, never 确认
 
 
+CHANNEL_PATH = "/webhooks/gridbot/webhook"
+
+
 class RasaUnavailable(Exception):
     """Rasa could not be reached or failed; the message must wait, not be lost."""
+
+
+class RasaRefused(RasaUnavailable):
+    """Rasa refused the bot's secret (401/403): GRIDBOT_SECRET differs between the two. The
+    message waits like when Rasa is down, but this needs an operator."""
 
 
 @dataclass(frozen=True)
@@ -29,18 +42,29 @@ class Reply:
 
 
 class RasaClient:
-    def __init__(self, base_url: str, client: httpx.AsyncClient | None = None, timeout: float = 15.0) -> None:
+    def __init__(self, base_url: str, secret: str | None = None, client: httpx.AsyncClient | None = None,
+                 timeout: float = 15.0) -> None:
+        """`secret`: the shared secret (core.secret); None sends no credentials, which a real
+        Rasa server started by `nlu/server.py` refuses."""
         self._base = base_url.rstrip("/")
-        self._url = self._base + "/webhooks/rest/webhook"
+        self._url = self._base + CHANNEL_PATH
+        self._channel_headers = {shared.SECRET_HEADER: secret} if secret else {}
+        self._api_token = shared.RasaToken(secret) if secret else None
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._owns_client = client is None
+
+    def _api_headers(self) -> dict[str, str]:
+        return self._api_token.headers() if self._api_token is not None else {}
 
     async def send(self, sender_id: int | str, text: str, metadata: dict[str, Any] | None = None) -> list[Reply]:
         body = {"sender": str(sender_id), "message": text, "metadata": metadata or {}}
         try:
-            response = await self._client.post(self._url, json=body)
+            response = await self._client.post(self._url, json=body, headers=self._channel_headers)
         except httpx.HTTPError as exc:
             raise RasaUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code in (401, 403):
+            raise RasaRefused(f"Rasa answered {response.status_code} to the bot's secret: "
+                              "GRIDBOT_SECRET must be the same for the bot and Rasa")
         if response.status_code >= 500:
             raise RasaUnavailable(f"Rasa answered {response.status_code}")
         response.raise_for_status()
@@ -50,7 +74,8 @@ class RasaClient:
         """The NLU's intent for a text, without a conversation turn (Rasa's /model/parse);
         None when Rasa cannot say (down, loading, slow)."""
         try:
-            response = await self._client.post(self._base + "/model/parse", json={"text": text}, timeout=timeout)
+            response = await self._client.post(self._base + "/model/parse", json={"text": text},
+                                               headers=self._api_headers(), timeout=timeout)
             response.raise_for_status()
             return str(((response.json() or {}).get("intent") or {}).get("name") or "") or None
         except (httpx.HTTPError, ValueError):

@@ -21,6 +21,7 @@ from core.migrate import upgrade
 from core.models import Building, Grid, Person, Ticket
 from core.registry_import import ImportFailed, import_registry
 from core.routing import Router
+from core.secret import SecretError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 route_app = typer.Typer(no_args_is_help=True, help="Which grid does a place belong to?")
@@ -283,6 +284,11 @@ def shell(
     if problem:
         typer.echo(problem, err=True)
         raise typer.Exit(2)
+    try:
+        settings.shared_secret()  # what the servers check (core/secret.py)
+    except SecretError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
     if settings.telegram_bot_token:
         typer.echo("注意：TELEGRAM_BOT_TOKEN 已设置。shell 不连 Telegram，但会发送数据库发件箱里待发的消息；"
                    "不要在机器人运行时对同一个数据库使用它。", err=True)

@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core import secret as shared
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
@@ -31,10 +33,18 @@ class Settings(BaseSettings):
     rasa_port: int = Field(default=5005, description="Port `make run` starts the Rasa server on.")
     action_server_port: int = Field(default=5055, description="Port of the action server.")
     bind_host: str = Field(default="127.0.0.1", description="Address every server binds to.")
+    gridbot_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret every process boundary checks; unset: generated in var/secret "
+                    "(refused with a non-loopback BIND_HOST). See core/secret.py.")
+    telegram_api_url: str = Field(default="https://api.telegram.org",
+                                  description="Bot API server (a local one, or a test double).")
+    callback_cache_path: Path = Field(default=VAR_DIR / "telegram-callbacks.pickle",
+                                      description="Where the bot keeps its buttons' callback data.")
     timezone: str = Field(default="Asia/Shanghai", description="Zone for display and ticket years; storage is UTC.")
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_dir: Path = Field(default=VAR_DIR / "log",
-                          description="Where `make run` writes the servers' output in offline mode.")
+                          description="Where `make run` writes each server's output (rotated).")
     # Per-person limits (core/limits.py), counted from the database over a sliding window.
     report_limit_per_hour: int = Field(default=10, ge=1, description="Reports one resident may file in an hour.")
     emergency_limit_per_hour: int = Field(default=3, ge=1,
@@ -53,6 +63,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Shanghai)") from exc
         return value
 
+    @field_validator("gridbot_secret", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # GRIDBOT_SECRET= counts as unset. Checked by shared_secret(), not here: a validation
+        # error would print the value.
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -64,6 +83,12 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def shared_secret(self) -> str:
+        """GRIDBOT_SECRET, or the generated one in var/secret; core.secret.SecretError when
+        BIND_HOST is not loopback and GRIDBOT_SECRET is unset."""
+        configured = self.gridbot_secret.get_secret_value() if self.gridbot_secret else None
+        return shared.resolve(configured, self.bind_host)[0]
 
 
 @lru_cache(maxsize=1)

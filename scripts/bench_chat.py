@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import shutil
 import socket
 import statistics
@@ -69,6 +70,8 @@ def main() -> int:
         "ACTION_SERVER_PORT": str(action_port),
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
         "TELEGRAM_BOT_TOKEN": "", "LOG_LEVEL": "WARNING",
+        # A throw-away shared secret for this bench's servers and its in-process bot.
+        "GRIDBOT_SECRET": secrets.token_urlsafe(32),
     })
     from cli.run import servers  # noqa: PLC0415 - after the environment is set
     from core.config import get_settings  # noqa: PLC0415
@@ -82,7 +85,7 @@ def main() -> int:
             log = (work / f"{child.name}.log").open("wb")
             procs.append(subprocess.Popen(child.argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                           env={**os.environ, "PYTHONPATH": str(ROOT)}))
-        _wait_ready(settings.rasa_url, action_port, procs)
+        _wait_ready(settings.rasa_url, action_port, procs, os.environ["GRIDBOT_SECRET"])
         result = asyncio.run(_bench(settings, args.users, args.ramp, args.think, args.seed))
     finally:
         for p in procs:
@@ -101,16 +104,20 @@ def main() -> int:
 
 
 
-def _wait_ready(rasa_url: str, action_port: int, procs: list[subprocess.Popen[bytes]]) -> None:
+def _wait_ready(rasa_url: str, action_port: int, procs: list[subprocess.Popen[bytes]], secret: str) -> None:
     import httpx  # noqa: PLC0415
+
+    from core import secret as shared  # noqa: PLC0415
 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             raise SystemExit("bench-chat: a server exited early; see its log")
         try:
-            ok = httpx.get(f"http://127.0.0.1:{action_port}/health", timeout=2).status_code == 200
-            status = httpx.get(f"{rasa_url}/status", timeout=2)
+            ok = httpx.get(f"http://127.0.0.1:{action_port}/health", timeout=2,
+                           headers={shared.SECRET_HEADER: secret}).status_code == 200
+            status = httpx.get(f"{rasa_url}/status", timeout=2,
+                               headers={"Authorization": f"Bearer {shared.rasa_jwt(secret)}"})
             if ok and status.status_code == 200 and status.json().get("model_file"):
                 return
         except httpx.HTTPError:

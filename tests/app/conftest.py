@@ -18,8 +18,11 @@ from core.config import PROJECT_ROOT
 from core.db import make_engine, make_session_factory, normalise_url, session_scope
 from core.migrate import upgrade
 from core.registry_import import import_registry
-from tests.app.stack import Stack, start_stack, stop_stack, wait_until_ready
+from tests.app.stack import TEST_SECRET, Stack, start_stack, stop_stack, wait_until_ready
 
+# The stacks run with TEST_SECRET (tests/app/stack.py); so does what the tests build in-process
+# (Settings read GRIDBOT_SECRET from the environment).
+os.environ["GRIDBOT_SECRET"] = TEST_SECRET
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEMO = PROJECT_ROOT / "data" / "reference" / "demo"
 

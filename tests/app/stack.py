@@ -4,12 +4,17 @@ Without TELEGRAM_BOT_TOKEN that is offline mode: the action server and Rasa (the
 output in `log_dir`) and, once Rasa answers, `gridbot shell` reading the stack's stdin.
 The stack keeps stdin open (`Stack.process.stdin`), so the shell waits for input until
 the stack is stopped; `script=` writes lines and closes stdin instead.
+
+Every stack gets TEST_SECRET as GRIDBOT_SECRET (tests/app/conftest.py puts it in this
+process's environment too, so the bot built in-process shares it); talk to its servers with
+`channel_headers()` (our Rasa channel, the action server) and `api_headers()` (Rasa's API).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -22,9 +27,22 @@ import httpx
 import pytest
 import yaml
 
+from core import secret as shared
 from core.config import PROJECT_ROOT
 
 MODEL = PROJECT_ROOT / "models" / "gridbot.tar.gz"
+TEST_SECRET = secrets.token_urlsafe(32)
+CHANNEL = "/webhooks/gridbot/webhook"
+
+
+def channel_headers(secret: str = TEST_SECRET) -> dict[str, str]:
+    """What our Rasa input channel and the action server check."""
+    return {shared.SECRET_HEADER: secret}
+
+
+def api_headers(secret: str = TEST_SECRET) -> dict[str, str]:
+    """What Rasa's HTTP API checks (a token signed with the secret)."""
+    return {"Authorization": f"Bearer {shared.rasa_jwt(secret)}"}
 
 
 def free_port() -> int:
@@ -65,6 +83,14 @@ class Stack:
     def rasa_url(self) -> str:
         return f"http://127.0.0.1:{self.rasa_port}"
 
+    @property
+    def channel_url(self) -> str:
+        return self.rasa_url + CHANNEL
+
+    @property
+    def action_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}"
+
     def output(self) -> str:
         return "".join(self.lines)
 
@@ -101,6 +127,7 @@ def stack_env(db_path: Path, extra_env: dict[str, str] | None = None) -> tuple[d
         "TELEGRAM_BOT_TOKEN": "",
         "LOG_DIR": str(db_path.parent / "log"),
         "PYTHONIOENCODING": "utf-8",
+        "GRIDBOT_SECRET": TEST_SECRET,
         **(extra_env or {}),
     }
     return env, rasa_port, action_port
@@ -146,9 +173,10 @@ def wait_until_ready(stack: Stack, timeout: float = 240.0) -> None:
             pytest.fail(f"the stack exited early ({stack.process.returncode}):\n{stack.diagnostics()}")
         try:
             if not ready["actions"]:
-                ready["actions"] = httpx.get(f"http://127.0.0.1:{stack.action_port}/health", timeout=2).status_code == 200
+                ready["actions"] = httpx.get(f"{stack.action_url}/health", headers=channel_headers(),
+                                             timeout=2).status_code == 200
             if not ready["rasa"]:
-                status = httpx.get(f"{stack.rasa_url}/status", timeout=2)
+                status = httpx.get(f"{stack.rasa_url}/status", headers=api_headers(), timeout=2)
                 ready["rasa"] = status.status_code == 200 and bool(status.json().get("model_file"))
         except httpx.HTTPError:
             pass

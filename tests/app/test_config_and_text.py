@@ -48,3 +48,16 @@ def test_normalise(raw: str, expected: str) -> None:
                                             ("一百零五", 105), ("一二", 12), ("", None), ("三x", None)])
 def test_chinese_numbers(text: str, value: int | None) -> None:
     assert chinese_to_int(text) == value
+
+
+def test_the_shared_secret_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.secret import SecretError
+
+    monkeypatch.setenv("GRIDBOT_SECRET", "  ")
+    assert Settings(_env_file=None).gridbot_secret is None  # type: ignore[call-arg]
+    monkeypatch.setenv("GRIDBOT_SECRET", "s" * 30)
+    s = Settings(_env_file=None, bind_host="0.0.0.0")  # type: ignore[call-arg]
+    assert s.shared_secret() == "s" * 30 and "s" * 30 not in repr(s)
+    monkeypatch.delenv("GRIDBOT_SECRET")
+    with pytest.raises(SecretError, match="BIND_HOST=0.0.0.0"):
+        Settings(_env_file=None, bind_host="0.0.0.0").shared_secret()  # type: ignore[call-arg]

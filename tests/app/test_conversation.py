@@ -28,7 +28,7 @@ from core import inbox
 from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.inbox import WARM_UP_SENDER
 from core.models import InboxMessage, InboxState, OutboxMessage, Ticket
-from tests.app.stack import Stack, free_port
+from tests.app.stack import TEST_SECRET, Stack, free_port
 
 
 def test_rasa_reply_becomes_an_outbox_payload() -> None:
@@ -64,7 +64,7 @@ def test_messages_wait_while_rasa_is_down_then_are_answered_once(
         await down.aclose()
         with session_scope(factory) as s:
             assert inbox.has_pending(s, 801) and inbox.has_pending(s, 802)
-        up = RasaClient(rasa_stack.rasa_url)
+        up = RasaClient(rasa_stack.rasa_url, TEST_SECRET)
         result = await answer_pending(factory, up)
         assert (result.answered, result.rasa_down) == (3, False)
         again = await answer_pending(factory, up)
@@ -159,7 +159,7 @@ def test_warm_up_through_the_real_stack_files_nothing(stack_db_url: str, rasa_st
             return len(s.scalars(select(Ticket.id)).all())
 
     before = tickets()
-    client = RasaClient(rasa_stack.rasa_url)
+    client = RasaClient(rasa_stack.rasa_url, TEST_SECRET)
     sent: list[str] = []
     answered: list[Reply] = []
     send = client.send

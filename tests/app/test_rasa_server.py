@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from core.messages import t
-from tests.app.stack import Stack
+from tests.app.stack import Stack, api_headers, channel_headers
 
 
 @pytest.fixture
@@ -15,14 +15,15 @@ def stack(rasa_stack: Stack) -> Stack:
 
 
 def say(stack: Stack, sender: str, text: str) -> list[str]:
-    reply = httpx.post(f"{stack.rasa_url}/webhooks/rest/webhook",
-                       json={"sender": sender, "message": text}, timeout=30)
+    reply = httpx.post(stack.channel_url, json={"sender": sender, "message": text},
+                       headers=channel_headers(), timeout=30)
     assert reply.status_code == 200, reply.text
     return [m.get("text", "") for m in reply.json()]
 
 
 def parse(stack: Stack, text: str) -> dict:  # type: ignore[type-arg]
-    reply = httpx.post(f"{stack.rasa_url}/model/parse", json={"text": text}, timeout=30)
+    reply = httpx.post(f"{stack.rasa_url}/model/parse", json={"text": text}, headers=api_headers(),
+                       timeout=30)
     assert reply.status_code == 200, reply.text
     return reply.json()  # type: ignore[no-any-return]
 

@@ -15,6 +15,8 @@ import httpx
 
 from core.config import PROJECT_ROOT
 from tests.app.stack import (
+    channel_headers,
+    free_port,
     greetings,
     listening_addresses,
     prepare_db,
@@ -23,6 +25,7 @@ from tests.app.stack import (
     stop_stack,
     wait_until_ready,
 )
+from tests.app.test_telegram_link import TOKEN, FakeTelegram
 
 STARTED = re.compile(r"started (\w+) \(pid (\d+)\)")
 
@@ -46,8 +49,8 @@ def test_run_starts_local_servers_and_the_shell_and_ctrl_c_stops_them(tmp_path: 
         wait_until_ready(stack)
         assert listening_addresses(stack.rasa_port) == {"127.0.0.1"}
         assert listening_addresses(stack.action_port) == {"127.0.0.1"}
-        reply = httpx.post(f"{stack.rasa_url}/webhooks/rest/webhook",
-                           json={"sender": "run-test", "message": "你好"}, timeout=30)
+        reply = httpx.post(stack.channel_url, json={"sender": "run-test", "message": "你好"},
+                           headers=channel_headers(), timeout=30)
         assert reply.status_code == 200 and reply.json(), reply.text
         started = dict(STARTED.findall(stack.output()))
         assert set(started) == {"actions", "rasa", "shell"}, stack.output()
@@ -100,3 +103,110 @@ def test_run_stops_everything_when_one_process_dies(tmp_path: Path) -> None:
     assert "actions exited with status" in stack.output()
     assert "rasa stopped" in stack.output() and "actions stopped" in stack.output()
     assert "started shell" not in stack.output()  # the chat never started without its servers
+
+
+def _wait_for(predicate, timeout: float, what: str, stack) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} within {timeout:.0f} s:\n{stack.diagnostics()}")
+
+
+def test_run_restarts_a_killed_action_server_and_the_others_keep_running(tmp_path: Path) -> None:
+    prepare_db(tmp_path / "gridbot.db")
+    stack = start_stack(tmp_path / "gridbot.db")
+    try:
+        wait_until_ready(stack)
+        before = dict(STARTED.findall(stack.output()))
+        os.kill(int(before["actions"]), signal.SIGKILL)
+        _wait_for(lambda: len(STARTED.findall(stack.output())) == 4, 30, "no restart", stack)
+        assert re.search(r"actions exited with status -9 after \d+ s; restarting it in 1 s", stack.output())
+        after = dict(STARTED.findall(stack.output()))
+        assert after["actions"] != before["actions"] and _alive(int(after["actions"]))
+        assert after["rasa"] == before["rasa"] and after["shell"] == before["shell"]
+        assert _alive(int(before["rasa"])) and _alive(int(before["shell"]))
+        assert stack.process.poll() is None
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{stack.action_url}/health", headers=channel_headers(), timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait_for(answers, 60, "the new action server did not answer", stack)
+        # Rasa reaches the new action server: a report runs the report form's actions.
+        reply = httpx.post(stack.channel_url, json={"sender": "run-restart", "message": "电梯又坏了"},
+                           headers=channel_headers(), timeout=30)
+        assert reply.status_code == 200 and reply.json(), reply.text
+        assert not any("gridbot_action_failed" in str(m) for m in reply.json()), reply.text
+        assert (stack.log_dir / "actions.log").read_text().count("\n==== ") == 2  # both starts in its log
+    except BaseException:
+        stack.process.kill()
+        raise
+    code = stop_stack(stack, signal.SIGINT)
+    assert code == 0, stack.diagnostics()
+    time.sleep(0.5)
+    assert [p for p in map(int, dict(STARTED.findall(stack.output())).values()) if _alive(p)] == []
+
+
+def test_restart_backoff_doubles_up_to_a_cap() -> None:
+    from cli.run import RESTART_CAP_SECONDS, restart_delay
+
+    assert [restart_delay(n) for n in range(1, 6)] == [1, 2, 4, 8, 16]
+    assert restart_delay(30) == RESTART_CAP_SECONDS
+
+
+def test_child_logs_rotate_by_size(tmp_path: Path) -> None:
+    from cli.run import RotatingLog
+
+    log = RotatingLog(tmp_path / "rasa.log", max_bytes=1000, backups=3)
+    for i in range(100):
+        log.write(f"line {i:03d} ".encode() + b"x" * 90 + b"\n")  # 100 bytes
+    log.close()
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["rasa.log", "rasa.log.1", "rasa.log.2", "rasa.log.3"]
+    assert all(p.stat().st_size <= 1000 for p in tmp_path.iterdir())
+    assert (tmp_path / "rasa.log").read_text().splitlines()[-1].startswith("line 099")
+    assert (tmp_path / "rasa.log.3").read_text().splitlines()[0].startswith("line 060")
+    again = RotatingLog(tmp_path / "rasa.log", max_bytes=1000, backups=3)  # a new start appends
+    again.write(b"more\n")
+    again.close()
+    assert (tmp_path / "rasa.log").read_text().endswith("more\n")
+
+
+def test_run_with_telegram_restarts_a_killed_child_and_sigterm_stops_all(tmp_path: Path) -> None:
+    prepare_db(tmp_path / "gridbot.db")
+    port = free_port()
+    fake = FakeTelegram(port)
+    stack = start_stack(tmp_path / "gridbot.db", {
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
+        "CALLBACK_CACHE_PATH": str(tmp_path / "callbacks.pickle")})
+    try:
+        # The bot warms Rasa and the action server up through the secured boundaries.
+        _wait_for(lambda: "warmed up" in stack.output(), 240, "the bot did not warm Rasa up", stack)
+        before = dict(STARTED.findall(stack.output()))
+        assert set(before) == {"actions", "rasa", "bot"}
+        assert "getUpdates" in fake.calls
+        os.kill(int(before["actions"]), signal.SIGKILL)
+        _wait_for(lambda: len(STARTED.findall(stack.output())) == 4, 30, "no restart", stack)
+        after = dict(STARTED.findall(stack.output()))
+        assert after["actions"] != before["actions"]
+        assert after["rasa"] == before["rasa"] and after["bot"] == before["bot"]
+        assert all(_alive(int(p)) for p in after.values())
+        # each child's output is prefixed to ours and kept in its log
+        assert "     bot | " in stack.output()
+        assert {p.name for p in stack.log_dir.glob("*.log")} == {"actions.log", "rasa.log", "bot.log"}
+        assert "warmed up" in (stack.log_dir / "bot.log").read_text()
+    except BaseException:
+        stack.process.kill()
+        fake.stop()
+        raise
+    code = stop_stack(stack, signal.SIGTERM)
+    fake.stop()
+    assert code == 0, stack.diagnostics()
+    time.sleep(0.5)
+    assert [p for p in map(int, dict(STARTED.findall(stack.output())).values()) if _alive(p)] == []
+    for name in ("actions", "rasa", "bot"):
+        assert f"{name} stopped" in stack.output()
