@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[shared.ENV_NAME] = secret
     print(f"rasa: HTTP API and the gridbot channel need the shared secret (from {origin})",
           file=sys.stderr, flush=True)
-    sys.argv = ["rasa", *args, "--jwt-secret", secret, "--jwt-method", "HS256"]
+    # "--jwt-secret=…" in one word: a secret that starts with "-" (token_urlsafe makes one in 64)
+    # would otherwise be read by argparse as an option ("expected one argument").
+    sys.argv = ["rasa", *args, f"--jwt-secret={secret}", "--jwt-method", "HS256"]
     from rasa.__main__ import main as rasa_main  # noqa: PLC0415 - slow; only once allowed to run
 
     rasa_main()

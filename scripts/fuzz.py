@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import signal
@@ -64,7 +65,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
-    from tests.app.stack import prepare_db, start_stack, stop_stack, wait_until_ready  # noqa: PLC0415
+    from tests.app.stack import TEST_SECRET, prepare_db, start_stack, stop_stack, wait_until_ready  # noqa: PLC0415
+
+    os.environ["GRIDBOT_SECRET"] = TEST_SECRET  # the stack's servers and the in-process bot share it
 
     work = Path(tempfile.mkdtemp(prefix="gridbot-fuzz-"))
     db = work / "fuzz.db"
