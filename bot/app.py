@@ -518,5 +518,7 @@ def main() -> None:
     factory = make_session_factory(make_engine(settings.database_url))
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     app = build_application(settings, factory, persistence_path=VAR_DIR / "telegram-callbacks.pickle")
-    app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGINT, signal.SIGTERM))
+    # Our getUpdates loop (bot/polling.py): an update is stored before Telegram is told it arrived.
+    from bot import polling
+    asyncio.run(polling.serve(app, factory))
     log.info("bot stopped")
