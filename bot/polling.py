@@ -12,7 +12,8 @@ whatever was fetched but not handled. `Poller` instead
 4. only then calls getUpdates again with max(update_id) + 1, which acknowledges them.
 
 On start, updates stored but not handled before a kill are handled first, and the offset
-continues from the table, so nothing committed is fetched (or handled) twice.
+continues from the table, so nothing committed is fetched (or handled) twice. (After a week
+without updates no offset is sent: Telegram may then number updates at random.)
 
 Network trouble (NetworkError, TimedOut) is retried with a growing pause (1 s … 30 s) and
 logged once per outage; another poller with the same token (Conflict) or a bad token stops
@@ -63,6 +64,7 @@ class Poller:
         self.backoff_max = backoff_max
         self.prune_seconds = prune_seconds
         self.offset: int | None = None
+        self._offset_at = 0.0  # time.monotonic() when the offset was last moved
         self._stop = asyncio.Event()
         self._last_prune = 0.0
 
@@ -79,10 +81,13 @@ class Poller:
         """Poll until `stop()`; raises PollingStopped on Conflict or InvalidToken."""
         await self.process_stored()  # what a kill left between commit and handling
         self.offset = await asyncio.to_thread(self._read_offset)
+        self._offset_at = time.monotonic()
         outage_since: float | None = None
         tries = 0
         delay = self.backoff_first
         while not self.stopping:
+            if time.monotonic() - self._offset_at > stored.OFFSET_STALE.total_seconds():
+                self.offset = None  # a week without updates: see core.updates.next_offset
             try:
                 batch = await self._fetch()
             except Conflict as exc:
@@ -122,7 +127,12 @@ class Poller:
                     await self._pause(self.backoff_max)
                     continue
                 self.offset = max(u["update_id"] for u in batch) + 1
-            await self.process_stored()
+                self._offset_at = time.monotonic()
+            try:
+                await self.process_stored()
+            except Exception:  # noqa: BLE001 - the database; what is stored stays, tried again
+                log.exception("handling stored updates failed")
+                await self._pause(self.backoff_max)
             await self._maybe_prune()
 
     async def _fetch(self) -> list[dict[str, Any]] | None:

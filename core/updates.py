@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.models import ReceivedUpdate, utcnow
 
 KEEP_PROCESSED = timedelta(days=3)  # handled updates are kept this long (for looking into a problem)
+OFFSET_STALE = timedelta(days=6)  # see next_offset
 
 
 def store(session: Session, updates: list[dict[str, Any]], now: datetime | None = None) -> int:
@@ -33,10 +34,16 @@ def store(session: Session, updates: list[dict[str, Any]], now: datetime | None 
     return len(session.execute(stmt.returning(ReceivedUpdate.update_id)).all())
 
 
-def next_offset(session: Session) -> int | None:
-    """The getUpdates offset after everything stored (None when nothing ever was)."""
-    newest = session.scalar(select(func.max(ReceivedUpdate.update_id)))
-    return None if newest is None else int(newest) + 1
+def next_offset(session: Session, now: datetime | None = None) -> int | None:
+    """The getUpdates offset after everything stored: None when nothing was, or when the newest
+    update is older than OFFSET_STALE. After a week without updates Telegram picks the next
+    update_id at random, possibly below an old offset; without an offset Telegram sends what
+    it still holds unacknowledged, and `store` ignores any of it already stored."""
+    newest = session.execute(select(ReceivedUpdate.update_id, ReceivedUpdate.received_at)
+                             .order_by(ReceivedUpdate.update_id.desc()).limit(1)).first()
+    if newest is None or newest.received_at < (now or utcnow()) - OFFSET_STALE:
+        return None
+    return int(newest.update_id) + 1
 
 
 def unprocessed(session: Session, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
