@@ -545,23 +545,21 @@ def main() -> int:
     link = TelegramLink()
     quiet_network_tracebacks()
     app = build_application(settings, factory, persistence_path=settings.callback_cache_path, link=link)
-    # Telegram may not answer at start: connect() retries getMe with backoff (and logs once);
-    # run_polling then finds the Application initialized, on the same event loop.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    try:
-        connected = loop.run_until_complete(connect(app, link))
-    except InvalidToken as exc:
-        log.error("Telegram refused TELEGRAM_BOT_TOKEN (%s); check the token from @BotFather", exc)
-        loop.close()
-        return 1
-    if not connected:
-        loop.close()
-        log.info("bot stopped before Telegram answered")
+
+    async def run() -> int:
+        # Telegram may not answer at start: connect() retries getMe with backoff (and logs once).
+        try:
+            if not await connect(app, link):
+                log.info("bot stopped before Telegram answered")
+                return 0
+        except InvalidToken as exc:
+            log.error("Telegram refused TELEGRAM_BOT_TOKEN (%s); check the token from @BotFather", exc)
+            return 1
+        # Our getUpdates loop (bot/polling.py): an update is stored before Telegram is told it
+        # arrived; network failures while running are retried there, never fatal.
+        from bot import polling
+        await polling.serve(app, factory)
+        log.info("bot stopped")
         return 0
-    # bootstrap_retries=-1: a Telegram that drops between getMe and the first getUpdates is
-    # retried too, never fatal.
-    app.run_polling(allowed_updates=Update.ALL_TYPES, stop_signals=(signal.SIGINT, signal.SIGTERM),
-                    bootstrap_retries=-1)
-    log.info("bot stopped")
-    return 0
+
+    return asyncio.run(run())

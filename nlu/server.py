@@ -17,10 +17,17 @@ even imported.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import sys
 
 from core import secret as shared
 
+# The persistent tracker store of endpoints.yml: an SQLite file under var/ unless configured.
+TRACKER_DEFAULTS = {
+    "RASA_TRACKER_DIALECT": "sqlite",
+    "RASA_TRACKER_DB": str(Path(__file__).resolve().parent.parent / "var" / "rasa-tracker.db"),
+    "RASA_TRACKER_HOST": "",
+}
 OWN_OPTIONS = ("-t", "--auth-token", "--jwt-secret", "--jwt-method", "--jwt-private-key")
 RASA_DEFAULT_INTERFACE = "0.0.0.0"  # what `rasa run` binds to without -i
 
@@ -51,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rasa: {exc}", file=sys.stderr)
         return 2
     os.environ[shared.ENV_NAME] = secret
+    for name, default in TRACKER_DEFAULTS.items():  # endpoints.yml's tracker_store
+        os.environ.setdefault(name, default)
+    # Rasa reports usage and errors (tracebacks with local values) to Rasa's servers unless told
+    # not to; residents' messages must not leave the machine.
+    os.environ["RASA_TELEMETRY_ENABLED"] = "false"
     print(f"rasa: HTTP API and the gridbot channel need the shared secret (from {origin})",
           file=sys.stderr, flush=True)
     # "--jwt-secret=…" in one word: a secret that starts with "-" (token_urlsafe makes one in 64)

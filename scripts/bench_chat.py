@@ -72,6 +72,7 @@ def main() -> int:
         "TELEGRAM_BOT_TOKEN": "", "LOG_LEVEL": "WARNING",
         # A throw-away shared secret for this bench's servers and its in-process bot.
         "GRIDBOT_SECRET": secrets.token_urlsafe(32),
+        "RASA_TRACKER_DB": str(work / "rasa-tracker.db"),  # the bench's own conversations
     })
     from cli.run import servers  # noqa: PLC0415 - after the environment is set
     from core.config import get_settings  # noqa: PLC0415

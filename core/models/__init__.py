@@ -46,6 +46,7 @@ from core.models.tickets import (
     TicketFollower,
     TicketStatus,
 )
+from core.models.updates import ReceivedUpdate
 
 __all__ = [
     "JOINED_GRANT",
@@ -79,6 +80,7 @@ __all__ = [
     "OutboxMessage",
     "PartyGroup",
     "Person",
+    "ReceivedUpdate",
     "ReminderMute",
     "Role",
     "RoleGrant",

@@ -128,6 +128,9 @@ def stack_env(db_path: Path, extra_env: dict[str, str] | None = None) -> tuple[d
         "LOG_DIR": str(db_path.parent / "log"),
         "PYTHONIOENCODING": "utf-8",
         "GRIDBOT_SECRET": TEST_SECRET,
+        # Rasa's conversations (SQLTrackerStore) next to the stack's database, never shared
+        # between stacks: the tests reuse sender ids.
+        "RASA_TRACKER_DB": str(db_path.parent / "rasa-tracker.db"),
         **(extra_env or {}),
     }
     return env, rasa_port, action_port

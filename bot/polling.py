@@ -1,0 +1,247 @@
+"""Polling that keeps an update before Telegram is told it arrived ("durable before acknowledged").
+
+python-telegram-bot's `run_polling` moves the getUpdates offset on (which tells Telegram
+the updates were received) before any handler has stored anything: a kill -9 then loses
+whatever was fetched but not handled. `Poller` instead
+
+1. calls getUpdates(offset, long poll) through the Application's bot;
+2. stores every update in `telegram_updates` and COMMITS (core/updates.py; an update
+   already stored is ignored);
+3. hands each stored, unhandled update to `Application.process_update` in update_id order
+   (the Application's own handlers and error handler) and marks it processed;
+4. only then calls getUpdates again with max(update_id) + 1, which acknowledges them.
+
+On start, updates stored but not handled before a kill are handled first, and the offset
+continues from the table, so nothing committed is fetched (or handled) twice. (After a week
+without updates no offset is sent: Telegram may then number updates at random.)
+
+Network trouble (NetworkError, TimedOut) is retried with a growing pause (1 s … 30 s) and
+logged once per outage; another poller with the same token (Conflict) or a bad token stops
+the loop with a clear log line. `serve` runs an Application with it: the Application's
+initialize/post_init/start … stop/post_stop/shutdown/post_shutdown, SIGINT/SIGTERM stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+from telegram import Bot, Update
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application, ExtBot
+
+from core import updates as stored
+from core.db import read_scope, session_scope
+
+log = logging.getLogger("gridbot.polling")
+
+POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates open when there is nothing new
+BACKOFF_FIRST = 1.0  # seconds before the first retry after a network error ...
+BACKOFF_MAX = 30.0  # ... doubling up to this
+PRUNE_SECONDS = 3600.0  # how often handled updates older than core.updates.KEEP_PROCESSED go
+BATCH = 100  # stored updates read per pass
+
+AnyApplication = Application[Any, Any, Any, Any, Any, Any]
+
+
+class PollingStopped(Exception):
+    """Polling cannot go on (another poller with this token, or the token is refused)."""
+
+
+class Poller:
+    def __init__(self, app: AnyApplication, factory: sessionmaker[Session], *,
+                 poll_timeout: int = POLL_TIMEOUT, backoff_first: float = BACKOFF_FIRST,
+                 backoff_max: float = BACKOFF_MAX, prune_seconds: float = PRUNE_SECONDS) -> None:
+        self.app = app
+        self.factory = factory
+        self.poll_timeout = poll_timeout
+        self.backoff_first = backoff_first
+        self.backoff_max = backoff_max
+        self.prune_seconds = prune_seconds
+        self.offset: int | None = None
+        self._offset_at = 0.0  # time.monotonic() when the offset was last moved
+        self._stop = asyncio.Event()
+        self._last_prune = 0.0
+
+    def stop(self) -> None:
+        """Stop after the update being handled (an open getUpdates is abandoned: nothing of it
+        was acknowledged, Telegram sends it again)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def run(self) -> None:
+        """Poll until `stop()`; raises PollingStopped on Conflict or InvalidToken."""
+        await self.process_stored()  # what a kill left between commit and handling
+        self.offset = await asyncio.to_thread(self._read_offset)
+        self._offset_at = time.monotonic()
+        outage_since: float | None = None
+        tries = 0
+        delay = self.backoff_first
+        while not self.stopping:
+            if time.monotonic() - self._offset_at > stored.OFFSET_STALE.total_seconds():
+                self.offset = None  # a week without updates: see core.updates.next_offset
+            try:
+                batch = await self._fetch()
+            except Conflict as exc:
+                log.error("polling stopped: another bot instance polls with this token (%s)", exc)
+                raise PollingStopped(str(exc)) from exc
+            except InvalidToken as exc:
+                log.error("polling stopped: Telegram refuses the bot token (%s)", exc)
+                raise PollingStopped(str(exc)) from exc
+            except RetryAfter as exc:
+                wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) \
+                    else exc.retry_after.total_seconds()
+                log.warning("getUpdates: flood control, waiting %.0f s", wait)
+                await self._pause(float(wait))
+                continue
+            except (NetworkError, TelegramError) as exc:  # TimedOut is a NetworkError
+                tries += 1
+                if outage_since is None:
+                    outage_since = time.monotonic()
+                    log.warning("getUpdates failed (%s: %s); retrying every %.0f-%.0f s until it works",
+                                type(exc).__name__, exc, self.backoff_first, self.backoff_max)
+                else:
+                    log.debug("getUpdates failed again (%s)", exc)
+                await self._pause(delay)
+                delay = min(delay * 2, self.backoff_max)
+                continue
+            if outage_since is not None:
+                log.info("getUpdates works again after %.0f s and %d failed tries",
+                         time.monotonic() - outage_since, tries)
+                outage_since, tries, delay = None, 0, self.backoff_first
+            if batch is None:  # stopped while waiting
+                break
+            if batch:
+                try:
+                    await asyncio.to_thread(self._store, batch)  # committed: only now is the offset moved
+                except Exception:  # noqa: BLE001 - not acknowledged: Telegram sends them again
+                    log.exception("storing %d update(s) failed; fetching them again", len(batch))
+                    await self._pause(self.backoff_max)
+                    continue
+                self.offset = max(u["update_id"] for u in batch) + 1
+                self._offset_at = time.monotonic()
+            try:
+                await self.process_stored()
+            except Exception:  # noqa: BLE001 - the database; what is stored stays, tried again
+                log.exception("handling stored updates failed")
+                await self._pause(self.backoff_max)
+            await self._maybe_prune()
+
+    async def _fetch(self) -> list[dict[str, Any]] | None:
+        """One getUpdates call, as JSON; None if `stop()` came first."""
+        bot = self.app.bot
+        # Bot.get_updates, not ExtBot's: ExtBot resolves arbitrary callback data into objects,
+        # which is done per update when it is handled (`_handle`), after it was stored as JSON.
+        call = asyncio.ensure_future(Bot.get_updates(
+            bot, offset=self.offset, timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES))
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if call not in done:
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await call
+            return None
+        return [update.to_dict() for update in call.result()]
+
+    async def process_stored(self) -> int:
+        """Hand every stored, unhandled update to the Application, oldest first; how many."""
+        handled = 0
+        while not self.stopping:
+            batch = await asyncio.to_thread(self._unprocessed)
+            if not batch:
+                break
+            for update_id, data in batch:
+                if self.stopping:
+                    break
+                await self._handle(update_id, data)
+                await asyncio.to_thread(self._mark, update_id)
+                handled += 1
+        return handled
+
+    async def _handle(self, update_id: int, data: dict[str, Any]) -> None:
+        bot = self.app.bot
+        try:
+            update = Update.de_json(data, bot)
+            if isinstance(bot, ExtBot):
+                bot.insert_callback_data(update)  # what ExtBot.get_updates would have done
+            await self.app.process_update(update)  # handlers; their errors go to the error handler
+        except Exception:  # noqa: BLE001 - one bad update must not block the ones behind it
+            log.exception("update %d could not be handled; marked processed", update_id)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    async def _maybe_prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune < self.prune_seconds:
+            return
+        self._last_prune = now
+        try:
+            deleted = await asyncio.to_thread(self._prune)
+            if deleted:
+                log.info("deleted %d handled update(s) older than %s", deleted, stored.KEEP_PROCESSED)
+        except Exception:  # noqa: BLE001 - housekeeping; polling goes on
+            log.exception("pruning handled updates failed")
+
+    # -- database (worker threads) --------------------------------------------------------
+
+    def _read_offset(self) -> int | None:
+        with read_scope(self.factory) as session:
+            return stored.next_offset(session)
+
+    def _store(self, batch: list[dict[str, Any]]) -> int:
+        with session_scope(self.factory) as session:
+            return stored.store(session, batch)
+
+    def _unprocessed(self) -> list[tuple[int, dict[str, Any]]]:
+        with read_scope(self.factory) as session:
+            return stored.unprocessed(session, limit=BATCH)
+
+    def _mark(self, update_id: int) -> None:
+        with session_scope(self.factory) as session:
+            stored.mark_processed(session, update_id)
+
+    def _prune(self) -> int:
+        with session_scope(self.factory) as session:
+            return stored.prune(session)
+
+
+async def serve(app: AnyApplication, factory: sessionmaker[Session],
+                signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
+    """Run `app` with a `Poller` until SIGINT/SIGTERM, with the Application's whole life cycle
+    (the order of Application.run_polling)."""
+    poller = Poller(app, factory)
+    loop = asyncio.get_running_loop()
+    for sig in signals:
+        loop.add_signal_handler(sig, poller.stop)
+    try:
+        async with app:  # initialize … shutdown
+            if app.post_init is not None:
+                await app.post_init(app)
+            await app.bot.delete_webhook(drop_pending_updates=False)  # getUpdates refuses while one is set
+            await app.start()
+            try:
+                await poller.run()
+            except PollingStopped:
+                pass  # logged
+            finally:
+                await app.stop()
+                if app.post_stop is not None:
+                    await app.post_stop(app)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        if app.post_shutdown is not None:
+            await app.post_shutdown(app)
