@@ -17,8 +17,8 @@ even imported.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 import sys
+from pathlib import Path
 
 from core import secret as shared
 
