@@ -86,16 +86,17 @@ def test_main_installs_the_redaction_on_the_root_handlers(root_output: io.String
     """bot.app.main() with a token: every record reaching the root handlers is redacted (the root
     logger has handlers here, so main's basicConfig adds none and the redaction goes on ours)."""
     settings = Settings(_env_file=None, telegram_bot_token=TOKEN, log_level="DEBUG",  # type: ignore[call-arg]
-                        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
+                        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                        callback_cache_path=tmp_path / "callbacks.pickle")
 
-    class Polling:
-        def run_polling(self, **_: Any) -> None:  # what the running bot's libraries log
-            logging.getLogger("telegram.ext.Updater").debug("Network loop: %s", URL)
-            logging.getLogger("httpx").warning("HTTP Request: POST %s 502", URL)
+    async def connect(app: Any, link: Any) -> bool:  # what the running bot's libraries log
+        logging.getLogger("telegram.ext.Updater").debug("Network loop: %s", URL)
+        logging.getLogger("httpx").warning("HTTP Request: POST %s 502", URL)
+        return False  # as if stopped before Telegram answered: main() ends there
 
     monkeypatch.setattr(bot_app, "get_settings", lambda: settings)
-    monkeypatch.setattr(bot_app, "VAR_DIR", tmp_path)
-    monkeypatch.setattr(bot_app, "build_application", lambda *a, **k: Polling())
+    monkeypatch.setattr(bot_app, "build_application", lambda *a, **k: object())
+    monkeypatch.setattr(bot_app, "connect", connect)
     bot_app.main()
     text = root_output.getvalue()
     assert TOKEN not in text
