@@ -76,10 +76,22 @@ def _words(doc: str) -> list[str]:
 def build_model(c: float = 10.0) -> Pipeline:
     """Character 1–3-grams and word unigrams, sublinear tf-idf, l2 rows; logistic regression."""
     features = make_union(
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, preprocessor=_chars),
-        TfidfVectorizer(analyzer=_words, sublinear_tf=True),
+        # min_df=2: an n-gram seen in one training example only is noise for the model and most
+        # of the vocabulary; dropping them cut training from 80 s to a few seconds and scored the
+        # same or better on every dev set.
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, preprocessor=_chars, min_df=2),
+        TfidfVectorizer(analyzer=_words, sublinear_tf=True, min_df=2),
     )
     return make_pipeline(features, LogisticRegression(C=c, max_iter=3000))
+
+
+def ready_to_predict(model: Pipeline) -> Pipeline:
+    """Store the coefficients so that one message's sparse row multiplies them without a copy:
+    sklearn computes X @ coef_.T, and with a C-ordered coef_ scipy first copied the whole
+    (classes × features) matrix, about 6 ms a message."""
+    classifier = model.steps[-1][1]
+    classifier.coef_ = np.asfortranarray(classifier.coef_)
+    return model
 
 
 def clauses(text: str, min_chars: int) -> list[tuple[int, int]]:
@@ -128,7 +140,7 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
         try:
             with model_storage.read_from(resource) as directory:
                 # Our own artefact, written by train() below into the model archive.
-                model = pickle.loads((directory / MODEL_FILE).read_bytes())  # noqa: S301
+                model = ready_to_predict(pickle.loads((directory / MODEL_FILE).read_bytes()))  # noqa: S301
         except (ValueError, FileNotFoundError):
             log.warning("no trained intent classifier in the model; every message will be unclassified")
             model = None
@@ -146,7 +158,7 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
         # 2-core machine oversubscribed threads made training minutes instead of seconds.
         with threadpool_limits(limits=1):
             model.fit([self._document(e) for e in examples], [e.get(INTENT) for e in examples])
-        self.model = model
+        self.model = ready_to_predict(model)
         with self._storage.write_to(self._resource) as directory:
             (directory / MODEL_FILE).write_bytes(pickle.dumps(model))
         return self._resource
