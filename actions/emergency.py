@@ -59,6 +59,9 @@ class ActionFileEmergency(Action):
                 anonymous=reporter is None or not reporter.contact_consent,
             ), tz=common.settings().tz, notify_reporter=False)
             number = ticket.number
+            told = ("emergency.filed" if ticket.grid_id is not None
+                    else "emergency.filed_community" if ticket.community_id is not None
+                    else "emergency.filed_unplaced")
         log.warning("emergency ticket %s filed", number)
-        dispatcher.utter_message(text=t("emergency.filed", number=number))
+        dispatcher.utter_message(text=t(told, number=number))  # says whom it told, no more
         return [*reset_report(), SlotSet("requested_slot", None)]

@@ -177,7 +177,7 @@ def _place_events(tracker: Tracker) -> list[EventType]:
     elif places:
         # A building number is the surest; a named landmark (东门) next; generic words
         # such as 消防通道 resolve to nothing, and then the resident's home counts.
-        named = entities(tracker, "building") or entities(tracker, "gate", "landmark")
+        named = _with_estate(tracker, entities(tracker, "building")) or entities(tracker, "gate", "landmark")
         slots, result = resolve_place(named[0], community, home_address) if named else ({}, None)
         if result is not None and (result.status is RouteStatus.matched or entities(tracker, "building")):
             events += [SlotSet(k, v) for k, v in slots.items()]
@@ -190,6 +190,12 @@ def _place_events(tracker: Tracker) -> list[EventType]:
         slots, _ = resolve_place(home, community)
         events += [SlotSet(k, v) for k, v in slots.items()]
     return events
+
+
+def _with_estate(tracker: Tracker, buildings: list[str]) -> list[str]:
+    """Building numbers qualified by the estate the message names anywhere ("和平里…1号楼")."""
+    estate = common.router().estate_named(message_text(tracker)) if buildings else None
+    return [f"{estate}{b}" for b in buildings] if estate else buildings
 
 
 def _candidates(result: RouteResult) -> list[dict[str, str]] | None:
@@ -225,7 +231,7 @@ class ValidateReportForm(FormValidationAction):
             return {"place": f"@{float(lat)},{float(lon)}"}
         if intent_name(tracker) in INTERRUPTIONS:
             return {}
-        named = entities(tracker, "building") or entities(tracker, "gate", "landmark")
+        named = _with_estate(tracker, entities(tracker, "building")) or entities(tracker, "gate", "landmark")
         if named:
             return {"place": named[0]}
         text = message_text(tracker)

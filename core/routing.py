@@ -100,6 +100,7 @@ _ROOM_RE = re.compile(r"(\d{3,4})\s*(?:室|号)?")
 _FILLERS = re.compile(
     r"(我家|我们|这边|那边|那儿|这儿|那里|这里|附近|旁边|边上|跟前|楼下|楼上|在|的|就|是|呢|啊|呀|吧|了|这个|那个|,|，|。|\s)"
 )
+_ESTATE_ENDING = re.compile(r"(?:小区|社区|花园|家园|新村|公寓)$")
 _ESTATE_STRIP = re.compile(r"\d+\s*(?:号楼|号院|栋|幢|座|#)\s*$")
 
 MATCH_SCORE = 80.0  # a candidate at or above this may be chosen
@@ -206,6 +207,18 @@ class Router:
         return RouteResult(RouteStatus.none, sorted(nearby, key=lambda c: -c.score))
 
     # -- by text ----------------------------------------------------------
+    def estate_named(self, text: str) -> str | None:
+        """The estate a message names anywhere in it ("和平里" in "和平里1号楼门口…"), the
+        longest name that occurs; None when it names none. Names without their 小区/社区/花园
+        ending count too, as residents drop it."""
+        query = normalise(text)
+        best: tuple[int, str] | None = None
+        for estate in {p.estate.partition("|")[0] for p in self._places if p.kind == "building"}:
+            for name in {estate, _ESTATE_ENDING.sub("", estate)}:
+                if len(name) >= 2 and name in query and (best is None or len(name) > best[0]):
+                    best = (len(name), estate)
+        return best[1] if best else None
+
     def by_text(self, text: str, community_code: str | None = None) -> RouteResult:
         query = normalise(text)
         if not query:

@@ -196,14 +196,16 @@ def _community_id(session: Session, ticket: Ticket) -> int | None:
 
 
 def _admins(session: Session, ticket: Ticket) -> list[Person]:
+    """The admins of the ticket's community. An urgent ticket whose community is unknown (a
+    resident who never said where they live) goes to every community's admins: a page too many
+    costs far less than an emergency nobody hears of."""
     community_id = _community_id(session, ticket)
-    if community_id is None:
+    if community_id is None and not ticket.urgent:
         return []
-    return list(session.scalars(
-        select(Person).join(Person.grants)
-        .where(RoleGrant.role == Role.community_admin, RoleGrant.community_id == community_id,
-               Person.telegram_id.is_not(None))
-        .distinct().order_by(Person.id)))
+    where = [RoleGrant.role == Role.community_admin, Person.telegram_id.is_not(None)]
+    if community_id is not None:
+        where.append(RoleGrant.community_id == community_id)
+    return list(session.scalars(select(Person).join(Person.grants).where(*where).distinct().order_by(Person.id)))
 
 
 def _follower_ids(session: Session, ticket: Ticket) -> list[int]:

@@ -18,7 +18,7 @@ from core.messages import t
 from core.models import InboxMessage, InboxState, utcnow
 from tests.app.journey import journey
 from tests.app.stack import Stack
-from tests.app.test_journey import bind, tickets_of
+from tests.app.test_journey import ADMIN, bind, tickets_of
 
 KITCHEN_FIRE = "救命啊！！5号楼2单元我家厨房着火了，火好大，我们全家已经跑出来了，快来人"
 
@@ -41,6 +41,23 @@ def test_kitchen_fire_before_start_gets_numbers_and_urgent_ticket(factory: sessi
     asyncio.run(scenario())
     [ticket] = tickets_of(factory, resident)
     assert ticket.urgent and ticket.category_code == "emergency"
+
+
+def test_emergency_with_no_place_pages_every_admin_and_says_so(factory: sessionmaker[Session],
+                                                                rasa_stack: Stack) -> None:
+    resident = 720000009  # never ran /start, names no place
+
+    async def scenario() -> None:
+        async with journey(factory, rasa_stack.rasa_url) as j:
+            replies = await j.say(resident, "救命啊 着火了 火越烧越大 快来人")
+            assert "119" in replies[0], replies
+            [ticket] = tickets_of(factory, resident)
+            assert ticket.community_id is None
+            assert t("emergency.filed_unplaced", number=ticket.number) in replies, replies
+            assert t("emergency.filed", number=ticket.number) not in replies  # no branch was told
+            assert any(ticket.number in x and "紧急" in x for x in j.texts(ADMIN)), j.texts(ADMIN)[-2:]
+
+    asyncio.run(scenario())
 
 
 def test_kitchen_fire_mid_form_and_mid_binding(factory: sessionmaker[Session], rasa_stack: Stack) -> None:
@@ -181,3 +198,19 @@ def test_failing_action_tells_resident_and_keeps_message_pending(factory: sessio
                 assert row is not None and row.state is InboxState.done
 
     asyncio.run(scenario())
+
+
+def test_estate_named_before_the_building_number_places_the_report(factory: sessionmaker[Session],
+                                                                   rasa_stack: Stack) -> None:
+    resident = 720000010  # never bound: only the caption says where
+
+    async def scenario() -> None:
+        async with journey(factory, rasa_stack.rasa_url) as j:
+            summary = await j.photo(resident, "photo-bins", caption="樱花园3号楼门口的垃圾桶满了好几天没人清，臭得很")
+            assert any("樱花园小区3号楼" in x and "照片：1张" in x for x in summary), summary
+            assert not any("和平里小区3号楼" in x for x in summary), summary  # no estates to choose from
+            await j.press(resident, resident, t("report.button_confirm"))
+
+    asyncio.run(scenario())
+    [ticket] = tickets_of(factory, resident)
+    assert ticket.category_code == "sanitation" and ticket.grid_id is not None

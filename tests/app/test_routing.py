@@ -149,3 +149,16 @@ def test_router_cache_rebuilds_an_old_router_even_with_the_same_stamp(
     assert routers.get() is first
     monkeypatch.setattr(routing, "ROUTER_MAX_AGE_SECONDS", 0.0)  # e.g. a hand-made SQL fix, ten minutes on
     assert routers.get() is not first
+
+
+@pytest.mark.parametrize(
+    ("text", "estate"),
+    [("和平里1号楼门口的垃圾桶满了", "和平里小区"), ("樱花園5栋楼道灯坏了", "樱花园小区"),
+     ("我住在樱花园小区，3号楼电梯坏了", "樱花园小区"), ("1号楼门口的垃圾桶满了", None), ("", None)],
+)
+def test_estate_named_anywhere_in_a_message(router: Router, text: str, estate: str | None) -> None:
+    assert router.estate_named(text) == estate
+    if estate is not None:  # with the estate, the building number names one building
+        number = routing._BUILDING_RE.search(routing.normalise(text))
+        assert number is not None
+        assert router.by_text(f"{estate}{number.group(0)}").status is RouteStatus.matched
