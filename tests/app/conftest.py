@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import uuid
 from collections.abc import Iterator
@@ -82,17 +83,111 @@ def _migrated(url: str) -> Engine:
     return eng
 
 
-@pytest.fixture
-def engine(empty_db_url: str) -> Iterator[Engine]:
-    """A migrated database (SQLite and PostgreSQL), categories loaded."""
-    eng = _migrated(empty_db_url)
-    yield eng
+def _build(url: str, demo: bool) -> None:
+    """Migrate the database at `url`, load the categories and, with `demo`, the demo community."""
+    eng = _migrated(url)
+    if demo:
+        with session_scope(make_session_factory(eng)) as session:
+            import_registry(session, [DEMO])
     eng.dispose()
 
 
+class SqliteTemplates:
+    """Migrated databases built once per session and copied per test (a file copy is ~1 ms,
+    migrating and importing the demo ~1 s)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.built: dict[bool, Path] = {}
+
+    def copy(self, demo: bool, dest: Path) -> str:
+        if demo not in self.built:
+            path = self.root / ("demo.db" if demo else "migrated.db")
+            _build(f"sqlite:///{path}", demo)  # the last connection closed: no WAL file is left
+            self.built[demo] = path
+        shutil.copyfile(self.built[demo], dest)
+        return f"sqlite:///{dest}"
+
+
+class PostgresTemplates:
+    """The same on PostgreSQL: each test gets `CREATE DATABASE … TEMPLATE` of a migrated one."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server = make_url(server_url)
+        self.admin = create_engine(self.server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        self.prefix = f"gridbot_tpl_{uuid.uuid4().hex[:8]}"
+        self.built: dict[bool, str] = {}
+        self.made: list[str] = []
+
+    def _url(self, name: str) -> str:
+        return self.server.set(database=name).render_as_string(hide_password=False)
+
+    def _create(self, name: str, template: str | None = None) -> str:
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+        self.made.append(name)
+        return self._url(name)
+
+    def create(self, demo: bool) -> str:
+        if demo not in self.built:
+            name = f"{self.prefix}_{'demo' if demo else 'migrated'}"
+            _build(self._create(name), demo)  # disposed: a template must have no connections
+            self.built[demo] = name
+        return self._create(f"{self.prefix}_{uuid.uuid4().hex[:8]}", self.built[demo])
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.made.remove(str(name))
+
+    def close(self) -> None:
+        with self.admin.connect() as conn:
+            for name in reversed(self.made):
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("templates"))
+
+
+@pytest.fixture(scope="session")
+def postgres_templates(postgres_server: str) -> Iterator[PostgresTemplates]:
+    templates = PostgresTemplates(postgres_server)
+    yield templates
+    templates.close()
+
+
+def _wants_demo(request: pytest.FixtureRequest, name: str) -> bool:
+    """Whether the test also asks for `name` (a demo-loaded factory on this same database)."""
+    return name in request.fixturenames
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path,
+           sqlite_templates: SqliteTemplates) -> Iterator[Engine]:
+    """A migrated database (SQLite and PostgreSQL), categories loaded; the demo community too
+    when the test asks for `demo_factory`."""
+    demo = _wants_demo(request, "demo_factory")
+    if request.param == "sqlite":
+        eng = make_engine(sqlite_templates.copy(demo, tmp_path / "gridbot.db"))
+        yield eng
+        eng.dispose()
+        return
+    templates: PostgresTemplates = request.getfixturevalue("postgres_templates")
+    url = templates.create(demo)
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()
+    templates.drop(url)
+
+
 @pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = _migrated(f"sqlite:///{tmp_path / 'gridbot.db'}")
+def sqlite_engine(request: pytest.FixtureRequest, tmp_path: Path,
+                  sqlite_templates: SqliteTemplates) -> Iterator[Engine]:
+    eng = make_engine(sqlite_templates.copy(_wants_demo(request, "sqlite_demo_factory"), tmp_path / "gridbot.db"))
     yield eng
     eng.dispose()
 
@@ -104,33 +199,24 @@ def factory(engine: Engine) -> sessionmaker[Session]:
 
 @pytest.fixture
 def demo_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    with session_scope(factory) as session:
-        import_registry(session, [DEMO])
+    """`factory`, whose database was copied with the demo community loaded (see `engine`)."""
     return factory
 
 
 @pytest.fixture
 def sqlite_demo_factory(sqlite_engine: Engine) -> sessionmaker[Session]:
-    factory = make_session_factory(sqlite_engine)
-    with session_scope(factory) as session:
-        import_registry(session, [DEMO])
-    return factory
+    return make_session_factory(sqlite_engine)
 
 
 @pytest.fixture(scope="session")
-def stack_db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def stack_db_url(tmp_path_factory: pytest.TempPathFactory, sqlite_templates: SqliteTemplates) -> str:
     """The SQLite database of the shared stack: migrated, demo community loaded.
 
     The action server files tickets into it; tests that drive the bot in-process
     against the stack use the same URL. Tests sharing it pick different
     categories and buildings so their tickets do not meet.
     """
-    url = f"sqlite:///{tmp_path_factory.mktemp('stack') / 'gridbot.db'}"
-    engine = _migrated(url)
-    with session_scope(make_session_factory(engine)) as session:
-        import_registry(session, [DEMO])
-    engine.dispose()
-    return url
+    return sqlite_templates.copy(True, tmp_path_factory.mktemp("stack") / "gridbot.db")
 
 
 @pytest.fixture(scope="session")

@@ -224,7 +224,7 @@ def test_a_short_shift_is_reported_by_the_scheduler_once(engine: Engine, demo_fa
 
 # -- one leader per PostgreSQL database --------------------------------------------------------
 
-pg_only = pytest.mark.parametrize("empty_db_url", ["postgresql"], indirect=True)
+pg_only = pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
 
 
 def leaders(*scheds: DutyScheduler) -> list[bool]:
