@@ -5,6 +5,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Rasa reports nothing to its vendor (telemetry, Sentry error reports): not from here.
+export RASA_TELEMETRY_ENABLED := false
 APP := .venv-app/bin
 RASA := .venv-rasa/bin
 RASA_DATA := data/nlu data/rules data/stories

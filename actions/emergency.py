@@ -10,6 +10,7 @@ rule utters them first) but no further ticket is filed and nobody is paged again
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -17,6 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
+from actions.common import entities, entity
 from actions.report_form import _by_code, _place_events, reset_report
 from core import limits, workflow
 from core.messages import t
@@ -26,6 +28,18 @@ from core.tickets import NewTicket
 log = logging.getLogger("gridbot.actions.emergency")
 
 
+PLACE_SLOTS = ("place", "grid_code", "building_code", "landmark_code", "latitude", "longitude")
+
+
+def _place(tracker: Tracker) -> dict[str, Any]:
+    """Where the emergency is: a place this message names; else the place the report form
+    already resolved (an emergency typed while the form asked for more); else the home."""
+    named = entities(tracker, "landmark", "gate", "building", "unit") or entity(tracker, "latitude") is not None
+    if not named and tracker.get_slot("grid_code"):
+        return {name: tracker.get_slot(name) for name in PLACE_SLOTS}
+    return {e["name"]: e["value"] for e in _place_events(tracker) if e.get("event") == "slot"}
+
+
 class ActionFileEmergency(Action):
     def name(self) -> str:
         return "action_file_emergency"
@@ -33,7 +47,7 @@ class ActionFileEmergency(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if common.is_warm_up(tracker):
             return [*reset_report(), SlotSet("requested_slot", None)]
-        slots = {e["name"]: e["value"] for e in _place_events(tracker) if e.get("event") == "slot"}
+        slots = _place(tracker)
         sender = common.sender_id(tracker)
         with common.session() as s:
             reporter = workflow.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))

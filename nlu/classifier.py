@@ -1,4 +1,4 @@
-"""Rasa component: the intent classifier, TF-IDF n-grams and a logistic regression.
+"""Rasa component: the intent classifier, TF-IDF n-grams and a calibrated linear SVM.
 
 Why not DIET (chosen with `make eval-nlu BASELINE=1` on the dev set; see docs in
 README): on our ~3,000 short examples DIET over raw count features lost to a plain
@@ -8,7 +8,11 @@ n-grams swamp the few that matter) and took 5–8 minutes to train. This compone
 keeps what made the baseline strong — sublinear tf, l2-normalised rows — and adds
 what it lacks: words from jieba with our domain dictionary (消防通道,
 飞线充电 …) beside character 1–3-grams, and digits folded to 0 so that 3号楼 and
-12号楼 are the same feature. It trains in seconds and parses in about a millisecond.
+12号楼 are the same feature. The model is a linear SVM with balanced class weights whose
+scores are turned into probabilities by sigmoid calibration on 5 folds (the fallback, the
+emergency guard and the sentence rules read them): on the dev sets it beat the logistic
+regression this component used before by 0.002–0.012 macro-F1 and trains in 3 s instead
+of 30. It parses in a few milliseconds.
 
 Long messages are also read sentence by sentence (`clauses`): a resident who asks
 about a pension in the same message as a blocked drain gets the drain filed and a
@@ -41,9 +45,10 @@ from rasa.shared.nlu.constants import (
 )
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline, make_union
+from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
 log = logging.getLogger(__name__)
@@ -73,8 +78,9 @@ def _words(doc: str) -> list[str]:
     return words
 
 
-def build_model(c: float = 10.0) -> Pipeline:
-    """Character 1–3-grams and word unigrams, sublinear tf-idf, l2 rows; logistic regression."""
+def build_model(c: float = 1.0) -> Pipeline:
+    """Character 1–3-grams and word unigrams, sublinear tf-idf, l2 rows; a linear SVM with
+    balanced class weights, calibrated to probabilities (sigmoid, 5 folds, averaged)."""
     features = make_union(
         # min_df=2: an n-gram seen in one training example only is noise for the model and most
         # of the vocabulary; dropping them cut training from 80 s to a few seconds and scored the
@@ -82,15 +88,17 @@ def build_model(c: float = 10.0) -> Pipeline:
         TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, preprocessor=_chars, min_df=2),
         TfidfVectorizer(analyzer=_words, sublinear_tf=True, min_df=2),
     )
-    return make_pipeline(features, LogisticRegression(C=c, max_iter=3000))
+    svm = LinearSVC(C=c, class_weight="balanced")
+    return make_pipeline(features, CalibratedClassifierCV(svm, cv=5, method="sigmoid"))
 
 
 def ready_to_predict(model: Pipeline) -> Pipeline:
     """Store the coefficients so that one message's sparse row multiplies them without a copy:
     sklearn computes X @ coef_.T, and with a C-ordered coef_ scipy first copied the whole
     (classes × features) matrix, about 6 ms a message."""
-    classifier = model.steps[-1][1]
-    classifier.coef_ = np.asfortranarray(classifier.coef_)
+    for calibrated in model.steps[-1][1].calibrated_classifiers_:
+        svm = calibrated.base_estimator if hasattr(calibrated, "base_estimator") else calibrated.estimator
+        svm.coef_ = np.asfortranarray(svm.coef_)
     return model
 
 
@@ -112,7 +120,7 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
     @staticmethod
     def get_default_config() -> dict[str, Any]:
         return {
-            "C": 10.0,  # inverse regularisation; chosen on the dev set
+            "C": 1.0,  # the SVM's inverse regularisation; chosen on the dev sets
             "ranking_length": 10,
             # A sentence of a longer message is read alone when it has this many characters.
             "clause_min_chars": 6,
@@ -154,10 +162,10 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
     def train(self, training_data: TrainingData) -> Resource:
         examples = [e for e in training_data.intent_examples if e.get(INTENT) and e.get(TEXT)]
         model = build_model(float(self.config["C"]))
-        # One BLAS thread: lbfgs on sparse features gains nothing from more, and on a busy
-        # 2-core machine oversubscribed threads made training minutes instead of seconds.
+        # One BLAS thread: the linear models on sparse features gain nothing from more, and on a
+        # busy 2-core machine oversubscribed threads made training minutes instead of seconds.
         with threadpool_limits(limits=1):
-            model.fit([self._document(e) for e in examples], [e.get(INTENT) for e in examples])
+            model.fit([self._document(e) for e in examples], np.array([e.get(INTENT) for e in examples]))
         self.model = ready_to_predict(model)
         with self._storage.write_to(self._resource) as directory:
             (directory / MODEL_FILE).write_bytes(pickle.dumps(model))

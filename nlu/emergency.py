@@ -78,6 +78,8 @@ ELEVATOR = r"电梯|电提|电悌|电体|升降梯|轿厢"
 BLOOD = r"血(?![压糖脂管型液])"
 SMOKE = r"(?<![油手香抽吸])烟(?![味头民酒花草感囱])"
 GAS_WORD = r"煤气|燃气|天然气|液化气|瓦斯|煤汽|燃汽|气罐|钢瓶|燃气表|燃气管|燃气灶|煤气灶"
+FUEL = r"烧炭|炭火|炭盆|火盆|烤火|煤炉|炉子|蜂窝煤|煤球|燃气热水器|煤气热水器"
+SYMPTOM = r"头晕|头(?:好|很|有点|都|发)晕|头疼|头痛|恶心|想吐|迷糊|站不稳|没力气|想睡|叫不醒"
 HOLD = r"拿|拿着|举着|握着|提着|拎着|抄起|抄着|抡起|抡着|挥着|挥舞着?|揣着|带着|手里有|手里拿着|手上拿着"
 STRONG_WEAPON = r"(?:西瓜|水果|菜|剁骨|砍|尖|长|杀猪)?(?<!玩具)(?<!玩具的)(?<![木料])刀(?![片具叉削疤口])|刀子|斧子|斧头|(?<![水气玩温])枪(?![^，,。]{0,8}测)|匕首|砍刀"
 WEAK_WEAPON = r"棍|棒|铁锹|铁锨|钢管|铁管|锤|扳手|剪刀|凳子|椅子|砖|酒瓶|电棍|锄头|镰刀|铁链|石头"
@@ -90,7 +92,7 @@ OCCUPIED = (r"(?:里面|里头|里)(?:还)?(?:有|坐着|躺着)(?:人|个|孩�
 # Dangers that, named in a message, mean "now" unless the message says otherwise.
 DANGER = {
     # Fire. "打不着火" (a dead gas stove) is not a fire.
-    "fire": (r"(?<![打点不])着火|救火|着(?:了)?大火|起大火|大火(?:烧|着|蔓延)|着了火|起火|失火|火灾了|发生火灾|烧起来|烧了起来|烧着了|点着了|着起来|燃起来|在燃|自燃|"
+    "fire": (r"(?<![打点不])(?<!不是)(?<!没有)着火|火(?:还|都|仍)?(?:没|未)(?:灭|扑灭|熄|被扑灭)|着过(?:一次|一回|两次|几次)?火|起过(?:一次|一回)?火|救火|着(?:了)?大火|起大火|大火(?:烧|着|蔓延)|着了火|起火|失火|火灾了|发生火灾|烧起来|烧了起来|烧着了|点着了|着起来|燃起来|在燃|自燃|"
              r"(?<![发高])烧得(?!慌|厉害|很|好|不|只剩|剩|精光|黑|焦|面目)|噼里啪啦.{0,4}烧|火烧(?!云)|冒火|(?:冒|有|起|见)明火|"
              r"在烧(?!烤|水|饭|香|纸|菜|开|炭|煤|炉|火锅|垃圾|树叶|秸秆|荒|东西|蜂窝煤)|"
              r"(?:车棚|房子|屋子?|厨房|仓库|车子?|楼道|店|柜子|电线|电表|电箱|配电箱|变压器)烧(?:了|着|起)(?!个|一个|洞)|"
@@ -136,7 +138,8 @@ DANGER = {
                   rf"(?:{PERSON})[^家，,。\s]{{0,4}}没气(?:儿)?了|不喘气|不呼吸了|没了呼吸|(?:躺|倒)(?:在)?地上.{{0,4}}起不来|"
                   r"说不(?:出|了)话|半边身子|嘴.{0,2}歪了|嘴歪|吐血|咳血|呼吸不(?:上来|过来|了)|喘不(?:上来|过来)|上不来气|透不过气|"
                   r"抽风|(?:高烧|发烧).{0,4}抽|惊厥|羊水破|要生了|快生了|早产|"
-                  r"(?:里面|里头)还有人|还有人在(?:里面|里头)|有人.{0,4}没(?:出来|逃出来|救出来)|抽搐|抽过去|抽起来了|口吐白沫|休克|心脏骤停|没心跳|心跳停"),
+                  r"(?:里面|里头)还有人|还有人在(?:里面|里头)|有人.{0,4}没(?:出来|逃出来|救出来|下来|跑出来)|"
+                  r"(?:叫|喊|敲|拍)(?:了)?(?:门|他|她|人)?[^，,。]{0,6}(?:反应|动静|回应)(?:都|也)?没有|好久没出来.{0,20}(?:没反应|反应都没有|不应|没动静)|抽搐|抽过去|抽起来了|口吐白沫|休克|心脏骤停|没心跳|心跳停"),
     # Someone injured, poisoned, burnt or electrocuted now.
     "injured": (rf"流{BLOOD}|出{BLOOD}|{BLOOD}流|流了.{{0,4}}{BLOOD}|头破{BLOOD}|(?:满|全|一|成)(?:身|脸|头|手|地)(?:上)?(?:都)?(?:是|系)?{BLOOD}|"
                 rf"好多{BLOOD}|一地{BLOOD}|{BLOOD}止不住|{BLOOD}(?:哗哗|直流|一直|往外|喷)|见{BLOOD}了|头破了|磕破|划了.{{0,4}}口子|"
@@ -154,7 +157,8 @@ DANGER = {
                 r"(?:头|脑袋|腿|手|脚|胳膊).{0,2}卡(?:在|进|住)?.{0,8}(?:栏杆|护栏|防盗窗|缝|里|中间|出不来|拔不出)|(?:{ELEVATOR}).{{0,4}}关人|关人了|"
                 r"夹(?:住|着)(?:了)?(?:人|孩子|小孩|老人|手|腿|头|脚)|把(?:人|孩子|小孩|老人).{0,4}夹(?:住|着)|"
                 rf"被困|困人|困了(?:个|一个|两个|几个|\d+个)?人|困住了|(?:{ELEVATOR}).{{0,10}}还没(?:出来|救出来|弄出来)|困住(?:了)?人|困着人|关住(?:了)?人|关着人|困在|困(?:{ELEVATOR})|"
-                rf"(?:关|卡|困)在(?:{ELEVATOR})|(?:关|卡|困|锁)在.{{0,10}}(?:{ELEVATOR})里|(?:{ELEVATOR})里出不来|关在里面|卡在里面|锁在车里|"
+                rf"(?:关|卡|困)(?:在)?(?:{ELEVATOR})里|(?:关|卡|困)在(?:{ELEVATOR})|"
+                rf"(?:{PERSON})[^。]{{0,10}}(?:天台|楼顶|屋顶|房顶)上?[^，,。]{{0,2}}(?:下不去|下不来|出不去|回不去)|(?:关|卡|困|锁)在.{{0,10}}(?:{ELEVATOR})里|(?:{ELEVATOR})里出不来|关在里面|卡在里面|锁在车里|"
                 rf"(?:我|人|孩子|小孩|老人|有人)被?(?:反)?锁在.{{0,8}}里|"
                 rf"(?:孩子|小孩|娃|老人|老太太|我|人)[^车]{{0,6}}(?:锁|关)在(?!门外|外面|外头|外边)|"
                 rf"(?:孩子|小孩|娃|老人|老太太|婆婆|奶奶|爷爷).{{0,6}}反锁|"
@@ -176,13 +180,13 @@ DANGER = {
                 rf"(?:打架|打起来|动手|斗殴|互殴|围殴|殴打|{VIOLENCE})[^。]{{0,12}}(?:{HOLD})(?:把|一把|根|个|了)?.{{0,3}}(?:{WEAK_WEAPON})|"
                 r"动了?刀"),
     # Someone about to jump. 跳舞, 跳绳, 广场舞 are not.
-    "jump": (r"跳楼|(?:要|想|说要|准备|打算)(?:从.{0,6})?跳(?!舞|绳|广场|操|远|高|槽|蚤|跳|皮|房子|水)|要往下跳|往下跳|跳下去|"
+    "jump": (r"跳楼(?!价|大甩卖)|(?:要|想|说要|准备|打算)(?:从.{0,6})?跳(?!舞|绳|广场|操|远|高|槽|蚤|跳|皮|房子|水)|要往下跳|往下跳|跳下去|"
              r"别跳(?!舞|了舞)|要跳落|跳落(?:嚟|来)|(?:爬|翻)(?:上|到)了?.{0,4}(?:楼顶|天台|窗台|屋顶|房顶|水塔)|"
              r"翻(?:过|出)了?(?:阳台|天台|楼顶|桥|窗户|窗)?(?:的)?(?:栏杆|护栏|窗户|窗外|阳台)(?!进|去|到|过来)|爬出窗外|"
              r"(?:站|坐|蹲|挂|趴|爬)在.{0,6}(?:楼顶|天台|窗台|屋顶|房顶|水塔|外沿|女儿墙|栏杆外|护栏外|窗外|窗户外|阳台外|围墙上)|"
              r"(?:楼顶|天台|顶楼|屋顶|房顶|阳台|窗台|桥)[^。]{0,10}(?:站|坐|蹲)在(?:最)?(?:边边|边沿|边上)(?!收|干活|晒|施工|装|修|玩)|"
              r"(?:站|坐|蹲)在(?:最)?(?:边边|边沿)|(?:楼顶|天台|窗台|屋顶|房顶)(?:上|边上)?(?:有个人|有人)?(?:站着|坐着|蹲着)|"
-             r"(?:栏杆|护栏)外(?:面|边)?(?:站|坐)|(?:天台|楼顶)边上|跨出去|(?:腿|脚)(?:都)?(?:伸|跨|在)(?:出去|外面|外头)|"
+             r"(?:栏杆|护栏)外(?:面|边)?(?:站|坐)|(?:天台|楼顶)边上(?![^，,。\s]{0,4}(?:晾|晒|收|干活|施工|装|修|玩))|跨出去|(?:腿|脚)(?:都)?(?:伸|跨|在)(?:出去|外面|外头)|"
              r"(?:窗户|窗|阳台|楼顶|天台|栏杆|护栏)(?:外面|外边|外头|外沿)(?:上)?(?:站着|坐着|蹲着|挂着|趴着)|"
              r"(?:站|坐|蹲|爬|挂|骑)在.{0,6}(?:栏杆上|护栏上|围栏上|窗户上|窗沿|窗框|空调外机|屋檐)|爬出窗户|"
              r"(?:楼顶|天台|顶楼)[^。]{0,8}(?:在|走到|到了)(?:最)?边(?:上|沿|边|缘)(?!收|干活|晒|施工|装|修|玩)|(?:楼顶|天台|顶楼)边缘|探出(?:窗外|窗户|阳台)|"
@@ -220,7 +224,14 @@ DANGER.update({
                       r"(?:水池|池子|河|湖|塘)边.{0,12}(?:没看见人|不见了|找不到人|没看到人)"),
     "fire_more": rf"(?:杂物|纸箱|垃圾堆|电动车|电瓶车|东西)(?:也)?着了|{SMOKE}.{{0,8}}(?:往上|往里|往外)冒",
     "fumes": r"(?:炉子|煤炉|炭|火盆).{0,16}(?:迷糊|迷迷糊糊|栽)",
+    # Carbon monoxide: a stove, brazier or water heater and the symptoms, in either order and
+    # across a sentence ("开了个炭盆烤火。刚才我婆婆说头疼得厉害"); a heating complaint around it
+    # does not make it one (the gas kind's exception for 暖气 does not apply).
+    "carbon_monoxide": (rf"(?:{FUEL}).{{0,40}}(?:{SYMPTOM})|(?:{SYMPTOM}).{{0,40}}(?:{FUEL})"),
+    "trapped_more": r"困咗|困左",  # Cantonese: 電梯困咗人
 })
+# Latin-letter messages typed in pinyin ("dian ti kun ren le"): the clearest danger words.
+PINYIN = r"zhaohuo|qihuo|shihuo|kunren|beikunle|xielou|louqi|meiqiwei|ranqiwei|yundao|hundao|hunmi|tiaolou|kanren|liuxue|chudian|nishui"
 
 # Idioms that borrow danger words; blanked before anything else is looked at.
 IDIOM = (r"(?:冷|热|累|饿|困|吵|烦|气|笑|急|渴|晒|闷|臭|熏)(?:得|死)?(?:我|人)?(?:都)?(?:快|要)?不行了|"
@@ -237,14 +248,14 @@ RESOLVED = (r"(?:就|都)出来了|没事(?=[。.!！，,]|$)|(?:扑|浇|踩|拍
             r"抓了|处理了|处理好|修好|关好|关掉|没事|没味|散了|劝下|出来了|下来了|回家了|醒了|止住了)|"
             r"被.{0,6}(?:救出来|救下来|救上来|捞上来|灭了|扑灭|带走|抓走|劝下来|拉下来|抬走|送到?医院)|救出来了|终于出来|自己出来了|出来(?:后|以后|之后)|"
             r"休养|养伤|住院了|出院|说没漏|没漏气|(?:看|查|检查)(?:了|过)(?:一下)?(?:说)?是(?!煤气|燃气|天然气|漏)|没有漏|虚惊一场|是误报|误报|还好|幸好|好在|幸亏|没事了|"
-            r"没有?人(?:受伤|被困|在里面|伤亡)|去世|过世|病逝|没伤着|没伤到|没受伤|没砸到|没夹伤|(?:都|已经)过去|差点|差一点|险些|(?:味|味道|烟|火)(?:已经)?没了|修好了|拧紧了")
+            r"没有?人(?:受伤|被困|在里面|伤亡|掉下去|掉进去|摔着|摔下去)|去世|过世|病逝|没伤着|没伤到|没受伤|没砸到|没夹伤|(?:都|已经)过去|差点|差一点|险些|(?:味|味道|烟|火)(?:已经)?没了|修好了|拧紧了")
 # What it turned out to be, said after the danger: "有人喊救命 原来是喝醉了在唱歌".
 REVEAL = r"原来是|结果是|其实是"
 # The danger goes on: an ending said earlier does not count ("原来是管道裂了 现在还在漏").
 ONGOING = (r"还在(?:漏|冒|烧|喷|流|响|叫|喊|往外)|越来越(?:大|浓|重|多|厉害)|一直在(?:漏|冒|烧|喷|流)|"
            r"又(?:漏|冒|着|烧)起来")
 # Only a risk: a danger after one of these words is hypothetical ("容易着火", "哪天真烧起来").
-HAZARD = (r"哪天|要是真|如果真|要是|如果|迟早|早晚|总有一天|会被|会(?:摔|烫|砸|掉|触电|着火|淹)|会不会|隐患|容易|会着火|会起火|可能会|万一|风险|安全吗|"
+HAZARD = (r"新闻|报道|哪天|要是真|如果真|要是|如果|迟早|早晚|总有一天|会被|会(?:摔|烫|砸|掉|触电|着火|淹)|会不会|隐患|容易|会着火|会起火|可能会|万一|风险|安全吗|"
           r"怕.{0,6}(?:着火|起火|出事|中毒|漏|掉|砸|炸)|担心|以防|预防|防止|演练")
 # What a fire would do, said of one that has not happened: "灭火器过期了 着火了用不了".
 HYPOTHETICAL_AFTER = (r"(?:着火|起火|失火)了?.{0,3}(?:都|也|就|根本)?(?:用不了|用不上|跑不掉|跑都跑不掉|进不来|来不及|没法|看不见|找不到|出不去|逃不出去)|"
@@ -275,6 +286,8 @@ SEWER = r"下水|化粪池|污水|厕所|垃圾|粪|井口|排水|阴沟"
 _DANGERS = {kind: re.compile(p) for kind, p in DANGER.items()}
 _ANY_DANGER = re.compile("|".join(f"(?:{p})" for p in DANGER.values()))
 _IDIOM = re.compile(IDIOM)
+_PINYIN = re.compile(PINYIN)
+_LATIN = re.compile(r"[^a-z]+")
 _PAST = re.compile(PAST)
 _RESOLVED = re.compile(RESOLVED)
 _HAZARD = re.compile(HAZARD)
@@ -291,6 +304,7 @@ _URGENT_STRONG = re.compile(URGENT_STRONG)
 _BLOCKED = re.compile(BLOCKED)
 _NUISANCE_FIRE = re.compile(NUISANCE_FIRE)
 _NOTHING_THERE = re.compile(NOTHING_THERE)
+_WONT_LIGHT = re.compile(r"(?:打|点)不着(?:火)?")  # a stove that will not light: utilities
 # Smoke that blinds, chokes or traps is a danger whoever lit the fire ("烧东西…全是烟…出不去").
 _SEVERE_SMOKE = re.compile(r"看不(?:清|见)|出不去|跑不出|逃不出|喘不|晕")
 _SETTLED_RISK = re.compile(r"隐患|万一|迟早|早晚会|哪天|会不会|容易|怕.{0,6}(?:出事|掉|砸|着火|中毒)")
@@ -305,7 +319,7 @@ _HOUSEHOLD = re.compile(HOUSEHOLD)
 _AGENT = re.compile(rf"[被让给叫遭](?:一|这|那)?(?:条|只|辆|个)?(?:大|小|野|流浪|别)?(?:{ANIMAL}|车|人|{PERSON})")
 _CLAUSE = re.compile(r"[^，,。.!！?？;；:：\s~～…]+")
 # Kinds that are emergencies only when a person is in danger (a fire is one whoever is inside).
-_PEOPLE_ONLY = {"collapsed", "injured", "trapped", "shut_in", "water", "fall", "stroke", "poison", "wound",
+_PEOPLE_ONLY = {"carbon_monoxide", "collapsed", "injured", "trapped", "shut_in", "water", "fall", "stroke", "poison", "wound",
                 "shock", "unconscious", "crushed"}  # see _subject
 _HYPOTHETICAL, _RESOLVED_, _NOW_, _PAST_, _NEUTRAL = "hypothetical", "resolved", "now", "past", "neutral"
 
@@ -390,6 +404,8 @@ def assess(text: str) -> str | None:
     """'emergency' if the text names a danger happening now, 'not_now' if it
     names one that is over or only a risk, None if it names no danger."""
     raw = normalise(text)
+    if _PINYIN.search(_LATIN.sub("", raw.lower())):
+        return EMERGENCY
     text = fold(text)
     if not _ANY_DANGER.search(text):
         # Danger words only in idioms ("冷得我快不行了") or a fire lit on purpose: not now.
@@ -421,7 +437,7 @@ def settled(text: str) -> bool:
     text = fold(text)
     if _URGENT_STRONG.search(text):
         return False
-    if _RESOLVED.search(text) or _NOTHING_THERE.search(text):
+    if _RESOLVED.search(text) or _NOTHING_THERE.search(text) or _WONT_LIGHT.search(text):
         return True
     if _URGENT.search(text) or _NOW.search(text.replace("又", "")):
         return False

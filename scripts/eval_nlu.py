@@ -46,6 +46,8 @@ DEFAULT_SETS = [
     ROOT / "data" / "dev" / "out_of_scope_dev.csv",
     ROOT / "data" / "dev" / "emergency_dev.csv",
     ROOT / "data" / "dev" / "emergency_long_dev.csv",
+    ROOT / "data" / "dev" / "nlu_dev2.csv",
+    ROOT / "data" / "dev" / "emergency_dev2.csv",
 ]
 MODEL = ROOT / "models" / "gridbot.tar.gz"
 NON_COMPLAINT = "none"

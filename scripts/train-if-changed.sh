@@ -19,7 +19,7 @@ fi
 echo "model: inputs changed, training (a few minutes on 2 cores)" >&2
 mkdir -p models
 start=$(date +%s)
-PYTHONPATH=$(pwd) TF_CPP_MIN_LOG_LEVEL=2 .venv-rasa/bin/rasa train \
+PYTHONPATH=$(pwd) TF_CPP_MIN_LOG_LEVEL=2 RASA_TELEMETRY_ENABLED=false .venv-rasa/bin/rasa train \
     --config config.yml --domain domain --data data/nlu data/rules data/stories \
     --out models --fixed-model-name gridbot
 echo "$hash" > $STAMP

@@ -240,3 +240,42 @@ def test_guard_demotes_a_settled_message_even_without_a_danger_word() -> None:
 )
 def test_endings_pasts_and_animals_do_not_hide_a_danger_now(text: str) -> None:
     assert assess(text) == "emergency"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "人是跑出来了 可火还没灭",  # the people got out, the fire goes on
+        "二楼着火了 三楼还有人没下来",
+        "屋里生着煤炉子 全家都头晕想吐",  # carbon monoxide, symptoms after the stove
+        "老爸说头疼恶心 屋里开着炭盆烤火 窗户全关着",  # symptoms before the brazier
+        "一直在说头晕，昨晚在家里烤火取暖。我正在等楼下物业修暖气",  # a heating complaint beside it
+        "zhao huo le 5 hao lou",  # pinyin
+        "dian ti li kun ren le",
+        "我和孩子在楼顶上下不去了 门被锁了",
+        "奶奶在卫生间好久没出来 敲门一点反应都没有",
+        "電梯困咗人",  # Cantonese
+        "卡电梯里了 快来人",
+    ],
+)
+def test_co_pinyin_cantonese_and_people_still_inside_are_emergencies(text: str) -> None:
+    assert assess(text) == "emergency"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "去年楼道着过一次火 现在杂物又堆满了",  # a fire named in the past
+        "窨井盖丢了 还好没人掉下去",
+        "天台边上有人晾衣服 衣架老往下掉",
+        "那是饭店的油烟 不是着火",
+        "跳楼价清仓的喇叭吵了一整天",
+        "新闻里说电动车在楼道充电会起火 我们楼就有人这么干",
+    ],
+)
+def test_past_fires_negations_news_and_prices_are_not_emergencies(text: str) -> None:
+    assert assess(text) != "emergency"
+
+
+def test_a_stove_that_will_not_light_is_settled() -> None:
+    assert settled("燃气灶打不着火 是不是停气了")

@@ -1,0 +1,49 @@
+"""action_check_status: a resident's tickets, and one ticket's history."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from actions.report_form import ActionSubmitReport
+from actions.status import ActionCheckStatus
+from core.messages import t
+from tests.app.actions.helpers import run, tickets
+
+
+@pytest.fixture
+def number(db: sessionmaker[Session]) -> str:
+    """A parking ticket resident 700000072 filed (accepted by 和平里第二网格)."""
+    run(ActionSubmitReport(), "submit_confirmed")
+    return str(tickets(db)[0]["number"])
+
+
+@pytest.mark.parametrize("fixture", ["status_stranger", "status_mine"])
+def test_no_tickets_yet(fixture: str) -> None:
+    ran = run(ActionCheckStatus(), fixture)
+    assert ran.texts == [t("status.none")] and ran.events == []
+
+
+def test_the_residents_tickets_with_a_history_button_each(number: str) -> None:
+    ran = run(ActionCheckStatus(), "status_mine")
+    assert ran.texts == [t("status.list") + "\n" + t("status.line", number=number, category="乱停车",
+                                                        status=t("status.accepted"))]
+    assert ran.payloads() == [f'/check_status{{"ticket":"{number}"}}']
+    assert ran.events == []
+
+
+def test_one_tickets_history(number: str) -> None:
+    ran = run(ActionCheckStatus(), "status_one_ticket", ticket=number)
+    lines = ran.texts[0].splitlines()
+    assert lines[0] == t("history.header", number=number, category="乱停车", status=t("status.accepted"))
+    assert len(lines) == 3  # filed (new), routed (accepted)
+    assert t("actor.you") in lines[1]
+
+
+@pytest.mark.parametrize(("fixture", "ticket"), [
+    ("status_someone_elses_ticket", None),  # the number exists, but 700000071 did not report it
+    ("status_one_ticket", "2001-999999"),  # no such number
+])
+def test_a_ticket_that_is_not_the_residents_is_not_shown(fixture: str, ticket: str | None, number: str) -> None:
+    ran = run(ActionCheckStatus(), fixture, ticket=ticket or number)
+    assert ran.texts == [t("status.not_yours")]
