@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy import select
 
-from core import audit, grants
+from core import audit, demo_schedule, grants
 from core.categories import sync_categories
 from core.config import PROJECT_ROOT, get_settings
 from core.db import make_engine, make_session_factory, session_scope
@@ -95,7 +95,11 @@ def demo() -> None:
     factory = _factory()
     with session_scope(factory) as session:
         report = import_registry(session, [DEMO_REGISTRY])
+        calendar = demo_schedule.schedule(session, tz=get_settings().tz)
     typer.echo(f"demo community loaded: {report.changes} change(s)")
+    if calendar.branches:
+        typer.echo(f"demo calendar: {calendar.events} session(s) and {calendar.shifts} shift(s) "
+                   f"for {calendar.branches} branch(es), {calendar.check_ins} past check-in(s)")
 
 
 def _router() -> Router:
