@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, select
@@ -58,16 +59,14 @@ def schedule(session: Session, *, tz: ZoneInfo, now: datetime | None = None) -> 
         if secretary is None or session.scalar(select(exists().where(Event.branch_id == branch.id))):
             continue
         branches += 1
-        common = dict(branch_id=branch.id, tz=tz.key, now=now, notify=False)
-        duties.create_event(session, secretary, kind=EventKind.general_meeting, title="支部党员大会",
-                            place="社区党群服务中心二楼会议室", agenda="传达学习上级精神；讨论发展党员",
-                            starts_at=_at(now, 3, EVENING, tz), **common)
-        duties.create_event(session, secretary, kind=EventKind.theme_day, title="主题党日：清理楼道杂物",
-                            place="小区东门集合", starts_at=_at(now, 5, MORNING, tz), duration_minutes=120, **common)
-        first_tuesday = _at(now, 1, EVENING, tz)
-        duties.create_event(session, secretary, kind=EventKind.group_meeting, title="党小组会",
-                            place="社区党群服务中心一楼活动室", starts_at=first_tuesday,
-                            rrule="FREQ=MONTHLY;BYDAY=+2TU", **common)
+        create = partial(duties.create_event, session, secretary, branch_id=branch.id, tz=tz.key, now=now,
+                         notify=False)
+        create(kind=EventKind.general_meeting, title="支部党员大会", place="社区党群服务中心二楼会议室",
+               agenda="传达学习上级精神；讨论发展党员", starts_at=_at(now, 3, EVENING, tz))
+        create(kind=EventKind.theme_day, title="主题党日：清理楼道杂物", place="小区东门集合",
+               starts_at=_at(now, 5, MORNING, tz), duration_minutes=120)
+        create(kind=EventKind.group_meeting, title="党小组会", place="社区党群服务中心一楼活动室",
+               starts_at=_at(now, 1, EVENING, tz), rrule="FREQ=MONTHLY;BYDAY=+2TU")
         events += 3
         for days, title, place in ((2, "周末文明劝导", "小区南门"), (6, "独居老人入户探访", "社区党群服务中心")):
             start = _at(now, days, MORNING, tz)
