@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from actions import common
 from actions.common import button, entity
-from core import workflow
+from core import commands, workflow
 from core.messages import t
 from core.models import Ticket
 
@@ -43,4 +43,19 @@ class ActionCheckStatus(Action):
             buttons = [button(t("status.button_history", number=x.number), "check_status", ticket=x.number)
                        for x in tickets[:5]]
         dispatcher.utter_message(text=t("status.list") + "\n" + "\n".join(lines), buttons=buttons)
+        return []
+
+
+class ActionHelp(Action):
+    """/help and "怎么用": what the bot takes, and the commands this person may use (core/commands.py)."""
+
+    def name(self) -> str:
+        return "action_help"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        sender = common.sender_id(tracker)
+        with common.reading() as s:
+            person = workflow.person_by_telegram(s, sender) if sender is not None else None
+            roles = commands.roles_of(s, person)
+        dispatcher.utter_message(text=commands.help_text(roles))
         return []

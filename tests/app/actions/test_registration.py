@@ -23,4 +23,4 @@ def test_the_domain_registers_exactly_the_action_classes() -> None:
                   if issubclass(cls, Action) and cls.__module__ == loaded.__name__}
     custom = {a for a in domain()["actions"] if a.startswith(("action_", "validate_"))}
     assert names == custom
-    assert len(names) == 15
+    assert len(names) == 16

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions.report_form import ActionSubmitReport
-from actions.status import ActionCheckStatus
+from actions.status import ActionCheckStatus, ActionHelp
 from core.messages import t
 from tests.app.actions.helpers import run, tickets
 
@@ -47,3 +47,17 @@ def test_one_tickets_history(number: str) -> None:
 def test_a_ticket_that_is_not_the_residents_is_not_shown(fixture: str, ticket: str | None, number: str) -> None:
     ran = run(ActionCheckStatus(), fixture, ticket=ticket or number)
     assert ran.texts == [t("status.not_yours")]
+
+
+@pytest.mark.parametrize(
+    ("fixture", "shown", "hidden"),
+    [("status_stranger", ["/my", "/help"], ["/duties", "/broadcast", "/invite", "/report"]),
+     ("duties_member", ["/my", "/duties"], ["/broadcast", "/invite", "/report"]),
+     ("help_secretary", ["/my", "/duties", "/broadcast", "/invite", "/report"], [])],
+)
+def test_help_shows_each_person_the_commands_of_their_roles(fixture: str, shown: list[str], hidden: list[str]) -> None:
+    [text] = run(ActionHelp(), fixture).texts
+    assert text.startswith(t("help.intro"))
+    commands = [line.split()[0] for line in text.splitlines() if line.startswith("/")]
+    assert set(shown) <= set(commands) and not set(hidden) & set(commands), commands
+    assert (t("help.manager") in text) == ("/broadcast" in shown)
