@@ -9,7 +9,7 @@ ranking. It also works the other way: when DIET says `emergency` but the text
 describes something that is over ("被困了二十分钟才出来") or only a hazard
 ("有火灾隐患"), the emergency is demoted to the next intent.
 
-How a message is judged (`assess`; the rule sets are data below):
+How a message is judged (`assess`; the rule sets are data in nlu/danger_words.py):
 1. The text is normalised (traditional → simplified, 著 → 着) and idioms that
    borrow danger words are blanked ("冷得我快不行了", "闷得喘不上气", "吵得人想
    跳楼"). A message whose only danger words were idioms, or a fire lit on
