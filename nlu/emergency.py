@@ -124,6 +124,7 @@ _ANIMAL = re.compile(ANIMAL)
 _THING = re.compile(THING)
 _HOUSEHOLD = re.compile(HOUSEHOLD)
 _AGENT = re.compile(rf"[被让给叫遭](?:一|这|那)?(?:条|只|辆|个)?(?:大|小|野|流浪|别)?(?:{ANIMAL}|车|人|{PERSON})")
+_SENTENCE_END = re.compile(r"[。！？!?\n]")
 _CLAUSE = re.compile(r"[^，,。.!！?？;；:：\s~～…]+")
 # Kinds that are emergencies only when a person is in danger (a fire is one whoever is inside).
 _PEOPLE_ONLY = {"carbon_monoxide", "collapsed", "injured", "trapped", "shut_in", "water", "fall", "stroke", "poison", "wound",
@@ -230,7 +231,10 @@ def assess(text: str) -> str | None:
         # one said after it is a remark ("我被困在电梯里 之前也困过一次").
         first = min(m.start() for _, m in dangers)
         # ...unless a now-word comes between ("昨天说过的杂物，现在出事了！杂物着了").
-        dated = any(p.start() < first and not any(p.start() < n.start() < first for n in _NOW.finditer(text))
+        # The past time must be in the danger's own sentence: "上个月我就反映过…？…电动车烧起来了"
+        # is a fire now, told after a complaint about last month.
+        dated = any(p.start() < first and not _SENTENCE_END.search(text, p.end(), first)
+                    and not any(p.start() < n.start() < first for n in _NOW.finditer(text))
                     for p in _PAST.finditer(text))
         crying = crying or bool(re.search(r"[!！]{2,}", text[first:]))  # "窗户冒火了！！"
         return EMERGENCY if crying or not dated else NOT_NOW

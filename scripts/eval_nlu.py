@@ -48,6 +48,8 @@ DEFAULT_SETS = [
     ROOT / "data" / "dev" / "emergency_long_dev.csv",
     ROOT / "data" / "dev" / "nlu_dev2.csv",
     ROOT / "data" / "dev" / "emergency_dev2.csv",
+    ROOT / "data" / "dev" / "nlu_long_dev2.csv",
+    ROOT / "data" / "dev" / "emergency_long_dev2.csv",
 ]
 MODEL = ROOT / "models" / "gridbot.tar.gz"
 NON_COMPLAINT = "none"

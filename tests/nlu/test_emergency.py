@@ -279,3 +279,33 @@ def test_past_fires_negations_news_and_prices_are_not_emergencies(text: str) -> 
 
 def test_a_stove_that_will_not_light_is_settled() -> None:
     assert settled("燃气灶打不着火 是不是停气了")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "上周就跟你们说过楼道乱充电。今天车棚里一辆电瓶车烧起来了 烟往楼上冒",  # last week's report, today's fire
+        "煤气罐的阀门坏了 一直往外喷气 谁来把火都灭了啊 旁边还在炒菜",  # a request, not an ending
+        "外卖小哥在门口突然倒了 叫他也不太清醒了",  # 不清醒 is not 醒了
+        "电梯刚才往下掉了一截 里面还有孩子 只好在这里打字",  # 只好在 is not 好在
+        "燃气灶边上的管子裂了 一直有味道",
+        "我爸癫痫发作了 抽了好几分钟还没停",
+        "车锁了 钥匙在里面 孩子在后座上 太阳晒着",
+        "女儿发消息说照顾好自己 然后就关机了",
+        "孩子把纽扣电池吞下去了",
+    ],
+)
+def test_long_messages_sentences_and_requests_keep_a_danger_now(text: str) -> None:
+    assert assess(text) == "emergency"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "装修吵了三个月 我快被逼得跳楼了",
+        "两个月前被狗咬过 现在伤口有点痒",
+        "楼道应急灯全坏了 真停电着火了往哪跑",
+    ],
+)
+def test_jokes_old_bites_and_what_ifs_are_not_emergencies(text: str) -> None:
+    assert assess(text) != "emergency"
