@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.inbox import WARM_UP_SENDER
+from core.protocol import intent_payload
 from core.routing import Router, RouterCache
 
 _lock = threading.Lock()
@@ -119,7 +120,4 @@ def safety_first(dispatcher: Any, tracker: Tracker) -> None:
 
 def button(title: str, intent: str, **entities_: Any) -> dict[str, str]:
     """A Rasa button whose payload triggers `intent` with entities, e.g. /change_category{"category":"noise"}."""
-    import json
-
-    payload = "/" + intent + (json.dumps(entities_, ensure_ascii=False, separators=(",", ":")) if entities_ else "")
-    return {"title": title, "payload": payload}
+    return {"title": title, "payload": intent_payload(intent, **entities_)}

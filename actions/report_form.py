@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from actions import common
 from actions.common import button, entities, entity, intent_name, message_text
-from core import limits, workflow
+from core import limits, tickets, workflow
 from core.messages import t
-from core.models import Building, Category, CategoryKind, Grid, Landmark, Ticket
+from core.models import Building, Category, CategoryKind, Grid, Landmark
 from core.routing import RouteResult, RouteStatus, estate_of
 from core.text import normalise
 from core.tickets import NewTicket
@@ -478,7 +478,7 @@ class ActionJoinTicket(Action):
             dispatcher.utter_message(text=t("report.join_nothing"))
             return []
         with common.session() as s:
-            ticket = s.scalars(select(Ticket).where(Ticket.number == str(number))).first()
+            ticket = tickets.get_by_number(s, str(number))
             reporter = workflow.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
             if ticket is None or reporter is None:
                 dispatcher.utter_message(text=t("report.join_nothing"))

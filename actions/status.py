@@ -6,13 +6,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
-from sqlalchemy import select
 
 from actions import common
 from actions.common import button, entity
 from core import commands, workflow
 from core.messages import t
-from core.models import Ticket
+from core.tickets import get_by_number
 
 
 class ActionCheckStatus(Action):
@@ -28,7 +27,7 @@ class ActionCheckStatus(Action):
                 dispatcher.utter_message(text=t("status.none"))
                 return []
             if number:
-                ticket = s.scalars(select(Ticket).where(Ticket.number == str(number))).first()
+                ticket = get_by_number(s, str(number))
                 if ticket is None or ticket not in workflow.tickets_of(s, person, limit=1000):
                     dispatcher.utter_message(text=t("status.not_yours"))
                     return []

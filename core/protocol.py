@@ -4,3 +4,12 @@ so that the Rasa environment can read them too."""
 # A custom message Rasa adds to its answer when a custom action failed (nlu/rasa_patches.py):
 # {"gridbot_action_failed": "<action name>"}. The bot then keeps the message pending and retries.
 ACTION_FAILED = "gridbot_action_failed"
+
+
+def intent_payload(intent: str, **entities: object) -> str:
+    """Rasa's intent payload, /intent{"entity":"value"} (bypasses the classifier): the one place
+    it is written, for the bot's own messages and the actions' buttons. Only payloads the bot or
+    an action built reach Rasa this way; what a user types never does."""
+    import json
+
+    return "/" + intent + (json.dumps(entities, ensure_ascii=False, separators=(",", ":")) if entities else "")
