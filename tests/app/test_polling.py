@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from telegram import Update
 from telegram.error import NetworkError
+from telegram.ext import TypeHandler
 
 from bot.app import build_application
-from bot.polling import Poller, PollingStopped, serve
+from bot.polling import Poller, PollingStopped, sender_of, serve
 from core import updates as stored
 from core.config import Settings
 from core.db import session_scope
@@ -238,3 +240,39 @@ def test_serve_runs_the_life_cycle_and_stops_on_sigterm(sqlite_engine) -> None: 
     assert fake.methods()[:2] == ["getMe", "deleteWebhook"]
     assert fake.shut_down >= 1
     assert table(factory) == {100_000: True}
+
+
+def test_one_persons_slow_update_holds_up_nobody_else(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    factory = sessionmaker(sqlite_engine, expire_on_commit=False)
+    fake = RecordingTelegram(factory)
+    slow = USER + 1
+    seen: list[tuple[int, int]] = []  # (person, update_id) in the order handling began
+
+    async def script(poller: Poller, updates: UpdateBuilder) -> None:
+        gate = asyncio.Event()
+
+        async def hold(update: Update, _context: object) -> None:
+            assert update.effective_user is not None
+            seen.append((update.effective_user.id, update.update_id))
+            if update.effective_user.id == slow and not gate.is_set():
+                await gate.wait()  # the slow person's first message takes its time
+
+        poller.app.add_handler(TypeHandler(Update, hold), group=-1)
+        await until(lambda: len(fake.polls) >= 1)
+        first, second, other = updates.sticker(slow), updates.sticker(slow), updates.sticker(USER)
+        for update in (first, second, other):
+            fake.push_update(update)
+        await until(lambda: sticker_answers(fake) == 1)  # answered while the slow one waits
+        assert [u for p, u in seen if p == slow] == [first.update_id]
+        gate.set()
+        await until(lambda: sum(1 for m in fake.sent_messages(slow) if m.get("text") == t("sticker")) == 2)
+
+    run_poller(factory, fake, script)
+    assert [u for p, u in seen if p == slow] == sorted(u for p, u in seen if p == slow)  # in order
+
+
+def test_sender_of_finds_the_person_for_every_kind_of_update() -> None:
+    assert sender_of({"update_id": 1, "message": {"from": {"id": 7}, "chat": {"id": -5}}}) == 7
+    assert sender_of({"update_id": 2, "callback_query": {"from": {"id": 8}, "message": {"chat": {"id": 9}}}}) == 8
+    assert sender_of({"update_id": 3, "channel_post": {"chat": {"id": -100}}}) == -100
+    assert sender_of({"update_id": 4, "poll": {"id": "x"}}) is None
