@@ -17,11 +17,12 @@ them, as it does under `make run`. Report limits are raised for the bench (REPOR
 
 It ends when every resident has had an answer (or the time limit); then the queues are given
 a minute to drain. Last stdout line:
-{"reports", "tickets_filed", "lost", "duplicate_messages", "unanswered", "kills", ...}
+{"reports", "tickets_filed", "lost", "duplicate_messages", "unanswered", "kills", "residents",
+"confirmed", "acknowledged", "unacknowledged_tickets", "inputs", "recovery_s", "seconds", ...}
 - lost: reports whose 确认提交 the resident pressed and saw acknowledged (工单号 …) without a
   ticket of that number filed by them;
-- duplicate_messages: a message the fake Telegram received twice in one chat between two
-  inputs of its resident (any two in a group chat, where nobody writes);
+- duplicate_messages: messages the fake Telegram received more often than the outbox queued
+  them (per chat and text: a row delivered twice);
 - unanswered: resident inputs (a text or a press) whose replies, at the end, are none, or
   only holding messages and apologies (Rasa busy, an answer that failed, a stale button).
 """
@@ -375,51 +376,48 @@ class Resident:
 
 # -- the tally ---------------------------------------------------------------------------------
 
-def _signature(message: dict[str, Any]) -> str:
-    from bot.offline import buttons  # noqa: PLC0415
-
-    labels = [b.get("text") for b in buttons(message.get("reply_markup"))]
-    return json.dumps([message.get("method"), message.get("text") or message.get("caption"), labels],
-                      ensure_ascii=False)
+def _text(message: dict[str, Any]) -> str:
+    return str(message.get("text") or message.get("caption") or "")
 
 
-def tally(calls: list[Any], inputs: list[Input], apologies: set[str]) -> dict[str, Any]:
-    """Duplicate messages and unanswered inputs, from the fake's calls and the residents' inputs
-    (with what happened to each, for the log)."""
+def tally(calls: list[Any], inputs: list[Input], apologies: set[str],
+          queued: Counter[tuple[int, str]]) -> dict[str, Any]:
+    """Duplicate messages and unanswered inputs (with what happened to each, for the log).
+
+    `calls`: the fake Telegram's; `inputs`: the residents'; `queued`: how many outbox rows that
+    may have been sent hold each (chat, text). A message is a duplicate when the chat received
+    that text more often than the outbox queued it (a row delivered twice); an input is
+    unanswered when the bot's messages and alerts to its chat until the next input are none,
+    or only texts in `apologies`.
+    """
     from bot.offline import SENDING_METHODS  # noqa: PLC0415
 
-    events: list[tuple[float, int, str, dict[str, Any] | None]] = [(i.at, i.uid, "input", None) for i in inputs]
+    events: list[tuple[float, int, str | None]] = []  # (when, chat, text); an input's text is None
+    delivered: Counter[tuple[int, str]] = Counter()
     for call in calls:
         method = call.method.lower()
-        if call.ok and (method in SENDING_METHODS or (method == "answercallbackquery" and call.params.get("text"))):
-            chat = call.params.get("chat_id")
-            if method == "answercallbackquery":
-                chat = int(str(call.params["callback_query_id"])[:-6])
-                message = {"method": call.method, "text": call.params.get("text")}
-            else:
-                message = {**call.params, "method": call.method}
-            events.append((call.at, int(chat), "reply", message))
-    events.sort(key=lambda e: (e[0], e[2] != "input"))
-    since_input: dict[int, list[str]] = {}
-    replies: dict[int, list[tuple[float, list[str]]]] = {}  # uid → per input: when, its replies' texts
-    duplicates: list[str] = []
-    for at, chat, kind, message in events:
-        if kind == "input":
-            since_input[chat] = []
-            replies.setdefault(chat, []).append((at, []))
+        if not call.ok:
             continue
-        assert message is not None
-        signature = _signature(message)
-        seen = since_input.setdefault(chat, [])
-        if signature in seen and message["method"].lower() != "answercallbackquery":
-            duplicates.append(f"chat {chat} at {at:.1f}: {signature}")
-        seen.append(signature)
-        if replies.get(chat):
-            replies[chat][-1][1].append(str(message.get("text") or message.get("caption") or ""))
-    unanswered = [f"chat {uid} input at {at:.1f}: replies {texts}" for uid, per_input in replies.items()
+        if method in SENDING_METHODS:
+            chat, text = int(call.params["chat_id"]), _text(call.params)
+            delivered[(chat, text)] += 1
+            events.append((call.at, chat, text))
+        elif method == "answercallbackquery" and call.params.get("text"):  # an alert to the presser
+            events.append((call.at, int(str(call.params["callback_query_id"])[:-6]), str(call.params["text"])))
+    duplicates = [f"chat {chat} received {n} times, queued {queued[(chat, text)]}: {text[:40]!r}"
+                  for (chat, text), n in delivered.items() if queued[(chat, text)] and n > queued[(chat, text)]]
+    replies: dict[int, list[tuple[float, list[str]]]] = {}  # chat → per input: when, its replies
+    timeline = sorted([*((i.at, i.uid, None) for i in inputs), *events], key=lambda e: (e[0], e[2] is not None))
+    for at, chat, what in timeline:
+        if what is None:
+            replies.setdefault(chat, []).append((at, []))
+        elif replies.get(chat):
+            replies[chat][-1][1].append(what)
+    unanswered = [f"chat {chat} input at {at:.1f}: replies {texts}" for chat, per_input in replies.items()
                   for at, texts in per_input if all(text in apologies for text in texts)]
-    return {"duplicate_messages": len(duplicates), "unanswered": len(unanswered),
-            "what": duplicates + unanswered}
+    return {"duplicate_messages": sum(n - queued[key] for key, n in delivered.items()
+                                      if queued[key] and n > queued[key]),
+            "unanswered": len(unanswered), "what": duplicates + unanswered}
 
 
 # -- the bench -----------------------------------------------------------------------------------
@@ -520,9 +518,14 @@ async def _drive(args: argparse.Namespace, env: dict[str, str], work: Path) -> d
         tickets = s.scalar(select(func.count()).select_from(Ticket)
                            .where(Ticket.reporter_id.in_(list(person_of.values())))) or 0
         health = _health(s)
-    lost = sum(1 for uid, numbers in transcript.acknowledged.items() for number in numbers
-               if (number, person_of.get(uid)) not in filed_by)
-    counted = tally(list(fake.calls), transcript.inputs, apologies)
+        queued = Counter((int(chat), str((payload or {}).get("text") or "")) for chat, payload in s.execute(
+            select(OutboxMessage.chat_id, OutboxMessage.payload).where(OutboxMessage.send_state.in_(
+                [SendState.sent, SendState.unconfirmed, SendState.sending]))))
+    seen = {(number, person_of.get(uid)) for uid, numbers in transcript.acknowledged.items() for number in numbers}
+    lost = len(seen - filed_by)
+    residents_ids = set(person_of.values())
+    unacknowledged = sum(1 for number, reporter in filed_by if reporter in residents_ids and (number, reporter) not in seen)
+    counted = tally(list(fake.calls), transcript.inputs, apologies, queued)
     for line in counted["what"]:
         print(f"chaos: {line}", file=sys.stderr)  # times: seconds on this process's monotonic clock
     return {
@@ -535,6 +538,7 @@ async def _drive(args: argparse.Namespace, env: dict[str, str], work: Path) -> d
         "residents": args.residents,
         "confirmed": transcript.confirmed,
         "acknowledged": sum(len(v) for v in transcript.acknowledged.values()),
+        "unacknowledged_tickets": unacknowledged,  # filed, but the resident never saw 工单号
         "inputs": len(transcript.inputs),
         "recovery_s": [round(r, 1) for r in killer.recovery],
         "seconds": round(seconds),

@@ -5,6 +5,7 @@ a run takes minutes, so no test starts one.)"""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 from bot.offline import SentCall
 from core.messages import t
@@ -22,18 +23,20 @@ def sent(at: float, chat: int, text: str, markup: dict | None = None) -> SentCal
     return SentCall("sendMessage", params, at, 200, {"message_id": int(at * 10)})
 
 
-def test_duplicates_are_the_same_message_twice_between_two_inputs_of_a_chat() -> None:
+def test_a_duplicate_is_a_text_a_chat_received_more_often_than_the_outbox_queued_it() -> None:
     inputs = [Input(1, 1.0, "text"), Input(1, 5.0, "text"), Input(2, 1.0, "text")]
     calls = [
-        sent(2.0, 1, "请核对一下"), sent(3.0, 1, "请核对一下"),  # twice for one input: a duplicate
-        sent(6.0, 1, "请核对一下"),  # the same text again after a new input: an answer to it
-        sent(2.0, 2, "已提交✅"), sent(2.5, 2, "已提交✅", markup=CARD),  # buttons differ: not the same
+        sent(2.0, 1, "请核对一下"), sent(3.0, 1, "请核对一下"),  # delivered twice, queued once: one too many
+        sent(6.0, 1, "好的。"), sent(7.0, 1, "好的。"),  # twice, and queued twice (two answers): fine
+        sent(2.0, 2, "已提交✅"),
         sent(4.0, -100, "【工单】", markup=CARD), sent(9.0, -100, "【工单】", markup=CARD),  # a group: twice
         SentCall("sendMessage", {"chat_id": 2, "text": "已提交✅"}, 3.0, status=429),  # refused: never arrived
     ]
-    counted = tally(calls, inputs, APOLOGIES)
+    queued = Counter({(1, "请核对一下"): 1, (1, "好的。"): 2, (2, "已提交✅"): 1, (-100, "【工单】"): 1})
+    counted = tally(calls, inputs, APOLOGIES, queued)
     assert counted["duplicate_messages"] == 2
     assert counted["unanswered"] == 0
+    assert counted["what"][0].startswith("chat 1 received 2 times, queued 1")
 
 
 def test_an_input_answered_only_by_holding_messages_or_apologies_or_nothing_is_unanswered() -> None:
@@ -46,7 +49,7 @@ def test_an_input_answered_only_by_holding_messages_or_apologies_or_nothing_is_u
         SentCall("answerCallbackQuery", {"callback_query_id": "3000001", "text": t("button_invalid")}, 1.5),
         # chat 4: nothing at all
     ]
-    counted = tally(calls, inputs, APOLOGIES)
+    counted = tally(calls, inputs, APOLOGIES, Counter())
     assert counted["unanswered"] == 4
     assert counted["duplicate_messages"] == 0
     assert all(line.startswith("chat ") for line in counted["what"])
