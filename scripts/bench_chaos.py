@@ -439,7 +439,7 @@ async def _drive(args: argparse.Namespace, env: dict[str, str], work: Path) -> d
     from bot.offline import UpdateBuilder  # noqa: PLC0415
     from core.db import make_engine, make_session_factory, session_scope  # noqa: PLC0415
     from core.messages import t  # noqa: PLC0415
-    from core.models import InboxMessage, InboxState, OutboxMessage, SendState, Ticket  # noqa: PLC0415
+    from core.models import InboxMessage, InboxState, OutboxMessage, Person, SendState, Ticket  # noqa: PLC0415
 
     loop = asyncio.get_running_loop()
     fake = chaos_telegram(loop)
@@ -513,7 +513,6 @@ async def _drive(args: argparse.Namespace, env: dict[str, str], work: Path) -> d
     with session_scope(factory) as s:
         filed_by = {(number, reporter) for number, reporter in s.execute(
             select(Ticket.number, Ticket.reporter_id))}
-        from core.models import Person  # noqa: PLC0415
         person_of = dict(s.execute(select(Person.telegram_id, Person.id).where(Person.telegram_id.in_(ids))).all())
         tickets = s.scalar(select(func.count()).select_from(Ticket)
                            .where(Ticket.reporter_id.in_(list(person_of.values())))) or 0
