@@ -21,6 +21,7 @@ help:
 	@echo "make eval-nlu [DATA=file.csv] [BASELINE=1] - NLU figures; make bench-chat - 50 residents at once"
 	@echo "make bench-reminders - 10,000 duty reminders; make bench-broadcast [N=3000] - one notice to N people"
 	@echo "make fuzz [INPUTS=10000] - bad input of every kind through the real Application"
+	@echo "make bench-chaos [RESIDENTS=200] [REPORTS=5] [KILLS=3] - reports while bot, Rasa, actions are killed"
 
 setup:
 	@scripts/setup-envs.sh all
@@ -77,6 +78,13 @@ bench-reminders: setup
 # 1/s per chat (1% 429, 1% 403), the sender SIGKILLed mid-way and restarted; last line JSON.
 bench-broadcast: setup
 	@$(APP)/python scripts/bench_broadcast.py $(if $(N),--recipients $(N))
+
+.PHONY: bench-chaos
+# make bench-chaos [RESIDENTS=200] [REPORTS=5] [KILLS=3]: residents report through the `make run` stack
+# (fake Telegram over HTTP) while bot, Rasa and actions are SIGKILLed in turn; last line JSON.
+bench-chaos: model
+	@$(APP)/python scripts/bench_chaos.py $(if $(RESIDENTS),--residents $(RESIDENTS)) \
+	    $(if $(REPORTS),--reports $(REPORTS)) $(if $(KILLS),--kills $(KILLS))
 
 .PHONY: fuzz
 # make fuzz [INPUTS=10000]: generated bad input through the real Application, Rasa and actions; last line JSON.

@@ -173,6 +173,47 @@ def tickets(
         typer.echo("no tickets", err=True)
 
 
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+
+
+@app.command()
+def health(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    stuck_after: Annotated[int, typer.Option(min=1, help="Seconds after which a row that should "
+                                                         "have moved on counts as stuck.")] = 300,
+) -> None:
+    """The queues: inbox, outbox and due reminders — how many rows, the oldest's age.
+
+    Exit status 0 when all is well, 1 when any inbox or outbox row failed, 3 when nothing
+    failed but something is stuck (see core/health.py). Counts and ages only: no texts, no people.
+    """
+    from datetime import timedelta
+
+    from core.health import check
+
+    with session_scope(_factory()) as session:
+        state = check(session, stuck_after=timedelta(seconds=stuck_after))
+    if as_json:
+        _echo_json(state.as_dict())
+    else:
+        typer.echo(f"{'queue':<20} {'count':>7} {'oldest':>8} {'stuck':>6}")
+        for q in state.queues:
+            typer.echo(f"{q.name:<20} {q.count:>7} {_duration(q.oldest_seconds):>8} {q.stuck:>6}")
+        verdict = state.as_dict()["status"]
+        typer.echo(f"status: {verdict}" + (f" ({'; '.join(state.problems)})" if state.problems else ""))
+    raise typer.Exit(state.exit_status)
+
+
 ScopeOption = Annotated[str | None, typer.Option(help="Community code (community_admin; resident/volunteer).")]
 GridOption = Annotated[str | None, typer.Option(help="Grid code (grid_worker; resident/volunteer).")]
 BranchOption = Annotated[str | None, typer.Option(help="Branch code (secretary, member; resident/volunteer).")]

@@ -8,6 +8,7 @@ sender, once Rasa is back — so no report is lost to an outage.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import InboxMessage, InboxState, utcnow
+
+log = logging.getLogger("gridbot.inbox")
 
 # The Rasa sender id of the bot's warm-up conversation after a start (bot/rasa_client.py):
 # never a resident, and the actions that file anything do nothing for it.
@@ -26,6 +29,21 @@ RETRY_SECONDS = (5, 30, 120, 600)
 
 def accept(session: Session, *, sender_id: int, chat_id: int, text: str,
            meta: dict[str, Any] | None = None) -> InboxMessage:
+    """Keep what a person said; the row already kept if this Telegram message was accepted before.
+
+    An update is handled again after a kill between its handling and its mark as processed
+    (bot/polling.py): the message, or the button press (its message's id and the same payload),
+    is then the row accepted the first time, so Rasa never hears it twice.
+    """
+    message_id = (meta or {}).get("message_id")
+    if message_id is not None:
+        for earlier in session.scalars(select(InboxMessage).where(
+                InboxMessage.sender_id == sender_id, InboxMessage.chat_id == chat_id,
+                InboxMessage.text == text).order_by(InboxMessage.id)):
+            if (earlier.meta or {}).get("message_id") == message_id:
+                log.info("inbox: message %s of sender %s was accepted before (row %s, %s); not again",
+                         message_id, sender_id, earlier.id, earlier.state.value)
+                return earlier
     message = InboxMessage(sender_id=sender_id, chat_id=chat_id, text=text, meta=meta or {},
                            state=InboxState.pending, received_at=utcnow())
     session.add(message)

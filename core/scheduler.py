@@ -20,6 +20,12 @@ Exactly once: a reminder job only enqueues into the outbox with a dedupe key per
 two leaders for a moment) still queues each reminder once. A job missed while no
 scheduler ran is still run late (misfire_grace_time = its offset) if the event has not
 started yet, and its text carries 迟到的提醒.
+
+At least once: APScheduler removes a one-off job from its store before running it, so a
+kill during the job, or an exception in it, would lose the reminder. The leader's `sweep`
+(after each sync) therefore queues every reminder that is due and has no outbox row
+(`core.duties.unqueued_reminders`) through the same `remind`: the dedupe keys make it
+harmless when the job did run, and one reminder that fails does not stop the others.
 """
 
 from __future__ import annotations
@@ -70,9 +76,9 @@ def _session_factory() -> sessionmaker[Session]:
     return _fallback
 
 
-def remind(occurrence_id: int, offset_minutes: int) -> int:
+def remind(occurrence_id: int, offset_minutes: int, *, factory: sessionmaker[Session] | None = None) -> int:
     """The reminder job (stored by reference): queue one occurrence's reminders for one offset."""
-    with session_scope(_session_factory()) as session:
+    with session_scope(factory or _session_factory()) as session:
         queued = duties.send_reminders(session, occurrence_id, offset_minutes, now=utcnow(),
                                        late_after=LATE_AFTER)
     log.info("reminder %s:%s queued %d message(s)", occurrence_id, offset_minutes, queued)
@@ -235,6 +241,28 @@ class DutyScheduler:
         """Ask for a sync soon (e.g. right after committing a new event); a no-op unless leading."""
         self._wake.set()
 
+    def sweep(self, now: datetime | None = None) -> int:
+        """Queue every reminder that is due and was not queued (its job lost or failed); how
+        many reminders were queued. Each in its own transaction: a failure is logged and the
+        next sweep tries it again."""
+        now = now or utcnow()
+        with session_scope(self.factory) as session:
+            missing = duties.unqueued_reminders(session, now)
+        swept = 0
+        for reminder in missing:
+            try:
+                queued = remind(reminder.occurrence_id, reminder.offset_minutes, factory=self.factory)
+            except Exception:  # noqa: BLE001 - the others still go; this one is tried next sweep
+                log.exception("sweep: reminder %s:%s could not be queued",
+                              reminder.occurrence_id, reminder.offset_minutes)
+                continue
+            if queued:
+                swept += 1
+                log.warning("sweep: reminder %s:%s (due %s) had no outbox row: queued %d message(s)",
+                            reminder.occurrence_id, reminder.offset_minutes,
+                            reminder.due_at.isoformat(timespec="seconds"), queued)
+        return swept
+
     def sync(self, now: datetime | None = None) -> int:
         """One round of housekeeping (the leader calls it); how many reminder jobs were written."""
         scheduler = self._scheduler
@@ -291,6 +319,10 @@ class DutyScheduler:
                         self.sync()
                     except Exception:  # noqa: BLE001 - try again next round
                         log.exception("duty sync failed")
+                    try:
+                        self.sweep()
+                    except Exception:  # noqa: BLE001 - e.g. the database: try again next round
+                        log.exception("reminder sweep failed")
                     next_sync = time.monotonic() + self.sync_interval
                 wait = self.poll_interval
                 if self.is_leader:

@@ -48,6 +48,40 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def bench_environment(work: Path) -> dict[str, str]:
+    """Settings for a bench's own stack: free ports, a throw-away SQLite database and Rasa
+    tracker under `work`, a throw-away shared secret, Telegram off."""
+    rasa_port, action_port = free_port(), free_port()
+    return {
+        "DATABASE_URL": f"sqlite:///{work / 'bench.db'}",
+        "RASA_PORT": str(rasa_port), "RASA_URL": f"http://127.0.0.1:{rasa_port}",
+        "ACTION_SERVER_PORT": str(action_port),
+        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "TELEGRAM_BOT_TOKEN": "", "LOG_LEVEL": "WARNING",
+        # A throw-away shared secret for this bench's servers and its in-process bot.
+        "GRIDBOT_SECRET": secrets.token_urlsafe(32),
+        "RASA_TRACKER_DB": str(work / "rasa-tracker.db"),  # the bench's own conversations
+    }
+
+
+def bind_residents(factory, ids: list[int], rng: random.Random) -> dict[int, str]:  # type: ignore[no-untyped-def]
+    """Bind each Telegram user id to a demo building drawn by `rng`; id → the building's number."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from core import workflow  # noqa: PLC0415
+    from core.db import session_scope  # noqa: PLC0415
+    from core.models import Building  # noqa: PLC0415
+
+    homes = {}
+    with session_scope(factory) as s:
+        buildings = [(b.id, b.number) for b in s.scalars(select(Building).order_by(Building.code))]
+        for uid in ids:
+            bid, number = rng.choice(buildings)
+            workflow.bind_resident(s, uid, f"居民{uid % 1000}", bid, True)
+            homes[uid] = number
+    return homes
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -63,17 +97,8 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="gridbot-bench-"))
-    rasa_port, action_port = free_port(), free_port()
-    os.environ.update({
-        "DATABASE_URL": f"sqlite:///{work / 'bench.db'}",
-        "RASA_PORT": str(rasa_port), "RASA_URL": f"http://127.0.0.1:{rasa_port}",
-        "ACTION_SERVER_PORT": str(action_port),
-        "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
-        "TELEGRAM_BOT_TOKEN": "", "LOG_LEVEL": "WARNING",
-        # A throw-away shared secret for this bench's servers and its in-process bot.
-        "GRIDBOT_SECRET": secrets.token_urlsafe(32),
-        "RASA_TRACKER_DB": str(work / "rasa-tracker.db"),  # the bench's own conversations
-    })
+    os.environ.update(bench_environment(work))
+    action_port = int(os.environ["ACTION_SERVER_PORT"])
     from cli.run import servers  # noqa: PLC0415 - after the environment is set
     from core.config import get_settings  # noqa: PLC0415
 
@@ -105,24 +130,29 @@ def main() -> int:
 
 
 
-def _wait_ready(rasa_url: str, action_port: int, procs: list[subprocess.Popen[bytes]], secret: str) -> None:
+def stack_ready(rasa_url: str, action_port: int, secret: str) -> bool:
+    """Rasa has loaded its model and the action server answers (both behind the secret)."""
     import httpx  # noqa: PLC0415
 
     from core import secret as shared  # noqa: PLC0415
 
+    try:
+        ok = httpx.get(f"http://127.0.0.1:{action_port}/health", timeout=2,
+                       headers={shared.SECRET_HEADER: secret}).status_code == 200
+        status = httpx.get(f"{rasa_url}/status", timeout=2,
+                           headers={"Authorization": f"Bearer {shared.rasa_jwt(secret)}"})
+        return ok and status.status_code == 200 and bool(status.json().get("model_file"))
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_ready(rasa_url: str, action_port: int, procs: list[subprocess.Popen[bytes]], secret: str) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             raise SystemExit("bench-chat: a server exited early; see its log")
-        try:
-            ok = httpx.get(f"http://127.0.0.1:{action_port}/health", timeout=2,
-                           headers={shared.SECRET_HEADER: secret}).status_code == 200
-            status = httpx.get(f"{rasa_url}/status", timeout=2,
-                               headers={"Authorization": f"Bearer {shared.rasa_jwt(secret)}"})
-            if ok and status.status_code == 200 and status.json().get("model_file"):
-                return
-        except httpx.HTTPError:
-            pass
+        if stack_ready(rasa_url, action_port, secret):
+            return
         time.sleep(1)
     raise SystemExit("bench-chat: Rasa was not ready in 300 s")
 
@@ -132,21 +162,13 @@ async def _bench(settings, users: int, ramp: float, think: float, seed: int) -> 
 
     from bot.app import build_application  # noqa: PLC0415
     from bot.offline import FakeTelegram, UpdateBuilder  # noqa: PLC0415
-    from core import workflow  # noqa: PLC0415
     from core.db import make_engine, make_session_factory, session_scope  # noqa: PLC0415
     from core.messages import t  # noqa: PLC0415
-    from core.models import Building, InboxMessage, InboxState, Ticket  # noqa: PLC0415
+    from core.models import InboxMessage, InboxState, Ticket  # noqa: PLC0415
 
     factory = make_session_factory(make_engine(settings.database_url))
-    rng = random.Random(seed)
-    with session_scope(factory) as s:
-        buildings = [(b.id, b.number) for b in s.scalars(select(Building).order_by(Building.code))]
-        ids = [720_000_000 + i for i in range(users)]
-        homes = {}
-        for uid in ids:
-            bid, number = rng.choice(buildings)
-            workflow.bind_resident(s, uid, f"居民{uid % 1000}", bid, True)
-            homes[uid] = number
+    ids = [720_000_000 + i for i in range(users)]
+    homes = bind_residents(factory, ids, random.Random(seed))
     fake = FakeTelegram()
     app = build_application(settings.model_copy(update={"telegram_bot_token": "123:BENCH"}), factory,
                             request=fake, background=False)

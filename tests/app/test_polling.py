@@ -21,11 +21,12 @@ from telegram.ext import TypeHandler
 
 from bot.app import build_application
 from bot.polling import Poller, PollingStopped, sender_of, serve
+from core import inbox
 from core import updates as stored
 from core.config import Settings
 from core.db import session_scope
 from core.messages import t
-from core.models import ReceivedUpdate, utcnow
+from core.models import InboxMessage, InboxState, ReceivedUpdate, utcnow
 from tests.app.stack import free_port
 from tests.app.telegram_fake import FakeTelegram
 from tests.app.telegram_updates import UpdateBuilder
@@ -145,6 +146,28 @@ def test_an_update_stored_before_a_kill_is_handled_once_on_start(sqlite_engine) 
     assert table(factory) == {700: True}
     # Handled before polling started, and polling continued after the stored update.
     assert fake.polls[0] == (701, {700: True})
+
+
+def test_a_message_accepted_before_a_kill_is_not_asked_again_on_start(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    factory = sessionmaker(sqlite_engine, expire_on_commit=False)
+    fake = RecordingTelegram(factory)
+    update = UpdateBuilder(None, first_update_id=800).text(USER, "3号楼电梯坏了")
+    message = update.message
+    assert message is not None
+    with session_scope(factory) as session:  # stored, accepted and answered; killed before the mark
+        stored.store(session, [update.to_dict()])
+        row = inbox.accept(session, sender_id=USER, chat_id=USER, text=message.text or "",
+                           meta={"message_id": message.message_id})
+        inbox.mark_done(session, row.id)
+
+    async def script(poller: Poller, updates: UpdateBuilder) -> None:
+        await until(lambda: len(fake.polls) >= 2)
+
+    run_poller(factory, fake, script)
+    assert table(factory) == {800: True}
+    with session_scope(factory) as session:  # one row: Rasa (down here) was not asked again
+        assert [r.state for r in session.scalars(select(InboxMessage))] == [InboxState.done]
+    assert fake.sent_messages(USER) == []  # nor was the resident told to wait for it
 
 
 def test_an_update_telegram_sends_again_is_not_handled_twice(sqlite_engine) -> None:  # type: ignore[no-untyped-def]

@@ -143,6 +143,74 @@ def test_a_job_run_twice_queues_its_reminders_once(demo_factory: sessionmaker[Se
     assert len(sent_for(demo_factory, occ_id)) == 2
 
 
+# -- the sweep: a reminder whose job was lost or failed --------------------------------------
+
+def _unqueued(factory: sessionmaker[Session], now: datetime | None = None) -> list[tuple[int, int]]:
+    with session_scope(factory) as s:
+        return [(r.occurrence_id, r.offset_minutes) for r in duties.unqueued_reminders(s, now)]
+
+
+def test_a_due_reminder_whose_job_vanished_is_queued_by_the_sweep_once(
+        engine: Engine, demo_factory: sessionmaker[Session], running: list[DutyScheduler]) -> None:
+    occ_id = reminded(demo_factory, 2)
+    sched = start(url_of(engine), running, sync_interval=3600)  # one sync (and sweep) at the start
+    assert sched.wait_until_leader(10)
+    wait_for(lambda: not _dirty(demo_factory, occ_id), what="the job")
+    # What a kill -9 during the job leaves: APScheduler took the job out of its store, no outbox row.
+    sched.scheduler.remove_job(f"remind:{occ_id}:60")  # type: ignore[union-attr]
+    assert _unqueued(demo_factory) == []  # not due yet
+    wait_for(lambda: _past_due(demo_factory, occ_id), timeout=10, what="the reminder's time")
+    assert _unqueued(demo_factory) == [(occ_id, 60)]
+    assert sent_for(demo_factory, occ_id) == []
+    assert sched.sweep() == 1
+    assert sched.sweep() == 0  # already queued: the dedupe keys hold
+    assert _unqueued(demo_factory) == []
+    assert len(sent_for(demo_factory, occ_id)) == len(PEOPLE)
+    assert_each_once(demo_factory, [occ_id])
+
+
+def test_an_exception_in_one_reminder_does_not_stop_the_sweep(
+        engine: Engine, demo_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = reminded(demo_factory, 1, title="学习一"), reminded(demo_factory, 1, title="学习二")
+    wait_for(lambda: _past_due(demo_factory, second), timeout=10, what="the reminders' time")
+    assert sorted(_unqueued(demo_factory)) == sorted([(first, 60), (second, 60)])
+    send = duties.send_reminders
+
+    def failing(session: Session, occurrence_id: int, offset_minutes: int, **kw: object) -> int:
+        if occurrence_id == first:
+            raise RuntimeError("the job failed")
+        return send(session, occurrence_id, offset_minutes, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(duties, "send_reminders", failing)
+    sched = DutyScheduler(url_of(engine))  # the sweep needs no election
+    try:
+        assert sched.sweep() == 1
+        assert sent_for(demo_factory, first) == []
+        assert len(sent_for(demo_factory, second)) == len(PEOPLE)
+        assert _unqueued(demo_factory) == [(first, 60)]  # still owed: the next sweep tries again
+        monkeypatch.setattr(duties, "send_reminders", send)
+        assert sched.sweep() == 1
+    finally:
+        sched.stop()
+    assert_each_once(demo_factory, [first, second])
+
+
+def test_reminders_already_past_when_the_event_was_set_up_are_not_owed(
+        demo_factory: sessionmaker[Session]) -> None:
+    # Set up 30 min before its start: the 24 h and 1 h reminders were never scheduled.
+    occ_id = reminded(demo_factory, -30 * 60, offsets=[60, 1440])
+    assert _unqueued(demo_factory) == []
+    # Its remaining (10 min) reminder is owed once due, and no longer once the meeting started.
+    with session_scope(demo_factory) as s:
+        occ = s.get(EventOccurrence, occ_id)
+        assert occ is not None
+        duties.update_event(s, occ.event_id, who(s, SECRETARY), reminder_offsets=[10])
+        starts_at = occ.starts_at
+    assert _unqueued(demo_factory, starts_at - timedelta(minutes=11)) == []
+    assert _unqueued(demo_factory, starts_at - timedelta(minutes=9)) == [(occ_id, 10)]
+    assert _unqueued(demo_factory, starts_at + timedelta(seconds=1)) == []
+
+
 # -- exactly once across a restart ----------------------------------------------------------
 
 def test_reminders_fire_exactly_once_across_a_restart(engine: Engine, demo_factory: sessionmaker[Session],
