@@ -23,7 +23,7 @@ from core import inbox, outbox
 from core.db import read_scope, session_scope
 from core.messages import t
 from core.models import utcnow
-from core.protocol import ACTION_FAILED
+from core.protocol import ACTION_FAILED, INBOX_ID
 
 log = logging.getLogger("gridbot.conversation")
 
@@ -88,7 +88,7 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
             result.waiting += 1
             continue
         try:
-            replies = await rasa.send(sender_id, text, metadata=meta)
+            replies = await rasa.send(sender_id, text, metadata={**meta, INBOX_ID: inbox_id})
         except RasaUnavailable as exc:
             log.log(logging.ERROR if isinstance(exc, RasaRefused) else logging.WARNING,
                     "Rasa unavailable (%s); %d message(s) wait", exc, len(rows) - result.answered)

@@ -4,6 +4,9 @@ so that the Rasa environment can read them too."""
 # A custom message Rasa adds to its answer when a custom action failed (nlu/rasa_patches.py):
 # {"gridbot_action_failed": "<action name>"}. The bot then keeps the message pending and retries.
 ACTION_FAILED = "gridbot_action_failed"
+# Metadata key of every resident message the bot sends Rasa: its inbox row id. Rasa answers a
+# message it has already answered with the same replies, without running the dialogue again.
+INBOX_ID = "inbox_id"
 
 
 def intent_payload(intent: str, **entities: object) -> str:

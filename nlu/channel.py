@@ -6,6 +6,12 @@ This channel (`credentials.yml`: `nlu.channel.GridbotInput`, served at
 POST /webhooks/gridbot/webhook) is that REST channel, except that every request (its health
 check too) must carry the shared secret in the SECRET_HEADER (`core/secret.py`); anything
 else is answered 401 and never reaches the dialogue. `rest` is not enabled.
+
+Exactly once: the bot sends each resident message with its inbox id (metadata `inbox_id`).
+If the tracker already holds a user message with that id — the bot died after Rasa answered
+and before it recorded the answer — the channel sends the answer Rasa gave then, and the
+dialogue does not run again (a report is not filed twice, a form does not move on twice).
+A turn rewound after a failed action (nlu/rasa_patches.py) does not count: it runs again.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
+from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from core import secret as shared
+from core.protocol import INBOX_ID
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +49,48 @@ class GridbotInput(RestInput):
 
     def __init__(self, secret: str) -> None:
         self._secret = secret
+        self._agent: Any = None
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        webhook = super().blueprint(on_new_message)
+        async def once(message: UserMessage) -> None:
+            """A message the bot sends again (it died before it recorded Rasa's answer) is
+            answered with what Rasa said the first time, not run through the dialogue twice."""
+            inbox_id = (message.metadata or {}).get(INBOX_ID)
+            earlier = await self._answered(message.sender_id, inbox_id) if inbox_id is not None else None
+            if earlier is None:
+                await on_new_message(message)
+                return
+            log.info("inbox message %s was answered before; its answer is sent again", inbox_id)
+            for reply in earlier:
+                await message.output_channel.send_response(message.sender_id, reply)
+
+        webhook = super().blueprint(once)
 
         @webhook.middleware("request")
         async def authenticate(request: Request) -> HTTPResponse | None:
             if shared.matches(request.headers.get(shared.SECRET_HEADER), self._secret):
+                self._agent = getattr(request.app.ctx, "agent", None)
                 return None
             log.warning("refused %s %s from %s: no or wrong %s", request.method, request.path,
                         request.ip, shared.SECRET_HEADER)
             return response.json({"error": "unauthorized"}, status=401)
 
         return webhook
+
+    async def _answered(self, sender_id: str, inbox_id: object) -> list[dict[str, Any]] | None:
+        """What the bot said after the user message carrying `inbox_id`, if the tracker holds
+        that message (and it was not rewound after a failed action); None otherwise."""
+        store = getattr(self._agent, "tracker_store", None)
+        tracker = await store.retrieve(sender_id) if store is not None else None
+        if tracker is None:
+            return None
+        replies: list[dict[str, Any]] | None = None
+        for event in tracker.applied_events():
+            if isinstance(event, UserUttered):
+                if replies is not None:
+                    break  # the next message: the answer is complete
+                if (event.metadata or {}).get(INBOX_ID) == inbox_id:
+                    replies = []
+            elif replies is not None and isinstance(event, BotUttered):
+                replies.append({"text": event.text, **{k: v for k, v in (event.data or {}).items() if v}})
+        return replies

@@ -1,6 +1,7 @@
 """Fixes to Rasa 3.6's action server round trip, applied when Rasa loads our components.
 
-A failed custom action is reported in the answer (see `_run_remote`) instead of vanishing.
+A failed custom action is reported in the answer (see `_run_remote`) instead of vanishing, and
+its turn is rewound so that the bot's retry meets the dialogue as it was.
 
 Speed: Rasa validates every custom action's response with `jsonschema.validate`, which
 first re-checks the response *schema* against the JSON Schema meta-schema — on
@@ -20,15 +21,19 @@ validated against the full schema, so errors read exactly as Rasa's own.
 from __future__ import annotations
 
 import contextlib
+import logging
 from functools import lru_cache
 from typing import Any
 
 from jsonschema import ValidationError, validators
 from jsonschema.exceptions import best_match
 from rasa.core.actions import action as rasa_action
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import FollowupAction, UserUtteranceReverted
 
 from core.protocol import ACTION_FAILED
 
+log = logging.getLogger(__name__)
 _ORIGINAL = rasa_action.RemoteAction._validate_action_result
 _ORIGINAL_RUN = rasa_action.RemoteAction.run
 
@@ -97,9 +102,13 @@ async def _run_remote(self: rasa_action.RemoteAction, output_channel: Any, nlg: 
     except rasa_action.ActionExecutionRejection:
         raise  # a form's validation refusing a slot: part of the dialogue, not a failure
     except Exception:
-        with contextlib.suppress(Exception):  # the original error matters more; Rasa logs it
+        log.exception("custom action %s failed; the turn is rewound for the bot's retry", self.name())
+        with contextlib.suppress(Exception):
             await output_channel.send_custom_json(tracker.sender_id, {ACTION_FAILED: self.name()})
-        raise
+        # Rewind the whole turn (the user message and what followed it) and listen: the bot sends
+        # the message again later, and it must meet the dialogue exactly as it was (a 确认提交
+        # whose filing failed must find the summary's rule again, not a conversation moved on).
+        return [UserUtteranceReverted(), FollowupAction(ACTION_LISTEN_NAME)]
 
 
 def apply() -> None:

@@ -13,11 +13,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.rasa_client import RasaClient
 from core.db import make_engine
 from core.messages import t
 from core.models import InboxMessage, InboxState, utcnow
+from core.protocol import INBOX_ID
 from tests.app.journey import journey
-from tests.app.stack import Stack
+from tests.app.stack import TEST_SECRET, Stack
 from tests.app.test_journey import ADMIN, bind, tickets_of
 
 KITCHEN_FIRE = "救命啊！！5号楼2单元我家厨房着火了，火好大，我们全家已经跑出来了，快来人"
@@ -45,7 +47,7 @@ def test_kitchen_fire_before_start_gets_numbers_and_urgent_ticket(factory: sessi
 
 def test_emergency_with_no_place_pages_every_admin_and_says_so(factory: sessionmaker[Session],
                                                                 rasa_stack: Stack) -> None:
-    resident = 720000009  # never ran /start, names no place
+    resident = 720000011  # never ran /start, names no place
 
     async def scenario() -> None:
         async with journey(factory, rasa_stack.rasa_url) as j:
@@ -214,3 +216,58 @@ def test_estate_named_before_the_building_number_places_the_report(factory: sess
     asyncio.run(scenario())
     [ticket] = tickets_of(factory, resident)
     assert ticket.category_code == "sanitation" and ticket.grid_id is not None
+
+
+def test_a_confirmation_whose_filing_failed_files_on_the_retry(factory: sessionmaker[Session],
+                                                              rasa_stack: Stack) -> None:
+    """The action server fails while filing: Rasa rewinds the turn, so the retried 确认提交 meets
+    the summary again and files the report (it does not answer 好的 with nothing filed)."""
+    resident = 720000012
+
+    async def scenario() -> None:
+        async with journey(factory, rasa_stack.rasa_url) as j:
+            await bind(j, resident, "和平里社区", "和平里8号楼")
+            summary = await j.say(resident, "8号楼楼下有人天天遛狗不牵绳，狗屎到处都是")
+            assert any("请核对" in x for x in summary), summary
+            with factory() as s:
+                s.execute(text("ALTER TABLE tickets RENAME TO tickets_away"))
+                s.commit()
+            try:
+                failed = await j.press(resident, resident, t("report.button_confirm"))
+            finally:
+                with factory() as s:
+                    s.execute(text("ALTER TABLE tickets_away RENAME TO tickets"))
+                    s.commit()
+            assert t("answer_failed") in failed, failed
+            with factory() as s:
+                row = s.scalars(select(InboxMessage).where(InboxMessage.sender_id == resident)
+                                .order_by(InboxMessage.id.desc())).first()
+                assert row is not None and row.state is InboxState.pending
+                row.retry_at = utcnow() - timedelta(seconds=1)
+                s.commit()
+            await j.app.bot_data["services"].answer_all()
+            await j.drain()
+            assert any("已提交" in x for x in j.texts(resident)[-3:]), j.texts(resident)[-3:]
+
+    asyncio.run(scenario())
+    assert len(tickets_of(factory, resident)) == 1
+
+
+def test_a_message_sent_to_rasa_again_is_answered_as_before_not_run_twice(rasa_stack: Stack) -> None:
+    """The bot died after Rasa answered and before it recorded the answer: the same inbox
+    message sent again gets the same answer, and the form has not moved on."""
+    sender = 720000013
+
+    async def scenario() -> None:
+        rasa = RasaClient(rasa_stack.rasa_url, TEST_SECRET)
+        try:
+            first = await rasa.send(sender, "小区里好几个路灯都坏了", metadata={INBOX_ID: 9_000_001})
+            again = await rasa.send(sender, "小区里好几个路灯都坏了", metadata={INBOX_ID: 9_000_001})
+            assert [r.text for r in again] == [r.text for r in first] and first, (first, again)
+            assert any(t("report.ask_place")[:8] in (r.text or "") for r in first), first
+            summary = await rasa.send(sender, "和平里小区3号楼", metadata={INBOX_ID: 9_000_002})
+            assert any("请核对" in (r.text or "") and "路灯" in (r.text or "") for r in summary), summary
+        finally:
+            await rasa.aclose()
+
+    asyncio.run(scenario())
