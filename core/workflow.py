@@ -21,12 +21,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, destinations
 from core.config import get_settings
 from core.limits import BIND_ACTION
 from core.messages import t
 from core.models import (
-    Branch,
     Building,
     Grid,
     Landmark,
@@ -182,30 +181,11 @@ def events_of(session: Session, ticket: Ticket) -> list[TicketEvent]:
     return list(session.scalars(query))
 
 
-def _branch(session: Session, ticket: Ticket) -> Branch | None:
-    if ticket.grid_id is None:
-        return None
-    return session.scalar(select(Branch).where(Branch.grid_id == ticket.grid_id))
-
-
 def _community_id(session: Session, ticket: Ticket) -> int | None:
     if ticket.community_id is not None or ticket.grid_id is None:
         return ticket.community_id
     grid = session.get(Grid, ticket.grid_id)
     return grid.community_id if grid else None
-
-
-def _admins(session: Session, ticket: Ticket) -> list[Person]:
-    """The admins of the ticket's community. An urgent ticket whose community is unknown (a
-    resident who never said where they live) goes to every community's admins: a page too many
-    costs far less than an emergency nobody hears of."""
-    community_id = _community_id(session, ticket)
-    if community_id is None and not ticket.urgent:
-        return []
-    where = [RoleGrant.role == Role.community_admin, Person.telegram_id.is_not(None)]
-    if community_id is not None:
-        where.append(RoleGrant.community_id == community_id)
-    return list(session.scalars(select(Person).join(Person.grants).where(*where).distinct().order_by(Person.id)))
 
 
 def _follower_ids(session: Session, ticket: Ticket) -> list[int]:
@@ -215,7 +195,7 @@ def _follower_ids(session: Session, ticket: Ticket) -> list[int]:
 
 def scope_of_ticket(session: Session, ticket: Ticket) -> Scope:
     """Where a ticket's handling happens: its community, grid and the grid's branch."""
-    branch = _branch(session, ticket)
+    branch = destinations.branch_of(session, ticket)
     return Scope(community_id=_community_id(session, ticket), grid_id=ticket.grid_id,
                  branch_id=branch.id if branch is not None else None)
 
@@ -320,20 +300,25 @@ def _tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: 
                     kind="notice", chat_id=person.telegram_id, payload=payload)
 
 
-def _tell_branch(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> bool:
-    branch = _branch(session, ticket)
-    if branch is None or branch.telegram_chat_id is None:
-        return False
-    enqueue(session, dedupe_key=f"branch:{ticket.id}:{event.id}", kind="line",
-            chat_id=branch.telegram_chat_id, payload=payload)
-    return True
+def _tell_branch(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> None:
+    """A line about the ticket's progress in its branch's group, if it has one."""
+    for chat_id in destinations.recipients(session, ticket, destinations.To.branch_group):
+        enqueue(session, dedupe_key=f"branch:{ticket.id}:{event.id}", kind="line", chat_id=chat_id, payload=payload)
 
 
 def _tell_admins(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> None:
-    for admin in _admins(session, ticket):
-        assert admin.telegram_id is not None
-        enqueue(session, dedupe_key=f"admin:{ticket.id}:{event.id}:{admin.telegram_id}",
-                kind="card", chat_id=admin.telegram_id, payload=payload)
+    for chat_id in destinations.recipients(session, ticket, destinations.To.community_admins):
+        enqueue(session, dedupe_key=f"admin:{ticket.id}:{event.id}:{chat_id}",
+                kind="card", chat_id=chat_id, payload=payload)
+
+
+def _send_cards(session: Session, ticket: Ticket, event: TicketEvent, *, tz: ZoneInfo) -> None:
+    """A new ticket's card to every destination core/destinations.py's table names for it."""
+    for destination in destinations.for_new_ticket(destinations.situation(session, ticket)):
+        card = card_payload(session, ticket, tz=tz, lead=t(destination.lead) if destination.lead else None)
+        for chat_id in destinations.recipients(session, ticket, destination.to):
+            enqueue(session, dedupe_key=f"{destination.to.value}:{ticket.id}:{event.id}:{chat_id}",
+                    kind="card", chat_id=chat_id, payload=card)
 
 
 # -- the loop ----------------------------------------------------------------------
@@ -349,7 +334,7 @@ def submit_report(session: Session, data: NewTicket, *, tz: ZoneInfo, now: datet
     grid = session.get(Grid, ticket.grid_id) if ticket.grid_id is not None else None
     if grid is None:  # stays `new`; the community (if known) has to place it
         event = events_of(session, ticket)[-1]
-        _tell_admins(session, ticket, event, card_payload(session, ticket, tz=tz, lead=t("card.unrouted")))
+        _send_cards(session, ticket, event, tz=tz)
         if notify_reporter:
             _tell_residents(session, ticket, event, "received")
         return ticket
@@ -357,9 +342,7 @@ def submit_report(session: Session, data: NewTicket, *, tz: ZoneInfo, now: datet
         ticket.community_id = grid.community_id
     event = change_status(session, ticket, S.accepted, actor=None, now=now,
                           note=t("note.routed", grid=grid.name))
-    card = card_payload(session, ticket, tz=tz)
-    if not _tell_branch(session, ticket, event, card) or ticket.urgent:
-        _tell_admins(session, ticket, event, card)
+    _send_cards(session, ticket, event, tz=tz)
     if notify_reporter:
         _tell_residents(session, ticket, event, "accepted", {"text": t(
             "notify.accepted", number=ticket.number, grid=grid.name, due=_local(ticket.resolve_due_at, tz))})
