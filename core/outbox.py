@@ -42,7 +42,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, buttons
 from core.models import Branch, OutboxMessage, SendState, utcnow
 
 log = logging.getLogger("gridbot.outbox")
@@ -66,11 +66,14 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int  # also the lease's token (see the module docstring)
     pieces_sent: int = 0
+    dedupe_key: str = ""
 
 
 def enqueue(session: Session, *, dedupe_key: str, kind: str, chat_id: int, payload: dict[str, Any],
             not_before: datetime | None = None) -> bool:
-    """Queue a message in the caller's transaction; False if `dedupe_key` was already queued."""
+    """Queue a message in the caller's transaction; False if `dedupe_key` was already queued.
+    Its buttons' data is stored in the same transaction (core.buttons): they carry tokens."""
+    payload, issued = buttons.tokenize(payload)
     values = dict(dedupe_key=dedupe_key, kind=kind, chat_id=chat_id, payload=payload,
                   send_state=SendState.pending, attempts=0,
                   next_attempt_at=(not_before or utcnow()), created_at=utcnow(), updated_at=utcnow())
@@ -80,7 +83,10 @@ def enqueue(session: Session, *, dedupe_key: str, kind: str, chat_id: int, paylo
         stmt = postgresql.insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     else:
         stmt = sqlite.insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return session.execute(stmt.returning(OutboxMessage.id)).scalar_one_or_none() is not None
+    queued = session.execute(stmt.returning(OutboxMessage.id)).scalar_one_or_none() is not None
+    if queued:
+        buttons.store(session, issued)
+    return queued
 
 
 def enqueue_many(session: Session, messages: list[dict[str, Any]], *, kind: str = "notice",
@@ -91,11 +97,16 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, kind: str 
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     queued = 0
     for start in range(0, len(messages), chunk):
-        rows = [dict(dedupe_key=m["dedupe_key"], kind=kind, chat_id=m["chat_id"], payload=m["payload"],
-                     send_state=SendState.pending, attempts=0, next_attempt_at=now, created_at=now,
-                     updated_at=now) for m in messages[start:start + chunk]]
+        rows, issued = [], {}
+        for m in messages[start:start + chunk]:
+            payload, issued[m["dedupe_key"]] = buttons.tokenize(m["payload"])
+            rows.append(dict(dedupe_key=m["dedupe_key"], kind=kind, chat_id=m["chat_id"], payload=payload,
+                             send_state=SendState.pending, attempts=0, next_attempt_at=now, created_at=now,
+                             updated_at=now))
         stmt = dialect.insert(OutboxMessage).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        queued += len(session.execute(stmt.returning(OutboxMessage.id)).all())
+        new = session.execute(stmt.returning(OutboxMessage.dedupe_key)).scalars().all()
+        buttons.store(session, {token: data for key in new for token, data in issued[key].items()}, now)
+        queued += len(new)
     return queued
 
 
@@ -151,7 +162,7 @@ def _lease(session: Session, rows: list[OutboxMessage], until: datetime) -> list
         row.attempts += 1
         row.in_flight = False
         claimed.append(Claimed(row.id, row.kind, row.chat_id, dict(row.payload), row.attempts,
-                               row.pieces_sent or 0))
+                               row.pieces_sent or 0, row.dedupe_key))
     session.flush()
     return claimed
 

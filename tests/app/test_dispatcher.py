@@ -13,7 +13,7 @@ from telegram.error import NetworkError
 
 from bot.dispatcher import OutboxDispatcher
 from bot.textsplit import split_message
-from core import outbox
+from core import buttons, outbox
 from core.db import session_scope
 from core.models import OutboxMessage, SendState, utcnow
 from tests.app.telegram_fake import FakeTelegram
@@ -57,7 +57,10 @@ def test_sends_queued_messages_with_buttons_once(sqlite_engine) -> None:  # type
 
     asyncio.run(scenario())
     assert [m["text"] for m in fake.sent_messages(501)] == ["工单 2026-000001 已受理"]
-    assert fake.last_keyboard(501) == [{"text": "领单", "callback_data": "claim:1"}]
+    [sent] = fake.last_keyboard(501)
+    assert sent["text"] == "领单" and sent["callback_data"].startswith("b:")  # a token, not the data
+    with session_scope(factory) as s:
+        assert buttons.resolve(s, sent["callback_data"]) == (True, "claim:1")
     assert _states(factory) == {"a": (SendState.sent, 1), "b": (SendState.sent, 1)}
 
 
