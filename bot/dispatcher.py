@@ -22,7 +22,11 @@ and every confirmed piece is recorded, so that:
 Whatever happens to one row, the rest of the batch is sent. Database work runs in a worker
 thread so the bot's event loop never blocks on it.
 
-A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": file_id?}.
+A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": file_id?}, or an
+edit of a message the bot sent: {"edit": message_id, "text", "buttons"?} (its text and buttons),
+{"edit": message_id, "markup_only": true, "buttons"?} (its buttons only; none removes them). An
+edit Telegram refuses because nothing changes ("message is not modified") counts as sent.
+Button data is "b:<token>" (core.buttons, stored when the row was queued).
 """
 
 from __future__ import annotations
@@ -76,6 +80,8 @@ class Piece:
     text: str | None = None
     photo: str | None = None
     markup: InlineKeyboardMarkup | None = None
+    edit: int | None = None  # the message to edit instead of sending a new one
+    markup_only: bool = False  # an edit of the buttons alone
 
 
 def keyboard(buttons: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup | None:
@@ -92,6 +98,9 @@ def pieces_of(payload: dict[str, Any]) -> list[Piece]:
     (a row's `pieces_sent` counts them)."""
     markup = keyboard(payload.get("buttons"))
     text = str(payload.get("text") or "")
+    if payload.get("edit") is not None:
+        return [Piece(text=text or None, markup=markup, edit=int(payload["edit"]),
+                      markup_only=bool(payload.get("markup_only")))]
     pieces: list[Piece] = []
     if payload.get("photo"):
         caption, rest = (text, "") if len(text) <= CAPTION_LIMIT else ("", text)
@@ -105,7 +114,22 @@ def pieces_of(payload: dict[str, Any]) -> list[Piece]:
     return pieces
 
 
-async def send_piece(bot: Bot, chat_id: int, piece: Piece) -> Message:
+NOT_MODIFIED = "message is not modified"
+
+
+async def send_piece(bot: Bot, chat_id: int, piece: Piece) -> Message | None:
+    """Make the piece's request; the message sent or edited (None: an edit that changed nothing)."""
+    if piece.edit is not None:
+        try:
+            if piece.markup_only:
+                done = await bot.edit_message_reply_markup(chat_id, piece.edit, reply_markup=piece.markup)
+            else:
+                done = await bot.edit_message_text(piece.text or "", chat_id, piece.edit, reply_markup=piece.markup)
+        except BadRequest as exc:
+            if NOT_MODIFIED in exc.message.lower():
+                return None
+            raise
+        return done if isinstance(done, Message) else None
     if piece.photo is not None:
         return await bot.send_photo(chat_id, piece.photo, caption=piece.text, reply_markup=piece.markup)
     return await bot.send_message(chat_id, piece.text or "", reply_markup=piece.markup)
@@ -278,7 +302,8 @@ class OutboxDispatcher:
                                           "unconfirmed")
             index += 1
             if index == len(pieces):
-                done = await self._db(outbox.mark_sent, item.id, message.message_id, token=item.attempts,
+                done = await self._db(outbox.mark_sent, item.id,
+                                      message.message_id if message is not None else None, token=item.attempts,
                                       pieces_sent=index)
                 return "sent" if done else "skipped"
             # this piece confirmed and the next one in flight, in one commit
