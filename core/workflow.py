@@ -39,7 +39,7 @@ from core.models import (
     TicketStatus,
     utcnow,
 )
-from core.outbox import enqueue
+from core.outbox import PRIORITY_URGENT, enqueue
 from core.permissions import NotAllowed, Scope, allowed
 from core.tickets import LEGAL_TRANSITIONS, NewTicket, change_status, file_ticket
 
@@ -306,6 +306,11 @@ def _rating_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
     return [[{"text": t(f"rating.{score}"), "callback_data": f"r:{ticket.id}:{score}"} for score in RATINGS]]
 
 
+def _priority(ticket: Ticket) -> int | None:
+    """An emergency's messages go before everything but nothing (core.outbox priorities)."""
+    return PRIORITY_URGENT if ticket.urgent else None
+
+
 def _tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: str,
                     payload: dict[str, Any] | None = None) -> None:
     """The reporter and every follower with a Telegram id, once per event (default text: notify.<kind>)."""
@@ -315,7 +320,7 @@ def _tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: 
         person = session.get(Person, person_id)
         if person is not None and person.telegram_id is not None:
             enqueue(session, dedupe_key=f"{kind}:{ticket.id}:{event.id}:{person.telegram_id}",
-                    kind="notice", chat_id=person.telegram_id, payload=payload)
+                    kind="notice", chat_id=person.telegram_id, payload=payload, priority=_priority(ticket))
 
 
 def _tell_branch(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> bool:
@@ -323,7 +328,7 @@ def _tell_branch(session: Session, ticket: Ticket, event: TicketEvent, payload: 
     if branch is None or branch.telegram_chat_id is None:
         return False
     enqueue(session, dedupe_key=f"branch:{ticket.id}:{event.id}", kind="line",
-            chat_id=branch.telegram_chat_id, payload=payload)
+            chat_id=branch.telegram_chat_id, payload=payload, priority=_priority(ticket))
     return True
 
 
@@ -331,7 +336,7 @@ def _tell_admins(session: Session, ticket: Ticket, event: TicketEvent, payload: 
     for admin in _admins(session, ticket):
         assert admin.telegram_id is not None
         enqueue(session, dedupe_key=f"admin:{ticket.id}:{event.id}:{admin.telegram_id}",
-                kind="card", chat_id=admin.telegram_id, payload=payload)
+                kind="card", chat_id=admin.telegram_id, payload=payload, priority=_priority(ticket))
 
 
 # -- the loop ----------------------------------------------------------------------
