@@ -40,6 +40,7 @@ from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable
+from bot.ratelimit import RateLimiter
 from bot.replies import respond, say
 from bot.telegram_link import TelegramLink, TrackedRequest, connect, quiet_network_tracebacks
 from core import buttons, inbox, outbox, prompts, workflow
@@ -88,6 +89,9 @@ class Services:
         self.dispatcher: OutboxDispatcher | None = None
         self.scheduler: DutyScheduler | None = None  # duty reminders; only with background=True
         self.broadcasts: BroadcastSender | None = None  # /broadcast notices; only with background=True
+        # One rate budget for everything this process sends (bot/ratelimit.py): the dispatcher's
+        # replies, cards and reminders before the broadcast sender's notices.
+        self.limiter = RateLimiter()
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         # One inbox pass per sender at a time keeps each sender's order; different
@@ -496,7 +500,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         # for SQLite's single write lock and for Python's GIL.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="gridbot-db"))
-        svc.dispatcher = OutboxDispatcher(app.bot, factory)
+        svc.dispatcher = OutboxDispatcher(app.bot, factory, limiter=svc.limiter)
         if background:
             svc.tasks = [asyncio.create_task(_warm_up(svc)),
                          asyncio.create_task(svc.dispatcher.run_forever(svc.stop)),
@@ -509,7 +513,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8),
                              base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot")
             await bot.initialize()
-            svc.broadcasts = BroadcastSender(bot, factory, on_finished=svc.dispatch)
+            svc.broadcasts = BroadcastSender(bot, factory, limiter=svc.limiter, on_finished=svc.dispatch)
             svc.tasks.append(asyncio.create_task(svc.broadcasts.run_forever(svc.stop)))
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]

@@ -19,6 +19,11 @@ and every confirmed piece is recorded, so that:
   still queued for that group move to the new chat, and the message goes there at once;
 * Forbidden (403: blocked, removed from the group) and BadRequest (400) fail the row for good.
 
+Pace: every request takes a slot of the process's one rate budget (bot/ratelimit.py, shared with
+the broadcast sender) at the row's priority, before the row is marked in flight; a row whose
+chat must wait longer than INLINE_WAIT (a group's 20 a minute used up) goes back to pending for
+that long, not counted as an attempt, and the pass goes on with the next row.
+
 Whatever happens to one row, the rest of the batch is sent. Database work runs in a worker
 thread so the bot's event loop never blocks on it.
 
@@ -49,6 +54,7 @@ from telegram.error import (
     TimedOut,
 )
 
+from bot.ratelimit import RateLimiter
 from bot.textsplit import split_message
 from core import outbox
 from core.db import read_scope, session_scope
@@ -59,6 +65,7 @@ CAPTION_LIMIT = 1024
 # httpx timeouts that happen before a request is written: Telegram cannot have got it
 NOT_SENT_TIMEOUTS = {"PoolTimeout", "ConnectTimeout"}
 MAX_MIGRATIONS = 3  # ChatMigrated hops for one message in one pass
+INLINE_WAIT = 2.0  # seconds a pass waits for a chat's budget; longer, the row waits in the outbox
 
 
 @dataclass
@@ -147,10 +154,12 @@ def _seconds(exc: RetryAfter) -> float:
 
 
 class OutboxDispatcher:
-    def __init__(self, bot: Bot, factory: sessionmaker[Session], batch: int = 20) -> None:
+    def __init__(self, bot: Bot, factory: sessionmaker[Session], batch: int = 20,
+                 limiter: RateLimiter | None = None) -> None:
         self.bot = bot
         self.factory = factory
         self.batch = batch
+        self.limiter = limiter or RateLimiter()
         # chat id -> (loop time, outbox id): that message got a 429, the chat's others wait for it
         self._held_until: dict[int, tuple[float, int]] = {}
         self._migrated: dict[int, int] = {}  # old group chat id -> its supergroup's
@@ -245,6 +254,10 @@ class OutboxDispatcher:
         held = self._held_for(chat_id, item.id)
         if held:  # an earlier message to this chat got a 429: keep the order, keep the pace
             return await self._retry(item, f"RetryAfter {held:.3g}s (chat waits)", retry_after=held)
+        waits = self.limiter.chat_wait(chat_id)
+        if waits > INLINE_WAIT:  # this chat's budget is used up for a while: the row waits, the pass goes on
+            return await self._retry(item, f"rate budget: chat waits {waits:.3g}s", retry_after=waits)
+        slot = await self.limiter.acquire(chat_id, item.priority)
         if not await self._db(outbox.begin_request, item.id, item.attempts):
             log.info("outbox %s: taken over by another dispatcher, not sent", item.id)
             return "skipped"
@@ -252,9 +265,12 @@ class OutboxDispatcher:
         while True:
             where = f"piece {index + 1}/{len(pieces)}"
             try:
+                self.limiter.sent(slot, chat_id)
                 message = await send_piece(self.bot, chat_id, pieces[index])
             except RetryAfter as exc:
                 seconds = _seconds(exc)
+                if self.limiter.retry_after(seconds):
+                    log.warning("Telegram limits the bot: every send paused for %gs", seconds)
                 self._hold(chat_id, item.id, seconds)
                 return await self._retry(item, f"RetryAfter {seconds:g}s ({where})", retry_after=seconds)
             except ChatMigrated as exc:
@@ -267,6 +283,7 @@ class OutboxDispatcher:
                 chat_id = new_chat
                 if migrations > MAX_MIGRATIONS:
                     return await self._retry(item, f"ChatMigrated {migrations} times ({where})")
+                slot = await self.limiter.acquire(chat_id, item.priority)
                 if not await self._db(outbox.begin_request, item.id, item.attempts):
                     return "skipped"
                 continue
@@ -307,6 +324,7 @@ class OutboxDispatcher:
                                       pieces_sent=index)
                 return "sent" if done else "skipped"
             # this piece confirmed and the next one in flight, in one commit
+            slot = await self.limiter.acquire(chat_id, item.priority)
             if not await self._db(outbox.piece_sent, item.id, item.attempts, index, next_in_flight=True):
                 return "skipped"
 
