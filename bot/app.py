@@ -351,9 +351,13 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         if data.startswith("/") and query.message is not None and query.message.chat.type == "private":
             await query.answer()
             chat_id, message_id = query.message.chat.id, query.message.message_id
-            await respond(context, lambda _s, out: out.markup(chat_id, message_id))  # one press per question
-            await submit(context, user_id=user.id, chat_id=chat_id, message_id=message_id, text=data,
-                         display_name=user.full_name)
+            # one press per question: the buttons go while Rasa answers (neither waits for the other)
+            removed = asyncio.create_task(respond(context, lambda _s, out: out.markup(chat_id, message_id)))
+            try:
+                await submit(context, user_id=user.id, chat_id=chat_id, message_id=message_id, text=data,
+                             display_name=user.full_name)
+            finally:
+                await removed
             return
     log.info("refused a press whose data this bot cannot read (user %s)", user.id)
     await query.answer(t("button_invalid"), show_alert=True)

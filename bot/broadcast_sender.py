@@ -12,7 +12,8 @@ Limits. The sender takes its slots from the process's one rate budget (bot/ratel
 between two requests to one chat, 20 a minute to a group) at the lowest priority, so replies,
 emergencies, cards and reminders go first and a broadcast gets the rest of the 30 a second. A
 request counts in the window from the moment it really goes out (`RateLimiter.sent`, after the
-delivery's commit), not from its slot. Recipients are private chats, one message each.
+delivery's commit), not from its slot. Recipients are private chats, one message each, and the
+sender asks for no burst (`burst=1`): a strict second between two requests to one chat.
 
 Answers. RetryAfter (429): that recipient waits the time Telegram asked for (the row goes back
 to pending with next_attempt_at = now + retry_after; it does not count as an attempt); when
@@ -319,7 +320,7 @@ class BroadcastSender:
         return False
 
     async def _deliver(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
-        slot = await self.limiter.acquire(due.chat_id, BULK)
+        slot = await self.limiter.acquire(due.chat_id, BULK, burst=1)
         outcome = await self._send(due, payload, slot)
         if outcome != "skipped":
             setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
@@ -399,7 +400,7 @@ class _Progress:
         if text == self.last_text:
             return
         try:
-            await self.sender.limiter.acquire(self.chat_id, BULK)
+            await self.sender.limiter.acquire(self.chat_id, BULK, burst=1)
             if self.message_id is None:
                 message = await self.sender.bot.send_message(self.chat_id, text)
                 self.message_id = message.message_id

@@ -6,15 +6,19 @@ dispatcher (replies, cards, reminders: bot/dispatcher.py) and the broadcast send
 (bot/broadcast_sender.py) take their slots from the same object (bot/app.py's Services) — so
 their sum stays within the limits, not each on its own.
 
-* Overall: request starts evenly spaced `period / rate` apart and at most `rate` in any `period`
-  seconds (30 per 1.005 s; python-telegram-bot's AIORateLimiter lets a burst of 30 through at
-  once, which a strict "30 in any second" count refuses). A request counts in the window from
-  the moment it really goes out (`sent`), not from its slot: a slow commit between the two
-  would otherwise let 31 requests reach Telegram within one second.
+* Overall: at most `rate` request starts in any `period` seconds (30 per 1.005 s), and bulk
+  requests (broadcasts) evenly spaced `period / rate` apart (python-telegram-bot's
+  AIORateLimiter lets a burst of 30 through at once, which a strict "30 in any second" count
+  refuses when the window's edges jitter); a few replies at once are not spaced, so a reply
+  does not wait behind other people's. A request counts in the window from the moment it
+  really goes out (`sent`), not from its slot: a slow commit between the two would otherwise
+  let 31 requests reach Telegram within one second.
 * Per chat: one request every `per_chat` seconds on average, as a token bucket that holds
   `chat_burst` requests (3): a reply of two or three messages (a text and its buttons' edit,
   Rasa's answer in parts) goes out at once, as Telegram tolerates in a chat, and anything longer
-  is paced to one a second. With `chat_burst=1` it is a strict second between two requests.
+  is paced to one a second. A sender that wants no burst (the broadcast sender: one notice per
+  recipient, and its progress message) asks with `burst=1`: a strict second between two
+  requests to a chat.
 * Per group (a negative chat id: groups, supergroups, channels): at most `group_rate` in any
   `group_period` seconds.
 * Priority: 0 (replies, emergencies) before 1 (cards, reminders) before 2 (broadcasts;
@@ -98,17 +102,19 @@ class RateLimiter:
         if bucket is not None and bucket[1] < now:
             bucket[1] = now  # the chat's bucket refills from the request's real start, not its slot
 
-    def chat_wait(self, chat_id: int | None) -> float:
+    def chat_wait(self, chat_id: int | None, burst: int | None = None) -> float:
         """Seconds a request to `chat_id` waits for that chat's own limits now (0: none)."""
-        return max(0.0, self._chat_wait(chat_id, self.clock()))
+        return max(0.0, self._chat_wait(chat_id, self.clock(), burst))
 
-    def _chat_wait(self, chat_id: int | None, now: float) -> float:
+    def _chat_wait(self, chat_id: int | None, now: float, burst: int | None = None) -> float:
         if chat_id is None:
             return 0.0
         wait = 0.0
         bucket = self._refilled(chat_id, now)
-        if bucket is not None and bucket[0] < 1:
-            wait = (1 - bucket[0]) * self.per_chat
+        # the tokens this request needs: 1 may use the whole bucket, `burst` only that many of them
+        need = self.chat_burst - min(self.chat_burst, burst or self.chat_burst) + 1
+        if bucket is not None and bucket[0] < need:
+            wait = (need - bucket[0]) * self.per_chat
         group = self._groups.get(chat_id)
         if group is not None:
             while group and group[0][0] <= now - self.group_period:
@@ -124,10 +130,12 @@ class RateLimiter:
             bucket[0], bucket[1] = min(float(self.chat_burst), bucket[0] + gained), now
         return bucket
 
-    def _overall_wait(self, now: float) -> float:
+    def _overall_wait(self, now: float, spaced: bool) -> float:
         while self._starts and self._starts[0][0] <= now - self.period:
             self._starts.popleft()
-        waits = [self._paused_until - now, self._next_slot - now]  # evenly spaced: no bursts
+        waits = [self._paused_until - now]
+        if spaced:  # evenly spaced: no bursts
+            waits.append(self._next_slot - now)
         if len(self._starts) >= self.rate:
             waits.append(self._starts[0][0] + self.period - now)
         return max(waits)
@@ -149,17 +157,19 @@ class RateLimiter:
                 self._groups = {c: q for c, q in self._groups.items() if q and q[-1][0] > now - self.group_period}
         return slot
 
-    async def acquire(self, chat_id: int | None = None, priority: int = BULK) -> list[float]:
-        """Wait for a slot to send to `chat_id` at `priority`; the slot's cell, for `sent`."""
+    async def acquire(self, chat_id: int | None = None, priority: int = BULK,
+                      burst: int | None = None) -> list[float]:
+        """Wait for a slot to send to `chat_id` at `priority`; the slot's cell, for `sent`.
+        `burst`: how many requests in a row this sender may make to one chat (default the bucket)."""
         ready = False
         try:
             while True:
                 now = self.clock()
-                chat_wait = self._chat_wait(chat_id, now)
+                chat_wait = self._chat_wait(chat_id, now, burst)
                 if (chat_wait <= 0) != ready:  # only the overall budget (still) holds it back
                     ready = not ready
                     self._ready[priority] += 1 if ready else -1
-                wait = max(chat_wait, self._overall_wait(now))
+                wait = max(chat_wait, self._overall_wait(now, spaced=priority >= BULK))
                 if wait <= 0 and any(self._ready[p] for p in range(priority)):
                     wait = self.period / self.rate  # a more urgent request takes this slot
                 if wait <= 0:
