@@ -275,7 +275,7 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await ticket_buttons.on_note(update, context, asked)
         await svc.dispatch()
         return
-    if broadcast_chat.typed_step(asked) and asked is not None and asked.value.get("step") == "content":
+    if broadcast_chat.wants_content(asked) and asked is not None:
         await broadcast_chat.on_message(update, context, asked)
         return
     photo = message.photo[-1].file_id  # the largest size
@@ -409,7 +409,7 @@ async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if message.document is not None and update.effective_user is not None:
         asked = await _prompt(services(context), update.effective_user.id)
-        if broadcast_chat.typed_step(asked) and asked is not None and asked.value.get("step") == "content":
+        if broadcast_chat.wants_content(asked) and asked is not None:
             await broadcast_chat.on_message(update, context, asked)
             return
     await say(context, message.chat_id, kind_answer(message))

@@ -63,6 +63,11 @@ def typed_step(asked: prompts.Asked | None) -> bool:
     return asked is not None and asked.kind == prompts.BROADCAST and asked.value.get("step") in TYPED_STEPS
 
 
+def wants_content(asked: prompts.Asked | None) -> bool:
+    """Whether the open prompt waits for a notice's content (a photo or a document may be it)."""
+    return typed_step(asked) and asked is not None and asked.value.get("step") == "content"
+
+
 # -- time ---------------------------------------------------------------------------------------
 
 _DAY = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
