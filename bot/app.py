@@ -1,10 +1,12 @@
 """Composition root of the bot process.
 
 `build_application` assembles python-telegram-bot's Application: Defaults,
-arbitrary callback data, handlers, the error handler, and — owned by
-post_init/post_shutdown — the Rasa client, the outbox dispatcher and the
-inbox replay loop. Free text goes inbox → Rasa → outbox; nothing a resident
-says is lost when Rasa is down.
+handlers, the error handler, and — owned by post_init/post_shutdown — the Rasa
+client, the outbox dispatcher and the inbox replay loop. Free text goes
+inbox → Rasa → outbox; nothing a resident says is lost when Rasa is down.
+Nothing a conversation needs lives in this process: buttons' data (core.buttons)
+and open questions (core.prompts) are in the database, and every message a
+handler sends is an outbox row (bot/replies.py).
 """
 
 from __future__ import annotations
@@ -18,11 +20,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Document, Message, Update
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import InvalidToken, NetworkError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -30,8 +31,6 @@ from telegram.ext import (
     ContextTypes,
     Defaults,
     MessageHandler,
-    PersistenceInput,
-    PicklePersistence,
     filters,
 )
 from telegram.request import BaseRequest
@@ -41,8 +40,10 @@ from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable
+from bot.ratelimit import RateLimiter
+from bot.replies import respond, say
 from bot.telegram_link import TelegramLink, TrackedRequest, connect, quiet_network_tracebacks
-from core import inbox, outbox, workflow
+from core import buttons, inbox, outbox, prompts, workflow
 from core import secret as shared
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
@@ -65,7 +66,6 @@ HOUSEKEEPING_SECONDS = 600.0  # how often resolved tickets nobody rated are clos
 DB_THREADS = 1
 WARM_UP_RETRY_SECONDS = 2.0  # while Rasa loads its model
 WARM_UP_TRIES = 30  # answers without the action server's part: a minute, then no more
-CALLBACK_CACHE = 50_000  # buttons of old ticket cards must keep working for weeks
 # What replaces a leading "/" of words a user typed (see `as_words`): DIVISION SLASH looks like
 # "/" and, unlike the full-width "／", Rasa's normaliser (NFKC in nlu/normalizer.py) keeps it.
 SLASH_ESCAPE = "\u2215"
@@ -89,6 +89,9 @@ class Services:
         self.dispatcher: OutboxDispatcher | None = None
         self.scheduler: DutyScheduler | None = None  # duty reminders; only with background=True
         self.broadcasts: BroadcastSender | None = None  # /broadcast notices; only with background=True
+        # One rate budget for everything this process sends (bot/ratelimit.py): the dispatcher's
+        # replies, cards and reminders before the broadcast sender's notices.
+        self.limiter = RateLimiter()
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         # One inbox pass per sender at a time keeps each sender's order; different
@@ -191,23 +194,36 @@ async def _submit_message(update: Update, context: ContextTypes.DEFAULT_TYPE, te
                  text=text, display_name=user.full_name, **extra)
 
 
+async def _prompt(svc: Services, user_id: int) -> prompts.Asked | None:
+    """The question this user was last asked and not yet answered (core.prompts)."""
+    def read() -> prompts.Asked | None:
+        with read_scope(svc.factory) as session:
+            return prompts.current(session, user_id)
+    return await asyncio.to_thread(read)
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    message = update.effective_message
-    if message is None or update.effective_user is None or message.text is None:
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or message.text is None:
         return
     svc = services(context)
     if not message.text.strip():  # only spaces (full-width too): nothing to understand, say what helps
-        await message.reply_text(t("default"))
+        await say(context, message.chat_id, t("default"))
         return
-    if ticket_buttons.waiting_note(context):
-        if await ticket_buttons.on_note(update, context, svc.factory):
-            await svc.dispatch()
+    asked = await _prompt(svc, user.id)
+    if asked is not None and asked.kind == prompts.NOTE:
+        await ticket_buttons.on_note(update, context, asked)
+        await svc.dispatch()
         return
-    if duties_buttons.waiting_reason(context):
-        await duties_buttons.on_reason(update, context, svc.factory)
+    if asked is not None and asked.kind == prompts.LEAVE:
+        await duties_buttons.on_reason(update, context, asked)
         return
-    if binding.active(context) and not await _urgent(svc, message.text) \
-            and await binding.on_text(update, context, await svc.router(), svc.factory):
+    if broadcast_chat.typed_step(asked):
+        assert asked is not None
+        await broadcast_chat.on_message(update, context, asked)
+        return
+    if asked is not None and asked.kind == prompts.BINDING and not await _urgent(svc, message.text) \
+            and await binding.on_text(update, context, await svc.router()):
         return
     await _submit_message(update, context, as_words(message.text))
 
@@ -219,7 +235,7 @@ async def _urgent(svc: Services, text: str) -> bool:
 
 
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await binding.start(update, context, services(context).factory)
+    await binding.start(update, context)
 
 
 async def on_my(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -254,9 +270,13 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if message is None or not message.photo:
         return
     svc = services(context)
-    if ticket_buttons.waiting_note(context):
-        if await ticket_buttons.on_note(update, context, svc.factory):
-            await svc.dispatch()
+    asked = await _prompt(svc, update.effective_user.id) if update.effective_user is not None else None
+    if asked is not None and asked.kind == prompts.NOTE:
+        await ticket_buttons.on_note(update, context, asked)
+        await svc.dispatch()
+        return
+    if broadcast_chat.wants_content(asked) and asked is not None:
+        await broadcast_chat.on_message(update, context, asked)
         return
     photo = message.photo[-1].file_id  # the largest size
     caption = as_words(message.caption or "")
@@ -275,33 +295,53 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if location is None:
         return
     svc = services(context)
-    if binding.active(context) and message.location is not None:
+    user = update.effective_user
+    asked = await _prompt(svc, user.id) if message.location is not None and user is not None else None
+    if asked is not None and asked.kind == prompts.BINDING:
         await binding.on_location(update, context, await svc.router(), svc.factory)
         return
     await _submit_message(update, context, payload("share_location", latitude=location.latitude,
                                                    longitude=location.longitude))
 
 
+def _resolve(factory: sessionmaker[Session], data: object) -> tuple[bool, object]:
+    with read_scope(factory) as session:
+        return buttons.resolve(session, data)
+
+
 async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Every button press. Its data is "b:<token>": the data the button stands for is read from
+    the database (core.buttons) here, before anything decides what the press means — one
+    handler takes every press, because python-telegram-bot's CallbackQuery is frozen and its
+    handlers match on the raw data. The 已读 button of broadcasts carries "bc:r:<id>" as is.
+    Anything else (forged, tampered, purged) gets the "button_invalid" answer."""
     query, user = update.callback_query, update.effective_user
     if query is None or user is None:
         return
-    data = query.data
     svc = services(context)
-    read = broadcast_chat.read_press(data)  # 已读 on a broadcast notice
+    read = broadcast_chat.read_press(query.data)  # 已读 on a broadcast notice
     if read is not None:
         await broadcast_chat.on_read(update, context, read)
         return
-    if isinstance(data, tuple) and data and data[0] == "bind":
-        await binding.on_press(update, context, data, svc.factory)
+    issued, data = await asyncio.to_thread(_resolve, svc.factory, query.data)
+    if not issued:
+        log.info("refused a press with callback data the bot did not issue (user %s)", user.id)
+        await query.answer(t("button_invalid"), show_alert=True)
+        return
+    if binding.is_press(data):
+        await binding.on_press(update, context, data)  # type: ignore[arg-type]
+        return
+    if roles.is_pick(data):
+        await roles.on_pick(update, context, data)  # type: ignore[arg-type]
+        return
+    if broadcast_chat.is_press(data):
+        await broadcast_chat.on_press(update, context, data)  # type: ignore[arg-type]
         return
     if isinstance(data, str):
         parsed = ticket_buttons.parse(data)
         if parsed is not None:
             if await ticket_buttons.on_press(update, context, parsed, svc.factory):
                 await svc.dispatch()
-            if ticket_buttons.waiting_note(context) and context.user_data is not None:
-                context.user_data.pop(duties_buttons.PROMPT, None)  # the newest question wins
             return
         duty = duties_buttons.parse(data)
         if duty is not None:
@@ -310,12 +350,16 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             return
         if data.startswith("/") and query.message is not None and query.message.chat.type == "private":
             await query.answer()
-            with contextlib.suppress(TelegramError):
-                await query.edit_message_reply_markup(None)  # one press per question
-            await submit(context, user_id=user.id, chat_id=query.message.chat.id,
-                         message_id=query.message.message_id, text=data, display_name=user.full_name)
+            chat_id, message_id = query.message.chat.id, query.message.message_id
+            # one press per question: the buttons go while Rasa answers (neither waits for the other)
+            removed = asyncio.create_task(respond(context, lambda _s, out: out.markup(chat_id, message_id)))
+            try:
+                await submit(context, user_id=user.id, chat_id=chat_id, message_id=message_id, text=data,
+                             display_name=user.full_name)
+            finally:
+                await removed
             return
-    log.info("refused a press with callback data the bot did not send (user %s)", user.id)
+    log.info("refused a press whose data this bot cannot read (user %s)", user.id)
     await query.answer(t("button_invalid"), show_alert=True)
 
 
@@ -341,9 +385,9 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if context.chat_data.get(LIVE_LOCATION) == message.message_id:
                 return
             context.chat_data[LIVE_LOCATION] = message.message_id
-        await message.reply_text(t("kind.live_location"))
+        await say(context, message.chat_id, t("kind.live_location"))
         return
-    await message.reply_text(t("edited"))
+    await say(context, message.chat_id, t("edited"))
 
 
 def kind_answer(message: Message) -> str:
@@ -358,15 +402,23 @@ def kind_answer(message: Message) -> str:
 
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Everything in a private chat that is not text, a command, a photo or a place."""
-    if update.effective_message is not None:
-        await update.effective_message.reply_text(kind_answer(update.effective_message))
+    """Everything in a private chat that is not text, a command, a photo or a place (a document
+    may be the content of a /broadcast)."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.document is not None and update.effective_user is not None:
+        asked = await _prompt(services(context), update.effective_user.id)
+        if broadcast_chat.wants_content(asked) and asked is not None:
+            await broadcast_chat.on_message(update, context, asked)
+            return
+    await say(context, message.chat_id, kind_answer(message))
 
 
 async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command no CommandHandler took, such as a typed /join_ticket{...}: never sent to Rasa."""
     if update.effective_message is not None:
-        await update.effective_message.reply_text(t("kind.unknown_command"))
+        await say(context, update.effective_message.chat_id, t("kind.unknown_command"))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -378,7 +430,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         with contextlib.suppress(Exception):
-            await context.bot.send_message(update.effective_chat.id, t("error"))
+            await say(context, update.effective_chat.id, t("error"))
 
 
 async def _warm_up(svc: Services) -> None:
@@ -418,11 +470,15 @@ async def _replay_loop(svc: Services) -> None:
 
 def _close_unrated(factory: sessionmaker[Session]) -> int:
     with session_scope(factory) as session:
+        purged = buttons.purge(session)
+        if purged:
+            log.info("forgot %d button(s) issued more than %s ago", purged, buttons.BUTTON_TTL)
         return workflow.close_unrated(session)
 
 
 async def _housekeeping_loop(svc: Services) -> None:
-    """Close resolved tickets nobody rated within three days (BRIEF's ticket loop)."""
+    """Close resolved tickets nobody rated within three days (BRIEF's ticket loop); forget
+    buttons older than core.buttons.BUTTON_TTL."""
     while not svc.stop.is_set():
         try:
             closed = await asyncio.to_thread(_close_unrated, svc.factory)
@@ -436,8 +492,7 @@ async def _housekeeping_loop(svc: Services) -> None:
 
 def build_application(settings: Settings, factory: sessionmaker[Session], *,
                       request: BaseRequest | None = None, rasa: RasaClient | None = None,
-                      background: bool = True, persistence_path: Path | None = None,
-                      link: TelegramLink | None = None) -> Application:  # type: ignore[type-arg]
+                      background: bool = True, link: TelegramLink | None = None) -> Application:  # type: ignore[type-arg]
     """`link`: told when Telegram stops and starts answering getUpdates (only without `request`).
     core.secret.SecretError when the shared secret is not available (see Settings.shared_secret)."""
     svc = Services(factory, rasa or RasaClient(settings.rasa_url, settings.shared_secret()))
@@ -449,7 +504,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         # for SQLite's single write lock and for Python's GIL.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="gridbot-db"))
-        svc.dispatcher = OutboxDispatcher(app.bot, factory)
+        svc.dispatcher = OutboxDispatcher(app.bot, factory, limiter=svc.limiter)
         if background:
             svc.tasks = [asyncio.create_task(_warm_up(svc)),
                          asyncio.create_task(svc.dispatcher.run_forever(svc.stop)),
@@ -462,7 +517,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8),
                              base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot")
             await bot.initialize()
-            svc.broadcasts = BroadcastSender(bot, factory, on_finished=svc.dispatch)
+            svc.broadcasts = BroadcastSender(bot, factory, limiter=svc.limiter, on_finished=svc.dispatch)
             svc.tasks.append(asyncio.create_task(svc.broadcasts.run_forever(svc.stop)))
 
     async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
@@ -484,7 +539,6 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         .base_url(f"{api_url}/bot")
         .base_file_url(f"{api_url}/file/bot")
         .defaults(Defaults(tzinfo=settings.tz))
-        .arbitrary_callback_data(CALLBACK_CACHE)
         .post_init(post_init)
         .post_shutdown(post_shutdown)
     )
@@ -492,17 +546,12 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         builder = builder.request(request).get_updates_request(request)
     elif link is not None:
         builder = builder.get_updates_request(TrackedRequest(link, connection_pool_size=1))
-    if persistence_path is not None:  # pressed buttons keep working across restarts
-        builder = builder.persistence(PicklePersistence(
-            persistence_path, store_data=PersistenceInput(bot_data=False, chat_data=False, user_data=False,
-                                                          callback_data=True), update_interval=30))
     app = builder.build()
     app.bot_data["services"] = svc
     private = filters.ChatType.PRIVATE
-    # Roles (bot/roles.py): /invite, /join and the invite's branch buttons; before on_callback.
-    for handler in roles.handlers(factory):
+    for handler in roles.handlers():  # /invite, /join
         app.add_handler(handler)
-    broadcast_chat.register(app)  # /broadcast (a conversation) and /notify: before the catch-alls
+    broadcast_chat.register(app)  # /broadcast, /cancel, /notify: before the catch-all of commands
     # Only private chats are answered: the bot sits in branch groups, where it speaks only
     # through ticket cards and commands.
     app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, on_edited))
@@ -541,10 +590,9 @@ def main() -> int:
         log.error("%s", exc)
         return 2
     factory = make_session_factory(make_engine(settings.database_url))
-    settings.callback_cache_path.parent.mkdir(parents=True, exist_ok=True)
     link = TelegramLink()
     quiet_network_tracebacks()
-    app = build_application(settings, factory, persistence_path=settings.callback_cache_path, link=link)
+    app = build_application(settings, factory, link=link)
 
     async def run() -> int:
         # Telegram may not answer at start: connect() retries getMe with backoff (and logs once).

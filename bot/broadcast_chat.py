@@ -1,18 +1,20 @@
 """/broadcast (compose, choose the audience, preview, send now or later), /notify off|on, and the
 已读 button of important notices.
 
-/broadcast is a python-telegram-bot ConversationHandler (a non-language flow; Rasa is not
-involved):
+/broadcast is an explicit state machine whose state is the sender's prompt (core.prompts, kind
+"broadcast": the step and the draft), written in the transaction that queues each question, so
+an unfinished composition survives a restart of the bot and any bot process can take the next
+step (a non-language flow; Rasa is not involved):
 
     content (text, or photo/document with caption) -> audience buttons (with counts)
     -> 重要通知? -> 已读回执? -> preview with the recipient count -> 立即发送 | 定时发送 (a time) | 取消
 
 Every step re-checks in core.broadcasts as the person behind the Telegram user; the audience
-buttons list only what that person may address. Button data is a tuple through the
-Application's callback data cache. The 已读 button on the notices themselves carries the raw
-string "bc:r:<id>" (bot/broadcast_sender.py sends with a plain Bot), so it arrives here as
-InvalidCallbackData whose callback_data is that string; core.broadcasts.mark_read counts a
-press only from a recipient, once.
+buttons list only what that person may address. A step's buttons carry ["bcc", step, value]
+under a token (core.buttons); a press for another step than the open one is refused like any
+unknown button. The 已读 button on the notices themselves carries the raw string "bc:r:<id>"
+(bot/broadcast_sender.py sends with a plain Bot); core.broadcasts.mark_read counts a press only
+from a recipient, once.
 """
 
 from __future__ import annotations
@@ -20,56 +22,50 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import warnings
 from datetime import datetime, timedelta
 from typing import Any
 
 from dateutil import parser as dateparser
 from sqlalchemy.orm import Session, sessionmaker
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import (
-    Application,
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    ConversationHandler,
-    InvalidCallbackData,
-    MessageHandler,
-    filters,
-)
-from telegram.warnings import PTBUserWarning
+from telegram import Update
+from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
-from core import broadcasts, workflow
+from bot.replies import Buttons, Outgoing, button, respond
+from core import broadcasts, prompts, workflow
 from core.config import get_settings
-from core.db import read_scope, session_scope
+from core.db import session_scope
 from core.messages import t
 from core.models import BroadcastAudience
 from core.permissions import NotAllowed
 
 log = logging.getLogger("gridbot.bot.broadcast")
 
-CONTENT, AUDIENCE, ESSENTIAL, READ, CONFIRM, WHEN = range(6)
-DRAFT = "broadcast_draft"  # user_data key
 CANCEL_WORDS = {"取消", "算了", "/cancel"}
-TAG = "bcc"
+TAG = "bcc"  # button data: ["bcc", step, value?]
+TYPED_STEPS = {"content", "when"}  # steps whose answer is a message, not a press
+PRESS_STEPS = {"aud": "audience", "ess": "essential", "read": "read", "now": "confirm", "later": "confirm"}
 
 
 def _factory(context: ContextTypes.DEFAULT_TYPE) -> sessionmaker[Session]:
     return context.application.bot_data["services"].factory  # type: ignore[no-any-return]
 
 
-def _draft(context: ContextTypes.DEFAULT_TYPE) -> dict[str, Any]:
-    assert context.user_data is not None
-    return context.user_data.setdefault(DRAFT, {})  # type: ignore[no-any-return]
+def _buttons(*rows: list[tuple[str, list[Any]]]) -> Buttons:
+    return [[button(text, [TAG, *data]) for text, data in row] for row in rows]
 
 
-def _buttons(*rows: list[tuple[str, tuple[Any, ...]]]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup([[InlineKeyboardButton(text, callback_data=(TAG, *data)) for text, data in row]
-                                 for row in rows])
+def is_press(data: Any) -> bool:
+    return isinstance(data, list) and len(data) >= 2 and data[0] == TAG
 
 
-def _is(step: str) -> Any:
-    return lambda data: isinstance(data, tuple) and len(data) >= 2 and data[0] == TAG and data[1] == step
+def typed_step(asked: prompts.Asked | None) -> bool:
+    """Whether the open prompt waits for a typed (or sent) answer of /broadcast."""
+    return asked is not None and asked.kind == prompts.BROADCAST and asked.value.get("step") in TYPED_STEPS
+
+
+def wants_content(asked: prompts.Asked | None) -> bool:
+    """Whether the open prompt waits for a notice's content (a photo or a document may be it)."""
+    return typed_step(asked) and asked is not None and asked.value.get("step") == "content"
 
 
 # -- time ---------------------------------------------------------------------------------------
@@ -104,203 +100,216 @@ def parse_when(text: str, now: datetime) -> datetime | None:
     return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
 
 
-# -- the conversation -------------------------------------------------------------------------
+# -- the state machine -----------------------------------------------------------------------
 
-async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+def _choices(s: Session, user_id: int) -> list[broadcasts.Choice]:
+    return broadcasts.choices(s, workflow.person_by_telegram(s, user_id))
+
+
+def _step(s: Session, user_id: int, draft: dict[str, Any], step: str) -> None:
+    prompts.ask(s, user_id, prompts.BROADCAST, {**draft, "step": step})
+
+
+def _drop(s: Session, user_id: int, draft: dict[str, Any]) -> None:
+    """Forget the draft, and the broadcast created from it if it was never queued."""
+    prompts.clear(s, user_id, prompts.BROADCAST)
+    if draft.get("id"):
+        broadcasts.cancel(s, draft["id"], workflow.person_by_telegram(s, user_id))
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/broadcast: a new draft (an unfinished one is dropped)."""
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
+    chat_id = message.chat_id
 
-    def load() -> list[broadcasts.Choice]:
-        with read_scope(_factory(context)) as s:
-            return broadcasts.choices(s, workflow.person_by_telegram(s, user.id))
+    def work(s: Session, out: Outgoing) -> None:
+        if not _choices(s, user.id):
+            out.send(chat_id, t("broadcast.no_audience"))
+            return
+        asked = prompts.current(s, user.id)
+        if asked is not None and asked.kind == prompts.BROADCAST and asked.value.get("id"):
+            broadcasts.cancel(s, asked.value["id"], workflow.person_by_telegram(s, user.id))
+        _step(s, user.id, {}, "content")
+        out.send(chat_id, t("broadcast.ask_content"))
 
-    if not await asyncio.to_thread(load):
-        await message.reply_text(t("broadcast.no_audience"))
-        return ConversationHandler.END
-    context.user_data[DRAFT] = {}  # type: ignore[index]
-    await message.reply_text(t("broadcast.ask_content"))
-    return CONTENT
+    await respond(context, work)
 
 
-async def on_content(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    message, user = update.effective_message, update.effective_user
-    assert message is not None and user is not None
-    draft = _draft(context)
-    if message.photo:
-        draft.update(photo=message.photo[-1].file_id, text=message.caption or "")
-    elif message.document:
-        draft.update(document=message.document.file_id, text=message.caption or "")
+async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: prompts.Asked) -> None:
+    """The answer to the open typed step (`typed_step(asked)`): the content, or the time."""
+    if asked.value.get("step") == "content":
+        await _on_content(update, context, asked.value)
     else:
-        if (message.text or "").strip() in CANCEL_WORDS:
-            return await cancel(update, context)
-        draft.update(text=message.text or "")
-
-    def load() -> list[broadcasts.Choice]:
-        with read_scope(_factory(context)) as s:
-            return broadcasts.choices(s, workflow.person_by_telegram(s, user.id))
-
-    options = await asyncio.to_thread(load)
-    draft["choices"] = [(c.audience.value, c.community_id, c.grid_id, c.branch_id, c.label) for c in options]
-    rows = [[(t("broadcast.choice", label=c.label, count=c.count), ("aud", i))] for i, c in enumerate(options)]
-    rows.append([(t("broadcast.button_cancel"), ("cancel",))])
-    await message.reply_text(t("broadcast.ask_audience"), reply_markup=_buttons(*rows))
-    return AUDIENCE
+        await _on_when(update, context, asked.value)
 
 
-async def on_audience(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
-    draft = _draft(context)
-    draft["choice"] = draft["choices"][query.data[2]]  # type: ignore[index]
-    await query.edit_message_text(t("broadcast.ask_essential"), reply_markup=_buttons(
-        [(t("broadcast.button_essential_no"), ("ess", False)), (t("broadcast.button_essential_yes"), ("ess", True))],
-        [(t("broadcast.button_cancel"), ("cancel",))]))
-    return ESSENTIAL
+async def _on_content(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: dict[str, Any]) -> None:
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None
+    chat_id = message.chat_id
+    if message.photo:
+        draft = {**draft, "photo": message.photo[-1].file_id, "text": message.caption or ""}
+    elif message.document:
+        draft = {**draft, "document": message.document.file_id, "text": message.caption or ""}
+    elif (message.text or "").strip() in CANCEL_WORDS:
+        await cancel(update, context)
+        return
+    else:
+        draft = {**draft, "text": message.text or ""}
+
+    def work(s: Session, out: Outgoing) -> None:
+        options = _choices(s, user.id)
+        draft["choices"] = [(c.audience.value, c.community_id, c.grid_id, c.branch_id, c.label) for c in options]
+        rows = [[(t("broadcast.choice", label=c.label, count=c.count), ["aud", i])] for i, c in enumerate(options)]
+        rows.append([(t("broadcast.button_cancel"), ["cancel"])])
+        _step(s, user.id, draft, "audience")
+        out.send(chat_id, t("broadcast.ask_audience"), _buttons(*rows))
+
+    await respond(context, work)
 
 
-async def on_essential(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
-    _draft(context)["essential"] = bool(query.data[2])  # type: ignore[index]
-    await query.edit_message_text(t("broadcast.ask_read"), reply_markup=_buttons(
-        [(t("broadcast.button_read_no"), ("read", False)), (t("broadcast.button_read_yes"), ("read", True))],
-        [(t("broadcast.button_cancel"), ("cancel",))]))
-    return READ
-
-
-async def on_read_choice(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list[Any]) -> None:
+    """A button of the composition (`is_press(data)`): the open step's, or 取消."""
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
+    action, value = data[1], (data[2] if len(data) > 2 else None)
+    message = query.message
+    chat_id = message.chat.id if message is not None else user.id
+    message_id = message.message_id if message is not None else None
+
+    def show(out: Outgoing, text: str, buttons: Buttons | None = None) -> None:
+        if message_id is not None:
+            out.edit(chat_id, message_id, text, buttons)
+        else:
+            out.send(chat_id, text, buttons)
+
+    def work(s: Session, out: Outgoing) -> bool:
+        asked = prompts.current(s, user.id)
+        if asked is None or asked.kind != prompts.BROADCAST:
+            return False
+        draft = asked.value
+        if action == "cancel" and draft.get("step") not in TYPED_STEPS:
+            _drop(s, user.id, draft)
+            show(out, t("broadcast.cancelled"))
+            return True
+        if PRESS_STEPS.get(str(action)) != draft.get("step"):
+            return False
+        if action == "aud":
+            draft["choice"] = draft["choices"][int(value)]
+            _step(s, user.id, draft, "essential")
+            show(out, t("broadcast.ask_essential"), _buttons(
+                [(t("broadcast.button_essential_no"), ["ess", False]),
+                 (t("broadcast.button_essential_yes"), ["ess", True])],
+                [(t("broadcast.button_cancel"), ["cancel"])]))
+        elif action == "ess":
+            draft["essential"] = bool(value)
+            _step(s, user.id, draft, "read")
+            show(out, t("broadcast.ask_read"), _buttons(
+                [(t("broadcast.button_read_no"), ["read", False]), (t("broadcast.button_read_yes"), ["read", True])],
+                [(t("broadcast.button_cancel"), ["cancel"])]))
+        elif action == "read":
+            draft["read_button"] = bool(value)
+            _preview(s, out, user.id, draft, show)
+        elif action == "now":
+            prompts.clear(s, user.id, prompts.BROADCAST)
+            try:
+                count = _queue(s, user.id, draft, None)
+            except NotAllowed as exc:
+                show(out, str(exc))
+                return True
+            if message_id is not None:
+                out.markup(chat_id, message_id)
+            out.send(user.id, t("broadcast.sending", count=count))
+        else:  # later
+            _step(s, user.id, draft, "when")
+            if message_id is not None:
+                out.markup(chat_id, message_id)
+            out.send(user.id, t("broadcast.ask_time"))
+        return True
+
+    taken, _ = await respond(context, work)
+    if not taken:  # no composition open, or a button of another step
+        await query.answer(t("button_invalid"), show_alert=True)
+        return
     await query.answer()
-    draft = _draft(context)
-    draft["read_button"] = bool(query.data[2])  # type: ignore[index]
+    if action == "now":
+        sender = context.application.bot_data["services"].broadcasts
+        if sender is not None:
+            sender.wake()
+
+
+def _preview(s: Session, out: Outgoing, user_id: int, draft: dict[str, Any], show: Any) -> None:
     audience, community_id, grid_id, branch_id, label = draft["choice"]
-
-    def create() -> tuple[int, int, str]:
-        with session_scope(_factory(context)) as s:
-            b = broadcasts.create(
-                s, workflow.person_by_telegram(s, user.id), audience=BroadcastAudience(audience),
-                community_id=community_id, grid_id=grid_id, branch_id=branch_id, text=draft.get("text", ""),
-                photo_file_id=draft.get("photo"), document_file_id=draft.get("document"),
-                essential=draft["essential"], read_button=draft["read_button"], progress_chat_id=user.id)
-            return b.id, broadcasts.preview_count(s, b), broadcasts.message_payload(s, b)["text"]
-
     try:
-        broadcast_id, count, text = await asyncio.to_thread(create)
+        b = broadcasts.create(
+            s, workflow.person_by_telegram(s, user_id), audience=BroadcastAudience(audience),
+            community_id=community_id, grid_id=grid_id, branch_id=branch_id, text=draft.get("text", ""),
+            photo_file_id=draft.get("photo"), document_file_id=draft.get("document"),
+            essential=draft["essential"], read_button=draft["read_button"], progress_chat_id=user_id)
     except NotAllowed as exc:
-        await query.edit_message_text(str(exc))
-        context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-        return ConversationHandler.END
-    draft.update(id=broadcast_id, count=count)
+        prompts.clear(s, user_id, prompts.BROADCAST)
+        show(out, str(exc))
+        return
+    count, text = broadcasts.preview_count(s, b), broadcasts.message_payload(s, b)["text"]
+    draft.update(id=b.id, count=count)
+    _step(s, user_id, draft, "confirm")
     preview = t("broadcast.preview", text=text, label=label, count=count,
                 essential=t("broadcast.preview_essential") if draft["essential"] else "",
                 read=t("broadcast.preview_read") if draft["read_button"] else "")
-    await query.edit_message_text(preview, reply_markup=_buttons(
-        [(t("broadcast.button_now"), ("now",)), (t("broadcast.button_later"), ("later",))],
-        [(t("broadcast.button_cancel"), ("cancel",))]))
-    return CONFIRM
+    show(out, preview, _buttons(
+        [(t("broadcast.button_now"), ["now"]), (t("broadcast.button_later"), ["later"])],
+        [(t("broadcast.button_cancel"), ["cancel"])]))
 
 
-def _queue(context: ContextTypes.DEFAULT_TYPE, user_id: int, when: datetime | None) -> int:
-    draft = _draft(context)
-    with session_scope(_factory(context)) as s:
-        b = broadcasts.queue(s, draft["id"], workflow.person_by_telegram(s, user_id), scheduled_at=when)
-        return b.recipients
+def _queue(s: Session, user_id: int, draft: dict[str, Any], when: datetime | None) -> int:
+    b = broadcasts.queue(s, draft["id"], workflow.person_by_telegram(s, user_id), scheduled_at=when)
+    return b.recipients
 
 
-async def on_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    query, user = update.callback_query, update.effective_user
-    assert query is not None and user is not None
-    await query.answer()
-    try:
-        count = await asyncio.to_thread(_queue, context, user.id, None)
-    except NotAllowed as exc:
-        await query.edit_message_text(str(exc))
-        return ConversationHandler.END
-    await query.edit_message_reply_markup(None)
-    await context.bot.send_message(user.id, t("broadcast.sending", count=count))
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    sender = context.application.bot_data["services"].broadcasts
-    if sender is not None:
-        sender.wake()
-    return ConversationHandler.END
-
-
-async def on_later(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    query = update.callback_query
-    assert query is not None
-    await query.answer()
-    await query.edit_message_reply_markup(None)
-    await context.bot.send_message(query.from_user.id, t("broadcast.ask_time"))
-    return WHEN
-
-
-async def on_when(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def _on_when(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: dict[str, Any]) -> None:
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
     text = (message.text or "").strip()
     if text in CANCEL_WORDS:
-        return await cancel(update, context)
+        await cancel(update, context)
+        return
+    chat_id = message.chat_id
     now = broadcasts.utcnow()
-    when = parse_when(text, now)
-    if when is None or when <= now:
-        await message.reply_text(t("broadcast.bad_time") if when is None else t("broadcast.deny.in_past"))
-        return WHEN
-    try:
-        count = await asyncio.to_thread(_queue, context, user.id, when)
-    except NotAllowed as exc:
-        await message.reply_text(str(exc))
-        return WHEN
-    await message.reply_text(t("broadcast.scheduled", when=when.astimezone(get_settings().tz).strftime(
-        "%Y-%m-%d %H:%M"), count=count))
-    context.user_data.pop(DRAFT, None)  # type: ignore[union-attr]
-    return ConversationHandler.END
+    when = parse_when(text, now) if text else None
+
+    def work(s: Session, out: Outgoing) -> None:
+        if when is None or when <= now:  # the prompt stays: the next message is the time again
+            out.send(chat_id, t("broadcast.bad_time") if when is None else t("broadcast.deny.in_past"))
+            return
+        try:
+            count = _queue(s, user.id, draft, when)
+        except NotAllowed as exc:
+            out.send(chat_id, str(exc))
+            return
+        prompts.clear(s, user.id, prompts.BROADCAST)
+        out.send(chat_id, t("broadcast.scheduled", when=when.astimezone(get_settings().tz).strftime(
+            "%Y-%m-%d %H:%M"), count=count))
+
+    await respond(context, work)
 
 
-async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    user = update.effective_user
-    assert user is not None
-    draft = context.user_data.pop(DRAFT, {}) if context.user_data is not None else {}
-    if draft.get("id"):
-        def drop() -> None:
-            with session_scope(_factory(context)) as s:
-                broadcasts.cancel(s, draft["id"], workflow.person_by_telegram(s, user.id))
-        await asyncio.to_thread(drop)
-    if update.callback_query is not None:
-        await update.callback_query.answer()
-        await update.callback_query.edit_message_text(t("broadcast.cancelled"))
-    elif update.effective_message is not None:
-        await update.effective_message.reply_text(t("broadcast.cancelled"))
-    return ConversationHandler.END
+async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """取消 typed, or /cancel: the open draft is dropped (nothing open: /cancel says so)."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    chat_id = message.chat_id
 
+    def work(s: Session, out: Outgoing) -> None:
+        asked = prompts.current(s, user.id)
+        if asked is None or asked.kind != prompts.BROADCAST:
+            out.send(chat_id, t("kind.unknown_command"))
+            return
+        _drop(s, user.id, asked.value)
+        out.send(chat_id, t("broadcast.cancelled"))
 
-def conversation() -> ConversationHandler:  # type: ignore[type-arg]
-    private = filters.ChatType.PRIVATE
-    cancel_button = CallbackQueryHandler(cancel, pattern=_is("cancel"))
-    with warnings.catch_warnings():
-        # per_message=False on purpose: one composition per user, whatever message the buttons are on
-        warnings.simplefilter("ignore", PTBUserWarning)
-        return _conversation(private, cancel_button)
-
-
-def _conversation(private: Any, cancel_button: CallbackQueryHandler) -> ConversationHandler:  # type: ignore[type-arg]
-    return ConversationHandler(
-        entry_points=[CommandHandler("broadcast", start, filters=private)],
-        states={
-            CONTENT: [MessageHandler(private & (filters.PHOTO | filters.Document.ALL), on_content),
-                      MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_content)],
-            AUDIENCE: [CallbackQueryHandler(on_audience, pattern=_is("aud")), cancel_button],
-            ESSENTIAL: [CallbackQueryHandler(on_essential, pattern=_is("ess")), cancel_button],
-            READ: [CallbackQueryHandler(on_read_choice, pattern=_is("read")), cancel_button],
-            CONFIRM: [CallbackQueryHandler(on_now, pattern=_is("now")),
-                      CallbackQueryHandler(on_later, pattern=_is("later")), cancel_button],
-            WHEN: [MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_when)],
-        },
-        fallbacks=[CommandHandler("cancel", cancel)],
-        name="broadcast", allow_reentry=True,
-    )
+    await respond(context, work)
 
 
 # -- /notify and 已读 ----------------------------------------------------------------------------
@@ -311,23 +320,22 @@ async def on_notify(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     arg = (context.args or [""])[0].lower()
 
-    def apply() -> str:
-        with session_scope(_factory(context)) as s:
-            person = workflow.person_by_telegram(s, user.id)
-            if person is None:
-                return t("deny.unknown_person")
-            if arg in ("off", "on"):
-                broadcasts.set_notify(s, person, on=arg == "on")
-                return t(f"notify.{arg}")
-            return t("notify.usage", state=t("notify.state_off" if person.notify_off else "notify.state_on"))
+    def apply(s: Session) -> str:
+        person = workflow.person_by_telegram(s, user.id)
+        if person is None:
+            return t("deny.unknown_person")
+        if arg in ("off", "on"):
+            broadcasts.set_notify(s, person, on=arg == "on")
+            return t(f"notify.{arg}")
+        return t("notify.usage", state=t("notify.state_off" if person.notify_off else "notify.state_on"))
 
-    await message.reply_text(await asyncio.to_thread(apply))
+    chat_id = message.chat_id
+    await respond(context, lambda s, out: out.send(chat_id, apply(s)))
 
 
 def read_press(data: object) -> int | None:
-    """The broadcast id of a 已读 press (raw data, so InvalidCallbackData to the cache), else None."""
-    raw = data.callback_data if isinstance(data, InvalidCallbackData) else data
-    return broadcasts.parse_read(raw) if isinstance(raw, str) else None
+    """The broadcast id of a 已读 press (raw data "bc:r:<id>", not a token), else None."""
+    return broadcasts.parse_read(data) if isinstance(data, str) else None
 
 
 async def on_read(update: Update, context: ContextTypes.DEFAULT_TYPE, broadcast_id: int) -> None:
@@ -344,6 +352,8 @@ async def on_read(update: Update, context: ContextTypes.DEFAULT_TYPE, broadcast_
 
 
 def register(app: Application) -> None:  # type: ignore[type-arg]
-    """/broadcast and /notify; add before the catch-all text and button handlers."""
-    app.add_handler(conversation())
-    app.add_handler(CommandHandler("notify", on_notify, filters=filters.ChatType.PRIVATE))
+    """/broadcast, /cancel and /notify (their answers and buttons are routed by bot/app.py)."""
+    private = filters.ChatType.PRIVATE
+    app.add_handler(CommandHandler("broadcast", start, filters=private))
+    app.add_handler(CommandHandler("cancel", cancel, filters=private))
+    app.add_handler(CommandHandler("notify", on_notify, filters=private))

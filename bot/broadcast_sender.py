@@ -7,14 +7,13 @@ workers; each send is:
     limiter.acquire(chat) -> the request but its last byte -> mark 'sending' (commit)
         -> the last byte -> sent | blocked | retry
 
-Limits. `RateLimiter` is a small sliding-window limiter of our own (python-telegram-bot's
-AIORateLimiter lets a burst of 30 through at once, which a strict "30 in any second" count
-refuses): request starts evenly spaced `period / rate` apart and at most `rate` in any
-`period` seconds (30 per 1.005 s), and at least one second between two requests to the same
-chat. A request counts in the window from the moment it really goes out (`RateLimiter.sent`,
-after the delivery's commit), not from its slot: a slow commit would otherwise let 31 requests
-reach Telegram within one second. Recipients are private chats, one message each; group chats
-(20/min) are not broadcast to.
+Limits. The sender takes its slots from the process's one rate budget (bot/ratelimit.py's
+`RateLimiter`, shared with the outbox dispatcher: 30 per 1.005 s evenly spaced, one second
+between two requests to one chat, 20 a minute to a group) at the lowest priority, so replies,
+emergencies, cards and reminders go first and a broadcast gets the rest of the 30 a second. A
+request counts in the window from the moment it really goes out (`RateLimiter.sent`, after the
+delivery's commit), not from its slot. Recipients are private chats, one message each, and the
+sender asks for no burst (`burst=1`): a strict second between two requests to one chat.
 
 Answers. RetryAfter (429): that recipient waits the time Telegram asked for (the row goes back
 to pending with next_attempt_at = now + retry_after; it does not count as an attempt); when
@@ -29,15 +28,14 @@ Progress: the sender's chat gets one message "已发送 n/N", edited at most eve
 `progress_every` seconds, and at the end a report (delivered, blocked, failed) through the
 outbox, queued once by core.broadcasts.finish_if_done.
 
-The sender sends with a plain `telegram.Bot`, not the Application's ExtBot, so that the 已读
-button's callback data ("bc:r:<id>") goes out as is instead of filling the arbitrary
-callback data cache with one entry per recipient; bot/app.py recognises it when pressed.
+The sender sends with a plain `telegram.Bot` and its own transport (see LastByteRequest); the
+已读 button's callback data ("bc:r:<id>") goes out as is, not as a token (core.buttons), so a
+broadcast to 10,000 people stores no button rows; bot/app.py recognises it when pressed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import logging
@@ -54,100 +52,19 @@ from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
+from bot.ratelimit import BULK, RateLimiter
 from core import broadcasts
 from core.db import read_scope, session_scope
 from core.models import Broadcast, DeliveryState
 
 log = logging.getLogger("gridbot.broadcast")
 
-RATE = 30
-PERIOD = 1.005
-PER_CHAT_SECONDS = 1.0
 WORKERS = 4
 BATCH = 200
 # A secretary watching 已发送 n/N needs no more; each edit takes one of the 30 sends a second.
 PROGRESS_EVERY = 5.0
-# this many RetryAfter within a second: Telegram limits the bot as a whole, pause everything. Five,
-# not three: at 30/s a few recipients' own 429s (Telegram's per-chat answer) meet by chance.
-BURST_429 = 5
 # httpx timeouts that happen before a request is written: Telegram cannot have got it
 NOT_SENT_TIMEOUTS = {"PoolTimeout", "ConnectTimeout"}
-
-
-class RateLimiter:
-    """At most `rate` starts in any `period` seconds, one per chat per `per_chat` seconds, and
-    nothing while paused (Telegram's RetryAfter)."""
-
-    def __init__(self, rate: int = RATE, period: float = PERIOD, per_chat: float = PER_CHAT_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.period, self.per_chat, self.clock = rate, period, per_chat, clock
-        # one cell [time] per request: the slot's time, moved to the moment the request really went
-        # out when the sender reports it (`sent`), so that a slow commit between the slot and the
-        # request cannot put more than `rate` requests into one `period` at Telegram's end
-        self._starts: collections.deque[list[float]] = collections.deque()
-        self._chat_last: dict[int, float] = {}
-        self._paused_until = 0.0
-        self._lock = asyncio.Lock()
-        self._recent_429: collections.deque[float] = collections.deque()
-        # Start as if we had been sending at full rate: a restarted sender must not burst into
-        # the window its predecessor filled a moment ago.
-        start = clock()
-        self._next_slot = start
-        self._starts.extend([start - period + (k + 1) * period / rate] for k in range(rate))
-
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, self.clock() + seconds)
-
-    @property
-    def paused_until(self) -> float:
-        return self._paused_until
-
-    def retry_after(self, seconds: float) -> bool:
-        """Note a 429; True (and everything paused) when it is part of a burst."""
-        now = self.clock()
-        self._recent_429.append(now)
-        while self._recent_429 and self._recent_429[0] < now - 1.0:
-            self._recent_429.popleft()
-        if len(self._recent_429) >= BURST_429:
-            self.pause(seconds)
-            self._recent_429.clear()
-            return True
-        return False
-
-    def sent(self, slot: list[float], chat_id: int | None = None) -> None:
-        """The request of `slot` (from `acquire`) is going out now: count it from now."""
-        now = self.clock()
-        slot[0] = max(slot[0], now)
-        if chat_id is not None and self._chat_last.get(chat_id, now) < now:
-            self._chat_last[chat_id] = now
-
-    async def acquire(self, chat_id: int | None = None) -> list[float]:
-        """Wait for a slot; the slot's cell, for `sent`."""
-        async with self._lock:
-            while True:
-                now = self.clock()
-                while self._starts and self._starts[0][0] <= now - self.period:
-                    self._starts.popleft()
-                waits = [self._paused_until - now]
-                waits.append(self._next_slot - now)  # evenly spaced: no bursts after a quiet moment
-                if len(self._starts) >= self.rate:
-                    waits.append(self._starts[0][0] + self.period - now)
-                if chat_id is not None and chat_id in self._chat_last:
-                    waits.append(self._chat_last[chat_id] + self.per_chat - now)
-                wait = max(waits)
-                if wait <= 0:
-                    slot = [now]
-                    self._starts.append(slot)
-                    # the next slot follows this one's slot, not its (late) start, so that waking
-                    # up late does not slow the pace; the window above still caps any catch-up
-                    self._next_slot = max(self._next_slot + self.period / self.rate, now)
-                    if chat_id is not None:
-                        self._chat_last[chat_id] = now
-                        if len(self._chat_last) > 50_000:  # forget chats long past their second
-                            self._chat_last = {c: t for c, t in self._chat_last.items()
-                                               if t > now - self.per_chat}
-                    return slot
-                await asyncio.sleep(wait)
 
 
 _MARK: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("broadcast_mark",
@@ -403,7 +320,7 @@ class BroadcastSender:
         return False
 
     async def _deliver(self, due: broadcasts.Due, payload: dict[str, Any]) -> str:
-        slot = await self.limiter.acquire(due.chat_id)
+        slot = await self.limiter.acquire(due.chat_id, BULK, burst=1)
         outcome = await self._send(due, payload, slot)
         if outcome != "skipped":
             setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
@@ -483,7 +400,7 @@ class _Progress:
         if text == self.last_text:
             return
         try:
-            await self.sender.limiter.acquire(self.chat_id)
+            await self.sender.limiter.acquire(self.chat_id, BULK, burst=1)
             if self.message_id is None:
                 message = await self.sender.bot.send_message(self.chat_id, text)
                 self.message_id = message.message_id

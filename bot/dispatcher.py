@@ -19,10 +19,19 @@ and every confirmed piece is recorded, so that:
   still queued for that group move to the new chat, and the message goes there at once;
 * Forbidden (403: blocked, removed from the group) and BadRequest (400) fail the row for good.
 
+Pace: every request takes a slot of the process's one rate budget (bot/ratelimit.py, shared with
+the broadcast sender) at the row's priority, before the row is marked in flight; a row whose
+chat must wait longer than INLINE_WAIT (a group's 20 a minute used up) goes back to pending for
+that long, not counted as an attempt, and the pass goes on with the next row.
+
 Whatever happens to one row, the rest of the batch is sent. Database work runs in a worker
 thread so the bot's event loop never blocks on it.
 
-A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": file_id?}.
+A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": file_id?}, or an
+edit of a message the bot sent: {"edit": message_id, "text", "buttons"?} (its text and buttons),
+{"edit": message_id, "markup_only": true, "buttons"?} (its buttons only; none removes them). An
+edit Telegram refuses because nothing changes ("message is not modified") counts as sent.
+Button data is "b:<token>" (core.buttons, stored when the row was queued).
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from telegram.error import (
     TimedOut,
 )
 
+from bot.ratelimit import RateLimiter
 from bot.textsplit import split_message
 from core import outbox
 from core.db import read_scope, session_scope
@@ -55,6 +65,7 @@ CAPTION_LIMIT = 1024
 # httpx timeouts that happen before a request is written: Telegram cannot have got it
 NOT_SENT_TIMEOUTS = {"PoolTimeout", "ConnectTimeout"}
 MAX_MIGRATIONS = 3  # ChatMigrated hops for one message in one pass
+INLINE_WAIT = 2.0  # seconds a pass waits for a chat's budget; longer, the row waits in the outbox
 
 
 @dataclass
@@ -76,6 +87,8 @@ class Piece:
     text: str | None = None
     photo: str | None = None
     markup: InlineKeyboardMarkup | None = None
+    edit: int | None = None  # the message to edit instead of sending a new one
+    markup_only: bool = False  # an edit of the buttons alone
 
 
 def keyboard(buttons: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup | None:
@@ -92,6 +105,9 @@ def pieces_of(payload: dict[str, Any]) -> list[Piece]:
     (a row's `pieces_sent` counts them)."""
     markup = keyboard(payload.get("buttons"))
     text = str(payload.get("text") or "")
+    if payload.get("edit") is not None:
+        return [Piece(text=text or None, markup=markup, edit=int(payload["edit"]),
+                      markup_only=bool(payload.get("markup_only")))]
     pieces: list[Piece] = []
     if payload.get("photo"):
         caption, rest = (text, "") if len(text) <= CAPTION_LIMIT else ("", text)
@@ -105,7 +121,22 @@ def pieces_of(payload: dict[str, Any]) -> list[Piece]:
     return pieces
 
 
-async def send_piece(bot: Bot, chat_id: int, piece: Piece) -> Message:
+NOT_MODIFIED = "message is not modified"
+
+
+async def send_piece(bot: Bot, chat_id: int, piece: Piece) -> Message | None:
+    """Make the piece's request; the message sent or edited (None: an edit that changed nothing)."""
+    if piece.edit is not None:
+        try:
+            if piece.markup_only:
+                done = await bot.edit_message_reply_markup(chat_id, piece.edit, reply_markup=piece.markup)
+            else:
+                done = await bot.edit_message_text(piece.text or "", chat_id, piece.edit, reply_markup=piece.markup)
+        except BadRequest as exc:
+            if NOT_MODIFIED in exc.message.lower():
+                return None
+            raise
+        return done if isinstance(done, Message) else None
     if piece.photo is not None:
         return await bot.send_photo(chat_id, piece.photo, caption=piece.text, reply_markup=piece.markup)
     return await bot.send_message(chat_id, piece.text or "", reply_markup=piece.markup)
@@ -123,10 +154,12 @@ def _seconds(exc: RetryAfter) -> float:
 
 
 class OutboxDispatcher:
-    def __init__(self, bot: Bot, factory: sessionmaker[Session], batch: int = 20) -> None:
+    def __init__(self, bot: Bot, factory: sessionmaker[Session], batch: int = 20,
+                 limiter: RateLimiter | None = None) -> None:
         self.bot = bot
         self.factory = factory
         self.batch = batch
+        self.limiter = limiter or RateLimiter()
         # chat id -> (loop time, outbox id): that message got a 429, the chat's others wait for it
         self._held_until: dict[int, tuple[float, int]] = {}
         self._migrated: dict[int, int] = {}  # old group chat id -> its supergroup's
@@ -221,6 +254,10 @@ class OutboxDispatcher:
         held = self._held_for(chat_id, item.id)
         if held:  # an earlier message to this chat got a 429: keep the order, keep the pace
             return await self._retry(item, f"RetryAfter {held:.3g}s (chat waits)", retry_after=held)
+        waits = self.limiter.chat_wait(chat_id)
+        if waits > INLINE_WAIT:  # this chat's budget is used up for a while: the row waits, the pass goes on
+            return await self._retry(item, f"rate budget: chat waits {waits:.3g}s", retry_after=waits)
+        slot = await self.limiter.acquire(chat_id, item.priority)
         if not await self._db(outbox.begin_request, item.id, item.attempts):
             log.info("outbox %s: taken over by another dispatcher, not sent", item.id)
             return "skipped"
@@ -228,9 +265,12 @@ class OutboxDispatcher:
         while True:
             where = f"piece {index + 1}/{len(pieces)}"
             try:
+                self.limiter.sent(slot, chat_id)
                 message = await send_piece(self.bot, chat_id, pieces[index])
             except RetryAfter as exc:
                 seconds = _seconds(exc)
+                if self.limiter.retry_after(seconds):
+                    log.warning("Telegram limits the bot: every send paused for %gs", seconds)
                 self._hold(chat_id, item.id, seconds)
                 return await self._retry(item, f"RetryAfter {seconds:g}s ({where})", retry_after=seconds)
             except ChatMigrated as exc:
@@ -243,6 +283,7 @@ class OutboxDispatcher:
                 chat_id = new_chat
                 if migrations > MAX_MIGRATIONS:
                     return await self._retry(item, f"ChatMigrated {migrations} times ({where})")
+                slot = await self.limiter.acquire(chat_id, item.priority)
                 if not await self._db(outbox.begin_request, item.id, item.attempts):
                     return "skipped"
                 continue
@@ -278,10 +319,12 @@ class OutboxDispatcher:
                                           "unconfirmed")
             index += 1
             if index == len(pieces):
-                done = await self._db(outbox.mark_sent, item.id, message.message_id, token=item.attempts,
+                done = await self._db(outbox.mark_sent, item.id,
+                                      message.message_id if message is not None else None, token=item.attempts,
                                       pieces_sent=index)
                 return "sent" if done else "skipped"
             # this piece confirmed and the next one in flight, in one commit
+            slot = await self.limiter.acquire(chat_id, item.priority)
             if not await self._db(outbox.piece_sent, item.id, item.attempts, index, next_in_flight=True):
                 return "skipped"
 

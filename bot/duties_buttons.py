@@ -1,11 +1,12 @@
 """Duty buttons (参加 请假 签到 不再提醒 / 报名 取消报名 找人替班 我来接班), /duties and /report.
 
-Button data is core.duties' "ev:<y|n|c|m>:<id>" / "sh:<s|x|w|t>:<id>" and, like the ticket
-buttons, goes through python-telegram-bot's callback data cache: data the bot never sent
-is refused before this module sees it. Every press is re-checked by core.duties as the
-person behind the pressing Telegram user; a refusal is shown as an alert with its reason.
-请假 needs a reason: the presser is asked in their private chat and their next private
-text is the reason (like the 办结 note of bot/ticket_buttons.py).
+Button data is core.duties' "ev:<y|n|c|m>:<id>" / "sh:<s|x|w|t>:<id>", kept under the
+button's token like the ticket buttons' (core.buttons): data the bot never issued is refused
+before this module sees it. Every press is re-checked by core.duties as the person behind the
+pressing Telegram user; a refusal is shown as an alert with its reason. 请假 needs a reason:
+the presser is asked in their private chat (a prompt, core.prompts, committed with the
+question) and their next private text is the reason, also after a restart (like the 办结 note
+of bot/ticket_buttons.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
-from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from bot import ticket_buttons
-from core import duties, outbox, workflow
+from bot.replies import Outgoing, respond
+from core import duties, outbox, prompts, workflow
 from core.config import get_settings
 from core.db import session_scope
 from core.duties import Callback
@@ -33,7 +33,6 @@ from core.models import Branch, Event, EventOccurrence, Person, Role, RoleGrant,
 
 log = logging.getLogger("gridbot.bot.duties")
 
-PROMPT = "duty_prompt"  # user_data key: the occurrence id waiting for a 请假 reason
 CANCEL_WORDS = {"取消", "算了", "不请了", "不请假了"}
 REPORT_LOOKBACK = timedelta(hours=6)  # /report shows a meeting that started this recently
 
@@ -46,17 +45,22 @@ def parse(data: str) -> Callback | None:
     return duties.parse_callback(data)
 
 
+def as_person(s: Session, user_id: int, fn: Callable[..., Any], ref_id: int, *args: Any, **kwargs: Any) -> Any:
+    """Call a duties function as the person behind `user_id`; Refused says why not."""
+    person = workflow.person_by_telegram(s, user_id)
+    if person is None:
+        raise Refused(t("duty.deny.unknown_person"))
+    try:
+        return fn(s, ref_id, person, *args, **kwargs)
+    except workflow.NotAllowed as exc:
+        raise Refused(str(exc)) from exc
+
+
 def _run(factory: sessionmaker[Session], user_id: int, fn: Callable[..., Any], ref_id: int, *args: Any,
          **kwargs: Any) -> Any:
-    """Call a duties function as the person behind `user_id`, in one transaction."""
+    """`as_person` in a transaction of its own."""
     with session_scope(factory) as s:
-        person = workflow.person_by_telegram(s, user_id)
-        if person is None:
-            raise Refused(t("duty.deny.unknown_person"))
-        try:
-            return fn(s, ref_id, person, *args, **kwargs)
-        except workflow.NotAllowed as exc:
-            raise Refused(str(exc)) from exc
+        return as_person(s, user_id, fn, ref_id, *args, **kwargs)
 
 
 def _occurrence_label(s: Session, occurrence_id: int, person: Person) -> dict[str, str]:
@@ -95,15 +99,16 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: Callb
     assert query is not None and user is not None
     try:
         if (cb.scope, cb.action) == ("ev", "n"):  # 请假: check now, ask for the reason in private
-            label = await asyncio.to_thread(_run, factory, user.id, _occurrence_label, cb.id)
-            try:
-                await context.bot.send_message(user.id, t("duty.bot.ask_reason", **label))
-            except TelegramError:
+            def ask(s: Session, out: Outgoing) -> str:
+                label = as_person(s, user.id, _occurrence_label, cb.id)
+                prompts.ask(s, user.id, prompts.LEAVE, {"occurrence": cb.id})  # the newest question wins
+                return out.send(user.id, t("duty.bot.ask_reason", **label))
+
+            key, delivery = await respond(context, ask)
+            if delivery.failed(key):  # the presser never opened a private chat with the bot
+                await asyncio.to_thread(_forget, factory, user.id)
                 await query.answer(t("ticket.start_private_first"), show_alert=True)
                 return False
-            if context.user_data is not None:
-                context.user_data.pop(ticket_buttons.PROMPT, None)  # the newest question wins
-                context.user_data[PROMPT] = cb.id
             await query.answer(t("duty.bot.see_private"))
             return False
         fn, toast, queues = SIMPLE[(cb.scope, cb.action)]
@@ -116,35 +121,40 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: Callb
     return queues
 
 
-def waiting_reason(context: ContextTypes.DEFAULT_TYPE) -> bool:
-    return bool(context.user_data and context.user_data.get(PROMPT))
+def _forget(factory: sessionmaker[Session], user_id: int) -> None:
+    with session_scope(factory) as s:
+        prompts.clear(s, user_id, prompts.LEAVE)
 
 
-async def on_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> None:
-    """The presser's reason for 请假."""
+async def on_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: prompts.Asked) -> None:
+    """The presser's reason for 请假 (the open prompt `asked`)."""
     message, user = update.effective_message, update.effective_user
-    assert message is not None and user is not None and context.user_data is not None
-    occurrence_id = context.user_data.pop(PROMPT)
+    assert message is not None and user is not None
+    occurrence_id = int(asked.value["occurrence"])
     reason = (message.text or message.caption or "").strip()
-    if reason in CANCEL_WORDS:
-        await message.reply_text(t("duty.bot.reason_cancelled"))
-        return
-    if not reason:
-        context.user_data[PROMPT] = occurrence_id
-        await message.reply_text(t("duty.bot.reason_needed"))
-        return
+    chat_id = message.chat_id
 
     def leave(s: Session, occ_id: int, person: Person) -> dict[str, str]:
         label = _occurrence_label(s, occ_id, person)
         duties.rsvp(s, occ_id, person, False, reason)
         return label
 
-    try:
-        label = await asyncio.to_thread(_run, factory, user.id, leave, occurrence_id)
-    except Refused as exc:
-        await message.reply_text(str(exc))
-        return
-    await message.reply_text(t("duty.bot.leave_done", **label))
+    def answer(s: Session, out: Outgoing) -> None:
+        if not reason:  # still waiting for the reason
+            out.send(chat_id, t("duty.bot.reason_needed"))
+            return
+        prompts.clear(s, user.id, prompts.LEAVE)
+        if reason in CANCEL_WORDS:
+            out.send(chat_id, t("duty.bot.reason_cancelled"))
+            return
+        try:
+            label = as_person(s, user.id, leave, occurrence_id)
+        except Refused as exc:
+            out.send(chat_id, str(exc))
+            return
+        out.send(chat_id, t("duty.bot.leave_done", **label))
+
+    await respond(context, answer)
 
 
 # -- commands --------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
-from telegram.ext import Application, ExtBot
+from telegram.ext import Application
 
 from core import updates as stored
 from core.db import read_scope, session_scope
@@ -154,8 +154,7 @@ class Poller:
     async def _fetch(self) -> list[dict[str, Any]] | None:
         """One getUpdates call, as JSON; None if `stop()` came first."""
         bot = self.app.bot
-        # Bot.get_updates, not ExtBot's: ExtBot resolves arbitrary callback data into objects,
-        # which is done per update when it is handled (`_handle`), after it was stored as JSON.
+        # Bot.get_updates, not ExtBot's: the JSON is stored as Telegram sent it.
         call = asyncio.ensure_future(Bot.get_updates(
             bot, offset=self.offset, timeout=self.poll_timeout, allowed_updates=Update.ALL_TYPES))
         stop = asyncio.ensure_future(self._stop.wait())
@@ -201,9 +200,7 @@ class Poller:
     async def _handle(self, update_id: int, data: dict[str, Any]) -> None:
         bot = self.app.bot
         try:
-            update = Update.de_json(data, bot)
-            if isinstance(bot, ExtBot):
-                bot.insert_callback_data(update)  # what ExtBot.get_updates would have done
+            update = Update.de_json(data, bot)  # a button's data is resolved by its handler (core.buttons)
             await self.app.process_update(update)  # handlers; their errors go to the error handler
         except Exception:  # noqa: BLE001 - one bad update must not block the ones behind it
             log.exception("update %d could not be handled; marked processed", update_id)

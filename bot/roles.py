@@ -10,24 +10,23 @@ secretary, grid worker or admin role.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import NamedTuple
 
-from sqlalchemy.orm import Session, sessionmaker
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+from sqlalchemy.orm import Session
+from telegram import Update
+from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 
+from bot.replies import Outgoing, button, respond
 from core import invites, workflow
 from core.config import get_settings
-from core.db import session_scope
 from core.messages import t
 from core.models import Branch
 from core.permissions import NotAllowed
 
 log = logging.getLogger("gridbot.bot.roles")
 
-PICK = "invite"  # callback data of a branch button: ("invite", branch id)
+PICK = "invite"  # data of a branch button: ["invite", branch id] (core.buttons)
 
 
 class Reply(NamedTuple):
@@ -36,95 +35,93 @@ class Reply(NamedTuple):
     created: bool  # a code was made
 
 
-def _invite(factory: sessionmaker[Session], user_id: int, branch_id: int | None) -> Reply:
+def _invite(s: Session, user_id: int, branch_id: int | None) -> Reply:
     """The reply to /invite (branch_id None) or to a branch button."""
-    with session_scope(factory) as s:
-        person = workflow.person_by_telegram(s, user_id)
-        if person is None:
-            return Reply(t("deny.unknown_person"), [], False)
-        if branch_id is None:
-            branches = invites.inviting_branches(s, person)
-            if not branches:
-                return Reply(t("invite.not_secretary"), [], False)
-            if len(branches) > 1:
-                return Reply(t("invite.pick_branch"), [(b.id, b.name) for b in branches], False)
-            branch_id = branches[0].id
-        try:
-            invite = invites.create_invite(s, person, branch_id)
-        except NotAllowed as exc:
-            log.info("refused an invite for branch %s to user %s", branch_id, user_id)
-            return Reply(str(exc), [], False)
-        branch = s.get(Branch, branch_id)
-        assert branch is not None
-        expires = invite.expires_at.astimezone(get_settings().tz).strftime("%m-%d %H:%M")
-        return Reply(t("invite.created", branch=branch.name, code=invite.code, expires=expires), [], True)
+    person = workflow.person_by_telegram(s, user_id)
+    if person is None:
+        return Reply(t("deny.unknown_person"), [], False)
+    if branch_id is None:
+        branches = invites.inviting_branches(s, person)
+        if not branches:
+            return Reply(t("invite.not_secretary"), [], False)
+        if len(branches) > 1:
+            return Reply(t("invite.pick_branch"), [(b.id, b.name) for b in branches], False)
+        branch_id = branches[0].id
+    try:
+        invite = invites.create_invite(s, person, branch_id)
+    except NotAllowed as exc:
+        log.info("refused an invite for branch %s to user %s", branch_id, user_id)
+        return Reply(str(exc), [], False)
+    branch = s.get(Branch, branch_id)
+    assert branch is not None
+    expires = invite.expires_at.astimezone(get_settings().tz).strftime("%m-%d %H:%M")
+    return Reply(t("invite.created", branch=branch.name, code=invite.code, expires=expires), [], True)
 
 
-async def on_invite(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> None:
+async def on_invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
-    reply = await asyncio.to_thread(_invite, factory, user.id, None)
-    markup = InlineKeyboardMarkup([[InlineKeyboardButton(name, callback_data=(PICK, branch_id))]
-                                   for branch_id, name in reply.choices]) if reply.choices else None
-    await message.reply_text(reply.text, reply_markup=markup)
+    chat_id = message.chat_id
+
+    def work(s: Session, out: Outgoing) -> None:
+        reply = _invite(s, user.id, None)
+        out.send(chat_id, reply.text, [[button(name, [PICK, branch_id])] for branch_id, name in reply.choices])
+
+    await respond(context, work)
 
 
 def is_pick(data: object) -> bool:
-    return isinstance(data, tuple) and len(data) == 2 and data[0] == PICK and isinstance(data[1], int)
+    return isinstance(data, list) and len(data) == 2 and data[0] == PICK and isinstance(data[1], int)
 
 
-async def on_pick(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> None:
+async def on_pick(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list[int | str]) -> None:
+    """A branch button of /invite (`data` as `is_pick` accepts it)."""
     query, user = update.callback_query, update.effective_user
-    if query is None or user is None:
-        return
-    if not is_pick(query.data):  # a press without data this handler can read: say so, never ignore
-        await query.answer(t("button_invalid"), show_alert=True)
-        return
-    branch_id = query.data[1]  # type: ignore[index]
-    reply = await asyncio.to_thread(_invite, factory, user.id, branch_id)
+    assert query is not None and user is not None
+    branch_id = int(data[1])
+    message = query.message
+
+    def work(s: Session, out: Outgoing) -> Reply:
+        reply = _invite(s, user.id, branch_id)
+        if reply.created:  # the choice is made: the buttons go
+            if message is not None:
+                out.edit(message.chat.id, message.message_id, reply.text)
+            else:
+                out.send(user.id, reply.text)
+        return reply
+
+    reply, _ = await respond(context, work)
     if not reply.created:  # refused on the server: say why, keep the message
         await query.answer(reply.text, show_alert=True)
         return
     await query.answer()
-    await query.edit_message_text(reply.text)  # the choice is made: the buttons go
 
 
-def _join(factory: sessionmaker[Session], user_id: int, display_name: str, code: str) -> str:
-    with session_scope(factory) as s:
-        try:
-            branch, _ = invites.redeem(s, user_id, display_name, code)
-        except NotAllowed as exc:  # committed all the same: the refusal's audit entry counts
-            log.info("refused /join of user %s (%s)", user_id, getattr(exc, "reason", "refused"))
-            return str(exc)
-        return t("invite.joined", branch=branch.name)
+def _join(s: Session, user_id: int, display_name: str, code: str) -> str:
+    try:
+        branch, _ = invites.redeem(s, user_id, display_name, code)
+    except NotAllowed as exc:  # committed all the same: the refusal's audit entry counts
+        log.info("refused /join of user %s (%s)", user_id, getattr(exc, "reason", "refused"))
+        return str(exc)
+    return t("invite.joined", branch=branch.name)
 
 
-async def on_join(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> None:
+async def on_join(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
     code = "".join(context.args or [])
-    if not code:
-        await message.reply_text(t("invite.join_usage"))
-        return
-    text = await asyncio.to_thread(_join, factory, user.id, user.full_name, code)
-    await message.reply_text(text)
+    chat_id = message.chat_id
+
+    def work(s: Session, out: Outgoing) -> None:
+        out.send(chat_id, _join(s, user.id, user.full_name, code) if code else t("invite.join_usage"))
+
+    await respond(context, work)
 
 
-def handlers(factory: sessionmaker[Session]) -> list[BaseHandler]:  # type: ignore[type-arg]
-    """The handlers of this module, to add before the general button handler."""
+def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+    """The commands of this module (their buttons are routed by bot/app.py's on_callback)."""
     private = filters.ChatType.PRIVATE
-
-    async def invite(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await on_invite(update, context, factory)
-
-    async def pick(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await on_pick(update, context, factory)
-
-    async def join(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await on_join(update, context, factory)
-
-    return [CommandHandler("invite", invite, filters=private),
-            CommandHandler("join", join, filters=private),
-            CallbackQueryHandler(pick, pattern=is_pick)]
+    return [CommandHandler("invite", on_invite, filters=private),
+            CommandHandler("join", on_join, filters=private)]

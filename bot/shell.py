@@ -272,7 +272,6 @@ class Shell:
         self.say(f"（按下「{button.text}」）")
         update = self.updates.callback_query(self.user_id, str(button.callback_data), message,
                                              first_name=self.first_name(self.user_id))
-        self.app.bot.insert_callback_data(update)  # what polling (ExtBot.get_updates) does
         await self.send(update)
 
     async def send(self, update: Update) -> None:

@@ -1,35 +1,35 @@
 """The buttons on ticket cards (领单 办结 上报社区 退回 联系人) and on the rating question.
 
 Every press is re-checked by core.workflow: who is pressing, may they do this
-to this ticket, now. Callback data is a short string ("t:claim:12",
-"r:12:3") that goes through python-telegram-bot's callback data cache, so data
-the bot never sent arrives as InvalidCallbackData and is refused before this
-module sees it. 办结 and 退回 need a note: the presser is asked for it in their
-private chat, and their next private message (text, or a photo with a caption)
-is the note.
+to this ticket, now. A button's data is a short string ("t:claim:12", "r:12:3")
+kept in the database under the token the button carries (core.buttons), so data
+the bot never issued is refused before this module sees it. 办结 and 退回 need a
+note: the presser is asked for it in their private chat, the question is a
+prompt (core.prompts, committed with the message that asks it), and their next
+private message (text, or a photo with a caption) is the note — also after a
+restart of the bot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
-from telegram.error import TelegramError
 from telegram.ext import ContextTypes
 
-from core import workflow
+from bot.replies import Outgoing, respond
+from core import prompts, workflow
 from core.db import session_scope
 from core.messages import t
 from core.models import Ticket
 
 log = logging.getLogger("gridbot.bot.tickets")
 
-PROMPT = "ticket_prompt"  # user_data key: (action, ticket id) waiting for a note
+CANCEL_WORDS = {"取消", "算了", "不办了"}
 NOTE_ACTIONS = {"resolve", "reject"}
 ACTIONS = {"claim", "resolve", "escalate", "reject", "contact"}
 SCORES = {1, 2, 3}
@@ -39,17 +39,22 @@ class Refused(Exception):
     pass
 
 
+def as_person(s: Session, user_id: int, fn: Callable[..., Any], ticket_id: int, *args: Any) -> Any:
+    """Call a workflow function as the person behind `user_id`; Refused says why not."""
+    person = workflow.person_by_telegram(s, user_id)
+    if person is None:
+        raise Refused(t("ticket.unknown_person"))
+    try:
+        return fn(s, ticket_id, person, *args)
+    except workflow.NotAllowed as exc:
+        raise Refused(str(exc)) from exc
+
+
 def _run(factory: sessionmaker[Session], user_id: int, fn: Callable[..., Any], ticket_id: int,
          *args: Any) -> Any:
-    """Call a workflow function as the person behind `user_id`, in one transaction."""
+    """`as_person` in a transaction of its own."""
     with session_scope(factory) as s:
-        person = workflow.person_by_telegram(s, user_id)
-        if person is None:
-            raise Refused(t("ticket.unknown_person"))
-        try:
-            return fn(s, ticket_id, person, *args)
-        except workflow.NotAllowed as exc:
-            raise Refused(str(exc)) from exc
+        return as_person(s, user_id, fn, ticket_id, *args)
 
 
 def _check(s: Session, ticket_id: int, person: Any, action: str) -> str:
@@ -93,16 +98,20 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: t
         elif action == "rate":
             await asyncio.to_thread(_run, factory, user.id, workflow.rate, ticket_id, score)
             await query.answer(t("ticket.rated_toast"))
-            with contextlib.suppress(TelegramError):
-                await query.edit_message_reply_markup(None)
+            if query.message is not None:  # one press per question: the rating buttons go
+                chat_id, message_id = query.message.chat.id, query.message.message_id
+                await respond(context, lambda _s, out: out.markup(chat_id, message_id))
         else:  # resolve / reject: ask for the note in private
-            number = await asyncio.to_thread(_run, factory, user.id, _check, ticket_id, action)
-            try:
-                await context.bot.send_message(user.id, t(f"ticket.ask_{action}", number=number))
-            except TelegramError:
+            def ask(s: Session, out: Outgoing) -> str:
+                number = as_person(s, user.id, _check, ticket_id, action)
+                prompts.ask(s, user.id, prompts.NOTE, {"action": action, "ticket": ticket_id})
+                return out.send(user.id, t(f"ticket.ask_{action}", number=number))
+
+            key, delivery = await respond(context, ask)
+            if delivery.failed(key):  # the presser never opened a private chat with the bot
+                await asyncio.to_thread(_forget, factory, user.id)
                 await query.answer(t("ticket.start_private_first"), show_alert=True)
                 return False
-            context.user_data[PROMPT] = (action, ticket_id)  # type: ignore[index]
             await query.answer(t("ticket.see_private"))
             return False
     except Refused as exc:
@@ -112,31 +121,37 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: t
     return True
 
 
-def waiting_note(context: ContextTypes.DEFAULT_TYPE) -> bool:
-    return bool(context.user_data and context.user_data.get(PROMPT))
+def _forget(factory: sessionmaker[Session], user_id: int) -> None:
+    with session_scope(factory) as s:
+        prompts.clear(s, user_id, prompts.NOTE)
 
 
-async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE, factory: sessionmaker[Session]) -> bool:
-    """The presser's note for 办结 / 退回; True when the ticket changed."""
+async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: prompts.Asked) -> None:
+    """The presser's note for 办结 / 退回 (the open prompt `asked`): the ticket changes, or the
+    presser hears why not; the prompt goes with the reply, unless the note was empty."""
     message, user = update.effective_message, update.effective_user
-    assert message is not None and user is not None and context.user_data is not None
-    action, ticket_id = context.user_data.pop(PROMPT)
+    assert message is not None and user is not None
+    action, ticket_id = str(asked.value["action"]), int(asked.value["ticket"])
     note = (message.text or message.caption or "").strip()
     photo = message.photo[-1].file_id if message.photo else None
-    if note in {"取消", "算了", "不办了"}:
-        await message.reply_text(t("ticket.note_cancelled"))
-        return False
-    if not note:
-        context.user_data[PROMPT] = (action, ticket_id)
-        await message.reply_text(t("ticket.note_needed"))
-        return False
-    try:
-        if action == "resolve":
-            await asyncio.to_thread(_run, factory, user.id, workflow.resolve, ticket_id, note, photo)
-        else:
-            await asyncio.to_thread(_run, factory, user.id, workflow.reject, ticket_id, note)
-    except Refused as exc:
-        await message.reply_text(str(exc))
-        return False
-    await message.reply_text(t(f"ticket.{action}_done"))
-    return True
+    chat_id = message.chat_id
+
+    def answer(s: Session, out: Outgoing) -> None:
+        if not note:  # still waiting for the note
+            out.send(chat_id, t("ticket.note_needed"))
+            return
+        prompts.clear(s, user.id, prompts.NOTE)
+        if note in CANCEL_WORDS:
+            out.send(chat_id, t("ticket.note_cancelled"))
+            return
+        try:
+            if action == "resolve":
+                as_person(s, user.id, workflow.resolve, ticket_id, note, photo)
+            else:
+                as_person(s, user.id, workflow.reject, ticket_id, note)
+        except Refused as exc:
+            out.send(chat_id, str(exc))
+            return
+        out.send(chat_id, t(f"ticket.{action}_done"))
+
+    await respond(context, answer)

@@ -39,8 +39,6 @@ class Settings(BaseSettings):
                     "(refused with a non-loopback BIND_HOST). See core/secret.py.")
     telegram_api_url: str = Field(default="https://api.telegram.org",
                                   description="Bot API server (a local one, or a test double).")
-    callback_cache_path: Path = Field(default=VAR_DIR / "telegram-callbacks.pickle",
-                                      description="Where the bot keeps its buttons' callback data.")
     timezone: str = Field(default="Asia/Shanghai", description="Zone for display and ticket years; storage is UTC.")
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_dir: Path = Field(default=VAR_DIR / "log",

@@ -42,10 +42,16 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, buttons
 from core.models import Branch, OutboxMessage, SendState, utcnow
 
 log = logging.getLogger("gridbot.outbox")
+
+# Priorities (the `priority` column; bot/ratelimit.py serves the budget in the same order).
+PRIORITY_URGENT = 0  # replies to what someone just did, emergencies
+PRIORITY_NORMAL = 1  # ticket cards and notices, reminders
+PRIORITY_BULK = 2  # broadcasts
+KIND_PRIORITY = {"reply": PRIORITY_URGENT}  # any other kind: PRIORITY_NORMAL unless given
 
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=2)
@@ -66,13 +72,21 @@ class Claimed:
     payload: dict[str, Any]
     attempts: int  # also the lease's token (see the module docstring)
     pieces_sent: int = 0
+    dedupe_key: str = ""
+    priority: int = PRIORITY_NORMAL
+
+
+def priority_of(kind: str, priority: int | None = None) -> int:
+    return priority if priority is not None else KIND_PRIORITY.get(kind, PRIORITY_NORMAL)
 
 
 def enqueue(session: Session, *, dedupe_key: str, kind: str, chat_id: int, payload: dict[str, Any],
-            not_before: datetime | None = None) -> bool:
-    """Queue a message in the caller's transaction; False if `dedupe_key` was already queued."""
+            not_before: datetime | None = None, priority: int | None = None) -> bool:
+    """Queue a message in the caller's transaction; False if `dedupe_key` was already queued.
+    Its buttons' data is stored in the same transaction (core.buttons): they carry tokens."""
+    payload, issued = buttons.tokenize(payload)
     values = dict(dedupe_key=dedupe_key, kind=kind, chat_id=chat_id, payload=payload,
-                  send_state=SendState.pending, attempts=0,
+                  priority=priority_of(kind, priority), send_state=SendState.pending, attempts=0,
                   next_attempt_at=(not_before or utcnow()), created_at=utcnow(), updated_at=utcnow())
     dialect = session.get_bind().dialect.name
     stmt: Any
@@ -80,22 +94,30 @@ def enqueue(session: Session, *, dedupe_key: str, kind: str, chat_id: int, paylo
         stmt = postgresql.insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
     else:
         stmt = sqlite.insert(OutboxMessage).values(**values).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    return session.execute(stmt.returning(OutboxMessage.id)).scalar_one_or_none() is not None
+    queued = session.execute(stmt.returning(OutboxMessage.id)).scalar_one_or_none() is not None
+    if queued:
+        buttons.store(session, issued)
+    return queued
 
 
 def enqueue_many(session: Session, messages: list[dict[str, Any]], *, kind: str = "notice",
-                 chunk: int = 500) -> int:
+                 chunk: int = 500, priority: int | None = None) -> int:
     """Queue many messages ({"dedupe_key", "chat_id", "payload"}) in a few multi-row INSERTs;
     how many were new (a dedupe key already queued is skipped, as with `enqueue`)."""
     now = utcnow()
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     queued = 0
     for start in range(0, len(messages), chunk):
-        rows = [dict(dedupe_key=m["dedupe_key"], kind=kind, chat_id=m["chat_id"], payload=m["payload"],
-                     send_state=SendState.pending, attempts=0, next_attempt_at=now, created_at=now,
-                     updated_at=now) for m in messages[start:start + chunk]]
+        rows, issued = [], {}
+        for m in messages[start:start + chunk]:
+            payload, issued[m["dedupe_key"]] = buttons.tokenize(m["payload"])
+            rows.append(dict(dedupe_key=m["dedupe_key"], kind=kind, chat_id=m["chat_id"], payload=payload,
+                             priority=priority_of(kind, priority), send_state=SendState.pending, attempts=0, next_attempt_at=now, created_at=now,
+                             updated_at=now))
         stmt = dialect.insert(OutboxMessage).values(rows).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        queued += len(session.execute(stmt.returning(OutboxMessage.id)).all())
+        new = session.execute(stmt.returning(OutboxMessage.dedupe_key)).scalars().all()
+        buttons.store(session, {token: data for key in new for token, data in issued[key].items()}, now)
+        queued += len(new)
     return queued
 
 
@@ -134,10 +156,12 @@ def settle_abandoned(session: Session, now: datetime | None = None) -> int:
 
 def claim(session: Session, limit: int = 50, now: datetime | None = None,
           lease: timedelta = LEASE) -> list[Claimed]:
-    """Take up to `limit` due messages for sending, oldest first; commit promptly after."""
+    """Take up to `limit` due messages for sending, the most urgent (lowest `priority`) first,
+    then the oldest; commit promptly after."""
     now = now or utcnow()
     settle_abandoned(session, now)
-    due = select(OutboxMessage).where(_due(now)).order_by(OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit)
+    due = (select(OutboxMessage).where(_due(now))
+           .order_by(OutboxMessage.priority, OutboxMessage.next_attempt_at, OutboxMessage.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     return _lease(session, list(session.scalars(due)), now + lease)
@@ -151,7 +175,8 @@ def _lease(session: Session, rows: list[OutboxMessage], until: datetime) -> list
         row.attempts += 1
         row.in_flight = False
         claimed.append(Claimed(row.id, row.kind, row.chat_id, dict(row.payload), row.attempts,
-                               row.pieces_sent or 0))
+                               row.pieces_sent or 0, row.dedupe_key,
+                               PRIORITY_NORMAL if row.priority is None else row.priority))
     session.flush()
     return claimed
 

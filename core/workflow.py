@@ -38,7 +38,7 @@ from core.models import (
     TicketStatus,
     utcnow,
 )
-from core.outbox import enqueue
+from core.outbox import PRIORITY_URGENT, enqueue
 from core.permissions import NotAllowed, Scope, allowed
 from core.tickets import LEGAL_TRANSITIONS, NewTicket, change_status, file_ticket
 
@@ -288,6 +288,11 @@ def _rating_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
     return [[{"text": t(f"rating.{score}"), "callback_data": f"r:{ticket.id}:{score}"} for score in RATINGS]]
 
 
+def _priority(ticket: Ticket) -> int | None:
+    """An emergency's messages go before everything but nothing (core.outbox priorities)."""
+    return PRIORITY_URGENT if ticket.urgent else None
+
+
 def _tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: str,
                     payload: dict[str, Any] | None = None) -> None:
     """The reporter and every follower with a Telegram id, once per event (default text: notify.<kind>)."""
@@ -297,19 +302,20 @@ def _tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: 
         person = session.get(Person, person_id)
         if person is not None and person.telegram_id is not None:
             enqueue(session, dedupe_key=f"{kind}:{ticket.id}:{event.id}:{person.telegram_id}",
-                    kind="notice", chat_id=person.telegram_id, payload=payload)
+                    kind="notice", chat_id=person.telegram_id, payload=payload, priority=_priority(ticket))
 
 
 def _tell_branch(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> None:
     """A line about the ticket's progress in its branch's group, if it has one."""
     for chat_id in destinations.recipients(session, ticket, destinations.To.branch_group):
-        enqueue(session, dedupe_key=f"branch:{ticket.id}:{event.id}", kind="line", chat_id=chat_id, payload=payload)
+        enqueue(session, dedupe_key=f"branch:{ticket.id}:{event.id}", kind="line", chat_id=chat_id, payload=payload,
+                priority=_priority(ticket))
 
 
 def _tell_admins(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> None:
     for chat_id in destinations.recipients(session, ticket, destinations.To.community_admins):
         enqueue(session, dedupe_key=f"admin:{ticket.id}:{event.id}:{chat_id}",
-                kind="card", chat_id=chat_id, payload=payload)
+                kind="card", chat_id=chat_id, payload=payload, priority=_priority(ticket))
 
 
 def _send_cards(session: Session, ticket: Ticket, event: TicketEvent, *, tz: ZoneInfo) -> None:
@@ -318,7 +324,7 @@ def _send_cards(session: Session, ticket: Ticket, event: TicketEvent, *, tz: Zon
         card = card_payload(session, ticket, tz=tz, lead=t(destination.lead) if destination.lead else None)
         for chat_id in destinations.recipients(session, ticket, destination.to):
             enqueue(session, dedupe_key=f"{destination.to.value}:{ticket.id}:{event.id}:{chat_id}",
-                    kind="card", chat_id=chat_id, payload=card)
+                    kind="card", chat_id=chat_id, payload=card, priority=_priority(ticket))
 
 
 # -- the loop ----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from core.models.broadcasts import (
     BroadcastState,
     DeliveryState,
 )
+from core.models.chat_state import IssuedButton, Prompt
 from core.models.duties import (
     Attendance,
     AttendanceStatus,
@@ -74,11 +75,13 @@ __all__ = [
     "EventOccurrence",
     "Grid",
     "InboxMessage",
+    "IssuedButton",
     "InboxState",
     "InviteCode",
     "Landmark",
     "OutboxMessage",
     "PartyGroup",
+    "Prompt",
     "Person",
     "ReceivedUpdate",
     "ReminderMute",

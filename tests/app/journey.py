@@ -17,7 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from telegram.ext import Application
 
 from bot.app import build_application
+from core import buttons, prompts
 from core.config import Settings
+from core.db import read_scope, session_scope
 from tests.app.telegram_fake import FakeTelegram
 from tests.app.telegram_updates import UpdateBuilder
 
@@ -46,6 +48,17 @@ class Journey:
             if not stats.sent:
                 await asyncio.sleep(0.05)
 
+    def issue(self, data: Any) -> str:
+        """Callback data for `data` as the bot issues it (core.buttons): a button the server accepts
+        as its own, whatever it names."""
+        with session_scope(self.factory) as session:
+            return buttons.issue(session, data)
+
+    def prompt(self, user_id: int) -> prompts.Asked | None:
+        """The question `user_id` was last asked and has not answered (core.prompts)."""
+        with read_scope(self.factory) as session:
+            return prompts.current(session, user_id)
+
     def new_messages(self, chat_id: int | None = None) -> list[JSONDict]:
         sent = self.fake.sent_messages()
         fresh, self._seen = sent[self._seen:], len(sent)
@@ -57,7 +70,6 @@ class Journey:
     async def step(self, update: Any, chat_id: int) -> list[str]:
         """Process one update; the texts the bot sent or edited into `chat_id` meanwhile."""
         before = len(self.fake.calls)
-        self.app.bot.insert_callback_data(update)  # what polling does: cached data, or InvalidCallbackData
         await self.app.process_update(update)
         await self.drain()
         return [text_of(c.params) for c in self.fake.calls[before:]

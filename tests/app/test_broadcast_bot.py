@@ -63,7 +63,6 @@ def test_broadcast_now_read_button_and_report(sqlite_demo_factory) -> None:  # t
             assert (await j.press(RESIDENT, RESIDENT, "已读"))[-1] == "您已经确认过了。"
             message, data = j.find_button(RESIDENT, "已读")
             stranger = j.updates.callback_query(OUTSIDER, data, message)
-            j.app.bot.insert_callback_data(stranger)
             await j.app.process_update(stranger)
             assert fake.calls_to("answerCallbackQuery")[-1].params["text"] == "这条通知不是发给您的。"
 

@@ -13,14 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.broadcast_sender import (
     _MARK,
-    BURST_429,
     BroadcastSender,
     LastByteRequest,
     NotTaken,
-    RateLimiter,
     sender_bot,
 )
 from bot.dispatcher import OutboxDispatcher
+from bot.ratelimit import BURST_429, RateLimiter
 from core import audit, broadcasts
 from core.db import session_scope
 from core.models import (
@@ -293,7 +292,7 @@ def test_burst_of_retry_after_pauses_every_send() -> None:
 
 def test_rate_limiter_allows_thirty_per_period_and_one_per_chat() -> None:
     async def scenario() -> None:
-        limiter = RateLimiter(rate=30, period=0.5, per_chat=0.3)
+        limiter = RateLimiter(rate=30, period=0.5, per_chat=0.3, chat_burst=1)
         start = time.monotonic()
         for chat in range(31):
             await limiter.acquire(chat)

@@ -12,8 +12,9 @@ from telegram import Bot
 from telegram.error import NetworkError
 
 from bot.dispatcher import OutboxDispatcher
+from bot.ratelimit import RateLimiter
 from bot.textsplit import split_message
-from core import outbox
+from core import buttons, outbox
 from core.db import session_scope
 from core.models import OutboxMessage, SendState, utcnow
 from tests.app.telegram_fake import FakeTelegram
@@ -36,10 +37,11 @@ def _states(factory: sessionmaker[Session]) -> dict[str, tuple[SendState, int]]:
         return {m.dedupe_key: (m.send_state, m.attempts) for m in s.scalars(select(OutboxMessage))}
 
 
-async def _dispatcher(factory: sessionmaker[Session], fake: FakeTelegram) -> OutboxDispatcher:
+async def _dispatcher(factory: sessionmaker[Session], fake: FakeTelegram,
+                      limiter: RateLimiter | None = None) -> OutboxDispatcher:
     bot = Bot("123:ABC", request=fake)
     await bot.initialize()
-    return OutboxDispatcher(bot, factory)
+    return OutboxDispatcher(bot, factory, limiter=limiter)
 
 
 def test_sends_queued_messages_with_buttons_once(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
@@ -57,7 +59,10 @@ def test_sends_queued_messages_with_buttons_once(sqlite_engine) -> None:  # type
 
     asyncio.run(scenario())
     assert [m["text"] for m in fake.sent_messages(501)] == ["工单 2026-000001 已受理"]
-    assert fake.last_keyboard(501) == [{"text": "领单", "callback_data": "claim:1"}]
+    [sent] = fake.last_keyboard(501)
+    assert sent["text"] == "领单" and sent["callback_data"].startswith("b:")  # a token, not the data
+    with session_scope(factory) as s:
+        assert buttons.resolve(s, sent["callback_data"]) == (True, "claim:1")
     assert _states(factory) == {"a": (SendState.sent, 1), "b": (SendState.sent, 1)}
 
 
@@ -342,7 +347,8 @@ def test_no_number_of_429s_drops_a_message(sqlite_engine) -> None:  # type: igno
     fake.fail_next("sendMessage", chat_id=501, status=429, retry_after=1, times=3 * outbox.MAX_ATTEMPTS)
 
     async def scenario() -> None:
-        d = await _dispatcher(factory, fake)
+        # the rows are made due at once below, faster than the chat's second: no per-chat pace here
+        d = await _dispatcher(factory, fake, RateLimiter(per_chat=0.0))
         for _ in range(3 * outbox.MAX_ATTEMPTS):
             assert (await d.run_once()).retried == 1
             row = _row(factory, "m")

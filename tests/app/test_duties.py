@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import duties
+from core import buttons, duties
 from core.db import session_scope
 from core.duties import Callback, parse_callback, rule_times
 from core.models import (
@@ -149,7 +149,7 @@ def test_secretary_schedules_monthly_meeting_and_members_are_told(demo_factory: 
         notices = outbox(s, f"event-new:{event.id}:")
         assert sorted(m.chat_id for m in notices) == tg(s, *MEMBERS)
         assert "支委会" in notices[0].payload["text"] and "12月15日（周二）09:00" in notices[0].payload["text"]
-        assert notices[0].payload["buttons"] == [[{"text": "参加", "callback_data": f"ev:y:{occs[0].id}"},
+        assert buttons.plain(s, notices[0].payload)["buttons"] == [[{"text": "参加", "callback_data": f"ev:y:{occs[0].id}"},
                                                   {"text": "请假", "callback_data": f"ev:n:{occs[0].id}"}]]
         # materialising again adds nothing
         duties.materialise_all(s, T0)
@@ -337,7 +337,7 @@ def test_reminders_skip_leave_and_muted_run_once_and_say_when_late(demo_factory:
         assert sorted(m.chat_id for m in sent) == tg(s, "P-0001", "P-0003", "P-0005", "P-0006", "P-0007")
         text = sent[0].payload["text"]
         assert "提醒：学习二十大精神将在24小时后开始" in text and "迟到" not in text and "议程：集中学习" in text
-        by_chat = {m.chat_id: m.payload["buttons"] for m in sent}
+        by_chat = {m.chat_id: buttons.plain(s, m.payload)["buttons"] for m in sent}
         assert by_chat[tg(s, "P-0003")[0]] == [[{"text": "不再提醒", "callback_data": f"ev:m:{event.id}"}]]
         assert by_chat[tg(s, "P-0001")[0]][0][0]["callback_data"] == f"ev:y:{occ.id}"
 
@@ -402,7 +402,7 @@ def test_publishing_shifts_invites_members_and_volunteers(demo_factory: sessionm
         shift = shift_of(s, capacity=4, note="请穿红马甲")
         assert shift.community_id == s.scalars(select(Community).where(Community.code == "C-HPL")).one().id
         assert chats(s, f"shift-published:{shift.id}:") == tg(s, *MEMBERS, VOLUNTEER_G1)
-        notice = outbox(s, f"shift-published:{shift.id}:")[0].payload
+        notice = buttons.plain(s, outbox(s, f"shift-published:{shift.id}:")[0].payload)
         assert "需要4人\n备注：请穿红马甲" in notice["text"] and "11月23日（周一）08:00–12:00" in notice["text"]
         assert notice["buttons"] == [[{"text": "报名", "callback_data": f"sh:s:{shift.id}"}]]
         with pytest.raises(NotAllowed, match="只有本支部的书记或本社区的管理员"):
@@ -453,7 +453,7 @@ def test_sign_up_rules_cutoff_swap_and_roster(demo_factory: sessionmaker[Session
         assert offered.swap_requested
         offers = outbox(s, f"swap-offer:{offered.id}:")
         assert sorted(m.chat_id for m in offers) == tg(s, *[m for m in MEMBERS if m not in ("P-0002", "P-0003")], VOLUNTEER_G1)
-        assert offers[0].payload["buttons"] == [[{"text": "我来接班", "callback_data": f"sh:t:{offered.id}"}]]
+        assert buttons.plain(s, offers[0].payload)["buttons"] == [[{"text": "我来接班", "callback_data": f"sh:t:{offered.id}"}]]
         with pytest.raises(NotAllowed, match="不能接自己的班"):
             duties.take_swap(s, offered.id, b, now=cutoff + HOUR)
         with pytest.raises(NotAllowed, match="已经报名"):

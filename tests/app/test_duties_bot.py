@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import duties
+from core import duties, prompts
 from core.db import make_engine, session_scope
 from core.messages import t
 from core.models import (
@@ -140,8 +140,8 @@ def test_duties_attend_leave_with_reason_and_refusals(factory: sessionmaker[Sess
 
 
 def j_waiting(j: Journey, user: int) -> bool:
-    data = j.app.user_data.get(user) or {}
-    return bool(data.get("duty_prompt"))
+    asked = j.prompt(user)
+    return asked is not None and asked.kind == prompts.LEAVE
 
 
 def test_leave_reason_can_be_cancelled(factory: sessionmaker[Session]) -> None:

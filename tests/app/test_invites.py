@@ -332,20 +332,13 @@ def test_a_secretary_of_two_branches_picks_one_and_forged_picks_are_refused(
             # well-formed data naming a branch the presser is not secretary of
             with factory() as s:
                 qnh = branch(s, "BR-QNH-01").id
-            markup = j.app.bot.callback_data_cache.process_keyboard(_keyboard(("invite", qnh)))
-            await j.step(j.updates.callback_query(SECRETARY, markup.inline_keyboard[0][0].callback_data, message),
-                         SECRETARY)
+            await j.step(j.updates.callback_query(SECRETARY, j.issue(["invite", qnh]), message), SECRETARY)
             alerts = [c.params.get("text") for c in j.fake.calls_to("answerCallbackQuery")[answers + 1:]]
             assert alerts == [t("deny.action", action=t("action.invite.create"))]
             with factory() as s:
                 assert s.scalar(select(func.count()).select_from(InviteCode)) == made
 
     asyncio.run(scenario())
-
-
-def _keyboard(data: object) -> Any:
-    from telegram import InlineKeyboardButton, InlineKeyboardMarkup
-    return InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data=data)]])  # type: ignore[arg-type]
 
 
 def test_join_is_private_only(sqlite_demo_factory: sessionmaker[Session]) -> None:
@@ -356,7 +349,6 @@ def test_join_is_private_only(sqlite_demo_factory: sessionmaker[Session]) -> Non
         async with journey(factory, NO_RASA) as j:
             update = j.updates.group_text(-1001000000001, SECRETARY, "/invite")
             before = len(j.fake.sent_messages())
-            j.app.bot.insert_callback_data(update)
             await j.app.process_update(update)
             assert len(j.fake.sent_messages()) == before
 

@@ -86,8 +86,7 @@ def test_main_installs_the_redaction_on_the_root_handlers(root_output: io.String
     """bot.app.main() with a token: every record reaching the root handlers is redacted (the root
     logger has handlers here, so main's basicConfig adds none and the redaction goes on ours)."""
     settings = Settings(_env_file=None, telegram_bot_token=TOKEN, log_level="DEBUG",  # type: ignore[call-arg]
-                        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                        callback_cache_path=tmp_path / "callbacks.pickle")
+                        database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
 
     async def connect(app: Any, link: Any) -> bool:  # what the running bot's libraries log
         logging.getLogger("telegram.ext.Updater").debug("Network loop: %s", URL)

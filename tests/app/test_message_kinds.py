@@ -55,7 +55,6 @@ def run(engine: Engine, script: Callable[[Journey], Awaitable[None]]) -> session
 async def sent(j: Journey, update: Update) -> list[tuple[object, str]]:
     """(chat id, text) of everything the bot sent or edited, anywhere, for `update`."""
     before = len(j.fake.calls)
-    j.app.bot.insert_callback_data(update)
     await j.app.process_update(update)
     await j.drain()
     return [(c.params.get("chat_id"), str(c.params.get("text") or c.params.get("caption") or ""))

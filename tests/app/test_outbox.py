@@ -254,3 +254,25 @@ def test_migration_adds_pieces_and_in_flight_and_downgrade_fails_unconfirmed(emp
     with engine.connect() as conn:
         assert conn.execute(text("SELECT send_state FROM outbox")).scalar_one() == "failed"
     engine.dispose()
+
+
+def test_claims_take_the_most_urgent_first(factory: sessionmaker[Session]) -> None:
+    """0 replies and emergencies, 1 cards and reminders, 2 broadcasts: a claim of fewer rows than
+    are due takes the urgent ones, whatever their age; equal priorities go oldest first."""
+    now = utcnow()
+    with session_scope(factory) as s:
+        for i in range(3):
+            outbox.enqueue(s, dedupe_key=f"bulk:{i}", kind="notice", chat_id=10 + i, payload={"text": "通知"},
+                           priority=outbox.PRIORITY_BULK, not_before=now - timedelta(minutes=5))
+        outbox.enqueue(s, dedupe_key="card", kind="card", chat_id=-100, payload={"text": "工单"},
+                       not_before=now - timedelta(minutes=1))
+        outbox.enqueue(s, dedupe_key="reply", kind="reply", chat_id=20, payload={"text": "收到"}, not_before=now)
+        outbox.enqueue(s, dedupe_key="emergency", kind="card", chat_id=-100, payload={"text": "【紧急】"},
+                       priority=outbox.PRIORITY_URGENT, not_before=now - timedelta(seconds=1))
+    with session_scope(factory) as s:
+        priorities = dict(s.execute(select(OutboxMessage.dedupe_key, OutboxMessage.priority)).tuples().all())
+        assert priorities == {"bulk:0": 2, "bulk:1": 2, "bulk:2": 2, "card": 1, "reply": 0, "emergency": 0}
+        first = outbox.claim(s, limit=3, now=now)
+        assert [(c.dedupe_key, c.priority) for c in first] == [("emergency", 0), ("reply", 0), ("card", 1)]
+        rest = outbox.claim(s, limit=10, now=now)
+        assert [c.dedupe_key for c in rest] == ["bulk:0", "bulk:1", "bulk:2"]

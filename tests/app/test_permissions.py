@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from core import audit, duties, grants, workflow
 from core.categories import sync_categories
@@ -313,12 +312,9 @@ def outbox_size(factory: sessionmaker[Session]) -> int:
 
 
 async def press_data(j: Journey, user_id: int, data: object, chat_id: int = BRANCH_CHAT) -> list[str]:
-    """Press a button carrying `data` that went through the bot's callback data cache, i.e.
-    data the server accepts as its own, on the newest message in `chat_id`."""
-    markup = j.app.bot.callback_data_cache.process_keyboard(
-        InlineKeyboardMarkup([[InlineKeyboardButton("x", callback_data=data)]]))  # type: ignore[arg-type]
-    uuid = markup.inline_keyboard[0][0].callback_data
-    return await press_raw(j, user_id, str(uuid), chat_id)
+    """Press a button carrying `data` that the bot issued (core.buttons), i.e. data the server
+    accepts as its own, on the newest message in `chat_id`."""
+    return await press_raw(j, user_id, j.issue(data), chat_id)
 
 
 async def press_raw(j: Journey, user_id: int, raw: str, chat_id: int = BRANCH_CHAT) -> list[str]:
@@ -344,7 +340,7 @@ def test_card_buttons_pressed_by_another_branchs_secretary_are_refused(
                     got = await j.press(user, BRANCH_CHAT, button)
                     assert any(refusal in x for x in got), (button, user, got)
                     assert not any("13800000071" in x for x in got)
-                    assert not j.app.user_data.get(user, {}).get("ticket_prompt")
+                    assert j.prompt(user) is None
             assert state(factory, ticket_id) == before
             # the branch's own secretary sees the contact, and that is audited
             got = await j.press(SECRETARY, BRANCH_CHAT, "联系人")
@@ -382,7 +378,7 @@ def test_forged_tampered_and_stale_callback_data_are_refused(sqlite_demo_factory
             assert t("button_invalid") in got, got
             got = await press_data(j, 700000071, f"r:{ticket_id}:3")  # rating before it is resolved
             assert any(t("deny.not_resolved") in x for x in got), got
-            got = await press_data(j, SECRETARY, ("invite", qnh_branch), chat_id=SECRETARY)  # another branch's invite
+            got = await press_data(j, SECRETARY, ["invite", qnh_branch], chat_id=SECRETARY)  # another branch's invite
             assert any("您没有权限生成这个支部的邀请码" in x for x in got), got
             assert state(factory, ticket_id) == before and state(factory, qnh_ticket) == qnh_before
             assert outbox_size(factory) == queued

@@ -20,7 +20,7 @@ from telegram import Update
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
 from bot.shell import PROMPT, Shell, run_shell
-from core import outbox
+from core import buttons, outbox
 from core.config import PROJECT_ROOT, Settings
 from core.db import session_scope
 from core.models import Branch
@@ -134,7 +134,10 @@ def test_buttons_are_numbered_and_a_press_sends_the_bots_callback_data(
     async def record(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None and query.message is not None
-        pressed.append((query.from_user.id, query.message.chat.id, query.message.message_id, query.data))
+        with session_scope(factory) as s:  # the data behind the button's token
+            issued, data = buttons.resolve(s, query.data)
+        assert issued, query.data
+        pressed.append((query.from_user.id, query.message.chat.id, query.message.message_id, data))
         await query.answer("收到", show_alert=True)
         raise ApplicationHandlerStop  # keep the bot's own handlers out of this test
 
@@ -158,7 +161,8 @@ def test_buttons_are_numbered_and_a_press_sends_the_bots_callback_data(
                     for row in (c.params.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
         finally:
             await shell.stop()
-        assert "/deny" not in wire and "t:claim:424242" not in wire  # arbitrary callback data on the wire
+        assert "/deny" not in wire and "t:claim:424242" not in wire  # tokens on the wire (core.buttons)
+        assert all(data.startswith("b:") for data in wire), wire
         return out.getvalue(), keyboard_ids
 
     output, keyboard_ids = asyncio.run(scenario())

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, workflow
+from core import audit, buttons, workflow
 from core.categories import sync_categories
 from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
@@ -56,8 +56,9 @@ def report(s: Session, category: str = "parking", building: str = "B-HPL-01-07",
 
 
 def sent(s: Session, chat_id: int) -> list[dict]:
-    return [m.payload for m in s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == chat_id)
-                                         .order_by(OutboxMessage.id))]
+    """The payloads queued for `chat_id`, their buttons' data as written (core.buttons.plain)."""
+    return [buttons.plain(s, m.payload) for m in s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == chat_id)
+                                                           .order_by(OutboxMessage.id))]
 
 
 def count(s: Session, model: type) -> int:

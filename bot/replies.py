@@ -1,0 +1,114 @@
+"""Every message a handler sends goes through the outbox, in the transaction of the change.
+
+A handler runs its database work as `work(session, out)` through `respond`: whatever it queues
+with `out` (a new message, an edit, buttons removed) is a row of the outbox in that same
+transaction — together with the buttons' data (core.buttons) and the question it leaves open
+(core.prompts) — and is claimed there too, so right after the commit this process sends it
+itself through the dispatcher (bot/dispatcher.py), as bot/conversation.py does with Rasa's
+answers: no reply waits for a dispatcher pass, and should the process die first, the outbox
+sends it when the claim's lease runs out. The one thing sent directly is the answer to a
+button press (CallbackQuery.answer), which Telegram wants at once and which no one else sees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.orm import Session, sessionmaker
+from telegram.ext import ContextTypes
+
+from core import outbox
+from core.db import session_scope
+
+T = TypeVar("T")
+Buttons = list[list[dict[str, Any]]]
+
+
+class _Dispatcher(Protocol):
+    async def send_claimed(self, items: list[outbox.Claimed]) -> Any: ...
+
+
+def button(text: str, data: Any) -> dict[str, Any]:
+    """A button whose press brings back `data` (any JSON; stored under a token when queued)."""
+    return {"text": text, "callback_data": data}
+
+
+def rows(*buttons: dict[str, Any], per_row: int = 1) -> Buttons:
+    return [list(buttons[i:i + per_row]) for i in range(0, len(buttons), per_row)]
+
+
+class Outgoing:
+    """The messages one unit of handler work queues (all in the caller's session)."""
+
+    def __init__(self, session: Session, kind: str = "reply") -> None:
+        self.session = session
+        self.kind = kind
+        self.keys: list[str] = []
+
+    def _queue(self, chat_id: int, payload: dict[str, Any]) -> str:
+        key = f"handler:{secrets.token_hex(8)}"
+        outbox.enqueue(self.session, dedupe_key=key, kind=self.kind, chat_id=chat_id, payload=payload)
+        self.keys.append(key)
+        return key
+
+    def send(self, chat_id: int, text: str, buttons: Buttons | None = None) -> str:
+        """A new message; its dedupe key (see `Delivery.ok`)."""
+        return self._queue(chat_id, {"text": text, **({"buttons": buttons} if buttons else {})})
+
+    def edit(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> str:
+        """The text (and buttons: none removes them) of a message the bot sent."""
+        return self._queue(chat_id, {"edit": message_id, "text": text, **({"buttons": buttons} if buttons else {})})
+
+    def markup(self, chat_id: int, message_id: int, buttons: Buttons | None = None) -> str:
+        """Only the buttons of a message the bot sent (none: they go)."""
+        return self._queue(chat_id, {"edit": message_id, "markup_only": True,
+                                     **({"buttons": buttons} if buttons else {})})
+
+    def claim(self) -> list[outbox.Claimed]:
+        return outbox.claim_keys(self.session, self.keys)
+
+
+class Delivery:
+    """How each queued message fared when it was sent at once."""
+
+    def __init__(self, outcomes: dict[str, str]) -> None:
+        self.outcomes = outcomes
+
+    def ok(self, key: str) -> bool:
+        return self.outcomes.get(key) == "sent"
+
+    def failed(self, key: str) -> bool:
+        """Telegram refused it for good (403: the person never started the bot, or blocked it)."""
+        return self.outcomes.get(key) == "failed"
+
+
+def _services(context: ContextTypes.DEFAULT_TYPE) -> Any:
+    return context.application.bot_data["services"]
+
+
+async def respond(context: ContextTypes.DEFAULT_TYPE, work: Callable[[Session, Outgoing], T]) -> tuple[T, Delivery]:
+    """Run `work` in one transaction, then send what it queued at once; its result and how the
+    messages fared. Exceptions from `work` roll everything back (nothing is sent)."""
+    svc = _services(context)
+    factory: sessionmaker[Session] = svc.factory
+
+    def unit() -> tuple[T, list[outbox.Claimed]]:
+        with session_scope(factory) as session:
+            out = Outgoing(session)
+            result = work(session, out)
+            return result, out.claim()
+
+    result, claimed = await asyncio.to_thread(unit)
+    dispatcher: _Dispatcher | None = svc.dispatcher
+    if dispatcher is None or not claimed:
+        return result, Delivery({})
+    stats = await dispatcher.send_claimed(claimed)
+    return result, Delivery({c.dedupe_key: stats.outcomes.get(c.id, "error") for c in claimed})
+
+
+async def say(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, buttons: Buttons | None = None) -> None:
+    """Queue and send one message (no other change with it)."""
+    await respond(context, lambda _s, out: out.send(chat_id, text, buttons))
