@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.inbox import WARM_UP_SENDER
-from core.protocol import intent_payload
+from core.protocol import INBOX_ID, intent_payload
 from core.routing import Router, RouterCache
 
 _lock = threading.Lock()
@@ -76,6 +76,13 @@ def sender_id(tracker: Tracker) -> int | None:
 
 def metadata(tracker: Tracker) -> dict[str, Any]:
     return dict(tracker.latest_message.get("metadata") or {})
+
+
+def submission_key(tracker: Tracker) -> str | None:
+    """"<sender>:<inbox id>" of the message being handled: the same message submitted again
+    (the action server died after filing, the bot retried) files nothing twice."""
+    inbox_id, sender = metadata(tracker).get(INBOX_ID), sender_id(tracker)
+    return f"{sender}:{inbox_id}" if inbox_id is not None and sender is not None else None
 
 
 def message_text(tracker: Tracker) -> str:

@@ -71,6 +71,7 @@ class ActionFileEmergency(Action):
                 location_text=slots.get("place"), lat=slots.get("latitude"), lon=slots.get("longitude"),
                 photo_file_ids=common.photo_ids(tracker),
                 anonymous=reporter is None or not reporter.contact_consent,
+                submission_key=common.submission_key(tracker),
             ), tz=common.settings().tz, notify_reporter=False)
             number = ticket.number
             told = ("emergency.filed" if ticket.grid_id is not None

@@ -444,6 +444,7 @@ class ActionSubmitReport(Action):
                 lat=tracker.get_slot("latitude"), lon=tracker.get_slot("longitude"),
                 photo_file_ids=list(tracker.get_slot("photo_ids") or []),
                 anonymous=reporter is None or not reporter.contact_consent,
+                submission_key=common.submission_key(tracker),
             ), tz=common.settings().tz, notify_reporter=False)
             number, grid_name = ticket.number, grid_obj.name if grid_obj else ""
             limit = _duration(ticket.category.resolve_minutes)

@@ -63,6 +63,7 @@ class NewTicket:
     lon: float | None = None
     photo_file_ids: list[str] = field(default_factory=list)
     anonymous: bool = False
+    submission_key: str | None = None  # see Ticket.submission_key
 
 
 def next_ticket_number(session: Session, year: int) -> tuple[int, str]:

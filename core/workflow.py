@@ -336,6 +336,10 @@ def submit_report(session: Session, data: NewTicket, *, tz: ZoneInfo, now: datet
     `notify_reporter=False` when the caller answers the reporter itself in the dialogue.
     """
     now = now or utcnow()
+    if data.submission_key is not None:
+        earlier = session.scalar(select(Ticket).where(Ticket.submission_key == data.submission_key))
+        if earlier is not None:  # the same message submitted again after a crash: filed once, told once
+            return earlier
     ticket = file_ticket(session, data, tz=tz, now=now)
     grid = session.get(Grid, ticket.grid_id) if ticket.grid_id is not None else None
     if grid is None:  # stays `new`; the community (if known) has to place it

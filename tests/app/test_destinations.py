@@ -80,3 +80,18 @@ def test_every_admin_hears_of_an_emergency_nobody_can_place(sqlite_demo_factory:
     sent = _file(sqlite_demo_factory, "emergency", None, community=False)
     assert {k for k, _ in sent} == {"every_admin"}
     assert {chat for _, chat in sent} == _people(sqlite_demo_factory, Role.community_admin)
+
+
+def test_a_submission_retried_after_a_crash_files_and_tells_once(sqlite_demo_factory: sessionmaker[Session]) -> None:
+    def submit() -> int:
+        with session_scope(sqlite_demo_factory) as s:
+            grid = _grid(s, "G-HPL-01")
+            return workflow.submit_report(s, NewTicket(
+                category_code="parking", description="门口被堵", grid_id=grid.id, community_id=grid.community_id,
+                submission_key="700000101:42"), tz=TZ, notify_reporter=False).id
+
+    first, again = submit(), submit()
+    assert first == again
+    with session_scope(sqlite_demo_factory) as s:
+        assert len(list(s.scalars(select(OutboxMessage).where(
+            OutboxMessage.dedupe_key.contains(f":{first}:"))))) == 1  # one card to the branch group
