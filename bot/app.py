@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import threading
@@ -22,8 +21,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.orm import Session, sessionmaker
-from telegram import Document, Message, Update
-from telegram.error import InvalidToken, NetworkError
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllPrivateChats,
+    BotCommandScopeChat,
+    Document,
+    Message,
+    Update,
+)
+from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -43,12 +49,13 @@ from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable
 from bot.ratelimit import RateLimiter
 from bot.replies import respond, say
 from bot.telegram_link import TelegramLink, TrackedRequest, connect, quiet_network_tracebacks
-from core import buttons, inbox, outbox, prompts, workflow
+from core import buttons, commands, inbox, outbox, prompts, workflow
 from core import secret as shared
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.logs import install_redaction
 from core.messages import t
+from core.protocol import intent_payload
 from core.routing import Router, RouterCache
 from core.scheduler import DutyScheduler
 from core.text import normalise
@@ -166,7 +173,7 @@ async def submit(context: ContextTypes.DEFAULT_TYPE, *, user_id: int, chat_id: i
 
 def payload(intent: str, **entities: object) -> str:
     """A Rasa intent payload such as /share_photo{"photo":"..."} (bypasses the classifier)."""
-    return "/" + intent + (json.dumps(entities, ensure_ascii=False, separators=(",", ":")) if entities else "")
+    return intent_payload(intent, **entities)
 
 
 def as_words(text: str) -> str:
@@ -234,8 +241,24 @@ async def _urgent(svc: Services, text: str) -> bool:
     return await svc.rasa.intent_of(text) == "emergency"
 
 
+async def show_menu(context: ContextTypes.DEFAULT_TYPE, user_id: int) -> None:
+    """This person's command menu (setMyCommands for their chat): what their roles allow,
+    from the same table as /help (core/commands.py). Not a message: sent directly."""
+    def menu() -> list[BotCommand]:
+        with read_scope(services(context).factory) as s:
+            roles = commands.roles_of(s, workflow.person_by_telegram(s, user_id))
+        return [BotCommand(c.name, c.description) for c in commands.commands_for(roles)]
+
+    try:
+        await context.bot.set_my_commands(await asyncio.to_thread(menu), scope=BotCommandScopeChat(user_id))
+    except TelegramError as exc:  # a menu is a convenience: the answer goes out regardless
+        log.warning("command menu not set: %s", exc)
+
+
 async def on_start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await binding.start(update, context)
+    if update.effective_user is not None:
+        await show_menu(context, update.effective_user.id)
 
 
 async def on_my(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -263,6 +286,8 @@ async def on_report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _submit_message(update, context, payload("help"))
+    if update.effective_user is not None:
+        await show_menu(context, update.effective_user.id)
 
 
 async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -603,6 +628,10 @@ def main() -> int:
         except InvalidToken as exc:
             log.error("Telegram refused TELEGRAM_BOT_TOKEN (%s); check the token from @BotFather", exc)
             return 1
+        # Everyone's menu starts as a resident's; /start and /help give each person theirs.
+        with contextlib.suppress(TelegramError):
+            await app.bot.set_my_commands([BotCommand(c.name, c.description) for c in commands.commands_for(frozenset())],
+                                          scope=BotCommandScopeAllPrivateChats())
         # Our getUpdates loop (bot/polling.py): an update is stored before Telegram is told it
         # arrived; network failures while running are retried there, never fatal.
         from bot import polling

@@ -18,18 +18,18 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import false, or_, select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.replies import Outgoing, respond
-from core import duties, outbox, prompts, workflow
+from core import duties, outbox, permissions, prompts, workflow
 from core.config import get_settings
 from core.db import session_scope
 from core.duties import Callback
 from core.messages import t
-from core.models import Branch, Event, EventOccurrence, Person, Role, RoleGrant, utcnow
+from core.models import Branch, Event, EventOccurrence, Person, utcnow
 
 log = logging.getLogger("gridbot.bot.duties")
 
@@ -169,12 +169,6 @@ def duties_message(factory: sessionmaker[Session], user_id: int, chat_id: int, m
                        payload=payload)
 
 
-def _secretary_branches(s: Session, person: Person) -> list[Branch]:
-    granted = select(RoleGrant.branch_id).where(RoleGrant.person_id == person.id, RoleGrant.role == Role.secretary)
-    return list(s.scalars(select(Branch).where(or_(Branch.secretary_id == person.id, Branch.id.in_(granted)))
-                          .order_by(Branch.id)))
-
-
 def _report_occurrence(s: Session, branch: Branch) -> EventOccurrence | None:
     """The branch's next meeting (or one that started within REPORT_LOOKBACK), else its last."""
     now = utcnow()
@@ -186,11 +180,11 @@ def _report_occurrence(s: Session, branch: Branch) -> EventOccurrence | None:
 
 
 def report_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int) -> None:
-    """Queue, for a secretary, the attendance of their branch's next/last meeting and this month's summary."""
+    """Queue, for a secretary or community admin, the attendance of their branch's next/last meeting and this month's summary."""
     tz = get_settings().tz
     with session_scope(factory) as s:
         person = workflow.person_by_telegram(s, user_id)
-        branches = _secretary_branches(s, person) if person is not None else []
+        branches = permissions.branches_for(s, person, "event.report")  # a secretary, a community admin
         parts: list[str] = []
         for branch in branches:
             occ = _report_occurrence(s, branch)

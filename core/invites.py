@@ -35,7 +35,7 @@ from core.models import (
     RoleGrant,
     utcnow,
 )
-from core.permissions import NotAllowed, allowed, require, scope_of_branch
+from core.permissions import NotAllowed, branches_for, require, scope_of_branch
 
 # no 0/O, 1/I/L: a code read out or copied by hand cannot be mistaken
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -55,10 +55,7 @@ def normalise(code: str) -> str:
 
 def inviting_branches(session: Session, person: Person | None) -> list[Branch]:
     """The branches `person` may invite to (invite.create at each branch's scope)."""
-    if person is None:
-        return []
-    return [b for b in session.scalars(select(Branch).order_by(Branch.code))
-            if allowed(session, person, "invite.create", scope_of_branch(session, b))]
+    return branches_for(session, person, "invite.create")
 
 
 def create_invite(session: Session, actor: Person | None, branch_id: int, *, now: datetime | None = None,

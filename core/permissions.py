@@ -138,6 +138,15 @@ def allowed(session: Session, person: Person | None, action: str, scope: Scope) 
     return bool(roles_at(session, person, scope) & PERMISSIONS[action])
 
 
+def branches_for(session: Session, person: Person | None, action: str) -> list[Branch]:
+    """Every branch where `person` may take `action`: the one answer to "which branches does
+    this person manage" (a secretary their branch, a community admin every branch of theirs)."""
+    if person is None:
+        return []
+    return [b for b in session.scalars(select(Branch).order_by(Branch.code))
+            if allowed(session, person, action, scope_of_branch(session, b))]
+
+
 def require(session: Session, person: Person | None, action: str, scope: Scope) -> Person:
     """Return `person` if they may take `action` at `scope`; else raise NotAllowed."""
     if person is None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+from sqlalchemy.orm import Session, sessionmaker
+
 from core.commands import COMMANDS, commands_for, help_text
 from core.models import Role
 from core.permissions import PERMISSIONS
+from tests.app.journey import journey
+from tests.app.stack import free_port
 
 
 def test_everyone_sees_the_resident_commands_and_roles_add_their_own() -> None:
@@ -24,3 +31,30 @@ def test_every_command_has_a_description_and_help_lists_them() -> None:
         assert command.description and not command.description.startswith("command.")
         assert f"/{command.name} {command.description}" in text
     assert len({c.name for c in COMMANDS}) == len(COMMANDS)
+
+
+def _menus(fake: object, chat: int) -> list[set[str]]:
+    """The command menus set for one private chat, oldest first."""
+    found = []
+    for call in fake.calls:  # type: ignore[attr-defined]
+        if call.method == "setMyCommands":
+            scope = json.loads(call.params["scope"]) if isinstance(call.params["scope"], str) else call.params["scope"]
+            if scope.get("chat_id") == chat:
+                raw = call.params["commands"]
+                found.append({c["command"] for c in (json.loads(raw) if isinstance(raw, str) else raw)})
+    return found
+
+
+def test_help_and_start_set_each_persons_menu_by_role(sqlite_demo_factory: sessionmaker[Session]) -> None:
+    secretary, resident = 700000001, 700000101  # the demo's secretary of 和平里第一网格党支部; a newcomer
+
+    async def scenario() -> None:
+        async with journey(sqlite_demo_factory, f"http://127.0.0.1:{free_port()}") as j:
+            await j.say(secretary, "/help")
+            await j.say(resident, "/start")
+            [secretary_menu] = _menus(j.fake, secretary)
+            [resident_menu] = _menus(j.fake, resident)
+            assert {"broadcast", "invite", "report", "duties"} <= secretary_menu
+            assert resident_menu == {c.name for c in commands_for(frozenset())}
+
+    asyncio.run(scenario())

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import duties, prompts
+from core import demo_schedule, duties, prompts
+from core.config import get_settings
 from core.db import make_engine, session_scope
 from core.messages import t
 from core.models import (
@@ -248,5 +249,21 @@ def test_rsvp_in_words_through_rasa(factory: sessionmaker[Session], rasa_stack: 
             # Someone with no branch has nothing to answer.
             replies = await j.say(OUTSIDER + 100, "我参加")
             assert any("没有需要回复的活动" in x or "/start" in x for x in replies), replies
+
+    asyncio.run(scenario())
+
+
+def test_the_community_admin_gets_report_figures_and_a_member_does_not(
+        sqlite_demo_factory: sessionmaker[Session]) -> None:
+    admin = 700000069  # P-0069, community admin of 和平里社区 (holds event.report there)
+    with session_scope(sqlite_demo_factory) as s:
+        demo_schedule.schedule(s, tz=get_settings().tz)  # sessions with attendance, as `gridbot demo`
+
+    async def scenario() -> None:
+        async with journey(sqlite_demo_factory, NO_RASA) as j:
+            report = await j.say(admin, "/report")
+            assert t("duty.bot.report_not_secretary") not in report, report
+            assert any("和平里第一网格党支部" in x and "未答复" in x for x in report), report  # every branch of theirs
+            assert await j.say(MEMBER, "/report") == [t("duty.bot.report_not_secretary")]
 
     asyncio.run(scenario())
