@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import signal
 import time
@@ -36,6 +37,7 @@ from telegram import Bot, Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
+from bot.replies import HANDLING
 from core import updates as stored
 from core.db import read_scope, session_scope
 
@@ -199,11 +201,14 @@ class Poller:
 
     async def _handle(self, update_id: int, data: dict[str, Any]) -> None:
         bot = self.app.bot
+        handling = HANDLING.set((update_id, itertools.count()))  # handler messages keyed by the update
         try:
             update = Update.de_json(data, bot)  # a button's data is resolved by its handler (core.buttons)
             await self.app.process_update(update)  # handlers; their errors go to the error handler
         except Exception:  # noqa: BLE001 - one bad update must not block the ones behind it
             log.exception("update %d could not be handled; marked processed", update_id)
+        finally:
+            HANDLING.reset(handling)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,11 @@ from core import outbox
 from core.db import session_scope
 
 T = TypeVar("T")
+# The Telegram update being handled and how many messages its handlers have queued so far, set
+# by bot/polling.py around each update: a handler's messages are then keyed by the update
+# ("handler:u<update_id>:<n>"), so an update handled again after a crash (killed after the
+# commit, before the update was marked handled) queues nothing twice.
+HANDLING: ContextVar[tuple[int, Iterator[int]] | None] = ContextVar("gridbot_handling", default=None)
 Buttons = list[list[dict[str, Any]]]
 
 
@@ -49,7 +55,9 @@ class Outgoing:
         self.keys: list[str] = []
 
     def _queue(self, chat_id: int, payload: dict[str, Any]) -> str:
-        key = f"handler:{secrets.token_hex(8)}"
+        handling = HANDLING.get()
+        key = (f"handler:u{handling[0]}:{next(handling[1])}" if handling is not None
+               else f"handler:{secrets.token_hex(8)}")
         outbox.enqueue(self.session, dedupe_key=key, kind=self.kind, chat_id=chat_id, payload=payload)
         self.keys.append(key)
         return key

@@ -299,3 +299,18 @@ def test_sender_of_finds_the_person_for_every_kind_of_update() -> None:
     assert sender_of({"update_id": 2, "callback_query": {"from": {"id": 8}, "message": {"chat": {"id": 9}}}}) == 8
     assert sender_of({"update_id": 3, "channel_post": {"chat": {"id": -100}}}) == -100
     assert sender_of({"update_id": 4, "poll": {"id": "x"}}) is None
+
+
+def test_an_update_handled_again_after_a_kill_is_answered_once(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    factory = sessionmaker(sqlite_engine, expire_on_commit=False)
+    fake = RecordingTelegram(factory)
+
+    async def script(poller: Poller, updates: UpdateBuilder) -> None:
+        update = updates.sticker(USER)
+        await poller._handle(update.update_id, update.to_dict())  # noqa: SLF001 - handled, then killed
+        await poller._handle(update.update_id, update.to_dict())  # noqa: SLF001 - before it was marked
+        await until(lambda: sticker_answers(fake) >= 1)
+        await asyncio.sleep(0.2)
+
+    run_poller(factory, fake, script)
+    assert sticker_answers(fake) == 1
