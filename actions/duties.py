@@ -7,6 +7,7 @@ duty handler before anything that would go back to Rasa.
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, Tracker
@@ -68,7 +69,7 @@ class ActionRsvp(Action):
             if duty is None:
                 dispatcher.utter_message(text=t("duty.rasa.no_event"))
                 return []
-            label = {"title": duty.title, "when": duties.fmt_at(duty.starts_at, ZoneInfo(duty.tz))}
+            label: dict[str, Any] = {"title": duty.title, "when": duties.fmt_at(duty.starts_at, ZoneInfo(duty.tz))}
             reason = None if attending else duties.leave_reason(text)
             if not attending and reason is None:
                 dispatcher.utter_message(text=t("duty.rasa.leave_how", **label), buttons=[

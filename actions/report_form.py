@@ -178,11 +178,11 @@ def _place_events(tracker: Tracker) -> list[EventType]:
         # A building number is the surest; a named landmark (东门) next; generic words
         # such as 消防通道 resolve to nothing, and then the resident's home counts.
         named = _with_estate(tracker, entities(tracker, "building")) or entities(tracker, "gate", "landmark")
-        slots, result = resolve_place(named[0], community, home_address) if named else ({}, None)
-        if result is not None and (result.status is RouteStatus.matched or entities(tracker, "building")):
-            events += [SlotSet(k, v) for k, v in slots.items()]
-            if result.status is not RouteStatus.matched:
-                events.append(SlotSet("place_candidates", _candidates(result)))
+        found = resolve_place(named[0], community, home_address) if named else None
+        if found is not None and (found[1].status is RouteStatus.matched or entities(tracker, "building")):
+            events += [SlotSet(k, v) for k, v in found[0].items()]
+            if found[1].status is not RouteStatus.matched:
+                events.append(SlotSet("place_candidates", _candidates(found[1])))
         elif home is not None:
             slots, _ = resolve_place(home, community)
             events += [SlotSet(k, v) for k, v in slots.items()]

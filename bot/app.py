@@ -146,7 +146,7 @@ class Services:
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    return context.application.bot_data["services"]  # type: ignore[no-any-return]
+    return context.application.bot_data["services"]
 
 
 async def submit(context: ContextTypes.DEFAULT_TYPE, *, user_id: int, chat_id: int, message_id: int,
@@ -517,13 +517,13 @@ async def _housekeeping_loop(svc: Services) -> None:
 
 def build_application(settings: Settings, factory: sessionmaker[Session], *,
                       request: BaseRequest | None = None, rasa: RasaClient | None = None,
-                      background: bool = True, link: TelegramLink | None = None) -> Application:  # type: ignore[type-arg]
+                      background: bool = True, link: TelegramLink | None = None) -> Application:
     """`link`: told when Telegram stops and starts answering getUpdates (only without `request`).
     core.secret.SecretError when the shared secret is not available (see Settings.shared_secret)."""
     svc = Services(factory, rasa or RasaClient(settings.rasa_url, settings.shared_secret()))
     api_url = settings.telegram_api_url.rstrip("/")
 
-    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+    async def post_init(app: Application) -> None:
         # Database work runs off the event loop (asyncio.to_thread) on DB_THREADS threads:
         # each unit of work is a millisecond or two, and more threads would only queue
         # for SQLite's single write lock and for Python's GIL.
@@ -545,7 +545,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             svc.broadcasts = BroadcastSender(bot, factory, limiter=svc.limiter, on_finished=svc.dispatch)
             svc.tasks.append(asyncio.create_task(svc.broadcasts.run_forever(svc.stop)))
 
-    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+    async def post_shutdown(app: Application) -> None:
         svc.stop.set()
         if svc.scheduler is not None:
             await asyncio.to_thread(svc.scheduler.stop)

@@ -47,7 +47,7 @@ PRESS_STEPS = {"aud": "audience", "ess": "essential", "read": "read", "now": "co
 
 
 def _factory(context: ContextTypes.DEFAULT_TYPE) -> sessionmaker[Session]:
-    return context.application.bot_data["services"].factory  # type: ignore[no-any-return]
+    return context.application.bot_data["services"].factory
 
 
 def _buttons(*rows: list[tuple[str, list[Any]]]) -> Buttons:
@@ -196,7 +196,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
         if PRESS_STEPS.get(str(action)) != draft.get("step"):
             return False
         if action == "aud":
-            draft["choice"] = draft["choices"][int(value)]
+            draft["choice"] = draft["choices"][int(str(value))]
             _step(s, user.id, draft, "essential")
             show(out, t("broadcast.ask_essential"), _buttons(
                 [(t("broadcast.button_essential_no"), ["ess", False]),
@@ -351,7 +351,7 @@ async def on_read(update: Update, context: ContextTypes.DEFAULT_TYPE, broadcast_
                         "stranger": t("broadcast.read_stranger")}[outcome], show_alert=outcome == "stranger")
 
 
-def register(app: Application) -> None:  # type: ignore[type-arg]
+def register(app: Application) -> None:
     """/broadcast, /cancel and /notify (their answers and buttons are routed by bot/app.py)."""
     private = filters.ChatType.PRIVATE
     app.add_handler(CommandHandler("broadcast", start, filters=private))

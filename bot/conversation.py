@@ -38,13 +38,13 @@ class PassResult:
 
 
 def _pending(factory: sessionmaker[Session],
-             sender_id: int | None) -> list[tuple[int, int, int, str, dict, datetime | None]]:  # type: ignore[type-arg]
+             sender_id: int | None) -> list[tuple[int, int, int, str, dict, datetime | None]]:
     with read_scope(factory) as session:
         return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta), m.retry_at)
                 for m in inbox.pending(session, sender_id=sender_id)]
 
 
-def _record_failure(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],  # type: ignore[type-arg]
+def _record_failure(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],
                     claim: bool) -> list[outbox.Claimed]:
     """What Rasa said before the failure goes out (the numbers to call above all), once: a retry
     that says it again finds the same keys. The message stays pending and is tried again later;
@@ -66,7 +66,7 @@ def _record_failure(factory: sessionmaker[Session], inbox_id: int, chat_id: int,
         return outbox.claim_keys(session, keys) if claim else []
 
 
-def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],  # type: ignore[type-arg]
+def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],
             claim: bool) -> list[outbox.Claimed]:
     keys = [f"reply:{inbox_id}:{index}" for index in range(len(payloads))]
     with session_scope(factory) as session:

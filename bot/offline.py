@@ -330,7 +330,7 @@ class FakeTelegram(BaseRequest):
         call = SentCall(method=api_method, params=params, at=at, files=files)
         self.calls.append(call)
 
-        moved_to = self._migrated.get(params.get("chat_id")) if "chat_id" in params else None
+        moved_to = self._migrated.get(params["chat_id"]) if "chat_id" in params else None
         if moved_to is not None:
             return self._error(call, 400, MIGRATED, None, {"migrate_to_chat_id": moved_to})
         failure = self._take_failure(api_method, params)

@@ -120,7 +120,7 @@ async def on_join(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await respond(context, work)
 
 
-def handlers() -> list[BaseHandler]:  # type: ignore[type-arg]
+def handlers() -> list[BaseHandler]:
     """The commands of this module (their buttons are routed by bot/app.py's on_callback)."""
     private = filters.ChatType.PRIVATE
     return [CommandHandler("invite", on_invite, filters=private),

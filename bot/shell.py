@@ -78,7 +78,7 @@ class Button:
 class Shell:
     """One offline chat session over an initialised Application on a FakeTelegram."""
 
-    def __init__(self, app: Application, fake: FakeTelegram,  # type: ignore[type-arg]
+    def __init__(self, app: Application, fake: FakeTelegram,
                  factory: sessionmaker[Session], user_id: int, out: TextIO) -> None:
         self.app = app
         self.fake = fake

@@ -80,7 +80,7 @@ class TrackedRequest(HTTPXRequest):
         return result
 
 
-async def connect(app: Application, link: TelegramLink) -> bool:  # type: ignore[type-arg]
+async def connect(app: Application, link: TelegramLink) -> bool:
     """Initialize `app` (its getMe reaches Telegram), retrying network failures with backoff.
     False if SIGINT/SIGTERM came first. InvalidToken is raised: retrying cannot fix it."""
     stop = asyncio.Event()

@@ -31,7 +31,7 @@ DEMO_REGISTRY = PROJECT_ROOT / "data" / "reference" / "demo"
 SHELL_USER = 700000101  # a resident id the demo registry does not use: not yet bound
 
 
-def _factory():  # type: ignore[no-untyped-def]
+def _factory():
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return make_session_factory(make_engine(settings.database_url))
@@ -128,7 +128,7 @@ def route_text(
     _print_route(_router().by_text(text, community))
 
 
-def _print_route(result) -> None:  # type: ignore[no-untyped-def]
+def _print_route(result) -> None:
     _echo_json(result.as_dict())
     if result.status.value != "matched":
         raise typer.Exit(3)
@@ -356,4 +356,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -134,7 +134,7 @@ def children() -> list[Child]:
     return [*servers(), Child("bot", [_app_python(), "-m", "bot"])]
 
 
-def _pump(child: Child, stream, out) -> None:  # type: ignore[no-untyped-def]
+def _pump(child: Child, stream, out) -> None:
     for raw in iter(stream.readline, b""):
         if child.sink is not None:
             child.sink.write(raw)
@@ -242,7 +242,7 @@ def _signals() -> tuple[threading.Event, list[int]]:
     return stop, received
 
 
-def run(out=sys.stdout) -> int:  # type: ignore[no-untyped-def]
+def run(out=sys.stdout) -> int:
     if not get_settings().telegram_bot_token:
         return run_offline()
     secret = _secret(out)
@@ -350,7 +350,7 @@ def _wait_until_ready(rasa_url: str, action_endpoint: str, secret: str, procs: l
     return False
 
 
-def _get_json(url: str, headers: dict[str, str]) -> dict:  # type: ignore[type-arg]
+def _get_json(url: str, headers: dict[str, str]) -> dict:
     try:
         response = httpx.get(url, headers=headers, timeout=2.0)
         if response.status_code == 200:
@@ -380,7 +380,7 @@ def _signal_child(child: Child, sig: int) -> None:
             os.killpg(child.process.pid, sig)
 
 
-def _stop_all(procs: list[Child], out) -> None:  # type: ignore[no-untyped-def]
+def _stop_all(procs: list[Child], out) -> None:
     running = [c for c in reversed(procs) if c.process is not None]  # the shell (last) first
     for child in running:
         assert child.process is not None
