@@ -23,7 +23,7 @@ from core import inbox, outbox
 from core.db import read_scope, session_scope
 from core.messages import t
 from core.models import utcnow
-from core.protocol import ACTION_FAILED, INBOX_ID
+from core.protocol import ACTION_FAILED, INBOX_ID, REPLAY
 
 log = logging.getLogger("gridbot.conversation")
 
@@ -38,9 +38,9 @@ class PassResult:
 
 
 def _pending(factory: sessionmaker[Session],
-             sender_id: int | None) -> list[tuple[int, int, int, str, dict, datetime | None]]:
+             sender_id: int | None) -> list[tuple[int, int, int, str, dict, datetime | None, datetime]]:
     with read_scope(factory) as session:
-        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta), m.retry_at)
+        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta), m.retry_at, m.received_at)
                 for m in inbox.pending(session, sender_id=sender_id)]
 
 
@@ -82,13 +82,18 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
     result = PassResult()
     rows = await asyncio.to_thread(_pending, factory, sender_id)
     now, blocked = utcnow(), set()
-    for inbox_id, sender_id, chat_id, text, meta, retry_at in rows:
+    for inbox_id, sender_id, chat_id, text, meta, retry_at, received_at in rows:
         if sender_id in blocked or (retry_at is not None and retry_at > now):
             blocked.add(sender_id)  # this sender's later messages wait behind it, in order
             result.waiting += 1
             continue
+        # Rasa may have answered this message before only if this process sent it already (and
+        # did not record the answer) or an earlier process did: only then does Rasa look it up.
+        again = inbox_id in rasa.sent_inbox or received_at < rasa.started
+        rasa.sent_inbox.add(inbox_id)
         try:
-            replies = await rasa.send(sender_id, text, metadata={**meta, INBOX_ID: inbox_id})
+            replies = await rasa.send(sender_id, text,
+                                      metadata={**meta, INBOX_ID: inbox_id, **({REPLAY: True} if again else {})})
         except RasaUnavailable as exc:
             log.log(logging.ERROR if isinstance(exc, RasaRefused) else logging.WARNING,
                     "Rasa unavailable (%s); %d message(s) wait", exc, len(rows) - result.answered)
@@ -104,5 +109,6 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
             blocked.add(sender_id)
             continue
         result.claimed += await asyncio.to_thread(_record, factory, inbox_id, chat_id, payloads, claim)
+        rasa.sent_inbox.discard(inbox_id)  # done: never sent again
         result.answered += 1
     return result

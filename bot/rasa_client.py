@@ -13,6 +13,7 @@ import httpx
 
 from core import secret as shared
 from core.inbox import WARM_UP_SENDER
+from core.models import utcnow
 
 # Warm-up: one report conversation after a start, so that the first residents do not wait for
 # Rasa's and the action server's first-call work (loading, query compilation, the router: about
@@ -52,6 +53,11 @@ class RasaClient:
         self._api_token = shared.RasaToken(secret) if secret else None
         self._client = client or httpx.AsyncClient(timeout=timeout)
         self._owns_client = client is None
+        # Exactly once (core.protocol.REPLAY): inbox messages this process has sent and not yet
+        # recorded an answer for, and when it started (a pending message older than that may
+        # have reached Rasa from an earlier process).
+        self.sent_inbox: set[int] = set()
+        self.started = utcnow()
 
     def _api_headers(self) -> dict[str, str]:
         return self._api_token.headers() if self._api_token is not None else {}

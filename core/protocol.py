@@ -7,6 +7,10 @@ ACTION_FAILED = "gridbot_action_failed"
 # Metadata key of every resident message the bot sends Rasa: its inbox row id. Rasa answers a
 # message it has already answered with the same replies, without running the dialogue again.
 INBOX_ID = "inbox_id"
+# Set beside INBOX_ID when the bot may have sent this message before (an earlier process, or a
+# try whose answer it did not record): only then does Rasa look for an earlier answer, which
+# costs a tracker read.
+REPLAY = "replay"
 
 
 def intent_payload(intent: str, **entities: object) -> str:

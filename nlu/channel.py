@@ -7,8 +7,8 @@ POST /webhooks/gridbot/webhook) is that REST channel, except that every request 
 check too) must carry the shared secret in the SECRET_HEADER (`core/secret.py`); anything
 else is answered 401 and never reaches the dialogue. `rest` is not enabled.
 
-Exactly once: the bot sends each resident message with its inbox id (metadata `inbox_id`).
-If the tracker already holds a user message with that id — the bot died after Rasa answered
+Exactly once: the bot sends each resident message with its inbox id (metadata `inbox_id`), and
+`replay` when it may have sent it before. Then, if the tracker already holds a user message with that id — the bot died after Rasa answered
 and before it recorded the answer — the channel sends the answer Rasa gave then, and the
 dialogue does not run again (a report is not filed twice, a form does not move on twice).
 A turn rewound after a failed action (nlu/rasa_patches.py) does not count: it runs again.
@@ -28,7 +28,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from core import secret as shared
-from core.protocol import INBOX_ID
+from core.protocol import INBOX_ID, REPLAY
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,10 @@ class GridbotInput(RestInput):
         async def once(message: UserMessage) -> None:
             """A message the bot sends again (it died before it recorded Rasa's answer) is
             answered with what Rasa said the first time, not run through the dialogue twice."""
-            inbox_id = (message.metadata or {}).get(INBOX_ID)
-            earlier = await self._answered(message.sender_id, inbox_id) if inbox_id is not None else None
+            metadata = message.metadata or {}
+            inbox_id = metadata.get(INBOX_ID)
+            earlier = (await self._answered(message.sender_id, inbox_id)
+                       if inbox_id is not None and metadata.get(REPLAY) else None)
             if earlier is None:
                 await on_new_message(message)
                 return

@@ -17,7 +17,7 @@ from bot.rasa_client import RasaClient
 from core.db import make_engine
 from core.messages import t
 from core.models import InboxMessage, InboxState, utcnow
-from core.protocol import INBOX_ID
+from core.protocol import INBOX_ID, REPLAY
 from tests.app.journey import journey
 from tests.app.stack import TEST_SECRET, Stack
 from tests.app.test_journey import ADMIN, bind, tickets_of
@@ -262,7 +262,7 @@ def test_a_message_sent_to_rasa_again_is_answered_as_before_not_run_twice(rasa_s
         rasa = RasaClient(rasa_stack.rasa_url, TEST_SECRET)
         try:
             first = await rasa.send(sender, "小区里好几个路灯都坏了", metadata={INBOX_ID: 9_000_001})
-            again = await rasa.send(sender, "小区里好几个路灯都坏了", metadata={INBOX_ID: 9_000_001})
+            again = await rasa.send(sender, "小区里好几个路灯都坏了", metadata={INBOX_ID: 9_000_001, REPLAY: True})
             assert [r.text for r in again] == [r.text for r in first] and first, (first, again)
             assert any(t("report.ask_place")[:8] in (r.text or "") for r in first), first
             summary = await rasa.send(sender, "和平里小区3号楼", metadata={INBOX_ID: 9_000_002})
