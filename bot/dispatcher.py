@@ -55,7 +55,7 @@ from telegram.error import (
 )
 
 from bot.ratelimit import RateLimiter
-from bot.textsplit import split_message
+from bot.textsplit import split_message, utf16_len
 from core import outbox
 from core.db import read_scope, session_scope
 from core.models import SendState
@@ -110,7 +110,7 @@ def pieces_of(payload: dict[str, Any]) -> list[Piece]:
                       markup_only=bool(payload.get("markup_only")))]
     pieces: list[Piece] = []
     if payload.get("photo"):
-        caption, rest = (text, "") if len(text) <= CAPTION_LIMIT else ("", text)
+        caption, rest = (text, "") if utf16_len(text) <= CAPTION_LIMIT else ("", text)
         pieces.append(Piece(text=caption or None, photo=str(payload["photo"]), markup=None if rest else markup))
         if not rest:
             return pieces

@@ -13,7 +13,7 @@ from telegram.error import NetworkError
 
 from bot.dispatcher import OutboxDispatcher
 from bot.ratelimit import RateLimiter
-from bot.textsplit import split_message
+from bot.textsplit import split_message, utf16_len
 from core import buttons, outbox
 from core.db import session_scope
 from core.models import OutboxMessage, SendState, utcnow
@@ -127,6 +127,14 @@ def test_split_message_bounds(length: int) -> None:
     assert all(len(p) <= 4096 for p in pieces)
     assert "".join(pieces) == text
     assert split_message("一句话。" * 1500)[0].endswith("。")
+
+
+@pytest.mark.parametrize("text", ["😀" * 3000, ("楼道里堆满了纸箱😡" * 700), "𠀀" * 2049 + "好"])
+def test_split_message_counts_as_telegram_does(text: str) -> None:
+    """Telegram counts UTF-16 units: an emoji (or a CJK character beyond the BMP) counts twice."""
+    pieces = split_message(text)
+    assert all(utf16_len(p) <= 4096 for p in pieces) and len(pieces) >= 2
+    assert "".join(pieces) == text
 
 
 def test_run_forever_delivers_what_arrives_while_running_and_stops(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
