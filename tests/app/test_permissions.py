@@ -72,7 +72,7 @@ HOLDS: dict[Role, frozenset[str]] = {
 }
 TG = {role: 910000000 + i for i, role in enumerate(Role)}  # the test person holding exactly `role`
 
-# The table in words (README "Roles and permissions"), pinned so a change to it is deliberate.
+# The table in words (docs/operator.md "Roles and permissions"), pinned so a change to it is deliberate.
 PINNED: dict[str, set[Role]] = {
     "ticket.claim": {R.member, R.secretary, R.grid_worker, R.community_admin},
     "ticket.resolve": {R.secretary, R.grid_worker, R.community_admin},
