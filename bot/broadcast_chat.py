@@ -40,7 +40,6 @@ from core.permissions import NotAllowed
 
 log = logging.getLogger("gridbot.bot.broadcast")
 
-CANCEL_WORDS = {"取消", "算了", "/cancel"}
 TAG = "bcc"  # button data: ["bcc", step, value?]
 TYPED_STEPS = {"content", "when"}  # steps whose answer is a message, not a press
 PRESS_STEPS = {"aud": "audience", "ess": "essential", "read": "read", "now": "confirm", "later": "confirm"}
@@ -152,7 +151,7 @@ async def _on_content(update: Update, context: ContextTypes.DEFAULT_TYPE, draft:
         draft = {**draft, "photo": message.photo[-1].file_id, "text": message.caption or ""}
     elif message.document:
         draft = {**draft, "document": message.document.file_id, "text": message.caption or ""}
-    elif (message.text or "").strip() in CANCEL_WORDS:
+    elif (message.text or "").strip() in prompts.CANCEL_WORDS:
         await cancel(update, context)
         return
     else:
@@ -271,7 +270,7 @@ async def _on_when(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: di
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
     text = (message.text or "").strip()
-    if text in CANCEL_WORDS:
+    if text in prompts.CANCEL_WORDS:
         await cancel(update, context)
         return
     chat_id = message.chat_id

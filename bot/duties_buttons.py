@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.replies import Outgoing, respond
+from bot.replies import Outgoing, respond, take_answer
 from core import duties, outbox, permissions, prompts, workflow
 from core.config import get_settings
 from core.db import session_scope
@@ -33,7 +33,6 @@ from core.models import Branch, Event, EventOccurrence, Person, utcnow
 
 log = logging.getLogger("gridbot.bot.duties")
 
-CANCEL_WORDS = {"取消", "算了", "不请了", "不请假了"}
 REPORT_LOOKBACK = timedelta(hours=6)  # /report shows a meeting that started this recently
 
 
@@ -140,12 +139,8 @@ async def on_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: p
         return label
 
     def answer(s: Session, out: Outgoing) -> None:
-        if not reason:  # still waiting for the reason
-            out.send(chat_id, t("duty.bot.reason_needed"))
-            return
-        prompts.clear(s, user.id, prompts.LEAVE)
-        if reason in CANCEL_WORDS:
-            out.send(chat_id, t("duty.bot.reason_cancelled"))
+        if not take_answer(s, out, chat_id, user.id, prompts.LEAVE, reason,
+                           needed="duty.bot.reason_needed", cancelled="duty.bot.reason_cancelled"):
             return
         try:
             label = as_person(s, user.id, leave, occurrence_id)

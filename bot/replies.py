@@ -21,8 +21,9 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 from telegram.ext import ContextTypes
 
-from core import outbox
+from core import outbox, prompts
 from core.db import session_scope
+from core.messages import t
 
 T = TypeVar("T")
 # The Telegram update being handled and how many messages its handlers have queued so far, set
@@ -115,6 +116,21 @@ async def respond(context: ContextTypes.DEFAULT_TYPE, work: Callable[[Session, O
         return result, Delivery({})
     stats = await dispatcher.send_claimed(claimed)
     return result, Delivery({c.dedupe_key: stats.outcomes.get(c.id, "error") for c in claimed})
+
+
+def take_answer(s: Session, out: Outgoing, chat_id: int, user_id: int, kind: str, text: str, *,
+                needed: str, cancelled: str) -> bool:
+    """A typed answer to the open question `kind`: asked again (`needed`) when it is empty; a
+    cancel word closes the question (`cancelled`); True when there is an answer to act on (the
+    question is then closed, in the caller's transaction)."""
+    if not text:
+        out.send(chat_id, t(needed))
+        return False
+    prompts.clear(s, user_id, kind)
+    if text in prompts.CANCEL_WORDS:
+        out.send(chat_id, t(cancelled))
+        return False
+    return True
 
 
 async def say(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, buttons: Buttons | None = None) -> None:

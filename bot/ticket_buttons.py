@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.replies import Outgoing, respond
+from bot.replies import Outgoing, respond, take_answer
 from core import prompts, workflow
 from core.db import session_scope
 from core.messages import t
@@ -29,7 +29,6 @@ from core.models import Ticket
 
 log = logging.getLogger("gridbot.bot.tickets")
 
-CANCEL_WORDS = {"取消", "算了", "不办了"}
 NOTE_ACTIONS = {"resolve", "reject"}
 ACTIONS = {"claim", "resolve", "escalate", "reject", "contact"}
 SCORES = {1, 2, 3}
@@ -137,12 +136,8 @@ async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: pro
     chat_id = message.chat_id
 
     def answer(s: Session, out: Outgoing) -> None:
-        if not note:  # still waiting for the note
-            out.send(chat_id, t("ticket.note_needed"))
-            return
-        prompts.clear(s, user.id, prompts.NOTE)
-        if note in CANCEL_WORDS:
-            out.send(chat_id, t("ticket.note_cancelled"))
+        if not take_answer(s, out, chat_id, user.id, prompts.NOTE, note,
+                           needed="ticket.note_needed", cancelled="ticket.note_cancelled"):
             return
         try:
             if action == "resolve":

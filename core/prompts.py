@@ -25,6 +25,9 @@ BINDING = "binding"  # {"step": "community" | "building" | "consent"}
 BROADCAST = "broadcast"  # {"step": ..., the draft}
 KINDS = {NOTE, LEAVE, BINDING, BROADCAST}
 
+# Words that close any open question without an answer (one set for every kind of question).
+CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了"})
+
 
 @dataclass(frozen=True)
 class Asked:
