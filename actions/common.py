@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
-from core.inbox import WARM_UP_SENDER
+from core.messaging.inbox import WARM_UP_SENDER
+from core.places.router import Router, RouterCache
 from core.protocol import INBOX_ID, intent_payload
-from core.routing import Router, RouterCache
 
 _lock = threading.Lock()
 _factory: sessionmaker[Session] | None = None
@@ -47,7 +47,7 @@ def reading() -> Iterator[Session]:
 
 
 def router() -> Router:
-    """The registry's router; a re-import is picked up within seconds (core.routing.RouterCache)."""
+    """The registry's router; a re-import is picked up within seconds (core.places.router.RouterCache)."""
     global _routers
     with _lock:
         if _routers is None:
@@ -62,7 +62,7 @@ def _make() -> sessionmaker[Session]:
 
 
 def is_warm_up(tracker: Tracker) -> bool:
-    """The bot's warm-up conversation (core.inbox.WARM_UP_SENDER): nothing is filed for it."""
+    """The bot's warm-up conversation (core.messaging.inbox.WARM_UP_SENDER): nothing is filed for it."""
     return tracker.sender_id == WARM_UP_SENDER
 
 

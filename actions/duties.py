@@ -1,7 +1,7 @@
-"""A party member's duties ("我这周有什么安排"): thin over core.duties.duties_payload.
+"""A party member's duties ("我这周有什么安排"): thin over core.duties.service.duties_payload.
 
 The duty buttons must reach the bot's callback handler (bot/duties_buttons.py), not Rasa:
-their payloads are core.duties' callback strings ("ev:y:12"), which the bot routes to the
+their payloads are core.duties.service' callback strings ("ev:y:12"), which the bot routes to the
 duty handler before anything that would go back to Rasa.
 """
 
@@ -17,10 +17,11 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions import common
-from core import duties, workflow
+from core.access.permissions import NotAllowed
+from core.duties import service as duties
 from core.messages import t
 from core.models import Person
-from core.permissions import NotAllowed
+from core.tickets import service as workflow
 
 
 def _member(session: Session, tracker: Tracker, dispatcher: CollectingDispatcher) -> Person | None:

@@ -20,10 +20,11 @@ from rasa_sdk.types import DomainDict
 from actions import common
 from actions.common import entities, entity
 from actions.report_form import _by_code, _place_events, reset_report
-from core import limits, workflow
+from core.access import limits
 from core.messages import t
 from core.models import Building, Grid, Landmark
-from core.tickets import NewTicket
+from core.tickets import service as workflow
+from core.tickets.lifecycle import NewTicket
 
 log = logging.getLogger("gridbot.actions.emergency")
 

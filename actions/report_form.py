@@ -2,7 +2,7 @@
 
 Rasa's report_form (domain/report.yml) asks for whatever is still missing of
 category, place and description; this module decides what counts as filled.
-The place is resolved to a grid by core.routing, so a ticket is never filed
+The place is resolved to a grid by core.places.router, so a ticket is never filed
 against a guessed grid.
 """
 
@@ -21,12 +21,14 @@ from sqlalchemy.orm import Session
 
 from actions import common
 from actions.common import button, entities, entity, intent_name, message_text
-from core import limits, tickets, workflow
+from core.access import limits
 from core.messages import t
 from core.models import Building, Category, CategoryKind, Grid, Landmark
-from core.routing import RouteResult, RouteStatus, estate_of
+from core.places.router import RouteResult, RouteStatus, estate_of
 from core.text import normalise
-from core.tickets import NewTicket
+from core.tickets import lifecycle as tickets
+from core.tickets import service as workflow
+from core.tickets.lifecycle import NewTicket
 
 log = logging.getLogger("gridbot.actions.report")
 

@@ -9,9 +9,10 @@ from rasa_sdk.types import DomainDict
 
 from actions import common
 from actions.common import button, entity
-from core import commands, workflow
+from core.access import commands
 from core.messages import t
-from core.tickets import get_by_number
+from core.tickets import service as workflow
+from core.tickets.lifecycle import get_by_number
 
 
 class ActionCheckStatus(Action):
@@ -46,7 +47,7 @@ class ActionCheckStatus(Action):
 
 
 class ActionHelp(Action):
-    """/help and "怎么用": what the bot takes, and the commands this person may use (core/commands.py)."""
+    """/help and "怎么用": what the bot takes, and the commands this person may use (core/access/commands.py)."""
 
     def name(self) -> str:
         return "action_help"

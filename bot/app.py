@@ -4,8 +4,8 @@
 handlers, the error handler, and — owned by post_init/post_shutdown — the Rasa
 client, the outbox dispatcher and the inbox replay loop. Free text goes
 inbox → Rasa → outbox; nothing a resident says is lost when Rasa is down.
-Nothing a conversation needs lives in this process: buttons' data (core.buttons)
-and open questions (core.prompts) are in the database, and every message a
+Nothing a conversation needs lives in this process: buttons' data (core.messaging.buttons)
+and open questions (core.messaging.prompts) are in the database, and every message a
 handler sends is an outbox row (bot/replies.py).
 """
 
@@ -49,16 +49,18 @@ from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable
 from bot.ratelimit import RateLimiter
 from bot.replies import respond, say
 from bot.telegram_link import TelegramLink, TrackedRequest, connect, quiet_network_tracebacks
-from core import buttons, commands, inbox, outbox, prompts, workflow
 from core import secret as shared
+from core.access import commands
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.logs import install_redaction
 from core.messages import t
+from core.messaging import buttons, inbox, outbox, prompts
+from core.places.router import Router, RouterCache
 from core.protocol import intent_payload
-from core.routing import Router, RouterCache
 from core.scheduler import DutyScheduler
 from core.text import normalise
+from core.tickets import service as workflow
 
 log = logging.getLogger("gridbot.bot")
 
@@ -202,7 +204,7 @@ async def _submit_message(update: Update, context: ContextTypes.DEFAULT_TYPE, te
 
 
 async def _prompt(svc: Services, user_id: int) -> prompts.Asked | None:
-    """The question this user was last asked and not yet answered (core.prompts)."""
+    """The question this user was last asked and not yet answered (core.messaging.prompts)."""
     def read() -> prompts.Asked | None:
         with read_scope(svc.factory) as session:
             return prompts.current(session, user_id)
@@ -243,7 +245,7 @@ async def _urgent(svc: Services, text: str) -> bool:
 
 async def show_menu(context: ContextTypes.DEFAULT_TYPE, user_id: int) -> None:
     """This person's command menu (setMyCommands for their chat): what their roles allow,
-    from the same table as /help (core/commands.py). Not a message: sent directly."""
+    from the same table as /help (core/access/commands.py). Not a message: sent directly."""
     def menu() -> list[BotCommand]:
         with read_scope(services(context).factory) as s:
             roles = commands.roles_of(s, workflow.person_by_telegram(s, user_id))
@@ -336,7 +338,7 @@ def _resolve(factory: sessionmaker[Session], data: object) -> tuple[bool, object
 
 async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Every button press. Its data is "b:<token>": the data the button stands for is read from
-    the database (core.buttons) here, before anything decides what the press means — one
+    the database (core.messaging.buttons) here, before anything decides what the press means — one
     handler takes every press, because python-telegram-bot's CallbackQuery is frozen and its
     handlers match on the raw data. The 已读 button of broadcasts carries "bc:r:<id>" as is.
     Anything else (forged, tampered, purged) gets the "button_invalid" answer."""
@@ -503,7 +505,7 @@ def _close_unrated(factory: sessionmaker[Session]) -> int:
 
 async def _housekeeping_loop(svc: Services) -> None:
     """Close resolved tickets nobody rated within three days (BRIEF's ticket loop); forget
-    buttons older than core.buttons.BUTTON_TTL."""
+    buttons older than core.messaging.buttons.BUTTON_TTL."""
     while not svc.stop.is_set():
         try:
             closed = await asyncio.to_thread(_close_unrated, svc.factory)

@@ -1,12 +1,12 @@
 """/start: bind a Telegram user to where they live, and ask for contact consent.
 
 Three ways in, one outcome: community → building by buttons, a typed place
-resolved by core.routing, or a shared Telegram location (nearest buildings of
+resolved by core.places.router, or a shared Telegram location (nearest buildings of
 the grid it falls in). Then 同意 / 不同意 keeping their contact for follow-up.
-An unfinished binding is a prompt (core.prompts, kind "binding"), set with the
+An unfinished binding is a prompt (core.messaging.prompts, kind "binding"), set with the
 message that asks the next step, so a typed place is taken as the answer also
-after a restart; the buttons' data is in the database (core.buttons). A person binds at most
-`binding_limit_per_day` times in 24 hours (core.limits.bindings); beyond that /start
+after a restart; the buttons' data is in the database (core.messaging.buttons). A person binds at most
+`binding_limit_per_day` times in 24 hours (core.access.limits.bindings); beyond that /start
 says from when it works again and, to someone who consented, still offers to withdraw
 the consent, which is never refused.
 """
@@ -24,13 +24,15 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.replies import Buttons, Outgoing, button, respond
-from core import limits, prompts, workflow
+from core.access import limits
 from core.config import get_settings
 from core.db import read_scope
 from core.messages import t
+from core.messaging import prompts
 from core.models import Building, Community, Grid
-from core.routing import Router, RouteStatus
+from core.places.router import Router, RouteStatus
 from core.text import normalise
+from core.tickets import service as workflow
 
 TAG = "bind"  # button data: ["bind", step, value]
 ROW = 3  # building buttons per row
@@ -73,7 +75,7 @@ class Limited(NamedTuple):
 
 
 def _limited(s: Session, telegram_id: int) -> Limited | None:
-    """Why this person may not bind again now (core.limits.bindings), or None."""
+    """Why this person may not bind again now (core.access.limits.bindings), or None."""
     person = workflow.person_by_telegram(s, telegram_id)
     verdict = limits.bindings(s, person.id if person is not None else None)
     if verdict.allowed:

@@ -1,7 +1,7 @@
 """/broadcast (compose, choose the audience, preview, send now or later), /notify off|on, and the
 已读 button of important notices.
 
-/broadcast is an explicit state machine whose state is the sender's prompt (core.prompts, kind
+/broadcast is an explicit state machine whose state is the sender's prompt (core.messaging.prompts, kind
 "broadcast": the step and the draft), written in the transaction that queues each question, so
 an unfinished composition survives a restart of the bot and any bot process can take the next
 step (a non-language flow; Rasa is not involved):
@@ -9,11 +9,11 @@ step (a non-language flow; Rasa is not involved):
     content (text, or photo/document with caption) -> audience buttons (with counts)
     -> 重要通知? -> 已读回执? -> preview with the recipient count -> 立即发送 | 定时发送 (a time) | 取消
 
-Every step re-checks in core.broadcasts as the person behind the Telegram user; the audience
+Every step re-checks in core.broadcasts.service as the person behind the Telegram user; the audience
 buttons list only what that person may address. A step's buttons carry ["bcc", step, value]
-under a token (core.buttons); a press for another step than the open one is refused like any
+under a token (core.messaging.buttons); a press for another step than the open one is refused like any
 unknown button. The 已读 button on the notices themselves carries the raw string "bc:r:<id>"
-(bot/broadcast_sender.py sends with a plain Bot); core.broadcasts.mark_read counts a press only
+(bot/broadcast_sender.py sends with a plain Bot); core.broadcasts.service.mark_read counts a press only
 from a recipient, once.
 """
 
@@ -31,12 +31,14 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from bot.replies import Buttons, Outgoing, button, respond
-from core import broadcasts, prompts, workflow
+from core.access.permissions import NotAllowed
+from core.broadcasts import service as broadcasts
 from core.config import get_settings
 from core.db import session_scope
 from core.messages import t
+from core.messaging import prompts
 from core.models import BroadcastAudience
-from core.permissions import NotAllowed
+from core.tickets import service as workflow
 
 log = logging.getLogger("gridbot.bot.broadcast")
 

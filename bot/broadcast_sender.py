@@ -1,7 +1,7 @@
 """Sends queued broadcasts within Telegram's limits, exactly once per recipient.
 
 An asyncio loop in the bot process (started in post_init with background=True). For each due
-broadcast it works through the pending delivery rows (core.broadcasts) with a few concurrent
+broadcast it works through the pending delivery rows (core.broadcasts.service) with a few concurrent
 workers; each send is:
 
     limiter.acquire(chat) -> the request but its last byte -> mark 'sending' (commit)
@@ -20,16 +20,16 @@ to pending with next_attempt_at = now + retry_after; it does not count as an att
 several 429s come within a second, Telegram is limiting the whole bot and every send pauses
 for retry_after. Forbidden (403: the user blocked the bot) marks the recipient blocked, never
 retried. BadRequest (400) fails the row. Other network errors and 5xx answers retry with
-backoff until core.broadcasts.MAX_ATTEMPTS. A read or write timeout is ambiguous (Telegram
+backoff until core.broadcasts.service.MAX_ATTEMPTS. A read or write timeout is ambiguous (Telegram
 may have got the message) and, like a crash during a send, makes the row 'unconfirmed', not
 resent; a connect or pool timeout provably sent nothing and is retried.
 
 Progress: the sender's chat gets one message "已发送 n/N", edited at most every
 `progress_every` seconds, and at the end a report (delivered, blocked, failed) through the
-outbox, queued once by core.broadcasts.finish_if_done.
+outbox, queued once by core.broadcasts.service.finish_if_done.
 
 The sender sends with a plain `telegram.Bot` and its own transport (see LastByteRequest); the
-已读 button's callback data ("bc:r:<id>") goes out as is, not as a token (core.buttons), so a
+已读 button's callback data ("bc:r:<id>") goes out as is, not as a token (core.messaging.buttons), so a
 broadcast to 10,000 people stores no button rows; bot/app.py recognises it when pressed.
 """
 
@@ -53,7 +53,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from telegram.request import BaseRequest, HTTPXRequest, RequestData
 
 from bot.ratelimit import BULK, RateLimiter
-from core import broadcasts
+from core.broadcasts import service as broadcasts
 from core.db import read_scope, session_scope
 from core.models import Broadcast, DeliveryState
 

@@ -19,9 +19,9 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable, to_payload
-from core import inbox, outbox
 from core.db import read_scope, session_scope
 from core.messages import t
+from core.messaging import inbox, outbox
 from core.models import utcnow
 from core.protocol import ACTION_FAILED, INBOX_ID, REPLAY
 

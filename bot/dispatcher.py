@@ -3,7 +3,7 @@
 One pass (`run_once`) claims due rows and sends each, one request per piece: text longer
 than Telegram's 4,096 characters goes out in several messages (bot/textsplit.py), a photo
 before its text when the text is too long for a caption, the buttons on the last piece.
-Every request is committed as in flight just before it goes out (core.outbox.begin_request)
+Every request is committed as in flight just before it goes out (core.messaging.outbox.begin_request)
 and every confirmed piece is recorded, so that:
 
 * a piece Telegram confirmed is never sent again: a retry resumes with the next piece;
@@ -11,7 +11,7 @@ and every confirmed piece is recorded, so that:
   was written, no answer came), an answer that cannot be read, or a dispatcher killed while
   the request was in flight leave the row `unconfirmed` (counted, logged without the text);
 * a request that provably reached nobody is retried: a connect or pool timeout, a network
-  error or a 5xx answer, with the outbox's backoff, until core.outbox.MAX_ATTEMPTS;
+  error or a 5xx answer, with the outbox's backoff, until core.messaging.outbox.MAX_ATTEMPTS;
 * RetryAfter (429) is Telegram's pace, not a failure: the row is due again after
   retry_after without counting an attempt, and this dispatcher's other rows for the same
   chat wait as long or until that row comes back (keeping their order);
@@ -31,7 +31,7 @@ A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": f
 edit of a message the bot sent: {"edit": message_id, "text", "buttons"?} (its text and buttons),
 {"edit": message_id, "markup_only": true, "buttons"?} (its buttons only; none removes them). An
 edit Telegram refuses because nothing changes ("message is not modified") counts as sent.
-Button data is "b:<token>" (core.buttons, stored when the row was queued).
+Button data is "b:<token>" (core.messaging.buttons, stored when the row was queued).
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ from telegram.error import (
 
 from bot.ratelimit import RateLimiter
 from bot.textsplit import split_message, utf16_len
-from core import outbox
 from core.db import read_scope, session_scope
+from core.messaging import outbox
 from core.models import SendState
 
 log = logging.getLogger("gridbot.dispatcher")

@@ -1,10 +1,10 @@
 """Duty buttons (参加 请假 签到 不再提醒 / 报名 取消报名 找人替班 我来接班), /duties and /report.
 
-Button data is core.duties' "ev:<y|n|c|m>:<id>" / "sh:<s|x|w|t>:<id>", kept under the
-button's token like the ticket buttons' (core.buttons): data the bot never issued is refused
-before this module sees it. Every press is re-checked by core.duties as the person behind the
+Button data is core.duties.service' "ev:<y|n|c|m>:<id>" / "sh:<s|x|w|t>:<id>", kept under the
+button's token like the ticket buttons' (core.messaging.buttons): data the bot never issued is refused
+before this module sees it. Every press is re-checked by core.duties.service as the person behind the
 pressing Telegram user; a refusal is shown as an alert with its reason. 请假 needs a reason:
-the presser is asked in their private chat (a prompt, core.prompts, committed with the
+the presser is asked in their private chat (a prompt, core.messaging.prompts, committed with the
 question) and their next private text is the reason, also after a restart (like the 办结 note
 of bot/ticket_buttons.py).
 """
@@ -24,12 +24,15 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.replies import Outgoing, respond, take_answer
-from core import duties, outbox, permissions, prompts, workflow
+from core.access import permissions
 from core.config import get_settings
 from core.db import session_scope
-from core.duties import Callback
+from core.duties import service as duties
+from core.duties.service import Callback
 from core.messages import t
+from core.messaging import outbox, prompts
 from core.models import Branch, Event, EventOccurrence, Person, utcnow
+from core.tickets import service as workflow
 
 log = logging.getLogger("gridbot.bot.duties")
 

@@ -5,7 +5,7 @@ the updates were received) before any handler has stored anything: a kill -9 the
 whatever was fetched but not handled. `Poller` instead
 
 1. calls getUpdates(offset, long poll) through the Application's bot;
-2. stores every update in `telegram_updates` and COMMITS (core/updates.py; an update
+2. stores every update in `telegram_updates` and COMMITS (core/messaging/updates.py; an update
    already stored is ignored);
 3. hands each stored, unhandled update to `Application.process_update` (the Application's own
    handlers and error handler) and marks it processed — each person's updates in update_id
@@ -38,15 +38,15 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tel
 from telegram.ext import Application
 
 from bot.replies import HANDLING
-from core import updates as stored
 from core.db import read_scope, session_scope
+from core.messaging import updates as stored
 
 log = logging.getLogger("gridbot.polling")
 
 POLL_TIMEOUT = 30  # seconds Telegram holds a getUpdates open when there is nothing new
 BACKOFF_FIRST = 1.0  # seconds before the first retry after a network error ...
 BACKOFF_MAX = 30.0  # ... doubling up to this
-PRUNE_SECONDS = 3600.0  # how often handled updates older than core.updates.KEEP_PROCESSED go
+PRUNE_SECONDS = 3600.0  # how often handled updates older than core.messaging.updates.KEEP_PROCESSED go
 BATCH = 100  # stored updates read per pass
 LANES = 16  # people whose updates are handled at the same time
 
@@ -105,7 +105,7 @@ class Poller:
         delay = self.backoff_first
         while not self.stopping:
             if time.monotonic() - self._offset_at > stored.OFFSET_STALE.total_seconds():
-                self.offset = None  # a week without updates: see core.updates.next_offset
+                self.offset = None  # a week without updates: see core.messaging.updates.next_offset
             try:
                 batch = await self._fetch()
             except Conflict as exc:
@@ -203,7 +203,7 @@ class Poller:
         bot = self.app.bot
         handling = HANDLING.set((update_id, itertools.count()))  # handler messages keyed by the update
         try:
-            update = Update.de_json(data, bot)  # a button's data is resolved by its handler (core.buttons)
+            update = Update.de_json(data, bot)  # a button's data is resolved by its handler (core.messaging.buttons)
             await self.app.process_update(update)  # handlers; their errors go to the error handler
         except Exception:  # noqa: BLE001 - one bad update must not block the ones behind it
             log.exception("update %d could not be handled; marked processed", update_id)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from core import secret as shared
-from core.inbox import WARM_UP_SENDER
+from core.messaging.inbox import WARM_UP_SENDER
 from core.models import utcnow
 
 # Warm-up: one report conversation after a start, so that the first residents do not wait for

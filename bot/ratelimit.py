@@ -22,7 +22,7 @@ their sum stays within the limits, not each on its own.
 * Per group (a negative chat id: groups, supergroups, channels): at most `group_rate` in any
   `group_period` seconds.
 * Priority: 0 (replies, emergencies) before 1 (cards, reminders) before 2 (broadcasts;
-  core.outbox's PRIORITY_*). When the overall budget is the only thing a more urgent request
+  core.messaging.outbox's PRIORITY_*). When the overall budget is the only thing a more urgent request
   waits for, a less urgent one does not take the slot: a reply never queues behind a
   10,000-recipient broadcast, which simply gets the slots nobody more urgent wants.
 * Telegram's RetryAfter: a burst of them (BURST_429 within a second) pauses every send.

@@ -2,8 +2,8 @@
 
 A handler runs its database work as `work(session, out)` through `respond`: whatever it queues
 with `out` (a new message, an edit, buttons removed) is a row of the outbox in that same
-transaction — together with the buttons' data (core.buttons) and the question it leaves open
-(core.prompts) — and is claimed there too, so right after the commit this process sends it
+transaction — together with the buttons' data (core.messaging.buttons) and the question it leaves open
+(core.messaging.prompts) — and is claimed there too, so right after the commit this process sends it
 itself through the dispatcher (bot/dispatcher.py), as bot/conversation.py does with Rasa's
 answers: no reply waits for a dispatcher pass, and should the process die first, the outbox
 sends it when the claim's lease runs out. The one thing sent directly is the answer to a
@@ -21,9 +21,9 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.orm import Session, sessionmaker
 from telegram.ext import ContextTypes
 
-from core import outbox, prompts
 from core.db import session_scope
 from core.messages import t
+from core.messaging import outbox, prompts
 
 T = TypeVar("T")
 # The Telegram update being handled and how many messages its handlers have queued so far, set

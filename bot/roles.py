@@ -2,7 +2,7 @@
 
 /invite (private chat): a secretary of one branch gets a one-time code for it; a
 secretary of several branches picks the branch with buttons. /join CODE makes the
-sender a member of the code's branch. Both are decided by core.invites on the
+sender a member of the code's branch. Both are decided by core.registry.invites on the
 server: the branch button carries only a branch id, and a press is re-checked
 (invite.create at that branch) like every other button. Nothing here grants a
 secretary, grid worker or admin role.
@@ -18,15 +18,16 @@ from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 
 from bot.replies import Outgoing, button, respond
-from core import invites, workflow
+from core.access.permissions import NotAllowed
 from core.config import get_settings
 from core.messages import t
 from core.models import Branch
-from core.permissions import NotAllowed
+from core.registry import invites
+from core.tickets import service as workflow
 
 log = logging.getLogger("gridbot.bot.roles")
 
-PICK = "invite"  # data of a branch button: ["invite", branch id] (core.buttons)
+PICK = "invite"  # data of a branch button: ["invite", branch id] (core.messaging.buttons)
 
 
 class Reply(NamedTuple):

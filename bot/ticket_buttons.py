@@ -1,11 +1,11 @@
 """The buttons on ticket cards (领单 办结 上报社区 退回 联系人) and on the rating question.
 
-Every press is re-checked by core.workflow: who is pressing, may they do this
+Every press is re-checked by core.tickets.service: who is pressing, may they do this
 to this ticket, now. A button's data is a short string ("t:claim:12", "r:12:3")
-kept in the database under the token the button carries (core.buttons), so data
+kept in the database under the token the button carries (core.messaging.buttons), so data
 the bot never issued is refused before this module sees it. 办结 and 退回 need a
 note: the presser is asked for it in their private chat, the question is a
-prompt (core.prompts, committed with the message that asks it), and their next
+prompt (core.messaging.prompts, committed with the message that asks it), and their next
 private message (text, or a photo with a caption) is the note — also after a
 restart of the bot.
 """
@@ -22,10 +22,11 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.replies import Outgoing, respond, take_answer
-from core import prompts, workflow
 from core.db import session_scope
 from core.messages import t
+from core.messaging import prompts
 from core.models import Ticket
+from core.tickets import service as workflow
 
 log = logging.getLogger("gridbot.bot.tickets")
 

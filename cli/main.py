@@ -13,15 +13,17 @@ from zoneinfo import ZoneInfo
 import typer
 from sqlalchemy import select
 
-from core import audit, demo_schedule, grants
-from core.categories import sync_categories
+from core import audit
 from core.config import PROJECT_ROOT, get_settings
 from core.db import make_engine, make_session_factory, session_scope
+from core.duties import demo as demo_schedule
 from core.migrate import upgrade
 from core.models import Building, Grid, Person, Ticket
-from core.registry_import import ImportFailed, import_registry
-from core.routing import Router
+from core.places.router import Router
+from core.registry import grants
+from core.registry.importer import ImportFailed, import_registry
 from core.secret import SecretError
+from core.tickets.categories import sync_categories
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 route_app = typer.Typer(no_args_is_help=True, help="Which grid does a place belong to?")

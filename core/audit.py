@@ -2,7 +2,7 @@
 
 Every access to a resident's phone or exact address, every broadcast, every binding
 (/start) and every refused /join is recorded in the caller's transaction, so the record
-exists exactly when the access happened. core.limits counts bindings and wrong /join
+exists exactly when the access happened. core.access.limits counts bindings and wrong /join
 codes from here. `detail` holds counts and codes, never the personal data itself.
 """
 

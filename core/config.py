@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_dir: Path = Field(default=VAR_DIR / "log",
                           description="Where `make run` writes each server's output (rotated).")
-    # Per-person limits (core/limits.py), counted from the database over a sliding window.
+    # Per-person limits (core/access/limits.py), counted from the database over a sliding window.
     report_limit_per_hour: int = Field(default=10, ge=1, description="Reports one resident may file in an hour.")
     emergency_limit_per_hour: int = Field(default=3, ge=1,
                                           description="Urgent tickets one resident may file in an hour.")

@@ -4,12 +4,12 @@
 | --- | --- | --- |
 | inbox pending | residents' messages not yet answered, never failed | received longer ago than `stuck_after` |
 | inbox retrying | messages whose answer failed, waiting for their next try | the try is overdue by `stuck_after` |
-| inbox failed | messages given up after the last try (`core.inbox.RETRY_SECONDS`) | (failed) |
+| inbox failed | messages given up after the last try (`core.messaging.inbox.RETRY_SECONDS`) | (failed) |
 | outbox pending | messages waiting for their (next) attempt | the attempt is overdue by `stuck_after` |
 | outbox sending | messages a dispatcher holds | its lease ran out `stuck_after` ago |
 | outbox unconfirmed | sent, no answer from Telegram (may have arrived; never resent) | (informational) |
 | outbox failed | given up: blocked, chat gone, attempts used up | (failed) |
-| reminders unqueued | due duty reminders with no outbox row (`core.duties.unqueued_reminders`) | due `stuck_after` ago |
+| reminders unqueued | due duty reminders with no outbox row (`core.duties.service.unqueued_reminders`) | due `stuck_after` ago |
 
 A queue's age is that of its oldest row: since a message was received (inbox), queued
 (outbox), or since a reminder fell due.
@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from core import duties
+from core.duties import service as duties
 from core.models import InboxMessage, InboxState, OutboxMessage, SendState, utcnow
 
 STUCK_AFTER = timedelta(minutes=5)

@@ -24,7 +24,7 @@ started yet, and its text carries 迟到的提醒.
 At least once: APScheduler removes a one-off job from its store before running it, so a
 kill during the job, or an exception in it, would lose the reminder. The leader's `sweep`
 (after each sync) therefore queues every reminder that is due and has no outbox row
-(`core.duties.unqueued_reminders`) through the same `remind`: the dedupe keys make it
+(`core.duties.service.unqueued_reminders`) through the same `remind`: the dedupe keys make it
 harmless when the job did run, and one reminder that fails does not stop the others.
 """
 
@@ -48,9 +48,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from core import duties
 from core.config import get_settings
 from core.db import make_engine, make_session_factory, normalise_url, session_scope
+from core.duties import service as duties
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
 

@@ -155,7 +155,7 @@ def send(url: str, port: int) -> None:
 
     trace = os.environ.get("BENCH_TRACE")
     if trace:  # debugging: when each 'sending' commit returned
-        import core.broadcasts as cb
+        import core.broadcasts.service as cb
         fd = os.open(trace, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         original = cb.mark_sending
 
@@ -189,12 +189,12 @@ def setup(url: str, n: int) -> int:
     """The demo community, N residents and the secretary's notice as a draft; its id."""
     from sqlalchemy import select
 
-    from core import broadcasts
-    from core.categories import sync_categories
+    from core.broadcasts import service as broadcasts
     from core.db import make_engine, make_session_factory, session_scope
     from core.migrate import upgrade
     from core.models import Branch, BroadcastAudience, Building, Person
-    from core.registry_import import import_registry
+    from core.registry.importer import import_registry
+    from core.tickets.categories import sync_categories
 
     engine = make_engine(url)
     upgrade(engine)
@@ -222,7 +222,7 @@ def queue(url: str, broadcast_id: int) -> int:
     """The secretary presses 发送: the deliveries are written; the recipient count."""
     from sqlalchemy import select
 
-    from core import broadcasts
+    from core.broadcasts import service as broadcasts
     from core.db import make_engine, make_session_factory, session_scope
     from core.models import Person
 

@@ -68,9 +68,9 @@ def bind_residents(factory, ids: list[int], rng: random.Random) -> dict[int, str
     """Bind each Telegram user id to a demo building drawn by `rng`; id → the building's number."""
     from sqlalchemy import select  # noqa: PLC0415
 
-    from core import workflow  # noqa: PLC0415
     from core.db import session_scope  # noqa: PLC0415
     from core.models import Building  # noqa: PLC0415
+    from core.tickets import service as workflow  # noqa: PLC0415
 
     homes = {}
     with session_scope(factory) as s:

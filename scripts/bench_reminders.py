@@ -41,13 +41,14 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import select  # noqa: E402
 
-from core import duties, outbox  # noqa: E402
-from core.categories import sync_categories  # noqa: E402
 from core.db import make_engine, make_session_factory, session_scope  # noqa: E402
+from core.duties import service as duties  # noqa: E402
+from core.messaging import outbox  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.models import Audience, Branch, EventKind, EventOccurrence, OutboxMessage, Person  # noqa: E402
-from core.registry_import import import_registry  # noqa: E402
+from core.registry.importer import import_registry  # noqa: E402
 from core.scheduler import DutyScheduler  # noqa: E402
+from core.tickets.categories import sync_categories  # noqa: E402
 
 DEMO = ROOT / "data" / "reference" / "demo"
 OFFSET = 1  # minutes before the start

@@ -29,7 +29,7 @@ class BroadcastState(str, enum.Enum):
 
 class DeliveryState(str, enum.Enum):
     pending = "pending"  # waiting for its (next) attempt
-    sending = "sending"  # committed right before the send; see core.broadcasts on crashes
+    sending = "sending"  # committed right before the send; see core.broadcasts.service on crashes
     sent = "sent"
     blocked = "blocked"  # 403: the user blocked the bot; never retried
     failed = "failed"  # attempts used up, or refused by Telegram (400)

@@ -14,7 +14,7 @@ from core.models.base import Base, UTCDateTime, utcnow
 
 class IssuedButton(Base):
     """One inline button's data (any JSON) under a short random token; the button carries only
-    "b:<token>" (core/buttons.py). Written in the transaction that queues its message."""
+    "b:<token>" (core/messaging/buttons.py). Written in the transaction that queues its message."""
 
     __tablename__ = "buttons"
 
@@ -25,7 +25,7 @@ class IssuedButton(Base):
 
 class Prompt(Base):
     """The question a Telegram user was last asked and whose answer is their next message
-    (core/prompts.py): a ticket note, a leave reason, a binding step, a /broadcast draft."""
+    (core/messaging/prompts.py): a ticket note, a leave reason, a binding step, a /broadcast draft."""
 
     __tablename__ = "prompts"
 

@@ -52,6 +52,6 @@ class OutboxMessage(TimestampMixin, Base):
     # when its lease runs out belonged to a dispatcher that died mid-request, and becomes
     # `unconfirmed` instead of due again.
     in_flight: Mapped[bool] = mapped_column(default=False, server_default=false())
-    # 0 replies and emergencies, 1 cards, notices and reminders, 2 bulk (core.outbox.PRIORITY_*):
+    # 0 replies and emergencies, 1 cards, notices and reminders, 2 bulk (core.messaging.outbox.PRIORITY_*):
     # claims take the most urgent first, and the rate budget serves them first (bot/ratelimit.py).
     priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")

@@ -61,7 +61,7 @@ class Ticket(TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(16), unique=True)
     # Who asked to file it, and in which message ("<sender>:<inbox id>"): a submission retried
-    # after a crash finds the ticket it already filed (core.workflow.submit_report).
+    # after a crash finds the ticket it already filed (core.tickets.service.submit_report).
     submission_key: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, default=None)
     year: Mapped[int] = mapped_column(Integer)
     seq: Mapped[int] = mapped_column(Integer)

@@ -14,11 +14,11 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.categories import sync_categories
 from core.config import PROJECT_ROOT
 from core.db import make_engine, make_session_factory, normalise_url, session_scope
 from core.migrate import upgrade
-from core.registry_import import import_registry
+from core.registry.importer import import_registry
+from core.tickets.categories import sync_categories
 from tests.app.stack import TEST_SECRET, Stack, start_stack, stop_stack, wait_until_ready
 
 # The stacks run with TEST_SECRET (tests/app/stack.py); so does what the tests build in-process

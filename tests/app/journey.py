@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from telegram.ext import Application
 
 from bot.app import build_application
-from core import buttons, prompts
 from core.config import Settings
 from core.db import read_scope, session_scope
+from core.messaging import buttons, prompts
 from tests.app.telegram_fake import FakeTelegram
 from tests.app.telegram_updates import UpdateBuilder
 
@@ -49,13 +49,13 @@ class Journey:
                 await asyncio.sleep(0.05)
 
     def issue(self, data: Any) -> str:
-        """Callback data for `data` as the bot issues it (core.buttons): a button the server accepts
+        """Callback data for `data` as the bot issues it (core.messaging.buttons): a button the server accepts
         as its own, whatever it names."""
         with session_scope(self.factory) as session:
             return buttons.issue(session, data)
 
     def prompt(self, user_id: int) -> prompts.Asked | None:
-        """The question `user_id` was last asked and has not answered (core.prompts)."""
+        """The question `user_id` was last asked and has not answered (core.messaging.prompts)."""
         with read_scope(self.factory) as session:
             return prompts.current(session, user_id)
 

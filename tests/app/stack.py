@@ -138,10 +138,10 @@ def stack_env(db_path: Path, extra_env: dict[str, str] | None = None) -> tuple[d
 
 def prepare_db(db_path: Path) -> None:
     """What `make run` does first (`gridbot demo`): migrate, load categories and the demo."""
-    from core.categories import sync_categories
     from core.db import make_engine, make_session_factory, session_scope
     from core.migrate import upgrade
-    from core.registry_import import import_registry
+    from core.registry.importer import import_registry
+    from core.tickets.categories import sync_categories
 
     engine = make_engine(f"sqlite:///{db_path}")
     upgrade(engine)

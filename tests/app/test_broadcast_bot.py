@@ -73,7 +73,7 @@ def test_broadcast_now_read_button_and_report(sqlite_demo_factory) -> None:  # t
     progress = next(m for m in fake.sent_messages(SECRETARY) if m["text"].startswith("已发送"))
     assert fake.message(SECRETARY, progress["message_id"])["text"].startswith("已发送 ")
     with session_scope(factory) as s:
-        from core import broadcasts
+        from core.broadcasts import service as broadcasts
         b = s.scalars(select(Broadcast)).one()
         assert b.state is BroadcastState.done and broadcasts.counts(s, b.id)["read"] == 1
 

@@ -1,4 +1,4 @@
-"""Broadcasts: audiences and permissions (core.broadcasts) and the sender (bot.broadcast_sender)
+"""Broadcasts: audiences and permissions (core.broadcasts.service) and the sender (bot.broadcast_sender)
 against python-telegram-bot's real Bot and the fake Telegram."""
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from bot.broadcast_sender import (
 )
 from bot.dispatcher import OutboxDispatcher
 from bot.ratelimit import BURST_429, RateLimiter
-from core import audit, broadcasts
+from core import audit
+from core.access.permissions import NotAllowed
+from core.broadcasts import service as broadcasts
 from core.db import session_scope
 from core.models import (
     Branch,
@@ -34,7 +36,6 @@ from core.models import (
     Role,
     RoleGrant,
 )
-from core.permissions import NotAllowed
 from tests.app.telegram_fake import FakeTelegram
 
 SECRETARY, MEMBER, OUTSIDER, ADMIN = 700000001, 700000002, 700000009, 700000069

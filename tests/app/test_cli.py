@@ -62,7 +62,7 @@ def test_tickets_json_lists_filed_tickets(demo_db: Path) -> None:
     from core.config import get_settings
     from core.db import make_engine, make_session_factory, session_scope
     from core.models import Building
-    from core.tickets import NewTicket, file_ticket
+    from core.tickets.lifecycle import NewTicket, file_ticket
 
     engine = make_engine(f"sqlite:///{demo_db}")
     with session_scope(make_session_factory(engine)) as s:

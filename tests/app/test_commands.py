@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.commands import COMMANDS, commands_for, help_text
+from core.access.commands import COMMANDS, commands_for, help_text
+from core.access.permissions import PERMISSIONS
 from core.models import Role
-from core.permissions import PERMISSIONS
 from tests.app.journey import journey
 from tests.app.stack import free_port
 

@@ -24,9 +24,9 @@ from bot.rasa_client import (
     parse_reply,
     to_payload,
 )
-from core import inbox
 from core.db import make_engine, make_session_factory, read_scope, session_scope
-from core.inbox import WARM_UP_SENDER
+from core.messaging import inbox
+from core.messaging.inbox import WARM_UP_SENDER
 from core.models import InboxMessage, InboxState, OutboxMessage, Ticket
 from tests.app.stack import TEST_SECRET, Stack, free_port
 

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import demo_schedule, duties
 from core.db import session_scope
+from core.duties import demo as demo_schedule
+from core.duties import service as duties
 from core.models import Attendance, AttendanceStatus, Branch, Event, EventOccurrence, Shift, utcnow
 
 TZ = ZoneInfo("Asia/Shanghai")

@@ -1,4 +1,4 @@
-"""Who hears of a new ticket: core/destinations.py's table, each kind of recipient, and the
+"""Who hears of a new ticket: core/tickets/destinations.py's table, each kind of recipient, and the
 cards submit_report queues from it."""
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import destinations, workflow
 from core.db import session_scope
-from core.destinations import Situation, To
 from core.models import Branch, Grid, OutboxMessage, Person, Role, RoleGrant
-from core.tickets import NewTicket
+from core.tickets import destinations
+from core.tickets import service as workflow
+from core.tickets.destinations import Situation, To
+from core.tickets.lifecycle import NewTicket
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -14,8 +14,8 @@ from telegram.error import NetworkError
 from bot.dispatcher import OutboxDispatcher
 from bot.ratelimit import RateLimiter
 from bot.textsplit import split_message, utf16_len
-from core import buttons, outbox
 from core.db import session_scope
+from core.messaging import buttons, outbox
 from core.models import OutboxMessage, SendState, utcnow
 from tests.app.telegram_fake import FakeTelegram
 
@@ -165,9 +165,9 @@ def test_branch_card_under_telegram_errors(demo_factory: sessionmaker[Session], 
     and the ticket's own status is not touched by its send state."""
     from zoneinfo import ZoneInfo
 
-    from core import workflow
     from core.models import Building, Ticket, TicketStatus
-    from core.tickets import NewTicket
+    from core.tickets import service as workflow
+    from core.tickets.lifecycle import NewTicket
 
     branch_chat = -1001000000001
     with session_scope(demo_factory) as s:
@@ -395,9 +395,9 @@ def test_a_group_upgraded_to_a_supergroup_takes_the_branch_and_its_queue_along(
         demo_factory: sessionmaker[Session]) -> None:
     from zoneinfo import ZoneInfo
 
-    from core import workflow
     from core.models import AuditEntry, Branch, Building, Person
-    from core.tickets import NewTicket
+    from core.tickets import service as workflow
+    from core.tickets.lifecycle import NewTicket
 
     old, new = -1001000000001, -1001999000001
     with session_scope(demo_factory) as s:

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import buttons, duties
 from core.db import session_scope
-from core.duties import Callback, parse_callback, rule_times
+from core.duties import service as duties
+from core.duties.service import Callback, parse_callback, rule_times
+from core.messaging import buttons
 from core.models import (
     AttendanceStatus,
     Audience,
@@ -28,7 +29,7 @@ from core.models import (
     ShiftSignup,
     SignupStatus,
 )
-from core.workflow import NotAllowed
+from core.tickets.service import NotAllowed
 
 TZ = ZoneInfo("Asia/Shanghai")
 UTC = timezone.utc

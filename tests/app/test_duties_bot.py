@@ -16,10 +16,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import demo_schedule, duties, prompts
 from core.config import get_settings
 from core.db import make_engine, session_scope
+from core.duties import demo as demo_schedule
+from core.duties import service as duties
 from core.messages import t
+from core.messaging import prompts
 from core.models import (
     Attendance,
     AttendanceStatus,

@@ -13,9 +13,11 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import duties, health, inbox, outbox
+from core import health
 from core.config import PROJECT_ROOT
 from core.db import make_engine, make_session_factory, session_scope
+from core.duties import service as duties
+from core.messaging import inbox, outbox
 from core.models import (
     Branch,
     EventKind,

@@ -22,7 +22,7 @@ from core.models import (
     Role,
     RoleGrant,
 )
-from core.registry_import import ImportFailed, import_registry
+from core.registry.importer import ImportFailed, import_registry
 
 SMALL = textwrap.dedent("""\
     streets:

@@ -1,4 +1,4 @@
-"""Invite codes (core.invites, /invite and /join) and the operator's gridbot grant / revoke / audit.
+"""Invite codes (core.registry.invites, /invite and /join) and the operator's gridbot grant / revoke / audit.
 
 A member joins a branch only with a one-time code from its secretary: used twice, expired or
 unknown is refused; two people racing for one code on PostgreSQL make exactly one member.
@@ -23,13 +23,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
 from cli.main import app as cli
-from core import audit, grants, invites
+from core import audit
+from core.access.permissions import NotAllowed, allowed, roles_at, scope_of_branch
 from core.config import get_settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
 from core.models import AuditEntry, Branch, BranchMember, InviteCode, Person, Role, utcnow
-from core.permissions import NotAllowed, allowed, roles_at, scope_of_branch
-from core.registry_import import import_registry
+from core.registry import grants, invites
+from core.registry.importer import import_registry
 from tests.app.conftest import DEMO, _migrated, _reset_postgres
 from tests.app.journey import journey
 
@@ -55,7 +56,7 @@ def by_tg(s: Session, telegram_id: int) -> Person | None:
     return s.scalar(select(Person).where(Person.telegram_id == telegram_id))
 
 
-# -- core.invites -------------------------------------------------------------------------
+# -- core.registry.invites -------------------------------------------------------------------------
 
 def test_only_the_branchs_secretary_creates_codes(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:

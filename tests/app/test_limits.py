@@ -1,4 +1,4 @@
-"""Per-person limits (core/limits.py) and the consent rule for emergencies.
+"""Per-person limits (core/access/limits.py) and the consent rule for emergencies.
 
 Counting over sliding windows in core; bindings (/start) through the real Application;
 reports and emergencies through the real Application, Rasa server and action server on the
@@ -17,12 +17,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import limits, workflow
+from core.access import limits
 from core.config import Settings
 from core.db import make_engine, session_scope
 from core.messages import t
 from core.models import AuditEntry, Building, Person, Ticket, utcnow
-from core.tickets import NewTicket, file_ticket
+from core.tickets import service as workflow
+from core.tickets.lifecycle import NewTicket, file_ticket
 from tests.app.journey import journey
 from tests.app.stack import Stack
 from tests.app.test_journey import bind, tickets_of
@@ -46,7 +47,7 @@ def seed_ticket(s: Session, reporter: Person, at: datetime, category: str = "oth
                        tz=TZ, now=at)
 
 
-# -- counting (core.limits) --------------------------------------------------------------------
+# -- counting (core.access.limits) --------------------------------------------------------------------
 
 def test_the_defaults_are_the_issues_numbers() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]

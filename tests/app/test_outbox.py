@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import outbox
 from core.db import session_scope
+from core.messaging import outbox
 from core.models import OutboxMessage, SendState, utcnow
 
 

@@ -18,9 +18,18 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, duties, grants, workflow
-from core.categories import sync_categories
+from core import audit
+from core.access.permissions import (
+    PERMISSIONS,
+    NotAllowed,
+    Scope,
+    allowed,
+    require,
+    roles_at,
+    scope_of_branch,
+)
 from core.db import make_engine, make_session_factory, session_scope
+from core.duties import service as duties
 from core.messages import t
 from core.migrate import upgrade
 from core.models import (
@@ -37,17 +46,11 @@ from core.models import (
     TicketEvent,
     TicketStatus,
 )
-from core.permissions import (
-    PERMISSIONS,
-    NotAllowed,
-    Scope,
-    allowed,
-    require,
-    roles_at,
-    scope_of_branch,
-)
-from core.registry_import import import_registry
-from core.tickets import NewTicket
+from core.registry import grants
+from core.registry.importer import import_registry
+from core.tickets import service as workflow
+from core.tickets.categories import sync_categories
+from core.tickets.lifecycle import NewTicket
 from tests.app.conftest import DEMO
 from tests.app.journey import Journey, journey
 
@@ -312,7 +315,7 @@ def outbox_size(factory: sessionmaker[Session]) -> int:
 
 
 async def press_data(j: Journey, user_id: int, data: object, chat_id: int = BRANCH_CHAT) -> list[str]:
-    """Press a button carrying `data` that the bot issued (core.buttons), i.e. data the server
+    """Press a button carrying `data` that the bot issued (core.messaging.buttons), i.e. data the server
     accepts as its own, on the newest message in `chat_id`."""
     return await press_raw(j, user_id, j.issue(data), chat_id)
 

@@ -12,9 +12,9 @@ from telegram import Bot
 
 from bot.dispatcher import OutboxDispatcher
 from bot.ratelimit import RateLimiter
-from core import buttons, outbox
 from core.db import session_scope
 from core.messages import t
+from core.messaging import buttons, outbox
 from core.models import OutboxMessage, SendState, utcnow
 from tests.app.journey import journey
 from tests.app.telegram_fake import FakeTelegram

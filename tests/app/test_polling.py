@@ -21,11 +21,11 @@ from telegram.ext import TypeHandler
 
 from bot.app import build_application
 from bot.polling import Poller, PollingStopped, sender_of, serve
-from core import inbox
-from core import updates as stored
 from core.config import Settings
 from core.db import session_scope
 from core.messages import t
+from core.messaging import inbox
+from core.messaging import updates as stored
 from core.models import InboxMessage, InboxState, ReceivedUpdate, utcnow
 from tests.app.stack import free_port
 from tests.app.telegram_fake import FakeTelegram

@@ -1,7 +1,7 @@
 """Open questions and buttons survive a restart of the bot: each step below runs on a fresh
 Application built on the same database (and the same fake Telegram, which keeps the chats),
 as after a crash or a deploy. Nothing of the conversation is in the process any more: the
-buttons' data is in `buttons`, the open question in `prompts` (core/buttons.py, core/prompts.py).
+buttons' data is in `buttons`, the open question in `prompts` (core/messaging/buttons.py, core/messaging/prompts.py).
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import duties, workflow
-from core import prompts as prompt_kinds
 from core.db import session_scope
+from core.duties import service as duties
 from core.messages import t
+from core.messaging import prompts as prompt_kinds
 from core.models import (
     Attendance,
     AttendanceStatus,
@@ -32,6 +32,7 @@ from core.models import (
     TicketStatus,
     utcnow,
 )
+from core.tickets import service as workflow
 from tests.app.journey import Journey, journey
 from tests.app.telegram_fake import FakeTelegram
 from tests.app.test_permissions import BRANCH_CHAT, MEMBER, SECRETARY, new_ticket

@@ -7,10 +7,10 @@ from shapely.geometry import box, mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import routing
 from core.db import session_scope
 from core.models import Building
-from core.routing import Router, RouterCache, RouteStatus, _GridEntry, _PlaceEntry
+from core.places import router as routing
+from core.places.router import Router, RouterCache, RouteStatus, _GridEntry, _PlaceEntry
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import duties, scheduler
+from core import scheduler
 from core.config import PROJECT_ROOT
 from core.db import session_scope
+from core.duties import service as duties
 from core.models import Branch, EventKind, EventOccurrence, OutboxMessage, Person, utcnow
 from core.scheduler import DutyScheduler, remind, stored_jobs
 

@@ -20,9 +20,9 @@ from telegram import Update
 from telegram.ext import ApplicationHandlerStop, CallbackQueryHandler, ContextTypes
 
 from bot.shell import PROMPT, Shell, run_shell
-from core import buttons, outbox
 from core.config import PROJECT_ROOT, Settings
 from core.db import session_scope
+from core.messaging import buttons, outbox
 from core.models import Branch
 from tests.app.stack import Stack, free_port, greetings
 
@@ -161,7 +161,7 @@ def test_buttons_are_numbered_and_a_press_sends_the_bots_callback_data(
                     for row in (c.params.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
         finally:
             await shell.stop()
-        assert "/deny" not in wire and "t:claim:424242" not in wire  # tokens on the wire (core.buttons)
+        assert "/deny" not in wire and "t:claim:424242" not in wire  # tokens on the wire (core.messaging.buttons)
         assert all(data.startswith("b:") for data in wire), wire
         return out.getvalue(), keyboard_ids
 

@@ -13,7 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.models import Person, Ticket, TicketEvent, TicketStatus
-from core.tickets import LEGAL_TRANSITIONS, IllegalTransition, NewTicket, change_status, file_ticket
+from core.tickets.lifecycle import (
+    LEGAL_TRANSITIONS,
+    IllegalTransition,
+    NewTicket,
+    change_status,
+    file_ticket,
+)
 
 TZ = ZoneInfo("Asia/Shanghai")
 S = TicketStatus

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, buttons, workflow
-from core.categories import sync_categories
+from core import audit
 from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
+from core.messaging import buttons
 from core.migrate import downgrade, upgrade
 from core.models import (
     JOINED_GRANT,
@@ -30,8 +30,10 @@ from core.models import (
     TicketFollower,
     TicketStatus,
 )
-from core.tickets import NewTicket, change_status, file_ticket
-from core.workflow import NotAllowed
+from core.tickets import service as workflow
+from core.tickets.categories import sync_categories
+from core.tickets.lifecycle import NewTicket, change_status, file_ticket
+from core.tickets.service import NotAllowed
 
 TZ = ZoneInfo("Asia/Shanghai")
 S = TicketStatus
@@ -56,7 +58,7 @@ def report(s: Session, category: str = "parking", building: str = "B-HPL-01-07",
 
 
 def sent(s: Session, chat_id: int) -> list[dict]:
-    """The payloads queued for `chat_id`, their buttons' data as written (core.buttons.plain)."""
+    """The payloads queued for `chat_id`, their buttons' data as written (core.messaging.buttons.plain)."""
     return [buttons.plain(s, m.payload) for m in s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == chat_id)
                                                            .order_by(OutboxMessage.id))]
 
@@ -350,7 +352,7 @@ def test_bind_resident_creates_then_rebinds(sqlite_demo_factory: sessionmaker[Se
         assert workflow.contact_details(s, earlier.id, who(s, "P-0001")).endswith("不能查看联系方式。")
         assert t("card.anonymous") in workflow.card_payload(s, earlier)["text"]
         assert workflow.person_by_telegram(s, 800000002) is person and workflow.person_by_telegram(s, 1) is None
-        # every binding is audited (core.limits counts them): moved or not, consent, never the address
+        # every binding is audited (core.access.limits counts them): moved or not, consent, never the address
         details = [(e.subject, e.detail) for e in reversed(audit.entries(s, action="resident.bind"))]
         assert details == [(f"person:{person.id}", {"moved": True, "consent": True}),
                            (f"person:{person.id}", {"moved": True, "consent": False}),

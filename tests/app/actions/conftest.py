@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions import common
-from core.categories import sync_categories
 from core.config import PROJECT_ROOT, get_settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.migrate import upgrade
-from core.registry_import import import_registry
+from core.registry.importer import import_registry
+from core.tickets.categories import sync_categories
 
 DEMO = PROJECT_ROOT / "data" / "reference" / "demo"
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions.duties import ActionMyDuties, ActionRsvp
-from core import duties
 from core.db import read_scope, session_scope
+from core.duties import service as duties
 from core.messages import t
 from core.models import Attendance, Branch, EventKind, EventOccurrence, Person
 from tests.app.actions.helpers import run

@@ -22,7 +22,7 @@ from actions.report_form import (
 from core.db import read_scope
 from core.messages import t
 from core.models import OutboxMessage, Person
-from core.workflow import tickets_of
+from core.tickets.service import tickets_of
 from tests.app.actions.helpers import report_slots, run, tickets
 
 CLEARED = [SlotSet(name, None) for name in report_slots()]

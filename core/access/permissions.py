@@ -7,7 +7,7 @@ happens (its community, grid and branch, worked out from the ticket, event, shif
 audience it touches); `roles_at` says which roles a person holds there.
 
 Some ticket actions also depend on a person's relation to one ticket (its reporter, its
-followers, who claimed it); core.workflow adds those on top of this table.
+followers, who claimed it); core.tickets.service adds those on top of this table.
 
 Every refusal is `NotAllowed`, whose text is Chinese, fit to show the person who pressed.
 """
@@ -36,7 +36,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
                                 R.community_admin, R.operator}),
     "notify.set": frozenset({R.resident, R.volunteer, R.member, R.secretary, R.grid_worker,
                              R.community_admin, R.operator}),
-    # the branch's work on tickets (the claimer may also resolve: see core.workflow)
+    # the branch's work on tickets (the claimer may also resolve: see core.tickets.service)
     "ticket.claim": frozenset({R.member, R.secretary, R.grid_worker, R.community_admin}),
     "ticket.resolve": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     "ticket.escalate": frozenset({R.secretary, R.grid_worker, R.community_admin}),

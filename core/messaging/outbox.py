@@ -42,7 +42,8 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core import audit, buttons
+from core import audit
+from core.messaging import buttons
 from core.models import Branch, OutboxMessage, SendState, utcnow
 
 log = logging.getLogger("gridbot.outbox")
@@ -83,7 +84,7 @@ def priority_of(kind: str, priority: int | None = None) -> int:
 def enqueue(session: Session, *, dedupe_key: str, kind: str, chat_id: int, payload: dict[str, Any],
             not_before: datetime | None = None, priority: int | None = None) -> bool:
     """Queue a message in the caller's transaction; False if `dedupe_key` was already queued.
-    Its buttons' data is stored in the same transaction (core.buttons): they carry tokens."""
+    Its buttons' data is stored in the same transaction (core.messaging.buttons): they carry tokens."""
     payload, issued = buttons.tokenize(payload)
     values = dict(dedupe_key=dedupe_key, kind=kind, chat_id=chat_id, payload=payload,
                   priority=priority_of(kind, priority), send_state=SendState.pending, attempts=0,

@@ -3,13 +3,13 @@
 A button the bot sends carries only "b:<token>" (Telegram allows 64 bytes of callback data);
 the data it stands for — any JSON: a ticket action "t:claim:12", a Rasa payload, a binding
 step ["bind", "community", "C01"] — is a row of the `buttons` table under that token, written
-in the transaction that queues the message (core.outbox.enqueue calls `tokenize`). A press
+in the transaction that queues the message (core.messaging.outbox.enqueue calls `tokenize`). A press
 is resolved with `resolve` before the bot decides what it means, so every bot process reads
 the same buttons, a restart loses none, and data the bot never issued (forged, tampered, or
 purged after BUTTON_TTL) resolves to nothing and is refused.
 
 The only raw callback data the bot still accepts is the 已读 button of broadcast notices
-("bc:r:<id>", core.broadcasts): it names a broadcast, and a press is counted only from one of
+("bc:r:<id>", core.broadcasts.service): it names a broadcast, and a press is counted only from one of
 its recipients.
 """
 

@@ -48,7 +48,7 @@ from core.models import (
     RoleGrant,
     Street,
 )
-from core.routing import estate_of
+from core.places.router import estate_of
 
 SECTIONS = ("streets", "communities", "grids", "buildings", "landmarks", "people", "branches")
 PERSON_ROLES = {"resident", "volunteer", "member", "grid_worker", "community_admin"}

@@ -33,8 +33,17 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core import audit, outbox
+from core import audit
+from core.access.permissions import (
+    NotAllowed,
+    Scope,
+    allowed,
+    require,
+    scope_of_branch,
+    scope_of_grid,
+)
 from core.messages import t
+from core.messaging import outbox
 from core.models import (
     Branch,
     BranchMember,
@@ -51,7 +60,6 @@ from core.models import (
     RoleGrant,
     utcnow,
 )
-from core.permissions import NotAllowed, Scope, allowed, require, scope_of_branch, scope_of_grid
 
 MAX_ATTEMPTS = 6
 BASE_BACKOFF = timedelta(seconds=2)

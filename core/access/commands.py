@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.access.permissions import PERMISSIONS
 from core.messages import t
 from core.models import Person, Role, RoleGrant
-from core.permissions import PERMISSIONS
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Command:
 
     @property
     def roles(self) -> frozenset[Role] | None:
-        """Who sees it, from the permission table (core/permissions.py): the one answer."""
+        """Who sees it, from the permission table (core/access/permissions.py): the one answer."""
         if not self.actions:
             return None
         return frozenset().union(*(PERMISSIONS[a] for a in self.actions))

@@ -29,8 +29,8 @@ from core.config import Settings, get_settings
 from core.models import AuditEntry, Ticket, utcnow
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
-BIND_ACTION = "resident.bind"  # written by core.workflow.bind_resident
-JOIN_REFUSED = "invite.join_refused"  # written by core.invites.redeem
+BIND_ACTION = "resident.bind"  # written by core.tickets.service.bind_resident
+JOIN_REFUSED = "invite.join_refused"  # written by core.registry.invites.redeem
 WRONG_CODE = frozenset({"unknown", "expired", "used"})  # the refusals that count towards a lockout
 
 

@@ -1,7 +1,7 @@
 """The ticket workflow both front ends share: who may do what to a ticket, and who hears of it.
 
 Every function works in the caller's transaction and never commits. Status changes go
-through core.tickets.change_status, after locking the ticket's row and checking the
+through core.tickets.lifecycle.change_status, after locking the ticket's row and checking the
 permission and the state afresh (`_ticket(lock=True)`), so presses that race each other
 are one change and clean refusals; every notice is an outbox row whose dedupe key names
 the TicketEvent it announces, so a retried call never queues the same notice twice.
@@ -21,10 +21,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from core import audit, destinations
+from core import audit
+from core.access.limits import BIND_ACTION
+from core.access.permissions import NotAllowed, Scope, allowed
 from core.config import get_settings
-from core.limits import BIND_ACTION
 from core.messages import t
+from core.messaging.outbox import PRIORITY_URGENT, enqueue
 from core.models import (
     Building,
     Grid,
@@ -38,14 +40,13 @@ from core.models import (
     TicketStatus,
     utcnow,
 )
-from core.outbox import PRIORITY_URGENT, enqueue
-from core.permissions import NotAllowed, Scope, allowed
-from core.tickets import LEGAL_TRANSITIONS, NewTicket, change_status, file_ticket
+from core.tickets import destinations
+from core.tickets.lifecycle import LEGAL_TRANSITIONS, NewTicket, change_status, file_ticket
 
 S = TicketStatus
 log = logging.getLogger("gridbot.workflow")
 
-# Who may do what. The role part is core.permissions.PERMISSIONS (ticket.<action>, scoped
+# Who may do what. The role part is core.access.permissions.PERMISSIONS (ticket.<action>, scoped
 # to the ticket's branch, grid and community); on top of it, a person's relation to one
 # ticket: its claimer may resolve it, its reporter and followers (and only they) rate it.
 # The community admin may do every handler action but not rate: satisfaction is the
@@ -100,7 +101,7 @@ def bind_resident(session: Session, telegram_id: int, display_name: str, buildin
     (and withdrawing consent hides the contact on the tickets they filed before).
 
     Every binding is audited (resident.bind: whether they moved and consented, never the
-    address); core.limits counts them for the /start limit.
+    address); core.access.limits counts them for the /start limit.
     """
     if session.get(Building, building_id) is None:
         raise ValueError(f"unknown building id {building_id}")
@@ -289,7 +290,7 @@ def _rating_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
 
 
 def _priority(ticket: Ticket) -> int | None:
-    """An emergency's messages go before everything but nothing (core.outbox priorities)."""
+    """An emergency's messages go before everything but nothing (core.messaging.outbox priorities)."""
     return PRIORITY_URGENT if ticket.urgent else None
 
 
@@ -319,7 +320,7 @@ def _tell_admins(session: Session, ticket: Ticket, event: TicketEvent, payload: 
 
 
 def _send_cards(session: Session, ticket: Ticket, event: TicketEvent, *, tz: ZoneInfo) -> None:
-    """A new ticket's card to every destination core/destinations.py's table names for it."""
+    """A new ticket's card to every destination core/tickets/destinations.py's table names for it."""
     for destination in destinations.for_new_ticket(destinations.situation(session, ticket)):
         card = card_payload(session, ticket, tz=tz, lead=t(destination.lead) if destination.lead else None)
         for chat_id in destinations.recipients(session, ticket, destination.to):

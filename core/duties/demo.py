@@ -10,7 +10,7 @@ it first runs, for each branch that has a secretary:
 * two volunteer shifts in the coming week with free places;
 * one study session a week ago, with check-ins and a leave, so /report has figures.
 
-Everything goes through the services a secretary's own actions use (core/duties.py),
+Everything goes through the services a secretary's own actions use (core/duties/service.py),
 without notifying anyone: the demo's people are fictional. It runs once per database: a
 branch that already has any event is left alone, so a second `gridbot demo` (or a
 re-import of the registry) changes nothing.
@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from core import duties
+from core.duties import service as duties
 from core.models import Branch, Event, EventKind, EventOccurrence, Person, Role, RoleGrant, utcnow
 
 EVENING, MORNING = time(19, 0), time(9, 0)

@@ -9,7 +9,7 @@ None for the operator at the server's command line.
 
 A secretary is also the branch's `secretary_id` when the branch has none, and a member
 is also a BranchMember, as `gridbot import` makes them; revoking undoes both, so a
-revoked role really stops counting in core.permissions.roles_at.
+revoked role really stops counting in core.access.permissions.roles_at.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Branch duties: study sessions (三会一课, 主题党日, study) and volunteer shifts.
 
 Every function works in the caller's transaction and never commits; refusals raise
-core.workflow.NotAllowed with a Chinese reason fit to show the person. Every message is
+core.tickets.service.NotAllowed with a Chinese reason fit to show the person. Every message is
 an outbox row with a dedupe key naming what it announces, so a retried call (or a
 reminder job run twice) never queues it twice.
 
@@ -34,8 +34,10 @@ from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from core.access.permissions import allowed, scope_of_branch, scope_of_community
 from core.config import get_settings
 from core.messages import t
+from core.messaging.outbox import enqueue, enqueue_many
 from core.models import (
     Attendance,
     AttendanceStatus,
@@ -60,9 +62,7 @@ from core.models import (
     utcnow,
 )
 from core.models.duties import DEFAULT_REMINDER_OFFSETS
-from core.outbox import enqueue, enqueue_many
-from core.permissions import allowed, scope_of_branch, scope_of_community
-from core.workflow import NotAllowed
+from core.tickets.service import NotAllowed
 
 A = AttendanceStatus
 HORIZON = timedelta(weeks=8)  # how far ahead recurring events are materialised

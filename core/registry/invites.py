@@ -1,6 +1,6 @@
 """One-time invite codes: the only way a person joins a branch through chat.
 
-A branch's secretary asks for a code (/invite; `invite.create` in core.permissions) and
+A branch's secretary asks for a code (/invite; `invite.create` in core.access.permissions) and
 hands it over in person or privately; the new member sends /join CODE. A code is good
 for one person, once, for `TTL` (72 h). Redeeming is race-safe: the code is taken with
 one `UPDATE ... WHERE used_at IS NULL` and only the caller whose update changed the row
@@ -9,7 +9,7 @@ anyone a secretary or admin: those come from `gridbot import` and `gridbot grant
 
 Every function works in the caller's transaction and never commits; refusals raise
 NotAllowed with a Chinese reason fit to show the person. A refused /join is audited and
-counts towards a lockout (core.limits.joins): 5 wrong codes in an hour by default.
+counts towards a lockout (core.access.limits.joins): 5 wrong codes in an hour by default.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from typing import Any
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
-from core import audit, limits
+from core import audit
+from core.access import limits
+from core.access.permissions import NotAllowed, branches_for, require, scope_of_branch
 from core.config import Settings, get_settings
 from core.messages import t
 from core.models import (
@@ -35,7 +37,6 @@ from core.models import (
     RoleGrant,
     utcnow,
 )
-from core.permissions import NotAllowed, branches_for, require, scope_of_branch
 
 # no 0/O, 1/I/L: a code read out or copied by hand cannot be mistaken
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -93,7 +94,7 @@ def redeem(session: Session, telegram_id: int, display_name: str, code: str, *,
     Refused (CodeRefused, a NotAllowed) if the code is unknown, expired or used, or the sender
     already belongs to the branch (the code then stays unused), and without looking at the code
     while the sender is locked out: `join_failures_per_hour` wrong codes within an hour
-    (core.limits.joins; the lockout ends by itself). Every refusal is audited
+    (core.access.limits.joins; the lockout ends by itself). Every refusal is audited
     (invite.join_refused: the reason, never the code typed) in the caller's transaction,
     and nothing else of the attempt is kept: the caller commits after a refusal too.
     """

@@ -1,0 +1,1 @@
+"""Broadcasts: notices from secretaries and admins to their members and residents."""

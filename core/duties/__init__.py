@@ -1,0 +1,1 @@
+"""Duties: recurring sessions, attendance, reminders, volunteer shifts and their reports."""

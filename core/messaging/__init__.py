@@ -1,0 +1,1 @@
+"""Messaging: inbox, outbox and their delivery state, buttons, open questions, Telegram updates."""

@@ -1,0 +1,1 @@
+"""People: finding a person from a chat, residents and their binding to a building."""

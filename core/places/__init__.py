@@ -1,0 +1,1 @@
+"""Places: resolving a building, landmark, address or point to its grid."""

@@ -1,0 +1,1 @@
+"""Presentation: cards, texts and callback data, built and parsed in one place."""

@@ -1,0 +1,1 @@
+"""Registry: importing the community's places and people, role grants, invites."""
