@@ -15,13 +15,33 @@ from __future__ import annotations
 import logging
 import sys
 import zlib
+from collections.abc import Callable
 
-from rasa_sdk.endpoint import create_app
+from rasa_sdk import Action
+from rasa_sdk.executor import ActionExecutor
+from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
 from sanic import Sanic, response
 from sanic.exceptions import PayloadTooLarge
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from actions.deps import Deps
+from actions.duties import ActionMyDuties, ActionRsvp
+from actions.emergency import ActionFileEmergency
+from actions.report_form import (
+    ActionAddPhoto,
+    ActionAskCategory,
+    ActionAskDescription,
+    ActionAskPlace,
+    ActionCancelReport,
+    ActionJoinTicket,
+    ActionReportSummary,
+    ActionStartReport,
+    ActionSubmitReport,
+    ActionTriage,
+    ValidateReportForm,
+)
+from actions.status import ActionCheckStatus, ActionHelp
 from core import secret as shared
 from core.config import get_settings
 
@@ -77,6 +97,41 @@ def guard(app: Sanic, secret: str, max_body: int = MAX_BODY_BYTES) -> None:
         return None
 
 
+def action_classes() -> list[Callable[[Deps], Action]]:
+    """Every action the server runs, named here rather than found by scanning for subclasses."""
+    return [ActionStartReport, ValidateReportForm, ActionAskCategory, ActionAskPlace, ActionAskDescription,
+            ActionReportSummary, ActionAddPhoto, ActionSubmitReport, ActionCancelReport, ActionJoinTicket,
+            ActionTriage, ActionFileEmergency, ActionCheckStatus, ActionHelp, ActionMyDuties, ActionRsvp]
+
+
+def build_app(deps: Deps) -> Sanic:
+    """rasa_sdk's /health and /webhook, with every action given `deps` when it is made."""
+    app = Sanic("gridbot_actions", configure_logging=False)
+    executor = ActionExecutor()
+    for cls in action_classes():
+        executor.register_action(cls(deps))
+
+    @app.get("/health")
+    async def health(_: Request) -> HTTPResponse:
+        return response.json({"status": "ok"})
+
+    @app.post("/webhook")
+    async def webhook(request: Request) -> HTTPResponse:
+        action_call = request.json  # `guard` has inflated a deflate body already
+        if action_call is None:
+            return response.json({"error": "Invalid body request"}, status=400)
+        try:
+            result = await executor.run(action_call)
+        except ActionExecutionRejection as exc:
+            return response.json({"error": exc.message, "action_name": exc.action_name}, status=400)
+        except ActionNotFoundException as exc:
+            log.error("%s", exc.message)
+            return response.json({"error": exc.message, "action_name": exc.action_name}, status=404)
+        return response.json(result)
+
+    return app
+
+
 def main() -> int:
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -85,7 +140,7 @@ def main() -> int:
     except shared.SecretError as exc:
         print(f"actions: {exc}", file=sys.stderr)
         return 2
-    app = create_app("actions", cors_origins=None)
+    app = build_app(Deps.build(settings))
     guard(app, secret)
     app.run(host=settings.bind_host, port=settings.action_server_port, workers=1,
             access_log=False, motd=False)

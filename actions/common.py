@@ -1,64 +1,15 @@
-"""What every action shares: settings, the database, the router, the sender."""
+"""What every action reads off a tracker: the sender, the message, its entities and photos; buttons.
+
+The database, the router and the settings come with the action (actions/deps.py)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from rasa_sdk import Tracker
-from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import Settings, get_settings
-from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.messaging.inbox import WARM_UP_SENDER
-from core.places.router import Router, RouterCache
 from core.protocol import INBOX_ID, intent_payload
-
-_lock = threading.Lock()
-_factory: sessionmaker[Session] | None = None
-_routers: RouterCache | None = None
-
-
-def settings() -> Settings:
-    return get_settings()
-
-
-def factory() -> sessionmaker[Session]:
-    global _factory
-    with _lock:
-        if _factory is None:
-            _factory = make_session_factory(make_engine(settings().database_url))
-        return _factory
-
-
-@contextmanager
-def session() -> Iterator[Session]:
-    with session_scope(factory()) as s:
-        yield s
-
-
-@contextmanager
-def reading() -> Iterator[Session]:
-    """A read-only session: never waits behind the bot's writes (SQLite WAL)."""
-    with read_scope(factory()) as s:
-        yield s
-
-
-def router() -> Router:
-    """The registry's router; a re-import is picked up within seconds (core.places.router.RouterCache)."""
-    global _routers
-    with _lock:
-        if _routers is None:
-            _routers = RouterCache(_factory or _make())
-    return _routers.get()
-
-
-def _make() -> sessionmaker[Session]:
-    global _factory
-    _factory = make_session_factory(make_engine(settings().database_url))
-    return _factory
 
 
 def is_warm_up(tracker: Tracker) -> bool:

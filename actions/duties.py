@@ -10,35 +10,36 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlalchemy.orm import Session
 
 from actions import common
+from actions.deps import GridAction
 from core.access.permissions import NotAllowed
 from core.duties import service as duties
 from core.messages import t
 from core.models import Person
-from core.tickets import service as workflow
+from core.people import residents
 
 
 def _member(session: Session, tracker: Tracker, dispatcher: CollectingDispatcher) -> Person | None:
     """The person who wrote, or None after telling them gridbot does not know them."""
     sender = common.sender_id(tracker)
-    person = workflow.person_by_telegram(session, sender) if sender is not None else None
+    person = residents.person_by_telegram(session, sender) if sender is not None else None
     if person is None:
         dispatcher.utter_message(text=t("duty.deny.unknown_person"))
     return person
 
 
-class ActionMyDuties(Action):
+class ActionMyDuties(GridAction):
     def name(self) -> str:
         return "action_my_duties"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        with common.session() as s:
+        with self.deps.session() as s:
             person = _member(s, tracker, dispatcher)
             if person is None:
                 return []
@@ -49,7 +50,7 @@ class ActionMyDuties(Action):
         return []
 
 
-class ActionRsvp(Action):
+class ActionRsvp(GridAction):
     """"我参加" / "我请假，要去医院" in words: answers the next study session the member is invited to.
 
     参加 is recorded at once. 请假 with a reason in the message is recorded with the member's
@@ -62,7 +63,7 @@ class ActionRsvp(Action):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         attending = common.intent_name(tracker) == "rsvp_attend"
         text = common.message_text(tracker)
-        with common.session() as s:
+        with self.deps.session() as s:
             person = _member(s, tracker, dispatcher)
             if person is None:
                 return []

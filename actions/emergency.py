@@ -12,18 +12,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
 from actions.common import entities, entity
+from actions.deps import Deps, GridAction
 from actions.report_form import _by_code, _place_events, reset_report
 from core.access import limits
 from core.messages import t
 from core.models import Building, Grid, Landmark
-from core.tickets import service as workflow
+from core.people import residents
+from core.tickets import service as ticket_service
 from core.tickets.lifecycle import NewTicket
 
 log = logging.getLogger("gridbot.actions.emergency")
@@ -32,26 +34,26 @@ log = logging.getLogger("gridbot.actions.emergency")
 PLACE_SLOTS = ("place", "grid_code", "building_code", "landmark_code", "latitude", "longitude")
 
 
-def _place(tracker: Tracker) -> dict[str, Any]:
+def _place(deps: Deps, tracker: Tracker) -> dict[str, Any]:
     """Where the emergency is: a place this message names; else the place the report form
     already resolved (an emergency typed while the form asked for more); else the home."""
     named = entities(tracker, "landmark", "gate", "building", "unit") or entity(tracker, "latitude") is not None
     if not named and tracker.get_slot("grid_code"):
         return {name: tracker.get_slot(name) for name in PLACE_SLOTS}
-    return {e["name"]: e["value"] for e in _place_events(tracker) if e.get("event") == "slot"}
+    return {e["name"]: e["value"] for e in _place_events(deps, tracker) if e.get("event") == "slot"}
 
 
-class ActionFileEmergency(Action):
+class ActionFileEmergency(GridAction):
     def name(self) -> str:
         return "action_file_emergency"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         if common.is_warm_up(tracker):
             return [*reset_report(), SlotSet("requested_slot", None)]
-        slots = _place(tracker)
+        slots = _place(self.deps, tracker)
         sender = common.sender_id(tracker)
-        with common.session() as s:
-            reporter = workflow.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
+        with self.deps.session() as s:
+            reporter = residents.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
             verdict = limits.emergencies(s, reporter.id) if reporter is not None else None
             if verdict is not None and not verdict.allowed:
                 log.warning("emergency not filed: the sender reached %d urgent tickets within an hour",
@@ -64,7 +66,7 @@ class ActionFileEmergency(Action):
                 grid = home.grid if home is not None else None
             building = _by_code(s, Building, slots.get("building_code"))
             landmark = _by_code(s, Landmark, slots.get("landmark_code"))
-            ticket = workflow.submit_report(s, NewTicket(
+            ticket = ticket_service.submit_report(s, NewTicket(
                 category_code="emergency", description=common.message_text(tracker) or "紧急情况",
                 reporter_id=reporter.id if reporter else None,
                 community_id=grid.community_id if grid else None, grid_id=grid.id if grid else None,
@@ -73,7 +75,7 @@ class ActionFileEmergency(Action):
                 photo_file_ids=common.photo_ids(tracker),
                 anonymous=reporter is None or not reporter.contact_consent,
                 submission_key=common.submission_key(tracker),
-            ), tz=common.settings().tz, notify_reporter=False)
+            ), tz=self.deps.tz, notify_reporter=False)
             number = ticket.number
             told = ("emergency.filed" if ticket.grid_id is not None
                     else "emergency.filed_community" if ticket.community_id is not None

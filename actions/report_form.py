@@ -12,7 +12,7 @@ import logging
 import re
 from typing import Any
 
-from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk import FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
@@ -21,13 +21,15 @@ from sqlalchemy.orm import Session
 
 from actions import common
 from actions.common import button, entities, entity, intent_name, message_text
+from actions.deps import Deps, GridAction
 from core.access import limits
 from core.messages import t
 from core.models import Building, Category, CategoryKind, Grid, Landmark
+from core.people import residents
 from core.places.router import RouteResult, RouteStatus, estate_of
 from core.text import normalise
 from core.tickets import lifecycle as tickets
-from core.tickets import service as workflow
+from core.tickets import service as ticket_service
 from core.tickets.lifecycle import NewTicket
 
 log = logging.getLogger("gridbot.actions.report")
@@ -52,8 +54,8 @@ def reset_report() -> list[EventType]:
     return [SlotSet(name, None) for name in REPORT_SLOTS]
 
 
-def category_names() -> dict[str, str]:
-    with common.reading() as s:
+def category_names(deps: Deps) -> dict[str, str]:
+    with deps.reading() as s:
         return {c.code: c.name for c in s.query(Category).filter(Category.active.is_(True))
                 if c.kind is not CategoryKind.emergency}
 
@@ -72,10 +74,10 @@ def substantive(text: str, places: list[str]) -> bool:
     return len(_FILLER.sub("", rest)) >= MIN_DESCRIPTION
 
 
-def resolve_place(value: str, community_code: str | None,
+def resolve_place(deps: Deps, value: str, community_code: str | None,
                   home_address: str | None = None) -> tuple[dict[str, Any], RouteResult]:
     """Slots for a place the resident gave: text, a registry code, or '@lat,lon'."""
-    router = common.router()
+    router = deps.router()
     point = _COORDINATES.fullmatch(value)
     if point:
         lat, lon = float(point.group(1)), float(point.group(2))
@@ -104,12 +106,12 @@ def resolve_place(value: str, community_code: str | None,
     return slots, result
 
 
-def resident_home(sender: int | None) -> tuple[str | None, str | None, str | None]:
+def resident_home(deps: Deps, sender: int | None) -> tuple[str | None, str | None, str | None]:
     """(building code, its address, community code) of the resident's binding."""
     if sender is None:
         return None, None, None
-    with common.reading() as s:
-        person = workflow.person_by_telegram(s, sender)
+    with deps.reading() as s:
+        person = residents.person_by_telegram(s, sender)
         if person is None or person.building_id is None:
             return None, None, None
         building = s.get(Building, person.building_id)
@@ -120,7 +122,7 @@ def resident_home(sender: int | None) -> tuple[str | None, str | None, str | Non
         return building.code, building.address, community
 
 
-class ActionStartReport(Action):
+class ActionStartReport(GridAction):
     """A complaint (or a chosen category) starts a report; fill what the message already says."""
 
     def name(self) -> str:
@@ -130,9 +132,9 @@ class ActionStartReport(Action):
         intent = intent_name(tracker)
         if intent == "change_category":
             chosen = entity(tracker, "category")
-            names = category_names()
+            names = category_names(self.deps)
             current = tracker.get_slot("category")
-            events: list[EventType] = [] if tracker.get_slot("grid_code") else _place_events(tracker)
+            events: list[EventType] = [] if tracker.get_slot("grid_code") else _place_events(self.deps, tracker)
             if chosen in names:
                 return [*events, SlotSet("category", chosen), SlotSet("category_candidates", None)]
             others = [c for c in (tracker.get_slot("category_candidates") or []) if c != current]
@@ -158,45 +160,45 @@ class ActionStartReport(Action):
             events.append(SlotSet("category", code))
         events.append(SlotSet("category_candidates", top or None))
 
-        events += _place_events(tracker)
+        events += _place_events(self.deps, tracker)
         places = entities(tracker, "landmark", "gate", "building", "unit")
         if not text.startswith("/") and substantive(text, places):
             events.append(SlotSet("description", text))
         return events
 
 
-def _place_events(tracker: Tracker) -> list[EventType]:
+def _place_events(deps: Deps, tracker: Tracker) -> list[EventType]:
     """The place named in the message, else the resident's own building."""
     places = entities(tracker, "landmark", "gate", "building", "unit")
-    home, home_address, community = resident_home(common.sender_id(tracker))
+    home, home_address, community = resident_home(deps, common.sender_id(tracker))
     events: list[EventType] = []
     lat, lon = entity(tracker, "latitude"), entity(tracker, "longitude")
     if lat is not None and lon is not None:
-        slots, result = resolve_place(f"@{float(lat)},{float(lon)}", community)
+        slots, result = resolve_place(deps, f"@{float(lat)},{float(lon)}", community)
         events += [SlotSet(k, v) for k, v in slots.items()]
         if result.status is not RouteStatus.matched:
             events.append(SlotSet("place_candidates", _candidates(result)))
     elif places:
         # A building number is the surest; a named landmark (东门) next; generic words
         # such as 消防通道 resolve to nothing, and then the resident's home counts.
-        named = _with_estate(tracker, entities(tracker, "building")) or entities(tracker, "gate", "landmark")
-        found = resolve_place(named[0], community, home_address) if named else None
+        named = _with_estate(deps, tracker, entities(tracker, "building")) or entities(tracker, "gate", "landmark")
+        found = resolve_place(deps, named[0], community, home_address) if named else None
         if found is not None and (found[1].status is RouteStatus.matched or entities(tracker, "building")):
             events += [SlotSet(k, v) for k, v in found[0].items()]
             if found[1].status is not RouteStatus.matched:
                 events.append(SlotSet("place_candidates", _candidates(found[1])))
         elif home is not None:
-            slots, _ = resolve_place(home, community)
+            slots, _ = resolve_place(deps, home, community)
             events += [SlotSet(k, v) for k, v in slots.items()]
     elif home is not None:
-        slots, _ = resolve_place(home, community)
+        slots, _ = resolve_place(deps, home, community)
         events += [SlotSet(k, v) for k, v in slots.items()]
     return events
 
 
-def _with_estate(tracker: Tracker, buildings: list[str]) -> list[str]:
+def _with_estate(deps: Deps, tracker: Tracker, buildings: list[str]) -> list[str]:
     """Building numbers qualified by the estate the message names anywhere ("和平里…1号楼")."""
-    estate = common.router().estate_named(message_text(tracker)) if buildings else None
+    estate = deps.router().estate_named(message_text(tracker)) if buildings else None
     return [f"{estate}{b}" for b in buildings] if estate else buildings
 
 
@@ -205,6 +207,9 @@ def _candidates(result: RouteResult) -> list[dict[str, str]] | None:
 
 
 class ValidateReportForm(FormValidationAction):
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
     def name(self) -> str:
         return "validate_report_form"
 
@@ -233,7 +238,7 @@ class ValidateReportForm(FormValidationAction):
             return {"place": f"@{float(lat)},{float(lon)}"}
         if intent_name(tracker) in INTERRUPTIONS:
             return {}
-        named = _with_estate(tracker, entities(tracker, "building")) or entities(tracker, "gate", "landmark")
+        named = _with_estate(self.deps, tracker, entities(tracker, "building")) or entities(tracker, "gate", "landmark")
         if named:
             return {"place": named[0]}
         text = message_text(tracker)
@@ -249,7 +254,7 @@ class ValidateReportForm(FormValidationAction):
     # -- validation ---------------------------------------------------------------
     def validate_category(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                           domain: DomainDict) -> dict[str, Any]:
-        if value in category_names():
+        if value in category_names(self.deps):
             return {"category": value}
         return {"category": None}
 
@@ -259,8 +264,8 @@ class ValidateReportForm(FormValidationAction):
             return {"place": None}
         if tracker.get_slot("grid_code") and value == tracker.get_slot("place"):
             return {"place": value}  # resolved when the report started
-        home, home_address, community = resident_home(common.sender_id(tracker))
-        slots, result = resolve_place(str(value), community, home_address)
+        home, home_address, community = resident_home(self.deps, common.sender_id(tracker))
+        slots, result = resolve_place(self.deps, str(value), community, home_address)
         if result.status is RouteStatus.matched:
             return {**slots, "form_failures": None}
         candidates = _candidates(result)
@@ -287,7 +292,7 @@ class ValidateReportForm(FormValidationAction):
         failures["description"] = int(failures.get("description", 0)) + 1
         if failures["description"] >= BUTTONS_AFTER_FAILURES and tracker.get_slot("category"):
             # Two empty answers: the category and place are enough to file; say so.
-            names = category_names()
+            names = category_names(self.deps)
             return {"description": t("report.description_none", category=names.get(
                 tracker.get_slot("category"), "")), "form_failures": failures}
         return {"description": None, "form_failures": failures}
@@ -301,12 +306,12 @@ class ValidateReportForm(FormValidationAction):
         return events
 
 
-class ActionAskCategory(Action):
+class ActionAskCategory(GridAction):
     def name(self) -> str:
         return "action_ask_category"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        names = category_names()
+        names = category_names(self.deps)
         codes = [c for c in (tracker.get_slot("category_candidates") or []) if c in names]
         if not codes:
             codes = ["parking", "noise", "sanitation", "property", "facilities"]
@@ -318,7 +323,7 @@ class ActionAskCategory(Action):
         return []
 
 
-class ActionAskPlace(Action):
+class ActionAskPlace(GridAction):
     def name(self) -> str:
         return "action_ask_place"
 
@@ -336,7 +341,7 @@ class ActionAskPlace(Action):
         return []
 
 
-class ActionAskDescription(Action):
+class ActionAskDescription(GridAction):
     def name(self) -> str:
         return "action_ask_description"
 
@@ -345,7 +350,7 @@ class ActionAskDescription(Action):
         return []
 
 
-class ActionReportSummary(Action):
+class ActionReportSummary(GridAction):
     """One message with everything that will be filed, and the choices."""
 
     def name(self) -> str:
@@ -357,11 +362,11 @@ class ActionReportSummary(Action):
         if not tracker.get_slot("grid_code"):  # the form ended without a place (failed answers)
             dispatcher.utter_message(text=t("report.place_give_up"))
             return reset_report()
-        with common.reading() as s:
+        with self.deps.reading() as s:
             category = s.get(Category, code)
             grid = _by_code(s, Grid, tracker.get_slot("grid_code"))
             building = _by_code(s, Building, tracker.get_slot("building_code"))
-            dups = workflow.find_duplicates(s, code, grid.id, building.id if building else None) if grid else []
+            dups = ticket_service.find_duplicates(s, code, grid.id, building.id if building else None) if grid else []
             text = t("report.summary", category=category.name if category else code,
                      place=tracker.get_slot("place"), grid=grid.name if grid else "",
                      description=tracker.get_slot("description"),
@@ -394,7 +399,7 @@ def _short(text: str, limit: int = 30) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-class ActionAddPhoto(Action):
+class ActionAddPhoto(GridAction):
     def name(self) -> str:
         return "action_add_photo"
 
@@ -411,7 +416,7 @@ class ActionAddPhoto(Action):
         return [SlotSet("photo_ids", photos)]
 
 
-class ActionSubmitReport(Action):
+class ActionSubmitReport(GridAction):
     def name(self) -> str:
         return "action_submit_report"
 
@@ -424,18 +429,18 @@ class ActionSubmitReport(Action):
             return reset_report()
         sender = common.sender_id(tracker)
         meta = common.metadata(tracker)
-        with common.session() as s:
-            reporter = workflow.reporter_for(s, sender, str(meta.get("display_name") or ""))
+        with self.deps.session() as s:
+            reporter = residents.reporter_for(s, sender, str(meta.get("display_name") or ""))
             verdict = limits.reports(s, reporter.id) if reporter is not None else None
             if verdict is not None and not verdict.allowed:
                 log.info("report not filed: the sender reached %d reports within an hour", verdict.limit)
                 dispatcher.utter_message(text=t("limit.reports", limit=verdict.limit,
-                                                at=verdict.retry_local(common.settings().tz)))
+                                                at=verdict.retry_local(self.deps.tz)))
                 return reset_report()
             grid_obj = _by_code(s, Grid, tracker.get_slot("grid_code"))
             building = _by_code(s, Building, tracker.get_slot("building_code"))
             landmark = _by_code(s, Landmark, tracker.get_slot("landmark_code"))
-            ticket = workflow.submit_report(s, NewTicket(
+            ticket = ticket_service.submit_report(s, NewTicket(
                 category_code=code, description=description,
                 reporter_id=reporter.id if reporter else None,
                 community_id=grid_obj.community_id if grid_obj else None,
@@ -447,7 +452,7 @@ class ActionSubmitReport(Action):
                 photo_file_ids=list(tracker.get_slot("photo_ids") or []),
                 anonymous=reporter is None or not reporter.contact_consent,
                 submission_key=common.submission_key(tracker),
-            ), tz=common.settings().tz, notify_reporter=False)
+            ), tz=self.deps.tz, notify_reporter=False)
             number, grid_name = ticket.number, grid_obj.name if grid_obj else ""
             limit = _duration(ticket.category.resolve_minutes)
         log.info("ticket %s filed (category %s)", number, code)
@@ -459,7 +464,7 @@ def _by_code(s: Session, model: Any, code: str | None) -> Any:
     return s.scalars(select(model).where(model.code == code)).first() if code else None
 
 
-class ActionCancelReport(Action):
+class ActionCancelReport(GridAction):
     def name(self) -> str:
         return "action_cancel_report"
 
@@ -468,7 +473,7 @@ class ActionCancelReport(Action):
         return reset_report()
 
 
-class ActionJoinTicket(Action):
+class ActionJoinTicket(GridAction):
     """我也遇到了: follow the open ticket instead of filing a duplicate."""
 
     def name(self) -> str:
@@ -480,17 +485,17 @@ class ActionJoinTicket(Action):
         if not number or sender is None:
             dispatcher.utter_message(text=t("report.join_nothing"))
             return []
-        with common.session() as s:
+        with self.deps.session() as s:
             ticket = tickets.get_by_number(s, str(number))
-            reporter = workflow.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
+            reporter = residents.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
             if ticket is None or reporter is None:
                 dispatcher.utter_message(text=t("report.join_nothing"))
                 return []
-            workflow.join(s, ticket.id, reporter)
+            ticket_service.join(s, ticket.id, reporter)
         return reset_report()
 
 
-class ActionTriage(Action):
+class ActionTriage(GridAction):
     """The classifier is unsure: if it looks like a complaint, let the resident pick the category."""
 
     def name(self) -> str:
@@ -507,7 +512,7 @@ class ActionTriage(Action):
                 return [SlotSet("photo_ids", photos)]
             dispatcher.utter_message(text=t("default"))
             return []
-        names = category_names()
+        names = category_names(self.deps)
         codes = [c for c, _ in ranking if c in names][:3]
         if "other" not in codes:
             codes.append("other")

@@ -2,39 +2,42 @@
 
 from __future__ import annotations
 
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import common
 from actions.common import button, entity
+from actions.deps import GridAction
 from core.access import commands
 from core.messages import t
-from core.tickets import service as workflow
+from core.people import residents
+from core.presentation import cards
+from core.tickets import service as ticket_service
 from core.tickets.lifecycle import get_by_number
 
 
-class ActionCheckStatus(Action):
+class ActionCheckStatus(GridAction):
     def name(self) -> str:
         return "action_check_status"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         sender = common.sender_id(tracker)
         number = entity(tracker, "ticket")
-        with common.reading() as s:
-            person = workflow.person_by_telegram(s, sender) if sender is not None else None
+        with self.deps.reading() as s:
+            person = residents.person_by_telegram(s, sender) if sender is not None else None
             if person is None:
                 dispatcher.utter_message(text=t("status.none"))
                 return []
             if number:
                 ticket = get_by_number(s, str(number))
-                if ticket is None or ticket not in workflow.tickets_of(s, person, limit=1000):
+                if ticket is None or ticket not in ticket_service.tickets_of(s, person, limit=1000):
                     dispatcher.utter_message(text=t("status.not_yours"))
                     return []
-                dispatcher.utter_message(text=workflow.history_text(s, ticket, person))
+                dispatcher.utter_message(text=cards.history_text(s, ticket, person, tz=self.deps.tz))
                 return []
-            tickets = workflow.tickets_of(s, person)
+            tickets = ticket_service.tickets_of(s, person)
             if not tickets:
                 dispatcher.utter_message(text=t("status.none"))
                 return []
@@ -46,7 +49,7 @@ class ActionCheckStatus(Action):
         return []
 
 
-class ActionHelp(Action):
+class ActionHelp(GridAction):
     """/help and "怎么用": what the bot takes, and the commands this person may use (core/access/commands.py)."""
 
     def name(self) -> str:
@@ -54,8 +57,8 @@ class ActionHelp(Action):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         sender = common.sender_id(tracker)
-        with common.reading() as s:
-            person = workflow.person_by_telegram(s, sender) if sender is not None else None
+        with self.deps.reading() as s:
+            person = residents.person_by_telegram(s, sender) if sender is not None else None
             roles = commands.roles_of(s, person)
         dispatcher.utter_message(text=commands.help_text(roles))
         return []

@@ -56,11 +56,13 @@ from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.logs import install_redaction
 from core.messages import t
 from core.messaging import buttons, inbox, outbox, prompts
+from core.people import residents
 from core.places.router import Router, RouterCache
+from core.presentation import callbacks
 from core.protocol import intent_payload
 from core.scheduler import DutyScheduler
 from core.text import normalise
-from core.tickets import service as workflow
+from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.bot")
 
@@ -92,8 +94,9 @@ LIVE_LOCATION = "live_location_answered"  # chat_data: the live location whose m
 class Services:
     """Long-lived resources of one Application, created in post_init."""
 
-    def __init__(self, factory: sessionmaker[Session], rasa: RasaClient) -> None:
+    def __init__(self, factory: sessionmaker[Session], rasa: RasaClient, settings: Settings) -> None:
         self.factory = factory
+        self.settings = settings
         self.rasa = rasa
         self.dispatcher: OutboxDispatcher | None = None
         self.scheduler: DutyScheduler | None = None  # duty reminders; only with background=True
@@ -248,7 +251,7 @@ async def show_menu(context: ContextTypes.DEFAULT_TYPE, user_id: int) -> None:
     from the same table as /help (core/access/commands.py). Not a message: sent directly."""
     def menu() -> list[BotCommand]:
         with read_scope(services(context).factory) as s:
-            roles = commands.roles_of(s, workflow.person_by_telegram(s, user_id))
+            roles = commands.roles_of(s, residents.person_by_telegram(s, user_id))
         return [BotCommand(c.name, c.description) for c in commands.commands_for(roles)]
 
     try:
@@ -365,9 +368,9 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await broadcast_chat.on_press(update, context, data)  # type: ignore[arg-type]
         return
     if isinstance(data, str):
-        parsed = ticket_buttons.parse(data)
+        parsed = callbacks.parse_ticket(data)
         if parsed is not None:
-            if await ticket_buttons.on_press(update, context, parsed, svc.factory):
+            if await ticket_buttons.on_press(update, context, parsed, svc.factory, svc.settings.tz):
                 await svc.dispatch()
             return
         duty = duties_buttons.parse(data)
@@ -500,7 +503,7 @@ def _close_unrated(factory: sessionmaker[Session]) -> int:
         purged = buttons.purge(session)
         if purged:
             log.info("forgot %d button(s) issued more than %s ago", purged, buttons.BUTTON_TTL)
-        return workflow.close_unrated(session)
+        return ticket_service.close_unrated(session)
 
 
 async def _housekeeping_loop(svc: Services) -> None:
@@ -522,7 +525,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
                       background: bool = True, link: TelegramLink | None = None) -> Application:
     """`link`: told when Telegram stops and starts answering getUpdates (only without `request`).
     core.secret.SecretError when the shared secret is not available (see Settings.shared_secret)."""
-    svc = Services(factory, rasa or RasaClient(settings.rasa_url, settings.shared_secret()))
+    svc = Services(factory, rasa or RasaClient(settings.rasa_url, settings.shared_secret()), settings)
     api_url = settings.telegram_api_url.rstrip("/")
 
     async def post_init(app: Application) -> None:

@@ -30,9 +30,9 @@ from core.db import read_scope
 from core.messages import t
 from core.messaging import prompts
 from core.models import Building, Community, Grid
+from core.people import residents
 from core.places.router import Router, RouteStatus
 from core.text import normalise
-from core.tickets import service as workflow
 
 TAG = "bind"  # button data: ["bind", step, value]
 ROW = 3  # building buttons per row
@@ -76,7 +76,7 @@ class Limited(NamedTuple):
 
 def _limited(s: Session, telegram_id: int) -> Limited | None:
     """Why this person may not bind again now (core.access.limits.bindings), or None."""
-    person = workflow.person_by_telegram(s, telegram_id)
+    person = residents.person_by_telegram(s, telegram_id)
     verdict = limits.bindings(s, person.id if person is not None else None)
     if verdict.allowed:
         return None
@@ -206,12 +206,12 @@ def _bind(s: Session, telegram_id: int, name: str, code: str, consent: bool) -> 
     """(the place, True) once bound; (why not, False) over the binding limit. Staying in
     one's building without consent (withdrawing it) is never refused."""
     building = s.scalars(select(Building).where(Building.code == code)).one()
-    person = workflow.person_by_telegram(s, telegram_id)
+    person = residents.person_by_telegram(s, telegram_id)
     withdrawing = person is not None and person.building_id == building.id and not consent
     limited = None if withdrawing else _limited(s, telegram_id)
     if limited is not None:
         return limited.text, False
-    workflow.bind_resident(s, telegram_id, name, building.id, consent)
+    residents.bind_resident(s, telegram_id, name, building.id, consent)
     return f"{building.address}（{building.grid.name}）", True
 
 

@@ -38,7 +38,7 @@ from core.db import session_scope
 from core.messages import t
 from core.messaging import prompts
 from core.models import BroadcastAudience
-from core.tickets import service as workflow
+from core.people import residents
 
 log = logging.getLogger("gridbot.bot.broadcast")
 
@@ -104,7 +104,7 @@ def parse_when(text: str, now: datetime) -> datetime | None:
 # -- the state machine -----------------------------------------------------------------------
 
 def _choices(s: Session, user_id: int) -> list[broadcasts.Choice]:
-    return broadcasts.choices(s, workflow.person_by_telegram(s, user_id))
+    return broadcasts.choices(s, residents.person_by_telegram(s, user_id))
 
 
 def _step(s: Session, user_id: int, draft: dict[str, Any], step: str) -> None:
@@ -115,7 +115,7 @@ def _drop(s: Session, user_id: int, draft: dict[str, Any]) -> None:
     """Forget the draft, and the broadcast created from it if it was never queued."""
     prompts.clear(s, user_id, prompts.BROADCAST)
     if draft.get("id"):
-        broadcasts.cancel(s, draft["id"], workflow.person_by_telegram(s, user_id))
+        broadcasts.cancel(s, draft["id"], residents.person_by_telegram(s, user_id))
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -130,7 +130,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
         asked = prompts.current(s, user.id)
         if asked is not None and asked.kind == prompts.BROADCAST and asked.value.get("id"):
-            broadcasts.cancel(s, asked.value["id"], workflow.person_by_telegram(s, user.id))
+            broadcasts.cancel(s, asked.value["id"], residents.person_by_telegram(s, user.id))
         _step(s, user.id, {}, "content")
         out.send(chat_id, t("broadcast.ask_content"))
 
@@ -244,7 +244,7 @@ def _preview(s: Session, out: Outgoing, user_id: int, draft: dict[str, Any], sho
     audience, community_id, grid_id, branch_id, label = draft["choice"]
     try:
         b = broadcasts.create(
-            s, workflow.person_by_telegram(s, user_id), audience=BroadcastAudience(audience),
+            s, residents.person_by_telegram(s, user_id), audience=BroadcastAudience(audience),
             community_id=community_id, grid_id=grid_id, branch_id=branch_id, text=draft.get("text", ""),
             photo_file_id=draft.get("photo"), document_file_id=draft.get("document"),
             essential=draft["essential"], read_button=draft["read_button"], progress_chat_id=user_id)
@@ -264,7 +264,7 @@ def _preview(s: Session, out: Outgoing, user_id: int, draft: dict[str, Any], sho
 
 
 def _queue(s: Session, user_id: int, draft: dict[str, Any], when: datetime | None) -> int:
-    b = broadcasts.queue(s, draft["id"], workflow.person_by_telegram(s, user_id), scheduled_at=when)
+    b = broadcasts.queue(s, draft["id"], residents.person_by_telegram(s, user_id), scheduled_at=when)
     return b.recipients
 
 
@@ -322,7 +322,7 @@ async def on_notify(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     arg = (context.args or [""])[0].lower()
 
     def apply(s: Session) -> str:
-        person = workflow.person_by_telegram(s, user.id)
+        person = residents.person_by_telegram(s, user.id)
         if person is None:
             return t("deny.unknown_person")
         if arg in ("off", "on"):

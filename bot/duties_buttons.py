@@ -25,6 +25,7 @@ from telegram.ext import ContextTypes
 
 from bot.replies import Outgoing, respond, take_answer
 from core.access import permissions
+from core.access.permissions import NotAllowed
 from core.config import get_settings
 from core.db import session_scope
 from core.duties import service as duties
@@ -32,7 +33,7 @@ from core.duties.service import Callback
 from core.messages import t
 from core.messaging import outbox, prompts
 from core.models import Branch, Event, EventOccurrence, Person, utcnow
-from core.tickets import service as workflow
+from core.people import residents
 
 log = logging.getLogger("gridbot.bot.duties")
 
@@ -49,12 +50,12 @@ def parse(data: str) -> Callback | None:
 
 def as_person(s: Session, user_id: int, fn: Callable[..., Any], ref_id: int, *args: Any, **kwargs: Any) -> Any:
     """Call a duties function as the person behind `user_id`; Refused says why not."""
-    person = workflow.person_by_telegram(s, user_id)
+    person = residents.person_by_telegram(s, user_id)
     if person is None:
         raise Refused(t("duty.deny.unknown_person"))
     try:
         return fn(s, ref_id, person, *args, **kwargs)
-    except workflow.NotAllowed as exc:
+    except NotAllowed as exc:
         raise Refused(str(exc)) from exc
 
 
@@ -160,7 +161,7 @@ async def on_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: p
 def duties_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int) -> None:
     """Queue "my duties" (or why not) for the sender of /duties."""
     with session_scope(factory) as s:
-        person = workflow.person_by_telegram(s, user_id)
+        person = residents.person_by_telegram(s, user_id)
         payload = duties.duties_payload(s, person) if person is not None else {
             "text": t("duty.deny.unknown_person")}
         outbox.enqueue(s, dedupe_key=f"duties:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
@@ -181,7 +182,7 @@ def report_message(factory: sessionmaker[Session], user_id: int, chat_id: int, m
     """Queue, for a secretary or community admin, the attendance of their branch's next/last meeting and this month's summary."""
     tz = get_settings().tz
     with session_scope(factory) as s:
-        person = workflow.person_by_telegram(s, user_id)
+        person = residents.person_by_telegram(s, user_id)
         branches = permissions.branches_for(s, person, "event.report")  # a secretary, a community admin
         parts: list[str] = []
         for branch in branches:

@@ -22,8 +22,8 @@ from core.access.permissions import NotAllowed
 from core.config import get_settings
 from core.messages import t
 from core.models import Branch
+from core.people import residents
 from core.registry import invites
-from core.tickets import service as workflow
 
 log = logging.getLogger("gridbot.bot.roles")
 
@@ -38,7 +38,7 @@ class Reply(NamedTuple):
 
 def _invite(s: Session, user_id: int, branch_id: int | None) -> Reply:
     """The reply to /invite (branch_id None) or to a branch button."""
-    person = workflow.person_by_telegram(s, user_id)
+    person = residents.person_by_telegram(s, user_id)
     if person is None:
         return Reply(t("deny.unknown_person"), [], False)
     if branch_id is None:

@@ -15,24 +15,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.replies import Outgoing, respond, take_answer
+from core.access import tickets as ticket_access
+from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
 from core.messaging import prompts
 from core.models import Ticket
-from core.tickets import service as workflow
+from core.people import residents
+from core.presentation import callbacks
+from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.bot.tickets")
 
 NOTE_ACTIONS = {"resolve", "reject"}
-ACTIONS = {"claim", "resolve", "escalate", "reject", "contact"}
-SCORES = {1, 2, 3}
 
 
 class Refused(Exception):
@@ -41,12 +45,12 @@ class Refused(Exception):
 
 def as_person(s: Session, user_id: int, fn: Callable[..., Any], ticket_id: int, *args: Any) -> Any:
     """Call a workflow function as the person behind `user_id`; Refused says why not."""
-    person = workflow.person_by_telegram(s, user_id)
+    person = residents.person_by_telegram(s, user_id)
     if person is None:
         raise Refused(t("ticket.unknown_person"))
     try:
         return fn(s, ticket_id, person, *args)
-    except workflow.NotAllowed as exc:
+    except NotAllowed as exc:
         raise Refused(str(exc)) from exc
 
 
@@ -60,43 +64,30 @@ def _run(factory: sessionmaker[Session], user_id: int, fn: Callable[..., Any], t
 def _check(s: Session, ticket_id: int, person: Any, action: str) -> str:
     ticket = s.get(Ticket, ticket_id)
     if ticket is None:
-        raise workflow.NotAllowed(t("ticket.not_found"))
-    workflow.check(s, person, action, ticket)
+        raise NotAllowed(t("ticket.not_found"))
+    ticket_access.check(s, person, action, ticket)
     return ticket.number
 
 
-def parse(data: str) -> tuple[str, int, int | None] | None:
-    """("claim", 12, None) for "t:claim:12"; ("rate", 12, 3) for "r:12:3"; None for anything else."""
-    parts = data.split(":")
-    try:
-        if len(parts) == 3 and parts[0] == "t" and parts[1] in ACTIONS:
-            return parts[1], int(parts[2]), None
-        if len(parts) == 3 and parts[0] == "r" and int(parts[2]) in SCORES:
-            return "rate", int(parts[1]), int(parts[2])
-    except ValueError:
-        return None
-    return None
-
-
-async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: tuple[str, int, int | None],
-                   factory: sessionmaker[Session]) -> bool:
+async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: callbacks.TicketPress,
+                   factory: sessionmaker[Session], tz: ZoneInfo) -> bool:
     """Handle a ticket button; True when something was queued for sending."""
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
     action, ticket_id, score = parsed
     try:
         if action == "claim":
-            await asyncio.to_thread(_run, factory, user.id, workflow.claim, ticket_id)
+            await asyncio.to_thread(_run, factory, user.id, ticket_service.claim, ticket_id)
             await query.answer(t("ticket.claimed_toast"))
         elif action == "escalate":
-            await asyncio.to_thread(_run, factory, user.id, workflow.escalate, ticket_id)
+            await asyncio.to_thread(_run, factory, user.id, partial(ticket_service.escalate, tz=tz), ticket_id)
             await query.answer(t("ticket.escalated_toast"))
         elif action == "contact":
-            details = await asyncio.to_thread(_run, factory, user.id, workflow.contact_details, ticket_id)
+            details = await asyncio.to_thread(_run, factory, user.id, ticket_service.contact_details, ticket_id)
             await query.answer(details, show_alert=True)
             return False
         elif action == "rate":
-            await asyncio.to_thread(_run, factory, user.id, workflow.rate, ticket_id, score)
+            await asyncio.to_thread(_run, factory, user.id, partial(ticket_service.rate, tz=tz), ticket_id, score)
             await query.answer(t("ticket.rated_toast"))
             if query.message is not None:  # one press per question: the rating buttons go
                 chat_id, message_id = query.message.chat.id, query.message.message_id
@@ -142,9 +133,9 @@ async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: pro
             return
         try:
             if action == "resolve":
-                as_person(s, user.id, workflow.resolve, ticket_id, note, photo)
+                as_person(s, user.id, ticket_service.resolve, ticket_id, note, photo)
             else:
-                as_person(s, user.id, workflow.reject, ticket_id, note)
+                as_person(s, user.id, ticket_service.reject, ticket_id, note)
         except Refused as exc:
             out.send(chat_id, str(exc))
             return

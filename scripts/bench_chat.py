@@ -70,14 +70,14 @@ def bind_residents(factory, ids: list[int], rng: random.Random) -> dict[int, str
 
     from core.db import session_scope  # noqa: PLC0415
     from core.models import Building  # noqa: PLC0415
-    from core.tickets import service as workflow  # noqa: PLC0415
+    from core.people import residents  # noqa: PLC0415
 
     homes = {}
     with session_scope(factory) as s:
         buildings = [(b.id, b.number) for b in s.scalars(select(Building).order_by(Building.code))]
         for uid in ids:
             bid, number = rng.choice(buildings)
-            workflow.bind_resident(s, uid, f"居民{uid % 1000}", bid, True)
+            residents.bind_resident(s, uid, f"居民{uid % 1000}", bid, True)
             homes[uid] = number
     return homes
 

@@ -34,7 +34,7 @@ from sqlalchemy import false, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.access.permissions import allowed, scope_of_branch, scope_of_community
+from core.access.permissions import NotAllowed, allowed, scope_of_branch, scope_of_community
 from core.config import get_settings
 from core.messages import t
 from core.messaging.outbox import enqueue, enqueue_many
@@ -62,7 +62,6 @@ from core.models import (
     utcnow,
 )
 from core.models.duties import DEFAULT_REMINDER_OFFSETS
-from core.tickets.service import NotAllowed
 
 A = AttendanceStatus
 HORIZON = timedelta(weeks=8)  # how far ahead recurring events are materialised

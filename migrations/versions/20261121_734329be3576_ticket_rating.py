@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
-
 revision: str = '734329be3576'
 down_revision: str | None = 'bde2c7ecde33'
 branch_labels: str | Sequence[str] | None = None

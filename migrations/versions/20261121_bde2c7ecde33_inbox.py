@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
-
 revision: str = 'bde2c7ecde33'
 down_revision: str | None = 'cdd18892659f'
 branch_labels: str | Sequence[str] | None = None

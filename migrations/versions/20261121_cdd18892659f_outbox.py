@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
-
 revision: str = 'cdd18892659f'
 down_revision: str | None = 'c992ccc1eb03'
 branch_labels: str | Sequence[str] | None = None

@@ -10,8 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
-
 revision: str = '2ad5d92e14a6'
 down_revision: str | None = '734329be3576'
 branch_labels: str | Sequence[str] | None = None

@@ -7,11 +7,12 @@ import json
 
 import httpx
 import pytest
-from rasa_sdk import Action, Tracker
+from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from actions.deps import Deps, GridAction
 from actions.emergency import ActionFileEmergency
 from actions.report_form import ActionSubmitReport
 from bot import app as bot_app
@@ -24,6 +25,7 @@ from bot.rasa_client import (
     parse_reply,
     to_payload,
 )
+from core.config import get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.messaging import inbox
 from core.messaging.inbox import WARM_UP_SENDER
@@ -128,19 +130,20 @@ def test_the_bot_warms_rasa_up_once_it_answers(monkeypatch: pytest.MonkeyPatch) 
     heard: list[str] = []
     summary = {"text": "请确认", "buttons": [{"title": "确认", "payload": "/affirm"}]}
     rasa = RasaClient("http://rasa", client=_scripted_rasa({WARM_UP_TEXT: [summary]}, heard, down_first=3))
-    svc = bot_app.Services(sessionmaker(), rasa)
+    svc = bot_app.Services(sessionmaker(), rasa, get_settings())
     asyncio.run(asyncio.wait_for(bot_app._warm_up(svc), timeout=10))
     assert heard == ["/restart", WARM_UP_TEXT, "/restart"]  # after three refused connections
 
     monkeypatch.setattr(bot_app, "WARM_UP_TRIES", 3)  # no action server: tried three times, then no more
     heard.clear()
-    svc = bot_app.Services(sessionmaker(), RasaClient("http://rasa", client=_scripted_rasa({}, heard)))
+    svc = bot_app.Services(sessionmaker(), RasaClient("http://rasa", client=_scripted_rasa({}, heard)), get_settings())
     asyncio.run(asyncio.wait_for(bot_app._warm_up(svc), timeout=10))
     assert heard == ["/restart", WARM_UP_TEXT, "/restart"] * 3
 
 
-@pytest.mark.parametrize("action", [ActionSubmitReport(), ActionFileEmergency()], ids=lambda a: a.name())
-def test_the_actions_that_file_do_nothing_for_the_warm_up(action: Action) -> None:
+@pytest.mark.parametrize("action_class", [ActionSubmitReport, ActionFileEmergency], ids=lambda a: a.__name__)
+def test_the_actions_that_file_do_nothing_for_the_warm_up(action_class: type[GridAction]) -> None:
+    action = action_class(Deps.build(get_settings(), sessionmaker()))  # a database it must not touch
     slots = {"category": "parking", "description": "消防通道被车堵了", "grid_code": "G-HPL-01", "place": "3号楼"}
     tracker = Tracker(WARM_UP_SENDER, slots, {"text": WARM_UP_TEXT, "intent": {"name": "emergency"}},
                       [], False, None, {}, "action_listen")

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.models import Branch, Grid, OutboxMessage, Person, Role, RoleGrant
 from core.tickets import destinations
-from core.tickets import service as workflow
+from core.tickets import service as ticket_service
 from core.tickets.destinations import Situation, To
 from core.tickets.lifecycle import NewTicket
 
@@ -38,7 +38,7 @@ def _grid(s: Session, code: str) -> Grid:
 def _file(factory: sessionmaker[Session], category: str, grid: str | None, *, community: bool = True) -> list[tuple[str, int]]:
     with session_scope(factory) as s:
         g = _grid(s, grid) if grid else None
-        ticket = workflow.submit_report(s, NewTicket(
+        ticket = ticket_service.submit_report(s, NewTicket(
             category_code=category, description="测试", grid_id=g.id if g else None,
             community_id=(g.community_id if g else _grid(s, "G-HPL-01").community_id) if community else None,
         ), tz=TZ, notify_reporter=False)
@@ -87,7 +87,7 @@ def test_a_submission_retried_after_a_crash_files_and_tells_once(sqlite_demo_fac
     def submit() -> int:
         with session_scope(sqlite_demo_factory) as s:
             grid = _grid(s, "G-HPL-01")
-            return workflow.submit_report(s, NewTicket(
+            return ticket_service.submit_report(s, NewTicket(
                 category_code="parking", description="门口被堵", grid_id=grid.id, community_id=grid.community_id,
                 submission_key="700000101:42"), tz=TZ, notify_reporter=False).id
 

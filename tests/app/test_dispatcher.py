@@ -166,13 +166,13 @@ def test_branch_card_under_telegram_errors(demo_factory: sessionmaker[Session], 
     from zoneinfo import ZoneInfo
 
     from core.models import Building, Ticket, TicketStatus
-    from core.tickets import service as workflow
+    from core.tickets import service as ticket_service
     from core.tickets.lifecycle import NewTicket
 
     branch_chat = -1001000000001
     with session_scope(demo_factory) as s:
         building = s.scalars(select(Building).where(Building.code == "B-HPL-01-04")).one()
-        ticket_id = workflow.submit_report(s, NewTicket(
+        ticket_id = ticket_service.submit_report(s, NewTicket(
             category_code="sanitation", description="4号楼垃圾三天没清", grid_id=building.grid_id,
             community_id=building.grid.community_id, building_id=building.id, photo_file_ids=["photo-1"],
         ), tz=ZoneInfo("Asia/Shanghai")).id
@@ -396,14 +396,14 @@ def test_a_group_upgraded_to_a_supergroup_takes_the_branch_and_its_queue_along(
     from zoneinfo import ZoneInfo
 
     from core.models import AuditEntry, Branch, Building, Person
-    from core.tickets import service as workflow
+    from core.tickets import service as ticket_service
     from core.tickets.lifecycle import NewTicket
 
     old, new = -1001000000001, -1001999000001
     with session_scope(demo_factory) as s:
         building = s.scalars(select(Building).where(Building.code == "B-HPL-01-04")).one()
         reporter = s.scalars(select(Person).where(Person.code == "P-0071")).one()
-        ticket_id = workflow.submit_report(s, NewTicket(
+        ticket_id = ticket_service.submit_report(s, NewTicket(
             category_code="sanitation", description="4号楼垃圾三天没清", grid_id=building.grid_id,
             community_id=building.grid.community_id, building_id=building.id, reporter_id=reporter.id,
         ), tz=ZoneInfo("Asia/Shanghai")).id
@@ -419,7 +419,7 @@ def test_a_group_upgraded_to_a_supergroup_takes_the_branch_and_its_queue_along(
         stats = await d.run_once()
         assert (stats.sent, stats.failed, stats.retried, stats.error) == (3, 0, 0, 0)  # card, line, resident
         with session_scope(demo_factory) as s:
-            workflow.claim(s, ticket_id, s.scalars(select(Person).where(Person.code == "P-0002")).one())
+            ticket_service.claim(s, ticket_id, s.scalars(select(Person).where(Person.code == "P-0002")).one())
         assert (await d.run_once()).sent == 2  # the claim's line to the group, the resident's notice
 
     asyncio.run(scenario())

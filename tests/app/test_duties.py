@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.duties import service as duties
 from core.duties.service import Callback, parse_callback, rule_times
@@ -29,7 +30,6 @@ from core.models import (
     ShiftSignup,
     SignupStatus,
 )
-from core.tickets.service import NotAllowed
 
 TZ = ZoneInfo("Asia/Shanghai")
 UTC = timezone.utc

@@ -22,7 +22,8 @@ from core.config import Settings
 from core.db import make_engine, session_scope
 from core.messages import t
 from core.models import AuditEntry, Building, Person, Ticket, utcnow
-from core.tickets import service as workflow
+from core.people import residents
+from core.tickets import service as ticket_service
 from core.tickets.lifecycle import NewTicket, file_ticket
 from tests.app.journey import journey
 from tests.app.stack import Stack
@@ -84,10 +85,10 @@ def test_bindings_are_counted_from_the_audit_log_over_a_day(sqlite_demo_factory:
     with session_scope(sqlite_demo_factory) as s:
         b7, b8 = (s.scalars(select(Building).where(Building.code == c)).one() for c in ("B-HPL-01-07", "B-HPL-01-08"))
         assert limits.bindings(s, None).allowed  # never bound
-        me = workflow.bind_resident(s, 730000090, "李明", b7.id, True, now=T0 - 23 * HOUR)
-        workflow.bind_resident(s, 730000090, "李明", b8.id, True, now=T0 - HOUR)
+        me = residents.bind_resident(s, 730000090, "李明", b7.id, True, now=T0 - 23 * HOUR)
+        residents.bind_resident(s, 730000090, "李明", b8.id, True, now=T0 - HOUR)
         assert limits.bindings(s, me.id, now=T0).allowed
-        workflow.bind_resident(s, 730000090, "李明", b7.id, False, now=T0)
+        residents.bind_resident(s, 730000090, "李明", b7.id, False, now=T0)
         verdict = limits.bindings(s, me.id, now=T0)
         assert not verdict.allowed and verdict.retry_at == T0 + HOUR
         assert verdict.retry_local(TZ, with_date=True) == "11-20 11:00"
@@ -261,5 +262,5 @@ def test_emergency_tickets_follow_the_consent_given_at_start(stack_factory: sess
     assert anonymous.urgent and anonymous.anonymous
     with session_scope(stack_factory) as s:  # 联系人 shows nothing for the anonymous one
         secretary = s.scalars(select(Person).where(Person.telegram_id == 700000008)).one()
-        assert workflow.contact_details(s, anonymous.id, secretary) == t("contact.anonymous",
+        assert ticket_service.contact_details(s, anonymous.id, secretary) == t("contact.anonymous",
                                                                          number=anonymous.number)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit
+from core.access import tickets as ticket_access
 from core.access.permissions import (
     PERMISSIONS,
     NotAllowed,
@@ -48,7 +49,7 @@ from core.models import (
 )
 from core.registry import grants
 from core.registry.importer import import_registry
-from core.tickets import service as workflow
+from core.tickets import service as ticket_service
 from core.tickets.categories import sync_categories
 from core.tickets.lifecycle import NewTicket
 from tests.app.conftest import DEMO
@@ -192,7 +193,7 @@ def report(s: Session, building: str, reporter: str = "P-0071", **extra: object)
     b = s.scalars(select(Building).where(Building.code == building)).one()
     data = NewTicket("parking", "楼下有车堵了消防通道", reporter_id=who(s, reporter).id,
                      community_id=b.grid.community_id, grid_id=b.grid_id, building_id=b.id, **extra)  # type: ignore[arg-type]
-    return workflow.submit_report(s, data, tz=TZ, now=T0)
+    return ticket_service.submit_report(s, data, tz=TZ, now=T0)
 
 
 TICKET_ACTIONS = ("claim", "resolve", "escalate", "reject", "contact")
@@ -209,13 +210,13 @@ def test_ticket_actions_by_role_in_the_grid_and_elsewhere(matrix_db: sessionmake
                                 ("B-QNH-01-01", "other_community")):
             ticket = report(s, building)
             if action == "resolve":  # needs a claimed ticket, claimed by someone else
-                workflow.claim(s, ticket.id, who(s, "P-0069" if where != "other_community" else "P-0070"))
+                ticket_service.claim(s, ticket.id, who(s, "P-0069" if where != "other_community" else "P-0070"))
             expected = role in PERMISSIONS[f"ticket.{action}"] and where in HOLDS[role]
             if expected:
-                workflow.check(s, person, action, ticket)
+                ticket_access.check(s, person, action, ticket)
             else:
                 with pytest.raises(NotAllowed, match="只有"):
-                    workflow.check(s, person, action, ticket)
+                    ticket_access.check(s, person, action, ticket)
         s.rollback()
 
 
@@ -225,16 +226,16 @@ def test_ticket_relations_on_top_of_the_table(matrix_db: sessionmaker[Session]) 
         ticket = report(s, "B-HPL-01-07")
         member = holder(s, R.member)
         with pytest.raises(NotAllowed, match="可以办结"):
-            workflow.check(s, member, "resolve", ticket)  # a member without the claim
-        workflow.claim(s, ticket.id, member)
-        workflow.check(s, member, "resolve", ticket)
-        workflow.resolve(s, ticket.id, member, "已挪车")
+            ticket_access.check(s, member, "resolve", ticket)  # a member without the claim
+        ticket_service.claim(s, ticket.id, member)
+        ticket_access.check(s, member, "resolve", ticket)
+        ticket_service.resolve(s, ticket.id, member, "已挪车")
         for role in Role:
             with pytest.raises(NotAllowed, match="只有报告人"):
-                workflow.check(s, holder(s, role), "rate", ticket)
-        workflow.check(s, who(s, "P-0071"), "rate", ticket)
+                ticket_access.check(s, holder(s, role), "rate", ticket)
+        ticket_access.check(s, who(s, "P-0071"), "rate", ticket)
         with pytest.raises(ValueError):
-            workflow.check(s, member, "delete", ticket)
+            ticket_access.check(s, member, "delete", ticket)
         s.rollback()
 
 
@@ -273,18 +274,18 @@ def test_contact_details_are_audited_and_a_refusal_records_nothing(matrix_db: se
         before = count(s, AuditEntry)
         for role in (R.member, R.resident, R.operator):
             with pytest.raises(NotAllowed):
-                workflow.contact_details(s, ticket.id, holder(s, role))
+                ticket_service.contact_details(s, ticket.id, holder(s, role))
         with pytest.raises(NotAllowed):
-            workflow.contact_details(s, ticket.id, who(s, "P-0008"))  # secretary of another branch
+            ticket_service.contact_details(s, ticket.id, who(s, "P-0008"))  # secretary of another branch
         assert count(s, AuditEntry) == before
-        shown = workflow.contact_details(s, ticket.id, holder(s, R.grid_worker))
+        shown = ticket_service.contact_details(s, ticket.id, holder(s, R.grid_worker))
         assert "13800000071" in shown
         [entry] = audit.entries(s, action="ticket.contact")
         assert (entry.actor_id, entry.subject) == (holder(s, R.grid_worker).id, f"ticket:{ticket.id}")
         assert entry.detail["number"] == ticket.number and entry.detail["phone"] is True
         assert "13800000071" not in str(entry.detail) and "戴春生" not in str(entry.detail)
         anonymous = report(s, "B-HPL-01-07", anonymous=True)
-        assert "不能查看联系方式" in workflow.contact_details(s, anonymous.id, holder(s, R.grid_worker))
+        assert "不能查看联系方式" in ticket_service.contact_details(s, anonymous.id, holder(s, R.grid_worker))
         assert count(s, AuditEntry) == before + 1  # nothing shown, nothing recorded
         s.rollback()
 
@@ -393,8 +394,8 @@ def test_forged_tampered_and_stale_callback_data_are_refused(sqlite_demo_factory
             assert any(t("deny.state_claimed") in x for x in got), got
             assert state(factory, ticket_id) == after_claim
             with session_scope(factory) as s:
-                workflow.resolve(s, ticket_id, who(s, "P-0002"), "已挪车")
-                workflow.rate(s, ticket_id, who(s, "P-0071"), 3)
+                ticket_service.resolve(s, ticket_id, who(s, "P-0002"), "已挪车")
+                ticket_service.rate(s, ticket_id, who(s, "P-0071"), 3, tz=TZ)
             closed = state(factory, ticket_id)
             assert closed[0] is S.closed
             for button in ("领单", "上报社区", "退回"):

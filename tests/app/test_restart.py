@@ -32,7 +32,7 @@ from core.models import (
     TicketStatus,
     utcnow,
 )
-from core.tickets import service as workflow
+from core.people import residents
 from tests.app.journey import Journey, journey
 from tests.app.telegram_fake import FakeTelegram
 from tests.app.test_permissions import BRANCH_CHAT, MEMBER, SECRETARY, new_ticket
@@ -206,4 +206,4 @@ def test_a_card_button_pressed_after_a_restart_works_and_forged_tokens_do_not(
     with session_scope(factory) as s:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None and ticket.status is TicketStatus.claimed
-        assert ticket.claimed_by_id == workflow.person_by_telegram(s, MEMBER).id  # type: ignore[union-attr]
+        assert ticket.claimed_by_id == residents.person_by_telegram(s, MEMBER).id  # type: ignore[union-attr]

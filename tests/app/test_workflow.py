@@ -13,6 +13,8 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit
+from core.access import tickets as ticket_access
+from core.access.permissions import NotAllowed
 from core.db import make_engine, make_session_factory, session_scope
 from core.messages import t
 from core.messaging import buttons
@@ -30,10 +32,12 @@ from core.models import (
     TicketFollower,
     TicketStatus,
 )
-from core.tickets import service as workflow
+from core.people import residents
+from core.presentation import cards
+from core.tickets import lifecycle
+from core.tickets import service as ticket_service
 from core.tickets.categories import sync_categories
 from core.tickets.lifecycle import NewTicket, change_status, file_ticket
-from core.tickets.service import NotAllowed
 
 TZ = ZoneInfo("Asia/Shanghai")
 S = TicketStatus
@@ -54,7 +58,7 @@ def report(s: Session, category: str = "parking", building: str = "B-HPL-01-07",
     data = NewTicket(category, "7号楼门口的消防通道被私家车堵了",
                      reporter_id=who(s, reporter).id if reporter else None,
                      community_id=b.grid.community_id, grid_id=b.grid_id, building_id=b.id, **extra)
-    return workflow.submit_report(s, data, tz=TZ, now=now)
+    return ticket_service.submit_report(s, data, tz=TZ, now=now)
 
 
 def sent(s: Session, chat_id: int) -> list[dict]:
@@ -69,8 +73,8 @@ def count(s: Session, model: type) -> int:
 
 def resolved_ticket(s: Session, now: datetime = T0) -> Ticket:
     ticket = report(s, now=now)
-    workflow.claim(s, ticket.id, who(s, "P-0002"), now=now + HOUR)
-    return workflow.resolve(s, ticket.id, who(s, "P-0002"), "已联系车主挪车", now=now + 2 * HOUR)
+    ticket_service.claim(s, ticket.id, who(s, "P-0002"), now=now + HOUR)
+    return ticket_service.resolve(s, ticket.id, who(s, "P-0002"), "已联系车主挪车", now=now + 2 * HOUR)
 
 
 def test_full_loop_records_who_and_when_and_tells_everyone(demo_factory: sessionmaker[Session]) -> None:
@@ -78,11 +82,11 @@ def test_full_loop_records_who_and_when_and_tells_everyone(demo_factory: session
         reporter, handler = who(s, REPORTER), who(s, "P-0002")  # P-0002 梁海涛, branch member
         ticket = report(s)
         assert ticket.status is S.accepted
-        workflow.claim(s, ticket.id, handler, now=T0 + HOUR)
-        workflow.resolve(s, ticket.id, handler, "已联系车主挪车", "photo-after", now=T0 + 2 * HOUR)
-        workflow.rate(s, ticket.id, reporter, 3, now=T0 + 3 * HOUR)
+        ticket_service.claim(s, ticket.id, handler, now=T0 + HOUR)
+        ticket_service.resolve(s, ticket.id, handler, "已联系车主挪车", "photo-after", now=T0 + 2 * HOUR)
+        ticket_service.rate(s, ticket.id, reporter, 3, now=T0 + 3 * HOUR, tz=TZ)
         assert ticket.status is S.closed and ticket.rating == 3 and ticket.rated_at == T0 + 3 * HOUR
-        assert [(e.from_status, e.to_status, e.actor_id, e.at, e.note) for e in workflow.events_of(s, ticket)] == [
+        assert [(e.from_status, e.to_status, e.actor_id, e.at, e.note) for e in lifecycle.events_of(s, ticket)] == [
             (None, S.new, reporter.id, T0, None),
             (S.new, S.accepted, None, T0, "派至和平里第一网格"),
             (S.accepted, S.claimed, handler.id, T0 + HOUR, None),
@@ -120,7 +124,7 @@ def test_card_goes_to_the_branch_chat_with_the_reporter_masked(sqlite_demo_facto
         assert sent(s, ADMIN_HPL) == []  # not urgent: the community is not bothered
         anonymous = report(s, anonymous=True)
         assert "报告人：匿名" in sent(s, BRANCH_CHAT)[-1]["text"]
-        assert workflow.contact_details(s, anonymous.id, who(s, "P-0001")).endswith("不能查看联系方式。")
+        assert ticket_service.contact_details(s, anonymous.id, who(s, "P-0001")).endswith("不能查看联系方式。")
 
 
 @pytest.mark.parametrize(("phone", "shown"), [
@@ -140,7 +144,7 @@ def test_card_goes_to_the_branch_chat_with_the_reporter_masked(sqlite_demo_facto
     (None, "未留电话"),
 ])
 def test_mask_phone_shows_at_most_the_last_four_digits(phone: str | None, shown: str) -> None:
-    masked = workflow.mask_phone(phone)
+    masked = cards.mask_phone(phone)
     assert masked == shown
     digits = [c for c in masked if c.isdigit()]
     assert len(digits) <= 4
@@ -163,7 +167,7 @@ def test_ticket_without_grid_stays_new_and_goes_to_the_community(sqlite_demo_fac
     with session_scope(sqlite_demo_factory) as s:
         community_id = who(s, "P-0069").grants[0].community_id
         data = NewTicket("noise", "小区里晚上有人唱歌", reporter_id=who(s, REPORTER).id, community_id=community_id)
-        ticket = workflow.submit_report(s, data, tz=TZ, now=T0)
+        ticket = ticket_service.submit_report(s, data, tz=TZ, now=T0)
         assert ticket.status is S.new
         [card] = sent(s, ADMIN_HPL)
         assert card["text"].startswith("【待分派】")
@@ -178,48 +182,48 @@ def test_claim_by_someone_outside_the_grid_is_refused_and_changes_nothing(
         before = (count(s, TicketEvent), count(s, OutboxMessage))
         for outsider in ("P-0009", "P-0062", REPORTER):  # other branch, other grid's worker, the resident
             with pytest.raises(NotAllowed, match="才可以领单|可以领单"):
-                workflow.claim(s, ticket.id, who(s, outsider))
+                ticket_service.claim(s, ticket.id, who(s, outsider))
         with pytest.raises(NotAllowed, match="还没有登记"):
-            workflow.claim(s, ticket.id, None)
+            ticket_service.claim(s, ticket.id, None)
         assert ticket.status is S.accepted and ticket.claimed_by_id is None
         assert (count(s, TicketEvent), count(s, OutboxMessage)) == before
-        workflow.claim(s, ticket.id, who(s, "P-0061"))  # the grid worker, not a branch member
+        ticket_service.claim(s, ticket.id, who(s, "P-0061"))  # the grid worker, not a branch member
         assert ticket.claimed_by_id == who(s, "P-0061").id
         with pytest.raises(NotAllowed, match="这个工单已被领取"):
-            workflow.claim(s, ticket.id, who(s, "P-0003"))
+            ticket_service.claim(s, ticket.id, who(s, "P-0003"))
         with pytest.raises(NotAllowed, match="找不到"):
-            workflow.claim(s, 999_999, who(s, "P-0003"))
+            ticket_service.claim(s, 999_999, who(s, "P-0003"))
 
 
 def test_resolve_only_by_the_claimer_secretary_worker_or_admin(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         ticket = report(s)
         with pytest.raises(NotAllowed, match="请先领单"):
-            workflow.resolve(s, ticket.id, who(s, "P-0001"), "处理好了")
-        workflow.claim(s, ticket.id, who(s, "P-0002"))
+            ticket_service.resolve(s, ticket.id, who(s, "P-0001"), "处理好了")
+        ticket_service.claim(s, ticket.id, who(s, "P-0002"))
         for code in ("P-0003", "P-0009", "P-0062", "P-0070", REPORTER):  # another member, outsiders, other admin
             with pytest.raises(NotAllowed, match="可以办结"):
-                workflow.resolve(s, ticket.id, who(s, code), "处理好了")
+                ticket_service.resolve(s, ticket.id, who(s, code), "处理好了")
         for code in ("P-0002", "P-0001", "P-0061", "P-0069"):  # claimer, secretary, worker, admin
-            workflow.check(s, who(s, code), "resolve", ticket)
+            ticket_access.check(s, who(s, code), "resolve", ticket)
         with pytest.raises(NotAllowed, match="请写明处理结果"):
-            workflow.resolve(s, ticket.id, who(s, "P-0001"), "  ")
+            ticket_service.resolve(s, ticket.id, who(s, "P-0001"), "  ")
         assert ticket.status is S.claimed
-        workflow.resolve(s, ticket.id, who(s, "P-0001"), "书记协调物业处理")
-        assert ticket.status is S.resolved and workflow.events_of(s, ticket)[-1].actor_id == who(s, "P-0001").id
+        ticket_service.resolve(s, ticket.id, who(s, "P-0001"), "书记协调物业处理")
+        assert ticket.status is S.resolved and lifecycle.events_of(s, ticket)[-1].actor_id == who(s, "P-0001").id
 
 
 def test_escalate_and_reject_are_for_secretary_worker_and_admin(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         ticket = report(s)
         with pytest.raises(NotAllowed, match="上报社区"):
-            workflow.escalate(s, ticket.id, who(s, "P-0002"))
-        workflow.escalate(s, ticket.id, who(s, "P-0061"), "涉及多个部门")
+            ticket_service.escalate(s, ticket.id, who(s, "P-0002"), tz=TZ)
+        ticket_service.escalate(s, ticket.id, who(s, "P-0061"), "涉及多个部门", tz=TZ)
         assert ticket.status is S.escalated
         assert sent(s, ADMIN_HPL)[-1]["text"].startswith(f"【吹哨】{ticket.number} 已由 史同志 上报社区：涉及多个部门")
         with pytest.raises(NotAllowed, match="退回"):
-            workflow.reject(s, ticket.id, who(s, "P-0002"), "不归我们管")
-        workflow.reject(s, ticket.id, who(s, "P-0069"), "属于市政管理范围")
+            ticket_service.reject(s, ticket.id, who(s, "P-0002"), "不归我们管")
+        ticket_service.reject(s, ticket.id, who(s, "P-0069"), "属于市政管理范围")
         assert ticket.status is S.rejected
         last = sent(s, 700000071)[-1]["text"]
         assert "属于市政管理范围" in last and "12345" in last
@@ -229,54 +233,54 @@ def test_contact_is_visible_only_to_secretary_worker_and_admin(sqlite_demo_facto
     with session_scope(sqlite_demo_factory) as s:
         ticket = report(s)
         for code in ("P-0001", "P-0061", "P-0069"):
-            details = workflow.contact_details(s, ticket.id, who(s, code))
+            details = ticket_service.contact_details(s, ticket.id, who(s, code))
             assert "戴春生" in details and "13800000071" in details
         for code in ("P-0002", "P-0062", "P-0070", REPORTER):
             with pytest.raises(NotAllowed, match="查看联系人"):
-                workflow.contact_details(s, ticket.id, who(s, code))
+                ticket_service.contact_details(s, ticket.id, who(s, code))
 
 
 def test_rating_1_reopens_and_puts_the_card_back_in_the_group(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         ticket = resolved_ticket(s)
         with pytest.raises(NotAllowed, match="只有报告人"):
-            workflow.rate(s, ticket.id, who(s, "P-0002"), 3)
-        workflow.rate(s, ticket.id, who(s, REPORTER), 1)
+            ticket_service.rate(s, ticket.id, who(s, "P-0002"), 3, tz=TZ)
+        ticket_service.rate(s, ticket.id, who(s, REPORTER), 1, tz=TZ)
         assert ticket.status is S.reopened and ticket.claimed_by_id is None and ticket.rating == 1
         card = sent(s, BRANCH_CHAT)[-1]
         assert card["text"].startswith(f"{ticket.number} 居民不满意，已重新打开")
         assert card["buttons"][0][0]["callback_data"] == f"t:claim:{ticket.id}"
         with pytest.raises(NotAllowed, match="您已经评价过了"):
-            workflow.rate(s, ticket.id, who(s, REPORTER), 3)
-        workflow.claim(s, ticket.id, who(s, "P-0002"))
-        workflow.resolve(s, ticket.id, who(s, "P-0002"), "车主已承诺不再停放")
-        workflow.rate(s, ticket.id, who(s, REPORTER), 2)
-        assert ticket.status is S.closed and workflow.events_of(s, ticket)[-1].note == "基本满意"
+            ticket_service.rate(s, ticket.id, who(s, REPORTER), 3, tz=TZ)
+        ticket_service.claim(s, ticket.id, who(s, "P-0002"))
+        ticket_service.resolve(s, ticket.id, who(s, "P-0002"), "车主已承诺不再停放")
+        ticket_service.rate(s, ticket.id, who(s, REPORTER), 2, tz=TZ)
+        assert ticket.status is S.closed and lifecycle.events_of(s, ticket)[-1].note == "基本满意"
         with pytest.raises(NotAllowed, match="您已经评价过了"):
-            workflow.rate(s, ticket.id, who(s, REPORTER), 3)
+            ticket_service.rate(s, ticket.id, who(s, REPORTER), 3, tz=TZ)
 
 
 def test_rating_an_unresolved_or_auto_closed_ticket_is_refused(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         ticket = report(s)
         with pytest.raises(NotAllowed, match="还没有办结"):
-            workflow.rate(s, ticket.id, who(s, REPORTER), 3)
+            ticket_service.rate(s, ticket.id, who(s, REPORTER), 3, tz=TZ)
         ticket = resolved_ticket(s)
-        workflow.close_unrated(s, now=T0 + 4 * DAY)
+        ticket_service.close_unrated(s, now=T0 + 4 * DAY)
         with pytest.raises(NotAllowed, match="已关闭"):
-            workflow.rate(s, ticket.id, who(s, REPORTER), 3)
+            ticket_service.rate(s, ticket.id, who(s, REPORTER), 3, tz=TZ)
 
 
 def test_close_unrated_only_after_three_days(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         old, recent = resolved_ticket(s, now=T0), resolved_ticket(s, now=T0 + 2 * DAY)
-        assert workflow.close_unrated(s, now=T0 + 2 * HOUR + 3 * DAY - timedelta(minutes=1)) == 0
-        assert workflow.close_unrated(s, now=T0 + 2 * HOUR + 3 * DAY + timedelta(minutes=1)) == 1
+        assert ticket_service.close_unrated(s, now=T0 + 2 * HOUR + 3 * DAY - timedelta(minutes=1)) == 0
+        assert ticket_service.close_unrated(s, now=T0 + 2 * HOUR + 3 * DAY + timedelta(minutes=1)) == 1
         assert (old.status, recent.status) == (S.closed, S.resolved)
-        last = workflow.events_of(s, old)[-1]
+        last = lifecycle.events_of(s, old)[-1]
         assert (last.actor_id, last.note) == (None, "未评价，自动关闭")
         assert sent(s, 700000071)[-1]["text"] == f"工单 {old.number} 已关闭，感谢您的反馈！"
-        assert workflow.close_unrated(s, now=T0 + 2 * HOUR + 3 * DAY + timedelta(minutes=2)) == 0
+        assert ticket_service.close_unrated(s, now=T0 + 2 * HOUR + 3 * DAY + timedelta(minutes=2)) == 0
 
 
 def test_duplicates_same_category_and_place_within_seven_days(sqlite_demo_factory: sessionmaker[Session]) -> None:
@@ -287,33 +291,33 @@ def test_duplicates_same_category_and_place_within_seven_days(sqlite_demo_factor
         report(s, category="noise", now=T0 + DAY)  # other category
         report(s, building="B-HPL-02-12", now=T0 + DAY)  # other grid
         rejected = report(s, now=T0 + DAY)
-        workflow.reject(s, rejected.id, who(s, "P-0001"), "重复反映")
+        ticket_service.reject(s, rejected.id, who(s, "P-0001"), "重复反映")
         grid, building = first.grid_id, first.building_id
         assert grid is not None and building is not None
-        assert workflow.find_duplicates(s, "parking", grid, building, now=T0 + 2 * DAY) == [second, first]
-        assert workflow.find_duplicates(s, "parking", grid, now=T0 + 2 * DAY) == [second, same_grid, first]
-        assert workflow.find_duplicates(s, "parking", grid, building, now=T0 + 7 * DAY + HOUR) == [second]
-        assert workflow.find_duplicates(s, "parking", grid, building, now=T0 + 9 * DAY) == []
+        assert ticket_service.find_duplicates(s, "parking", grid, building, now=T0 + 2 * DAY) == [second, first]
+        assert ticket_service.find_duplicates(s, "parking", grid, now=T0 + 2 * DAY) == [second, same_grid, first]
+        assert ticket_service.find_duplicates(s, "parking", grid, building, now=T0 + 7 * DAY + HOUR) == [second]
+        assert ticket_service.find_duplicates(s, "parking", grid, building, now=T0 + 9 * DAY) == []
 
 
 def test_join_is_idempotent_and_the_follower_hears_of_changes(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         ticket = report(s)
-        neighbour = workflow.reporter_for(s, 800000001, "小王")
+        neighbour = residents.reporter_for(s, 800000001, "小王")
         assert neighbour is not None and neighbour.has_role(Role.resident)
-        workflow.join(s, ticket.id, neighbour)
-        workflow.join(s, ticket.id, neighbour)
-        workflow.join(s, ticket.id, who(s, REPORTER))  # the reporter does not become a follower
+        ticket_service.join(s, ticket.id, neighbour)
+        ticket_service.join(s, ticket.id, neighbour)
+        ticket_service.join(s, ticket.id, who(s, REPORTER))  # the reporter does not become a follower
         followers = s.scalars(select(TicketFollower.person_id).where(TicketFollower.ticket_id == ticket.id)).all()
         assert followers == [neighbour.id]
         assert [m["text"] for m in sent(s, 800000001)] == [
             f"已把您加为工单 {ticket.number} 的关注人，处理进展会通知您。当前状态：已受理。"]
-        workflow.claim(s, ticket.id, who(s, "P-0002"))
-        workflow.resolve(s, ticket.id, who(s, "P-0002"), "已挪车")
+        ticket_service.claim(s, ticket.id, who(s, "P-0002"))
+        ticket_service.resolve(s, ticket.id, who(s, "P-0002"), "已挪车")
         assert [m["text"].splitlines()[0] for m in sent(s, 800000001)[1:]] == [
             f"工单 {ticket.number} 已由梁同志领单，正在处理。", f"工单 {ticket.number} 已办结。"]
-        assert workflow.tickets_of(s, neighbour) == [ticket]
-        workflow.rate(s, ticket.id, neighbour, 3)  # a follower may answer the survey
+        assert ticket_service.tickets_of(s, neighbour) == [ticket]
+        ticket_service.rate(s, ticket.id, neighbour, 3, tz=TZ)  # a follower may answer the survey
         assert ticket.status is S.closed
 
 
@@ -322,9 +326,9 @@ def test_tickets_of_and_history_text(sqlite_demo_factory: sessionmaker[Session])
         reporter = who(s, REPORTER)
         older, newer = resolved_ticket(s, now=T0), report(s, now=T0 + DAY)
         report(s, reporter="P-0006")
-        assert workflow.tickets_of(s, reporter) == [newer, older]
-        assert workflow.tickets_of(s, reporter, limit=1) == [newer]
-        text = workflow.history_text(s, older, reporter, tz=TZ)
+        assert ticket_service.tickets_of(s, reporter) == [newer, older]
+        assert ticket_service.tickets_of(s, reporter, limit=1) == [newer]
+        text = cards.history_text(s, older, reporter, tz=TZ)
         assert text.splitlines() == [
             f"工单 {older.number}（乱停车）当前状态：已办结",
             "11-20 10:00 待受理 · 您",
@@ -332,26 +336,26 @@ def test_tickets_of_and_history_text(sqlite_demo_factory: sessionmaker[Session])
             "11-20 11:00 处理中 · 梁同志",
             "11-20 12:00 已办结 · 梁同志：已联系车主挪车",
         ]
-        assert "居民" in workflow.history_text(s, older, who(s, "P-0001"), tz=TZ).splitlines()[1]
+        assert "居民" in cards.history_text(s, older, who(s, "P-0001"), tz=TZ).splitlines()[1]
 
 
 def test_bind_resident_creates_then_rebinds(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         b7, b1 = (s.scalars(select(Building).where(Building.code == c)).one() for c in ("B-HPL-01-07", "B-HPL-01-01"))
-        person = workflow.bind_resident(s, 800000002, "李明", b7.id, consent=True)
+        person = residents.bind_resident(s, 800000002, "李明", b7.id, consent=True)
         assert (person.display_name, person.building_id, person.contact_consent) == ("李明", b7.id, True)
-        again = workflow.bind_resident(s, 800000002, "李小明", b1.id, consent=False)
+        again = residents.bind_resident(s, 800000002, "李小明", b1.id, consent=False)
         assert again.id == person.id and (again.display_name, again.building_id, again.contact_consent) == (
             "李小明", b1.id, False)
         assert [g.role for g in again.grants] == [Role.resident]
-        registered = workflow.bind_resident(s, 700000071, "Dai", b7.id, consent=True)
+        registered = residents.bind_resident(s, 700000071, "Dai", b7.id, consent=True)
         assert registered.display_name == "戴春生"  # the registry's name is kept
         earlier = report(s, reporter=registered.code)
-        assert "13800000071" in workflow.contact_details(s, earlier.id, who(s, "P-0001"))
-        workflow.bind_resident(s, 700000071, "Dai", b1.id, consent=False)  # consent withdrawn
-        assert workflow.contact_details(s, earlier.id, who(s, "P-0001")).endswith("不能查看联系方式。")
-        assert t("card.anonymous") in workflow.card_payload(s, earlier)["text"]
-        assert workflow.person_by_telegram(s, 800000002) is person and workflow.person_by_telegram(s, 1) is None
+        assert "13800000071" in ticket_service.contact_details(s, earlier.id, who(s, "P-0001"))
+        residents.bind_resident(s, 700000071, "Dai", b1.id, consent=False)  # consent withdrawn
+        assert ticket_service.contact_details(s, earlier.id, who(s, "P-0001")).endswith("不能查看联系方式。")
+        assert t("card.anonymous") in cards.card_payload(s, earlier, tz=TZ)["text"]
+        assert residents.person_by_telegram(s, 800000002) is person and residents.person_by_telegram(s, 1) is None
         # every binding is audited (core.access.limits counts them): moved or not, consent, never the address
         details = [(e.subject, e.detail) for e in reversed(audit.entries(s, action="resident.bind"))]
         assert details == [(f"person:{person.id}", {"moved": True, "consent": True}),
@@ -366,8 +370,8 @@ def test_retried_notices_are_queued_once(sqlite_demo_factory: sessionmaker[Sessi
         event = change_status(s, ticket, S.claimed, actor=who(s, "P-0002"))
         before = count(s, OutboxMessage)
         for _ in range(2):
-            workflow._tell_residents(s, ticket, event, "claimed", {"text": "x"})
-            workflow._tell_branch(s, ticket, event, {"text": "x"})
+            ticket_service._tell_residents(s, ticket, event, "claimed", {"text": "x"})
+            ticket_service._tell_branch(s, ticket, event, {"text": "x"})
         assert count(s, OutboxMessage) == before + 2
 
 
@@ -419,7 +423,7 @@ def test_twenty_simultaneous_claims_make_one_claim_and_nineteen_refusals(
         barrier.wait()  # before the session: SQLite's writer lock would otherwise hold the others back
         try:
             with session_scope(factory) as s:
-                workflow.claim(s, ticket_id, s.get(Person, person_id))
+                ticket_service.claim(s, ticket_id, s.get(Person, person_id))
             results[person_id] = "claimed"
         except NotAllowed as exc:
             results[person_id] = str(exc)
@@ -438,8 +442,8 @@ def test_twenty_simultaneous_claims_make_one_claim_and_nineteen_refusals(
     with session_scope(demo_factory) as s:
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None and ticket.status is S.claimed and ticket.claimed_by_id == winners[0]
-        claims = [e for e in workflow.events_of(s, ticket) if e.to_status is S.claimed]
+        claims = [e for e in lifecycle.events_of(s, ticket) if e.to_status is S.claimed]
         assert [e.actor_id for e in claims] == winners
         lines = [m["text"] for m in sent(s, BRANCH_CHAT) if "领单" in m["text"]]
-        assert lines == [f"{number} 已由 {workflow.first_name(s.get(Person, winners[0]))} 领单"]  # type: ignore[arg-type]
+        assert lines == [f"{number} 已由 {residents.first_name(s.get(Person, winners[0]))} 领单"]  # type: ignore[arg-type]
         assert len([m for m in sent(s, 700000071) if "领单" in m["text"]]) == 1  # the reporter hears once

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from actions import common
+from actions.deps import Deps
 from core.config import PROJECT_ROOT, get_settings
 from core.db import make_engine, make_session_factory, session_scope
 from core.migrate import upgrade
@@ -36,22 +36,16 @@ def demo_db_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def db(demo_db_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[sessionmaker[Session]]:
-    """This test's database, and the actions pointed at it.
-
-    DATABASE_URL is what the action server reads, but actions/common.py builds its session
-    factory and router cache once per process in module globals; a test can only switch
-    databases by replacing those globals (monkeypatch undoes it).
-    """
+def db(demo_db_file: Path, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """This test's database: a copy of the template."""
     path = tmp_path / "gridbot.db"
     shutil.copyfile(demo_db_file, path)
-    url = f"sqlite:///{path}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    get_settings.cache_clear()
-    engine = make_engine(url)
-    factory = make_session_factory(engine)
-    monkeypatch.setattr(common, "_factory", factory)
-    monkeypatch.setattr(common, "_routers", None)
-    yield factory
+    engine = make_engine(f"sqlite:///{path}")
+    yield make_session_factory(engine)
     engine.dispose()
-    get_settings.cache_clear()
+
+
+@pytest.fixture
+def deps(db: sessionmaker[Session]) -> Deps:
+    """What the action server gives every action, built around this test's database."""
+    return Deps.build(get_settings(), db)

@@ -8,6 +8,7 @@ from rasa_sdk.events import SlotSet
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from actions.deps import Deps
 from actions.report_form import (
     ActionAddPhoto,
     ActionAskCategory,
@@ -29,57 +30,57 @@ CLEARED = [SlotSet(name, None) for name in report_slots()]
 SUBMITTED_DESCRIPTION = "东门门口的消防通道被一辆白车堵了两天"
 
 
-def file_east_gate_ticket(db: sessionmaker[Session]) -> str:
+def file_east_gate_ticket(db: sessionmaker[Session], deps: Deps) -> str:
     """Resident 700000072 confirms a parking report at 和平里's east gate; its number."""
-    run(ActionSubmitReport(), "submit_confirmed")
+    run(ActionSubmitReport(deps), "submit_confirmed")
     [ticket] = tickets(db)
     return str(ticket["number"])
 
 
 # -- the form's questions --------------------------------------------------------------
 
-def test_ask_category_offers_the_candidates_then_other_and_cancel() -> None:
-    ran = run(ActionAskCategory(), "ask_category_candidates")
+def test_ask_category_offers_the_candidates_then_other_and_cancel(deps: Deps) -> None:
+    ran = run(ActionAskCategory(deps), "ask_category_candidates")
     assert ran.texts == [t("report.ask_category")]
     assert ran.payloads() == ['/change_category{"category":"noise"}', '/change_category{"category":"pets"}',
                               '/change_category{"category":"other"}', "/cancel"]
     assert ran.events == []
 
 
-def test_ask_category_without_known_candidates_offers_the_common_ones() -> None:
-    ran = run(ActionAskCategory(), "ask_category_unknown_candidates")
+def test_ask_category_without_known_candidates_offers_the_common_ones(deps: Deps) -> None:
+    ran = run(ActionAskCategory(deps), "ask_category_unknown_candidates")
     assert ran.payloads() == [f'/change_category{{"category":"{c}"}}'
                               for c in ("parking", "noise", "sanitation", "property", "facilities", "other")
                               ] + ["/cancel"]
 
 
-def test_ask_place_offers_the_candidates_as_buttons() -> None:
-    ran = run(ActionAskPlace(), "ask_place_candidates")
+def test_ask_place_offers_the_candidates_as_buttons(deps: Deps) -> None:
+    ran = run(ActionAskPlace(deps), "ask_place_candidates")
     assert ran.texts == [t("report.ask_place_choose")]
     assert ran.payloads() == ['/inform{"place_code":"B-HPL-01-03"}', '/inform{"place_code":"B-HPL-03-03"}']
 
 
-def test_ask_place_after_two_failures_offers_a_way_out() -> None:
-    ran = run(ActionAskPlace(), "ask_place_candidates", slots={"form_failures": {"place": 2}})
+def test_ask_place_after_two_failures_offers_a_way_out(deps: Deps) -> None:
+    ran = run(ActionAskPlace(deps), "ask_place_candidates", slots={"form_failures": {"place": 2}})
     assert ran.texts == [t("report.ask_place_way_out")]
     assert ran.payloads()[-1] == "/cancel" and len(ran.payloads()) == 3
 
 
-def test_ask_place_with_nothing_to_offer_asks_in_words() -> None:
-    ran = run(ActionAskPlace(), "ask_place_nothing_known")
+def test_ask_place_with_nothing_to_offer_asks_in_words(deps: Deps) -> None:
+    ran = run(ActionAskPlace(deps), "ask_place_nothing_known")
     assert ran.texts == [t("report.ask_place")] and ran.messages[0]["buttons"] == []
 
 
 @pytest.mark.parametrize("fixture", ["ask_description", "form_description_too_short"])
-def test_ask_description_asks_and_changes_nothing(fixture: str) -> None:
-    ran = run(ActionAskDescription(), fixture)
+def test_ask_description_asks_and_changes_nothing(fixture: str, deps: Deps) -> None:
+    ran = run(ActionAskDescription(deps), fixture)
     assert ran.texts == [t("report.ask_description")] and ran.events == []
 
 
 # -- summary -----------------------------------------------------------------------------
 
-def test_summary_shows_what_will_be_filed_with_confirm_change_and_cancel() -> None:
-    ran = run(ActionReportSummary(), "summary_complete")
+def test_summary_shows_what_will_be_filed_with_confirm_change_and_cancel(deps: Deps) -> None:
+    ran = run(ActionReportSummary(deps), "summary_complete")
     assert ran.texts == [t(
         "report.summary", category="乱停车", place="和平里小区东门", grid="和平里第二网格",
         description=SUBMITTED_DESCRIPTION, photos=t("report.summary_photos", n=1),
@@ -88,49 +89,49 @@ def test_summary_shows_what_will_be_filed_with_confirm_change_and_cancel() -> No
     assert ran.events == [SlotSet("duplicate_ticket", None)]
 
 
-def test_summary_offers_me_too_for_an_open_ticket_of_the_same_kind_and_place(db: sessionmaker[Session]) -> None:
-    number = file_east_gate_ticket(db)
-    ran = run(ActionReportSummary(), "summary_complete")
+def test_summary_offers_me_too_for_an_open_ticket_of_the_same_kind_and_place(db: sessionmaker[Session], deps: Deps) -> None:
+    number = file_east_gate_ticket(db, deps)
+    ran = run(ActionReportSummary(deps), "summary_complete")
     assert ran.payloads() == [f'/join_ticket{{"ticket":"{number}"}}', "/affirm", "/change_category", "/cancel"]
     assert ran.texts[0].endswith(t("report.duplicate", number=number, status=t("status.accepted"),
                                    description=SUBMITTED_DESCRIPTION))
     assert ran.events == [SlotSet("duplicate_ticket", number)]
 
 
-def test_summary_without_a_place_gives_up_and_clears_the_report() -> None:
-    ran = run(ActionReportSummary(), "summary_place_given_up")
+def test_summary_without_a_place_gives_up_and_clears_the_report(deps: Deps) -> None:
+    ran = run(ActionReportSummary(deps), "summary_place_given_up")
     assert ran.texts == [t("report.place_give_up")]
     assert ran.events == CLEARED
 
 
 # -- photos ------------------------------------------------------------------------------
 
-def test_a_photo_mid_form_is_added_silently() -> None:
-    ran = run(ActionAddPhoto(), "add_photo_mid_form")
+def test_a_photo_mid_form_is_added_silently(deps: Deps) -> None:
+    ran = run(ActionAddPhoto(deps), "add_photo_mid_form")
     assert ran.events == [SlotSet("photo_ids", ["AgACAgUAAx-photo-1", "AgACAgUAAx-photo-2"])]
     assert ran.messages == []
 
 
-def test_the_same_photo_twice_is_kept_once() -> None:
-    ran = run(ActionAddPhoto(), "add_photo_mid_form", slots={"photo_ids": ["AgACAgUAAx-photo-2"]})
+def test_the_same_photo_twice_is_kept_once(deps: Deps) -> None:
+    ran = run(ActionAddPhoto(deps), "add_photo_mid_form", slots={"photo_ids": ["AgACAgUAAx-photo-2"]})
     assert ran.events == [SlotSet("photo_ids", ["AgACAgUAAx-photo-2"])]
 
 
-def test_a_photo_before_any_words_is_kept_and_the_problem_asked_for() -> None:
-    ran = run(ActionAddPhoto(), "add_photo_before_words")
+def test_a_photo_before_any_words_is_kept_and_the_problem_asked_for(deps: Deps) -> None:
+    ran = run(ActionAddPhoto(deps), "add_photo_before_words")
     assert ran.events == [SlotSet("photo_ids", ["AgACAgUAAx-photo-1"])]
     assert ran.texts == [t("report.photo_kept")]
 
 
-def test_share_photo_without_a_photo_says_how() -> None:
-    ran = run(ActionAddPhoto(), "add_photo_without_photo")
+def test_share_photo_without_a_photo_says_how(deps: Deps) -> None:
+    ran = run(ActionAddPhoto(deps), "add_photo_without_photo")
     assert ran.texts == [t("report.photo_how")] and ran.events == []
 
 
 # -- submit ------------------------------------------------------------------------------
 
-def test_confirming_files_the_ticket_to_its_grid_and_clears_the_report(db: sessionmaker[Session]) -> None:
-    ran = run(ActionSubmitReport(), "submit_confirmed")
+def test_confirming_files_the_ticket_to_its_grid_and_clears_the_report(db: sessionmaker[Session], deps: Deps) -> None:
+    ran = run(ActionSubmitReport(deps), "submit_confirmed")
     [ticket] = tickets(db)
     assert {k: ticket[k] for k in ("category", "status", "urgent", "grid", "building", "landmark",
                                    "description", "photos", "reporter")} == {
@@ -142,8 +143,8 @@ def test_confirming_files_the_ticket_to_its_grid_and_clears_the_report(db: sessi
     assert ran.events == CLEARED
 
 
-def test_confirming_without_a_place_files_nothing(db: sessionmaker[Session]) -> None:
-    ran = run(ActionSubmitReport(), "submit_without_place")
+def test_confirming_without_a_place_files_nothing(db: sessionmaker[Session], deps: Deps) -> None:
+    ran = run(ActionSubmitReport(deps), "submit_without_place")
     assert ran.texts == [t("report.nothing_to_submit")] and ran.events == CLEARED
     assert tickets(db) == []
 
@@ -151,17 +152,17 @@ def test_confirming_without_a_place_files_nothing(db: sessionmaker[Session]) -> 
 # -- cancel ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fixture", ["cancel_mid_form", "cancel_nothing_started"])
-def test_cancel_says_so_and_clears_every_report_slot(fixture: str) -> None:
-    ran = run(ActionCancelReport(), fixture)
+def test_cancel_says_so_and_clears_every_report_slot(fixture: str, deps: Deps) -> None:
+    ran = run(ActionCancelReport(deps), fixture)
     assert ran.texts == [t("report.cancelled")]
     assert ran.events == CLEARED
 
 
 # -- 我也遇到了 ---------------------------------------------------------------------------
 
-def test_me_too_follows_the_offered_ticket_and_tells_its_status(db: sessionmaker[Session]) -> None:
-    number = file_east_gate_ticket(db)
-    ran = run(ActionJoinTicket(), "join_offered_duplicate", ticket=number)
+def test_me_too_follows_the_offered_ticket_and_tells_its_status(db: sessionmaker[Session], deps: Deps) -> None:
+    number = file_east_gate_ticket(db, deps)
+    ran = run(ActionJoinTicket(deps), "join_offered_duplicate", ticket=number)
     assert ran.events == CLEARED and ran.messages == []  # the notice goes through the outbox
     with read_scope(db) as s:
         joiner = s.scalars(select(Person).where(Person.telegram_id == 700000074)).one()
@@ -173,16 +174,16 @@ def test_me_too_follows_the_offered_ticket_and_tells_its_status(db: sessionmaker
 
 
 @pytest.mark.parametrize("fixture", ["join_unknown_ticket", "join_not_a_telegram_sender"])
-def test_me_too_without_a_ticket_to_join_says_so(fixture: str, db: sessionmaker[Session]) -> None:
-    file_east_gate_ticket(db)
-    ran = run(ActionJoinTicket(), fixture)
+def test_me_too_without_a_ticket_to_join_says_so(fixture: str, db: sessionmaker[Session], deps: Deps) -> None:
+    file_east_gate_ticket(db, deps)
+    ran = run(ActionJoinTicket(deps), fixture)
     assert ran.texts == [t("report.join_nothing")] and ran.events == []
 
 
 # -- triage ------------------------------------------------------------------------------
 
-def test_triage_of_an_unsure_complaint_asks_for_the_category_and_keeps_the_words() -> None:
-    ran = run(ActionTriage(), "triage_unsure")
+def test_triage_of_an_unsure_complaint_asks_for_the_category_and_keeps_the_words(deps: Deps) -> None:
+    ran = run(ActionTriage(deps), "triage_unsure")
     assert ran.texts == [t("report.ask_category_unsure")]
     assert ran.payloads() == ['/change_category{"category":"noise"}', '/change_category{"category":"dispute"}',
                               '/change_category{"category":"other"}', "/cancel"]
@@ -191,12 +192,12 @@ def test_triage_of_an_unsure_complaint_asks_for_the_category_and_keeps_the_words
                           SlotSet("photo_ids", None)]
 
 
-def test_triage_of_a_few_characters_is_the_default_answer() -> None:
-    ran = run(ActionTriage(), "triage_too_short")
+def test_triage_of_a_few_characters_is_the_default_answer(deps: Deps) -> None:
+    ran = run(ActionTriage(deps), "triage_too_short")
     assert ran.texts == [t("default")] and ran.events == []
 
 
-def test_triage_of_a_photo_with_a_vague_caption_keeps_the_photo() -> None:
-    ran = run(ActionTriage(), "triage_photo_vague_caption")
+def test_triage_of_a_photo_with_a_vague_caption_keeps_the_photo(deps: Deps) -> None:
+    ran = run(ActionTriage(deps), "triage_photo_vague_caption")
     assert ran.texts == [t("report.photo_kept")]
     assert ran.events == [SlotSet("photo_ids", ["AgACAgUAAx-photo-3"])]

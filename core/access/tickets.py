@@ -1,0 +1,84 @@
+"""Who may do what to one ticket: the permission table's ticket actions, and a person's relation to it."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.access.permissions import NotAllowed, Scope, allowed
+from core.messages import t
+from core.models import Grid, Person, Ticket, TicketFollower, TicketStatus
+from core.tickets import destinations
+from core.tickets.lifecycle import LEGAL_TRANSITIONS
+
+S = TicketStatus
+
+
+# Who may do what. The role part is core.access.permissions.PERMISSIONS (ticket.<action>, scoped
+# to the ticket's branch, grid and community); on top of it, a person's relation to one
+# ticket: its claimer may resolve it, its reporter and followers (and only they) rate it.
+# The community admin may do every handler action but not rate: satisfaction is the
+# residents' word.
+PERMISSION: dict[str, str] = {
+    "claim": "ticket.claim",
+    "resolve": "ticket.resolve",
+    "escalate": "ticket.escalate",
+    "reject": "ticket.reject",
+    "contact": "ticket.contact",
+}
+
+RELATIONS: dict[str, frozenset[str]] = {
+    "resolve": frozenset({"claimer"}),
+    "rate": frozenset({"reporter", "follower"}),
+}
+
+ACTIONS = frozenset(PERMISSION) | frozenset(RELATIONS)
+
+TARGET = {"claim": S.claimed, "resolve": S.resolved, "escalate": S.escalated, "reject": S.rejected}
+
+def community_id_of(session: Session, ticket: Ticket) -> int | None:
+    if ticket.community_id is not None or ticket.grid_id is None:
+        return ticket.community_id
+    grid = session.get(Grid, ticket.grid_id)
+    return grid.community_id if grid else None
+
+def follower_ids(session: Session, ticket: Ticket) -> list[int]:
+    return list(session.scalars(select(TicketFollower.person_id)
+                                .where(TicketFollower.ticket_id == ticket.id).order_by(TicketFollower.id)))
+
+def scope_of_ticket(session: Session, ticket: Ticket) -> Scope:
+    """Where a ticket's handling happens: its community, grid and the grid's branch."""
+    branch = destinations.branch_of(session, ticket)
+    return Scope(community_id=community_id_of(session, ticket), grid_id=ticket.grid_id,
+                 branch_id=branch.id if branch is not None else None)
+
+def relations(session: Session, person: Person, ticket: Ticket) -> set[str]:
+    """What `person` is to this one ticket: reporter, follower, claimer."""
+    found = set()
+    if ticket.reporter_id == person.id:
+        found.add("reporter")
+    if person.id in follower_ids(session, ticket):
+        found.add("follower")
+    if ticket.claimed_by_id == person.id:
+        found.add("claimer")
+    return found
+
+def check(session: Session, person: Person | None, action: str, ticket: Ticket) -> None:
+    """Raise NotAllowed unless `person` may do `action` to `ticket` in its current state.
+
+    Allowed: a role PERMISSIONS gives for ticket.<action> at the ticket's scope, or a
+    relation RELATIONS gives (claimer resolves, reporter and followers rate).
+    """
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r}")
+    if person is None:
+        raise NotAllowed(t("ticket.unknown_person"))
+    by_role = action in PERMISSION and allowed(session, person, PERMISSION[action],
+                                                scope_of_ticket(session, ticket))
+    if not by_role and not relations(session, person, ticket) & RELATIONS.get(action, frozenset()):
+        raise NotAllowed(t(f"deny.role_{action}"))
+    if action == "rate" and ticket.status is not S.resolved:
+        raise NotAllowed(t("deny.rated") if ticket.rating is not None
+                         else t("deny.state_closed") if ticket.status is S.closed else t("deny.not_resolved"))
+    if action in TARGET and TARGET[action] not in LEGAL_TRANSITIONS[ticket.status]:
+        raise NotAllowed(t(f"deny.state_{ticket.status.value}"))

@@ -1,0 +1,84 @@
+"""Callback data of every button, built and parsed here and nowhere else.
+
+A button's data is a short string (well under Telegram's 64 bytes), stored behind a token
+in the buttons table (core.messaging.buttons):
+- "t:<action>:<ticket id>" a handler's button on a ticket card;
+- "r:<ticket id>:<score>" the resident's 问题解决了吗 answer;
+- "ev:<y|n|c|m>:<occurrence or event id>" attend, leave, check in, mute reminders;
+- "sh:<s|x|w|t>:<shift or signup id>" sign up, cancel, ask for a swap, take a swap;
+- "bc:r:<broadcast id>" the 已读 button under a notice.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+TICKET_ACTIONS = ("claim", "resolve", "escalate", "reject", "contact")
+SCORES = (3, 2, 1)  # 满意, 基本满意, 不满意
+READ_PREFIX = "bc:r:"
+
+
+class TicketPress(NamedTuple):
+    action: str  # one of TICKET_ACTIONS, or "rate"
+    ticket_id: int
+    score: int | None
+
+
+class DutyPress(NamedTuple):
+    scope: str  # "ev" or "sh"
+    action: str  # y n c m / s x w t
+    id: int
+
+
+def ticket_action(action: str, ticket_id: int) -> str:
+    if action not in TICKET_ACTIONS:
+        raise ValueError(f"unknown ticket action {action!r}")
+    return f"t:{action}:{ticket_id}"
+
+
+def rating(ticket_id: int, score: int) -> str:
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}")
+    return f"r:{ticket_id}:{score}"
+
+
+def parse_ticket(data: str) -> TicketPress | None:
+    """("claim", 12, None) for "t:claim:12"; ("rate", 12, 3) for "r:12:3"; None for anything else."""
+    match = re.fullmatch(rf"t:({'|'.join(TICKET_ACTIONS)}):(\d{{1,18}})|r:(\d{{1,18}}):([123])", data or "")
+    if match is None:
+        return None
+    if match.group(1):
+        return TicketPress(match.group(1), int(match.group(2)), None)
+    return TicketPress("rate", int(match.group(3)), int(match.group(4)))
+
+
+def event_answer(action: str, ident: int) -> str:
+    if action not in "ynmc" or len(action) != 1:
+        raise ValueError(f"unknown event action {action!r}")
+    return f"ev:{action}:{ident}"
+
+
+def shift_action(action: str, ident: int) -> str:
+    if action not in "sxwt" or len(action) != 1:
+        raise ValueError(f"unknown shift action {action!r}")
+    return f"sh:{action}:{ident}"
+
+
+def parse_duty(data: str) -> DutyPress | None:
+    """The duty button behind `data`, or None when it is not one of ours."""
+    match = re.fullmatch(r"(ev):([ynmc]):(\d{1,18})|(sh):([sxwt]):(\d{1,18})", data or "")
+    if match is None:
+        return None
+    scope, action, ident = (match.group(1, 2, 3) if match.group(1) else match.group(4, 5, 6))
+    return DutyPress(scope, action, int(ident))
+
+
+def read_receipt(broadcast_id: int) -> str:
+    return f"{READ_PREFIX}{broadcast_id}"
+
+
+def parse_read(data: str) -> int | None:
+    if isinstance(data, str) and data.startswith(READ_PREFIX) and data[len(READ_PREFIX):].isdigit():
+        return int(data[len(READ_PREFIX):])
+    return None

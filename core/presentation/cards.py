@@ -1,0 +1,105 @@
+"""What a ticket looks like in chat: the card, its buttons, the history, masked names and phones.
+
+Texts come from data/messages/zh.yml; button data from core.presentation.callbacks.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from core.access.tickets import follower_ids
+from core.messages import t
+from core.models import Building, Landmark, Person, Ticket, TicketStatus
+from core.people.residents import first_name
+from core.presentation import callbacks
+from core.tickets.lifecycle import RATINGS, events_of
+
+
+def mask_name(name: str) -> str:
+    return (name.strip()[:1] or "*") + "**"
+
+
+PHONE_SHOWN = 4  # at most the last four digits of a phone are ever shown
+PHONE_HIDDEN = 4  # and at least four stay hidden, so a short number is never shown whole
+
+
+def mask_phone(phone: str | None) -> str:
+    """A phone as the ticket card shows it: "****" and at most its last four digits.
+
+    Only digits count (spaces, dashes, "+86" and full-width digits are read as digits);
+    at least PHONE_HIDDEN of them stay hidden, so a 7-digit number shows its last three
+    and a 4-digit one none. The mask has a fixed width and does not tell the length.
+    """
+    if phone is None or not phone.strip():
+        return t("card.no_phone")
+    digits = "".join(str(unicodedata.decimal(c)) for c in phone if c.isdecimal())
+    shown = max(0, min(PHONE_SHOWN, len(digits) - PHONE_HIDDEN))
+    return "****" + (digits[-shown:] if shown else "")
+
+
+def local_time(at: datetime | None, tz: ZoneInfo) -> str:
+    return at.astimezone(tz).strftime("%m-%d %H:%M") if at else t("card.no_due")
+
+
+def status_name(status: TicketStatus) -> str:
+    return t(f"status.{status.value}")
+
+
+def _place(session: Session, ticket: Ticket) -> str:
+    building = session.get(Building, ticket.building_id) if ticket.building_id else None
+    landmark = session.get(Landmark, ticket.landmark_id) if ticket.landmark_id else None
+    return (building.address if building else landmark.name if landmark else None) \
+        or ticket.location_text or t("card.place_unknown")
+
+
+def _reporter_masked(session: Session, ticket: Ticket) -> str:
+    reporter = session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
+    if reporter is None or ticket.anonymous:
+        return t("card.anonymous")
+    return f"{mask_name(reporter.display_name)} {mask_phone(reporter.phone)}"
+
+
+def card_payload(session: Session, ticket: Ticket, *, tz: ZoneInfo,
+                 lead: str | None = None) -> dict[str, Any]:
+    """The ticket card for the branch group: masked reporter, the handler buttons."""
+    text = t("card.text", urgent=t("card.urgent") if ticket.urgent else "", number=ticket.number,
+             status=status_name(ticket.status), category=ticket.category.name,
+             place=_place(session, ticket), description=ticket.description,
+             reporter=_reporter_masked(session, ticket),
+             respond_due=local_time(ticket.respond_due_at, tz), resolve_due=local_time(ticket.resolve_due_at, tz))
+
+    def button(action: str) -> dict[str, str]:
+        return {"text": t(f"card.button_{action}"), "callback_data": callbacks.ticket_action(action, ticket.id)}
+
+    payload: dict[str, Any] = {
+        "text": f"{lead}\n\n{text}" if lead else text,
+        "buttons": [[button("claim"), button("resolve")], [button("escalate"), button("reject")],
+                    [button("contact")]],
+    }
+    if ticket.photo_file_ids:
+        payload["photo"] = ticket.photo_file_ids[0]
+    return payload
+
+
+def rating_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
+    return [[{"text": t(f"rating.{score}"), "callback_data": callbacks.rating(ticket.id, score)} for score in RATINGS]]
+
+
+def history_text(session: Session, ticket: Ticket, viewer: Person | None, *,
+                 tz: ZoneInfo) -> str:
+    """Every event of the ticket in local time; handlers by first name, residents unnamed."""
+    residents = {ticket.reporter_id, *follower_ids(session, ticket)}
+    lines = [t("history.header", number=ticket.number, category=ticket.category.name,
+               status=status_name(ticket.status))]
+    for e in events_of(session, ticket):
+        actor = session.get(Person, e.actor_id) if e.actor_id else None
+        who = (t("actor.system") if actor is None else t("actor.you") if viewer and actor.id == viewer.id
+               else t("actor.resident") if actor.id in residents else first_name(actor))
+        lines.append(t("history.line_note" if e.note else "history.line", at=local_time(e.at, tz),
+                       status=status_name(e.to_status), actor=who, note=e.note))
+    return "\n".join(lines)
