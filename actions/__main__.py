@@ -105,7 +105,7 @@ def action_classes() -> list[Callable[[Deps], Action]]:
 
 
 def build_app(deps: Deps) -> Sanic:
-    """rasa_sdk's /health and /webhook, with every action given `deps` when it is made."""
+    """rasa_sdk's /health, /actions and /webhook, with every action given `deps` when it is made."""
     app = Sanic("gridbot_actions", configure_logging=False)
     executor = ActionExecutor()
     for cls in action_classes():
@@ -114,6 +114,10 @@ def build_app(deps: Deps) -> Sanic:
     @app.get("/health")
     async def health(_: Request) -> HTTPResponse:
         return response.json({"status": "ok"})
+
+    @app.get("/actions")
+    async def names(_: Request) -> HTTPResponse:
+        return response.json([{"name": name} for name in executor.actions])
 
     @app.post("/webhook")
     async def webhook(request: Request) -> HTTPResponse:

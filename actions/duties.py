@@ -1,4 +1,4 @@
-"""A party member's duties ("我这周有什么安排"): thin over core.duties.service.duties_payload.
+"""A party member's duties ("我这周有什么安排"): thin over core.duties.overview.duties_payload.
 
 The duty buttons must reach the bot's callback handler (bot/duties_buttons.py), not Rasa:
 their payloads are core.duties.service' callback strings ("ev:y:12"), which the bot routes to the
@@ -19,10 +19,12 @@ from sqlalchemy.orm import Session
 from actions import common
 from actions.deps import GridAction
 from core.access.permissions import NotAllowed
-from core.duties import service as duties
+from core.duties import attendance, overview
+from core.duties import common as duty_common
 from core.messages import t
 from core.models import Person
 from core.people import residents
+from core.presentation import callbacks
 
 
 def _member(session: Session, tracker: Tracker, dispatcher: CollectingDispatcher) -> Person | None:
@@ -43,7 +45,7 @@ class ActionMyDuties(GridAction):
             person = _member(s, tracker, dispatcher)
             if person is None:
                 return []
-            payload = duties.duties_payload(s, person)
+            payload = overview.duties_payload(s, person)
         buttons = [{"title": b["text"], "payload": b["callback_data"]}
                    for row in payload.get("buttons", []) for b in row]
         dispatcher.utter_message(text=payload["text"], buttons=buttons)
@@ -67,18 +69,18 @@ class ActionRsvp(GridAction):
             person = _member(s, tracker, dispatcher)
             if person is None:
                 return []
-            duty = duties.next_invitation(s, person)
+            duty = overview.next_invitation(s, person)
             if duty is None:
                 dispatcher.utter_message(text=t("duty.rasa.no_event"))
                 return []
-            label: dict[str, Any] = {"title": duty.title, "when": duties.fmt_at(duty.starts_at, ZoneInfo(duty.tz))}
-            reason = None if attending else duties.leave_reason(text)
+            label: dict[str, Any] = {"title": duty.title, "when": duty_common.fmt_at(duty.starts_at, ZoneInfo(duty.tz))}
+            reason = None if attending else attendance.leave_reason(text)
             if not attending and reason is None:
                 dispatcher.utter_message(text=t("duty.rasa.leave_how", **label), buttons=[
-                    {"title": t("duty.button_leave"), "payload": f"ev:n:{duty.ref_id}"}])
+                    {"title": t("duty.button_leave"), "payload": callbacks.event_answer("n", duty.ref_id)}])
                 return []
             try:
-                duties.rsvp(s, duty.ref_id, person, attending, reason)
+                attendance.rsvp(s, duty.ref_id, person, attending, reason)
             except NotAllowed as exc:
                 dispatcher.utter_message(text=str(exc))
                 return []

@@ -39,6 +39,7 @@ from core.messages import t
 from core.messaging import prompts
 from core.models import BroadcastAudience
 from core.people import residents
+from core.presentation import callbacks
 
 log = logging.getLogger("gridbot.bot.broadcast")
 
@@ -336,7 +337,7 @@ async def on_notify(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def read_press(data: object) -> int | None:
     """The broadcast id of a 已读 press (raw data "bc:r:<id>", not a token), else None."""
-    return broadcasts.parse_read(data) if isinstance(data, str) else None
+    return callbacks.parse_read(data) if isinstance(data, str) else None
 
 
 async def on_read(update: Update, context: ContextTypes.DEFAULT_TYPE, broadcast_id: int) -> None:

@@ -28,12 +28,13 @@ from core.access import permissions
 from core.access.permissions import NotAllowed
 from core.config import get_settings
 from core.db import session_scope
-from core.duties import service as duties
-from core.duties.service import Callback
+from core.duties import attendance, common, overview, reports, shifts
 from core.messages import t
 from core.messaging import outbox, prompts
 from core.models import Branch, Event, EventOccurrence, Person, utcnow
 from core.people import residents
+from core.presentation import callbacks
+from core.presentation.callbacks import DutyPress
 
 log = logging.getLogger("gridbot.bot.duties")
 
@@ -44,8 +45,8 @@ class Refused(Exception):
     pass
 
 
-def parse(data: str) -> Callback | None:
-    return duties.parse_callback(data)
+def parse(data: str) -> DutyPress | None:
+    return callbacks.parse_duty(data)
 
 
 def as_person(s: Session, user_id: int, fn: Callable[..., Any], ref_id: int, *args: Any, **kwargs: Any) -> Any:
@@ -67,20 +68,20 @@ def _run(factory: sessionmaker[Session], user_id: int, fn: Callable[..., Any], r
 
 
 def _occurrence_label(s: Session, occurrence_id: int, person: Person) -> dict[str, str]:
-    occ = duties.check_rsvp(s, occurrence_id, person)
-    return {"title": occ.event.title, "when": duties.fmt_at(occ.starts_at, ZoneInfo(occ.event.tz))}
+    occ = attendance.check_rsvp(s, occurrence_id, person)
+    return {"title": occ.event.title, "when": common.fmt_at(occ.starts_at, ZoneInfo(occ.event.tz))}
 
 
 def _rsvp(s: Session, occurrence_id: int, person: Person, attending: bool, reason: str | None = None) -> None:
-    duties.rsvp(s, occurrence_id, person, attending, reason)
+    attendance.rsvp(s, occurrence_id, person, attending, reason)
 
 
 def _check_in(s: Session, occurrence_id: int, person: Person) -> None:
-    duties.check_in(s, occurrence_id, person)
+    attendance.check_in(s, occurrence_id, person)
 
 
 def _mute(s: Session, event_id: int, person: Person) -> None:
-    duties.mute_reminders(s, event_id, person, True)
+    attendance.mute_reminders(s, event_id, person, True)
 
 
 # (function, toast, whether it may queue messages)
@@ -88,14 +89,14 @@ SIMPLE: dict[tuple[str, str], tuple[Callable[..., Any], str, bool]] = {
     ("ev", "y"): (lambda s, i, p: _rsvp(s, i, p, True), "duty.bot.attend_done", False),
     ("ev", "c"): (_check_in, "duty.bot.checkin_done", False),
     ("ev", "m"): (_mute, "duty.bot.muted", False),
-    ("sh", "s"): (duties.sign_up, "duty.bot.signup_done", False),
-    ("sh", "x"): (duties.cancel_signup, "duty.bot.signup_cancelled", False),
-    ("sh", "w"): (duties.request_swap, "duty.bot.swap_requested", True),
-    ("sh", "t"): (duties.take_swap, "duty.bot.swap_taken", True),
+    ("sh", "s"): (shifts.sign_up, "duty.bot.signup_done", False),
+    ("sh", "x"): (shifts.cancel_signup, "duty.bot.signup_cancelled", False),
+    ("sh", "w"): (shifts.request_swap, "duty.bot.swap_requested", True),
+    ("sh", "t"): (shifts.take_swap, "duty.bot.swap_taken", True),
 }
 
 
-async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: Callback,
+async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: DutyPress,
                    factory: sessionmaker[Session]) -> bool:
     """Handle a duty button; True when something was queued for sending."""
     query, user = update.callback_query, update.effective_user
@@ -139,7 +140,7 @@ async def on_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: p
 
     def leave(s: Session, occ_id: int, person: Person) -> dict[str, str]:
         label = _occurrence_label(s, occ_id, person)
-        duties.rsvp(s, occ_id, person, False, reason)
+        attendance.rsvp(s, occ_id, person, False, reason)
         return label
 
     def answer(s: Session, out: Outgoing) -> None:
@@ -162,7 +163,7 @@ def duties_message(factory: sessionmaker[Session], user_id: int, chat_id: int, m
     """Queue "my duties" (or why not) for the sender of /duties."""
     with session_scope(factory) as s:
         person = residents.person_by_telegram(s, user_id)
-        payload = duties.duties_payload(s, person) if person is not None else {
+        payload = overview.duties_payload(s, person) if person is not None else {
             "text": t("duty.deny.unknown_person")}
         outbox.enqueue(s, dedupe_key=f"duties:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
                        payload=payload)
@@ -187,11 +188,11 @@ def report_message(factory: sessionmaker[Session], user_id: int, chat_id: int, m
         parts: list[str] = []
         for branch in branches:
             occ = _report_occurrence(s, branch)
-            parts.append(duties.event_report_text(duties.event_report(s, occ.id, person)) if occ is not None
+            parts.append(reports.event_report_text(reports.event_report(s, occ.id, person)) if occ is not None
                          else t("duty.bot.report_no_event", branch=branch.name))
             today = utcnow().astimezone(tz)
-            parts.append(duties.monthly_summary_text(
-                duties.monthly_summary(s, branch.id, today.year, today.month, person, tz=tz), tz))
+            parts.append(reports.monthly_summary_text(
+                reports.monthly_summary(s, branch.id, today.year, today.month, person, tz=tz), tz))
         text = "\n\n".join(parts) or t("duty.bot.report_not_secretary")
         outbox.enqueue(s, dedupe_key=f"report:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
                        payload={"text": text})

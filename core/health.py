@@ -9,7 +9,7 @@
 | outbox sending | messages a dispatcher holds | its lease ran out `stuck_after` ago |
 | outbox unconfirmed | sent, no answer from Telegram (may have arrived; never resent) | (informational) |
 | outbox failed | given up: blocked, chat gone, attempts used up | (failed) |
-| reminders unqueued | due duty reminders with no outbox row (`core.duties.service.unqueued_reminders`) | due `stuck_after` ago |
+| reminders unqueued | due duty reminders with no outbox row (`core.duties.reminders.unqueued_reminders`) | due `stuck_after` ago |
 
 A queue's age is that of its oldest row: since a message was received (inbox), queued
 (outbox), or since a reminder fell due.
@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from core.duties import service as duties
+from core.duties import reminders
 from core.models import InboxMessage, InboxState, OutboxMessage, SendState, utcnow
 
 STUCK_AFTER = timedelta(minutes=5)
@@ -103,7 +103,7 @@ def check(session: Session, *, now: datetime | None = None, stuck_after: timedel
         _queue(session, "outbox_failed", now, outbox == SendState.failed, OutboxMessage.created_at,
                failure=True),
     ]
-    owed = duties.unqueued_reminders(session, now)
+    owed = reminders.unqueued_reminders(session, now)
     queues.append(Queue("reminders_unqueued", len(owed), _age(now, owed[0].due_at) if owed else None,
                         sum(1 for r in owed if r.due_at < late)))
     problems = [f"{q.name}: {q.count} failed" for q in queues if q.failure and q.count]

@@ -24,7 +24,7 @@ started yet, and its text carries 迟到的提醒.
 At least once: APScheduler removes a one-off job from its store before running it, so a
 kill during the job, or an exception in it, would lose the reminder. The leader's `sweep`
 (after each sync) therefore queues every reminder that is due and has no outbox row
-(`core.duties.service.unqueued_reminders`) through the same `remind`: the dedupe keys make it
+(`core.duties.reminders.unqueued_reminders`) through the same `remind`: the dedupe keys make it
 harmless when the job did run, and one reminder that fails does not stop the others.
 """
 
@@ -50,7 +50,7 @@ from sqlalchemy.pool import NullPool
 
 from core.config import get_settings
 from core.db import make_engine, make_session_factory, normalise_url, session_scope
-from core.duties import service as duties
+from core.duties import recurrence, reminders, shifts
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
 
@@ -79,7 +79,7 @@ def _session_factory() -> sessionmaker[Session]:
 def remind(occurrence_id: int, offset_minutes: int, *, factory: sessionmaker[Session] | None = None) -> int:
     """The reminder job (stored by reference): queue one occurrence's reminders for one offset."""
     with session_scope(factory or _session_factory()) as session:
-        queued = duties.send_reminders(session, occurrence_id, offset_minutes, now=utcnow(),
+        queued = reminders.send_reminders(session, occurrence_id, offset_minutes, now=utcnow(),
                                        late_after=LATE_AFTER)
     log.info("reminder %s:%s queued %d message(s)", occurrence_id, offset_minutes, queued)
     return queued
@@ -247,7 +247,7 @@ class DutyScheduler:
         next sweep tries it again."""
         now = now or utcnow()
         with session_scope(self.factory) as session:
-            missing = duties.unqueued_reminders(session, now)
+            missing = reminders.unqueued_reminders(session, now)
         swept = 0
         for reminder in missing:
             try:
@@ -270,7 +270,7 @@ class DutyScheduler:
             raise RuntimeError("not leading: no scheduler to write jobs into")
         now = now or utcnow()
         with session_scope(self.factory) as session:
-            duties.materialise_all(session, now)
+            recurrence.materialise_all(session, now)
         with session_scope(self.factory) as session:
             dirty = list(session.scalars(
                 select(EventOccurrence).where(EventOccurrence.reminders_dirty)
@@ -291,7 +291,7 @@ class DutyScheduler:
                                Event.cancelled == event.cancelled)))
                     .values(reminders_dirty=False))
         with session_scope(self.factory) as session:
-            duties.notify_short_shifts(session, now)
+            shifts.notify_short_shifts(session, now)
         return written
 
     # -- the election loop -------------------------------------------------------------

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from core.db import make_engine, make_session_factory, session_scope  # noqa: E402
-from core.duties import service as duties  # noqa: E402
+from core.duties import events as duty_events  # noqa: E402
 from core.messaging import outbox  # noqa: E402
 from core.migrate import upgrade  # noqa: E402
 from core.models import Audience, Branch, EventKind, EventOccurrence, OutboxMessage, Person  # noqa: E402
@@ -120,7 +120,7 @@ def setup(url: str, members: int, events: int, lead: float, spacing: float, grou
         for i in range(events):
             at = t0 + timedelta(seconds=round(i * spacing))
             chosen = [ids[(i * group + k) % members] for k in range(group)]
-            event = duties.create_event(
+            event = duty_events.create_event(
                 s, secretary, branch_id=branch.id, kind=EventKind.study, title=f"压测学习{i}", place="党群服务中心",
                 starts_at=at + timedelta(minutes=OFFSET), audience=Audience.people, person_ids=chosen,
                 reminder_offsets=[OFFSET], notify=False)

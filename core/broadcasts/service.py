@@ -60,13 +60,13 @@ from core.models import (
     RoleGrant,
     utcnow,
 )
+from core.presentation import callbacks
 
 MAX_ATTEMPTS = 6
 BASE_BACKOFF = timedelta(seconds=2)
 MAX_BACKOFF = timedelta(minutes=5)
 TEXT_LIMIT = 4000  # one Telegram message each (4,096 with the header)
 CAPTION_LIMIT = 900  # photo/document captions: 1,024 with the header
-READ_PREFIX = "bc:r:"  # callback data of the 已读 button: bc:r:<broadcast id>
 
 A = BroadcastAudience
 
@@ -455,17 +455,11 @@ def message_payload(session: Session, broadcast: Broadcast) -> dict[str, Any]:
         payload["document"] = broadcast.document_file_id
     if broadcast.read_button:
         payload["read_button"] = {"text": t("broadcast.button_read"),
-                                  "callback_data": f"{READ_PREFIX}{broadcast.id}"}
+                                  "callback_data": callbacks.read_receipt(broadcast.id)}
     return payload
 
 
 # -- 已读 and /notify ------------------------------------------------------------------------
-
-def parse_read(data: str) -> int | None:
-    if isinstance(data, str) and data.startswith(READ_PREFIX) and data[len(READ_PREFIX):].isdigit():
-        return int(data[len(READ_PREFIX):])
-    return None
-
 
 def mark_read(session: Session, broadcast_id: int, telegram_user_id: int,
               now: datetime | None = None) -> str:

@@ -26,7 +26,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from core.duties import service as duties
+from core.duties import attendance
+from core.duties import events as duty_events
+from core.duties import shifts as duty_shifts
 from core.models import Branch, Event, EventKind, EventOccurrence, Person, Role, RoleGrant, utcnow
 
 EVENING, MORNING = time(19, 0), time(9, 0)
@@ -59,7 +61,7 @@ def schedule(session: Session, *, tz: ZoneInfo, now: datetime | None = None) -> 
         if secretary is None or session.scalar(select(exists().where(Event.branch_id == branch.id))):
             continue
         branches += 1
-        create = partial(duties.create_event, session, secretary, branch_id=branch.id, tz=tz.key, now=now,
+        create = partial(duty_events.create_event, session, secretary, branch_id=branch.id, tz=tz.key, now=now,
                          notify=False)
         create(kind=EventKind.general_meeting, title="支部党员大会", place="社区党群服务中心二楼会议室",
                agenda="传达学习上级精神；讨论发展党员", starts_at=_at(now, 3, EVENING, tz))
@@ -70,7 +72,7 @@ def schedule(session: Session, *, tz: ZoneInfo, now: datetime | None = None) -> 
         events += 3
         for days, title, place in ((2, "周末文明劝导", "小区南门"), (6, "独居老人入户探访", "社区党群服务中心")):
             start = _at(now, days, MORNING, tz)
-            duties.publish_shift(session, secretary, branch_id=branch.id, title=title, place=place,
+            duty_shifts.publish_shift(session, secretary, branch_id=branch.id, title=title, place=place,
                                  starts_at=start, ends_at=start + timedelta(hours=2), capacity=5,
                                  now=now, notify=False, tz=tz)
             shifts += 1
@@ -83,16 +85,16 @@ def _past_session(session: Session, branch: Branch, secretary: Person, *, now: d
     """A study session a week ago: most members checked in, one asked for leave beforehand."""
     start = _at(now, -7, EVENING, tz)
     then = start - timedelta(days=3)  # scheduled three days before it took place
-    event = duties.create_event(session, secretary, branch_id=branch.id, kind=EventKind.study, title="学习会：基层治理",
+    event = duty_events.create_event(session, secretary, branch_id=branch.id, kind=EventKind.study, title="学习会：基层治理",
                                 place="社区党群服务中心二楼会议室", starts_at=start, tz=tz.key, now=then,
                                 notify=False)
     occurrence = session.scalars(select(EventOccurrence).where(EventOccurrence.event_id == event.id)).one()
-    members = duties.attendees(session, occurrence)
+    members = duty_events.attendees(session, occurrence)
     checked = 0
     for index, person in enumerate(members):
         if index == len(members) - 1 and index > 0:
-            duties.rsvp(session, occurrence.id, person, False, "家里老人住院，需要陪护", now=then + timedelta(days=1))
+            attendance.rsvp(session, occurrence.id, person, False, "家里老人住院，需要陪护", now=then + timedelta(days=1))
             continue
-        duties.check_in(session, occurrence.id, person, now=start + timedelta(minutes=5 + index))
+        attendance.check_in(session, occurrence.id, person, now=start + timedelta(minutes=5 + index))
         checked += 1
     return checked

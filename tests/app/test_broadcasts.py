@@ -36,6 +36,7 @@ from core.models import (
     Role,
     RoleGrant,
 )
+from core.presentation import callbacks
 from tests.app.telegram_fake import FakeTelegram
 
 SECRETARY, MEMBER, OUTSIDER, ADMIN = 700000001, 700000002, 700000009, 700000069
@@ -164,7 +165,7 @@ def test_read_counted_once_and_only_for_recipients(demo_factory) -> None:  # typ
         assert broadcasts.mark_read(s, bid, 123456) == "stranger"
         assert broadcasts.mark_read(s, bid, ADMIN) == "stranger"  # known, but not a recipient
         assert broadcasts.counts(s, bid)["read"] == 1
-        assert broadcasts.parse_read(f"bc:r:{bid}") == bid and broadcasts.parse_read("bc:r:x") is None
+        assert callbacks.parse_read(f"bc:r:{bid}") == bid and callbacks.parse_read("bc:r:x") is None
     assert r2
 
 

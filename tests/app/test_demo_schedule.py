@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
 from core.duties import demo as demo_schedule
-from core.duties import service as duties
+from core.duties import events, overview, reports
 from core.models import Attendance, AttendanceStatus, Branch, Event, EventOccurrence, Shift, utcnow
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -49,8 +49,8 @@ def test_a_member_sees_duties_and_the_secretary_sees_figures(sqlite_demo_factory
         event = s.get(Event, occurrence.event_id)
         branch = s.get(Branch, event.branch_id)
         secretary = demo_schedule._secretary(s, branch)  # noqa: SLF001 - the one who scheduled it
-        member = next(p for p in duties.attendees(s, occurrence) if p.id != secretary.id)
-        coming = duties.my_duties(s, member, now=now)
+        member = next(p for p in events.attendees(s, occurrence) if p.id != secretary.id)
+        coming = overview.my_duties(s, member, now=now)
         assert len(coming) >= 2, coming  # the meeting and the theme day, within the next fortnight
-        report = duties.event_report(s, occurrence.id, secretary)
+        report = reports.event_report(s, occurrence.id, secretary)
         assert report.expected > 0 and 0 < len(report.checked_in) < report.expected

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import get_settings
 from core.db import make_engine, session_scope
 from core.duties import demo as demo_schedule
-from core.duties import service as duties
+from core.duties import events, overview, shifts
 from core.messages import t
 from core.messaging import prompts
 from core.models import (
@@ -56,7 +56,7 @@ def new_event(factory: sessionmaker[Session], title: str, starts_in: timedelta, 
     """A one-off study session of BR-HPL-01 created by its secretary; its occurrence id."""
     with session_scope(factory) as s:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
-        event = duties.create_event(s, person(s, SECRETARY), branch_id=branch.id, kind=EventKind.study,
+        event = events.create_event(s, person(s, SECRETARY), branch_id=branch.id, kind=EventKind.study,
                                     title=title, place="社区党群服务中心201",
                                     starts_at=utcnow() + starts_in, notify=False, **kw)  # type: ignore[arg-type]
         return s.scalars(select(EventOccurrence.id).where(EventOccurrence.event_id == event.id)).one()
@@ -118,7 +118,7 @@ def test_duties_attend_leave_with_reason_and_refusals(factory: sessionmaker[Sess
             with session_scope(factory) as s:
                 occ = s.get(EventOccurrence, checkin)
                 assert occ is not None
-                duties.update_event(s, occ.event_id, person(s, SECRETARY), checkin_before=5, notify=False)
+                events.update_event(s, occ.event_id, person(s, SECRETARY), checkin_before=5, notify=False)
             refused = await j.press(MEMBER, MEMBER, f"{n}. {t('duty.button_checkin')}")
             assert any("现在不在签到时间内" in x for x in refused), refused
 
@@ -165,7 +165,7 @@ def test_shift_sign_up_until_full(factory: sessionmaker[Session]) -> None:
     with session_scope(factory) as s:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         start = utcnow() + timedelta(days=5)
-        shift_id = duties.publish_shift(s, person(s, SECRETARY), title="垃圾分类桶前值守（报名测试）",
+        shift_id = shifts.publish_shift(s, person(s, SECRETARY), title="垃圾分类桶前值守（报名测试）",
                                         place="和平里小区东门", starts_at=start, ends_at=start + timedelta(hours=2),
                                         capacity=2, branch_id=branch.id).id
 
@@ -211,9 +211,9 @@ def test_my_duties_through_rasa(factory: sessionmaker[Session], rasa_stack: Stac
         assert s.scalars(select(Event).join(EventOccurrence).where(EventOccurrence.id == occ)).one().title == title
 
 
-def _next_invitation(factory: sessionmaker[Session], telegram_id: int) -> duties.Duty:
+def _next_invitation(factory: sessionmaker[Session], telegram_id: int) -> overview.Duty:
     with factory() as s:
-        duty = duties.next_invitation(s, person(s, telegram_id))
+        duty = overview.next_invitation(s, person(s, telegram_id))
     assert duty is not None
     return duty
 

@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import health
 from core.config import PROJECT_ROOT
 from core.db import make_engine, make_session_factory, session_scope
-from core.duties import service as duties
+from core.duties import events
 from core.messaging import inbox, outbox
 from core.models import (
+    Audience,
     Branch,
     EventKind,
     InboxState,
@@ -60,10 +61,10 @@ def _owed_reminder(factory: sessionmaker[Session], due_ago: timedelta) -> int:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         secretary = s.scalars(select(Person).where(Person.code == "P-0001")).one()
         member = s.scalars(select(Person).where(Person.code == "P-0002")).one()
-        event = duties.create_event(
+        event = events.create_event(
             s, secretary, branch_id=branch.id, kind=EventKind.study, title="学习", place="201室",
             starts_at=utcnow() + timedelta(minutes=60) - due_ago, reminder_offsets=[60],
-            audience=duties.Audience.people, person_ids=[member.id], notify=False)
+            audience=Audience.people, person_ids=[member.id], notify=False)
         event.updated_at = utcnow() - due_ago - timedelta(hours=1)  # set up well before
         return event.id
 

@@ -30,7 +30,7 @@ from core.access.permissions import (
     scope_of_branch,
 )
 from core.db import make_engine, make_session_factory, session_scope
-from core.duties import service as duties
+from core.duties import common
 from core.messages import t
 from core.migrate import upgrade
 from core.models import (
@@ -246,17 +246,17 @@ def test_event_and_shift_management_by_role(matrix_db: sessionmaker[Session], ro
         for branch_code, where in ((HOME, "home"), ("BR-HPL-02", "other_branch"), ("BR-QNH-01", "other_community")):
             branch = s.scalars(select(Branch).where(Branch.code == branch_code)).one()
             manages = role in PERMISSIONS["event.manage"] and where in HOLDS[role]
-            assert duties.may_manage_branch(s, person, branch) is manages, (role, where)
+            assert common.may_manage_branch(s, person, branch) is manages, (role, where)
             shift = Shift(branch_id=branch.id, community_id=branch_community(s, branch), title="值守",
                           place="东门", starts_at=T0, ends_at=T0 + timedelta(hours=2), capacity=2)
-            assert duties.may_manage_shift(s, person, shift) is (role in PERMISSIONS["shift.manage"]
+            assert common.may_manage_shift(s, person, shift) is (role in PERMISSIONS["shift.manage"]
                                                                  and where in HOLDS[role])
         for community, where in (("C-HPL", "home_community"), ("C-QNH", "other_community_only")):
             community_shift = Shift(branch_id=None, community_id=code_id(s, Community, community), title="值守",
                                     place="东门", starts_at=T0, ends_at=T0 + timedelta(hours=2), capacity=2)
             # a community's shift: its admins, and the secretaries of its branches
             expected = where == "home_community" and role in {R.community_admin, R.secretary}
-            assert duties.may_manage_shift(s, person, community_shift) is expected, (role, where)
+            assert common.may_manage_shift(s, person, community_shift) is expected, (role, where)
         s.rollback()
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
-from core.duties import service as duties
+from core.duties import events
 from core.messages import t
 from core.messaging import prompts as prompt_kinds
 from core.models import (
@@ -84,7 +84,7 @@ def test_a_leave_reason_asked_before_a_restart_is_the_reason_after_it(
     with session_scope(factory) as s:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         secretary = s.scalars(select(Person).where(Person.telegram_id == SECRETARY)).one()
-        event = duties.create_event(s, secretary, branch_id=branch.id, kind=EventKind.study, title="重启后请假",
+        event = events.create_event(s, secretary, branch_id=branch.id, kind=EventKind.study, title="重启后请假",
                                     place="社区党群服务中心201", starts_at=utcnow() + timedelta(days=2), notify=False)
         occurrence = s.scalars(select(EventOccurrence.id).where(EventOccurrence.event_id == event.id)).one()
 

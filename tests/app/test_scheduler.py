@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import scheduler
 from core.config import PROJECT_ROOT
 from core.db import session_scope
-from core.duties import service as duties
-from core.models import Branch, EventKind, EventOccurrence, OutboxMessage, Person, utcnow
+from core.duties import events, shifts
+from core.duties import reminders as duty_reminders
+from core.models import Audience, Branch, EventKind, EventOccurrence, OutboxMessage, Person, utcnow
 from core.scheduler import DutyScheduler, remind, stored_jobs
 
 SECRETARY = "P-0001"
@@ -43,10 +44,10 @@ def reminded(factory: sessionmaker[Session], seconds: float, offsets: list[int] 
     offsets = offsets or [60]
     with session_scope(factory) as s:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
-        event = duties.create_event(
+        event = events.create_event(
             s, who(s, SECRETARY), branch_id=branch.id, kind=EventKind.study, title=title, place="201室",
             starts_at=utcnow() + timedelta(minutes=offsets[0], seconds=seconds), reminder_offsets=offsets,
-            audience=duties.Audience.people, person_ids=[who(s, c).id for c in PEOPLE], notify=False)
+            audience=Audience.people, person_ids=[who(s, c).id for c in PEOPLE], notify=False)
         occ = s.scalars(select(EventOccurrence).where(EventOccurrence.event_id == event.id)).one()
         return occ.id
 
@@ -119,7 +120,7 @@ def test_sync_writes_one_job_per_occurrence_and_offset(engine: Engine, demo_fact
     # moving the event rewrites both jobs in place (same ids, replace_existing)
     with session_scope(demo_factory) as s:
         occ = s.get(EventOccurrence, occ_id)
-        duties.update_event(s, occ.event_id, who(s, SECRETARY), starts_at=starts_at + timedelta(hours=2))  # type: ignore[union-attr]
+        events.update_event(s, occ.event_id, who(s, SECRETARY), starts_at=starts_at + timedelta(hours=2))  # type: ignore[union-attr]
     assert sched.sync() == 2
     assert not _dirty(demo_factory, occ_id)
     with session_scope(demo_factory) as s:
@@ -129,7 +130,7 @@ def test_sync_writes_one_job_per_occurrence_and_offset(engine: Engine, demo_fact
     assert sched.sync() == 0  # nothing dirty: nothing rewritten
     with session_scope(demo_factory) as s:
         occ = s.get(EventOccurrence, occ_id)
-        duties.cancel_event(s, occ.event_id, who(s, SECRETARY))  # type: ignore[union-attr]
+        events.cancel_event(s, occ.event_id, who(s, SECRETARY))  # type: ignore[union-attr]
     sched.sync()
     with session_scope(demo_factory) as s:
         assert stored_jobs(s) == []
@@ -148,7 +149,7 @@ def test_a_job_run_twice_queues_its_reminders_once(demo_factory: sessionmaker[Se
 
 def _unqueued(factory: sessionmaker[Session], now: datetime | None = None) -> list[tuple[int, int]]:
     with session_scope(factory) as s:
-        return [(r.occurrence_id, r.offset_minutes) for r in duties.unqueued_reminders(s, now)]
+        return [(r.occurrence_id, r.offset_minutes) for r in duty_reminders.unqueued_reminders(s, now)]
 
 
 def test_a_due_reminder_whose_job_vanished_is_queued_by_the_sweep_once(
@@ -175,21 +176,21 @@ def test_an_exception_in_one_reminder_does_not_stop_the_sweep(
     first, second = reminded(demo_factory, 1, title="学习一"), reminded(demo_factory, 1, title="学习二")
     wait_for(lambda: _past_due(demo_factory, second), timeout=10, what="the reminders' time")
     assert sorted(_unqueued(demo_factory)) == sorted([(first, 60), (second, 60)])
-    send = duties.send_reminders
+    send = duty_reminders.send_reminders
 
     def failing(session: Session, occurrence_id: int, offset_minutes: int, **kw: object) -> int:
         if occurrence_id == first:
             raise RuntimeError("the job failed")
         return send(session, occurrence_id, offset_minutes, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(duties, "send_reminders", failing)
+    monkeypatch.setattr(duty_reminders, "send_reminders", failing)
     sched = DutyScheduler(url_of(engine))  # the sweep needs no election
     try:
         assert sched.sweep() == 1
         assert sent_for(demo_factory, first) == []
         assert len(sent_for(demo_factory, second)) == len(PEOPLE)
         assert _unqueued(demo_factory) == [(first, 60)]  # still owed: the next sweep tries again
-        monkeypatch.setattr(duties, "send_reminders", send)
+        monkeypatch.setattr(duty_reminders, "send_reminders", send)
         assert sched.sweep() == 1
     finally:
         sched.stop()
@@ -205,7 +206,7 @@ def test_reminders_already_past_when_the_event_was_set_up_are_not_owed(
     with session_scope(demo_factory) as s:
         occ = s.get(EventOccurrence, occ_id)
         assert occ is not None
-        duties.update_event(s, occ.event_id, who(s, SECRETARY), reminder_offsets=[10])
+        events.update_event(s, occ.event_id, who(s, SECRETARY), reminder_offsets=[10])
         starts_at = occ.starts_at
     assert _unqueued(demo_factory, starts_at - timedelta(minutes=11)) == []
     assert _unqueued(demo_factory, starts_at - timedelta(minutes=9)) == [(occ_id, 10)]
@@ -257,10 +258,10 @@ def test_a_reminder_missed_until_the_event_started_is_dropped(engine: Engine, de
                                                               running: list[DutyScheduler]) -> None:
     with session_scope(demo_factory) as s:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
-        event = duties.create_event(
+        event = events.create_event(
             s, who(s, SECRETARY), branch_id=branch.id, kind=EventKind.study, title="短会", place="201室",
             starts_at=utcnow() + timedelta(minutes=1, seconds=3), reminder_offsets=[1],
-            audience=duties.Audience.people, person_ids=[who(s, "P-0002").id], notify=False)
+            audience=Audience.people, person_ids=[who(s, "P-0002").id], notify=False)
         occ_id = s.scalars(select(EventOccurrence.id).where(EventOccurrence.event_id == event.id)).one()
     first = start(url_of(engine), running)
     assert first.wait_until_leader(10)
@@ -279,7 +280,7 @@ def test_a_short_shift_is_reported_by_the_scheduler_once(engine: Engine, demo_fa
     with session_scope(demo_factory) as s:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         soon = utcnow() + timedelta(hours=20)
-        shift = duties.publish_shift(s, who(s, SECRETARY), branch_id=branch.id, title="卡口执勤", place="东门",
+        shift = shifts.publish_shift(s, who(s, SECRETARY), branch_id=branch.id, title="卡口执勤", place="东门",
                                      starts_at=soon, ends_at=soon + timedelta(hours=4), capacity=4, notify=False)
         shift_id = shift.id
     sched = start(url_of(engine), running)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from actions.deps import Deps, GridAction
 from actions.duties import ActionMyDuties, ActionRsvp
 from core.db import read_scope, session_scope
-from core.duties import service as duties
+from core.duties import common, events
 from core.messages import t
 from core.models import Attendance, Branch, EventKind, EventOccurrence, Person
 from tests.app.actions.helpers import run
@@ -32,10 +32,10 @@ def study_session(db: sessionmaker[Session]) -> Scheduled:
     with session_scope(db) as s:
         secretary = s.scalars(select(Person).where(Person.code == "P-0001")).one()
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
-        event = duties.create_event(s, secretary, branch_id=branch.id, kind=EventKind.study, title=TITLE,
+        event = events.create_event(s, secretary, branch_id=branch.id, kind=EventKind.study, title=TITLE,
                                     place=PLACE, starts_at=datetime.now(timezone.utc) + timedelta(days=3))
         occ = s.scalars(select(EventOccurrence).where(EventOccurrence.event_id == event.id)).one()
-        when = duties.fmt_at(occ.starts_at, ZoneInfo(event.tz))
+        when = common.fmt_at(occ.starts_at, ZoneInfo(event.tz))
         return Scheduled(occ.id, {"title": TITLE, "when": when})
 
 
