@@ -62,7 +62,6 @@ from core.presentation import callbacks
 from core.protocol import intent_payload
 from core.scheduler import DutyScheduler
 from core.text import normalise
-from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.bot")
 
@@ -73,7 +72,6 @@ NO_TOKEN_MESSAGE = (
 RASA_TEXT_LIMIT = 1000  # characters of one message that go to the classifier
 REPLAY_SECONDS = 5.0
 REPLAY_CONCURRENCY = 8
-HOUSEKEEPING_SECONDS = 600.0  # how often resolved tickets nobody rated are closed
 DB_THREADS = 1
 WARM_UP_RETRY_SECONDS = 2.0  # while Rasa loads its model
 WARM_UP_TRIES = 30  # answers without the action server's part: a minute, then no more
@@ -498,28 +496,6 @@ async def _replay_loop(svc: Services) -> None:
         await svc.pause(REPLAY_SECONDS)
 
 
-def _close_unrated(factory: sessionmaker[Session]) -> int:
-    with session_scope(factory) as session:
-        purged = buttons.purge(session)
-        if purged:
-            log.info("forgot %d button(s) issued more than %s ago", purged, buttons.BUTTON_TTL)
-        return ticket_service.close_unrated(session)
-
-
-async def _housekeeping_loop(svc: Services) -> None:
-    """Close resolved tickets nobody rated within three days (BRIEF's ticket loop); forget
-    buttons older than core.messaging.buttons.BUTTON_TTL."""
-    while not svc.stop.is_set():
-        try:
-            closed = await asyncio.to_thread(_close_unrated, svc.factory)
-            if closed:
-                log.info("closed %d unrated ticket(s)", closed)
-                await svc.dispatch()
-        except Exception:  # noqa: BLE001 - keep the loop alive; logged
-            log.exception("housekeeping failed")
-        await svc.pause(HOUSEKEEPING_SECONDS)
-
-
 def build_application(settings: Settings, factory: sessionmaker[Session], *,
                       request: BaseRequest | None = None, rasa: RasaClient | None = None,
                       background: bool = True, link: TelegramLink | None = None) -> Application:
@@ -538,9 +514,9 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         if background:
             svc.tasks = [asyncio.create_task(_warm_up(svc)),
                          asyncio.create_task(svc.dispatcher.run_forever(svc.stop)),
-                         asyncio.create_task(_replay_loop(svc)),
-                         asyncio.create_task(_housekeeping_loop(svc))]
-            # Reminders: one leader per database queues them in the outbox; the dispatcher sends.
+                         asyncio.create_task(_replay_loop(svc))]
+            # Periodic work (reminders, short shifts, closing unrated tickets, forgetting old buttons):
+            # one leader per database; what it queues, the dispatcher sends.
             svc.scheduler = DutyScheduler(settings.database_url)
             svc.scheduler.start()
             # Broadcasts: their own plain Bot and transport (see bot/broadcast_sender.py).

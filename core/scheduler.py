@@ -48,11 +48,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from core.config import get_settings
 from core.db import make_engine, make_session_factory, normalise_url, session_scope
 from core.duties import recurrence, reminders, shifts
+from core.messaging import buttons
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
+from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.scheduler")
 
@@ -63,22 +64,19 @@ LATE_AFTER = timedelta(minutes=2)  # a reminder later than this says 迟到的�
 SYNC_INTERVAL = 30.0
 POLL_INTERVAL = 5.0
 
-_active: DutyScheduler | None = None  # the leader in this process; its DB is the jobs' DB
-_fallback: sessionmaker[Session] | None = None
-
-
-def _session_factory() -> sessionmaker[Session]:
-    global _fallback
-    if _active is not None:
-        return _active.factory
-    if _fallback is None:  # a job run outside a DutyScheduler (e.g. by hand)
-        _fallback = make_session_factory(make_engine(get_settings().database_url))
-    return _fallback
+# The leader in this process. The one module-level name left: a stored job is a pickled
+# reference ("core.scheduler:remind" and its arguments), so the job finds the leader's
+# database here rather than in its arguments. Set while leading, cleared on standing down.
+_active: DutyScheduler | None = None
 
 
 def remind(occurrence_id: int, offset_minutes: int, *, factory: sessionmaker[Session] | None = None) -> int:
     """The reminder job (stored by reference): queue one occurrence's reminders for one offset."""
-    with session_scope(factory or _session_factory()) as session:
+    if factory is None:
+        if _active is None:
+            raise RuntimeError("a reminder job ran with no scheduler leading in this process")
+        factory = _active.factory
+    with session_scope(factory) as session:
         queued = reminders.send_reminders(session, occurrence_id, offset_minutes, now=utcnow(),
                                        late_after=LATE_AFTER)
     log.info("reminder %s:%s queued %d message(s)", occurrence_id, offset_minutes, queued)
@@ -190,9 +188,9 @@ class DutyScheduler:
     """Leader election plus, while leading, APScheduler and the periodic sync. Thread-based:
     `start()` returns at once (safe to call from asyncio), `stop()` joins."""
 
-    def __init__(self, url: str | None = None, *, sync_interval: float = SYNC_INTERVAL,
+    def __init__(self, url: str, *, sync_interval: float = SYNC_INTERVAL,
                  poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4) -> None:
-        self.url = normalise_url(url or get_settings().database_url)
+        self.url = normalise_url(url)
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
         self.engine = make_engine(self.url)
         self.factory = make_session_factory(self.engine)
@@ -292,7 +290,20 @@ class DutyScheduler:
                     .values(reminders_dirty=False))
         with session_scope(self.factory) as session:
             shifts.notify_short_shifts(session, now)
+        self.housekeeping(now)
         return written
+
+    def housekeeping(self, now: datetime | None = None) -> int:
+        """Close resolved tickets nobody rated within three days (BRIEF's ticket loop) and forget
+        buttons older than core.messaging.buttons.BUTTON_TTL; how many tickets were closed.
+        On the leader only, so several bot processes do it once."""
+        now = now or utcnow()
+        with session_scope(self.factory) as session:
+            purged = buttons.purge(session, now=now)
+            closed = ticket_service.close_unrated(session, now=now)
+        if purged or closed:
+            log.info("housekeeping: %d button(s) forgotten, %d unrated ticket(s) closed", purged, closed)
+        return closed
 
     # -- the election loop -------------------------------------------------------------
 
@@ -346,7 +357,10 @@ class DutyScheduler:
         log.info("duty scheduler leading (%s)", "advisory lock" if self._lock.postgres else "sqlite")
 
     def _stand_down(self, wait: bool) -> None:
+        global _active
         self._leading.clear()
+        if _active is self:
+            _active = None
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             try:

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -21,12 +22,28 @@ from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.duties import events, shifts
 from core.duties import reminders as duty_reminders
-from core.models import Audience, Branch, EventKind, EventOccurrence, OutboxMessage, Person, utcnow
+from core.messaging import buttons
+from core.models import (
+    Audience,
+    Branch,
+    Building,
+    EventKind,
+    EventOccurrence,
+    OutboxMessage,
+    Person,
+    Ticket,
+    TicketStatus,
+    utcnow,
+)
 from core.scheduler import DutyScheduler, remind, stored_jobs
+from core.tickets import service as ticket_service
+from core.tickets.lifecycle import NewTicket
 
 SECRETARY = "P-0001"
 PEOPLE = ["P-0002", "P-0003"]
 FAST = dict(sync_interval=0.5, poll_interval=0.2)
+
+TZ = ZoneInfo("Asia/Shanghai")
 
 
 def url_of(engine: Engine) -> str:
@@ -290,6 +307,36 @@ def test_a_short_shift_is_reported_by_the_scheduler_once(engine: Engine, demo_fa
         keys = list(s.scalars(select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.startswith("shift-short:"))))
         secretary = who(s, SECRETARY).id
     assert keys == [f"shift-short:{shift_id}:{secretary}"]
+
+
+def test_the_leader_closes_unrated_tickets_and_forgets_old_buttons(engine: Engine, demo_factory: sessionmaker[Session],
+                                                                  running: list[DutyScheduler]) -> None:
+    """One periodic mechanism: the leader's round also does the ticket loop's housekeeping."""
+    long_ago = utcnow() - timedelta(days=4)
+    with session_scope(demo_factory) as s:
+        building = s.scalars(select(Building).where(Building.code == "B-HPL-01-04")).one()
+        ticket = ticket_service.submit_report(s, NewTicket(
+            category_code="sanitation", description="4号楼垃圾三天没清", grid_id=building.grid_id,
+            community_id=building.grid.community_id, building_id=building.id,
+            reporter_id=who(s, "P-0071").id), tz=TZ, now=long_ago)
+        ticket_service.claim(s, ticket.id, who(s, "P-0002"), now=long_ago)
+        ticket_service.resolve(s, ticket.id, who(s, "P-0002"), "已清运", now=long_ago)
+        stale, fresh = buttons.new_token(), buttons.new_token()
+        buttons.store(s, {stale: {"old": True}}, now=utcnow() - buttons.BUTTON_TTL - timedelta(hours=1))
+        buttons.store(s, {fresh: {"new": True}})
+        ticket_id = ticket.id
+    sched = start(url_of(engine), running)
+    assert sched.wait_until_leader(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with session_scope(demo_factory) as s:
+            if s.get(Ticket, ticket_id).status is TicketStatus.closed:
+                break
+        time.sleep(0.2)
+    with session_scope(demo_factory) as s:
+        assert s.get(Ticket, ticket_id).status is TicketStatus.closed
+        assert buttons.resolve(s, buttons.callback(stale)) == (False, None)
+        assert buttons.resolve(s, buttons.callback(fresh)) == (True, {"new": True})
 
 
 # -- one leader per PostgreSQL database --------------------------------------------------------
