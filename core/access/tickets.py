@@ -36,21 +36,25 @@ ACTIONS = frozenset(PERMISSION) | frozenset(RELATIONS)
 
 TARGET = {"claim": S.claimed, "resolve": S.resolved, "escalate": S.escalated, "reject": S.rejected}
 
+
 def community_id_of(session: Session, ticket: Ticket) -> int | None:
     if ticket.community_id is not None or ticket.grid_id is None:
         return ticket.community_id
     grid = session.get(Grid, ticket.grid_id)
     return grid.community_id if grid else None
 
+
 def follower_ids(session: Session, ticket: Ticket) -> list[int]:
     return list(session.scalars(select(TicketFollower.person_id)
                                 .where(TicketFollower.ticket_id == ticket.id).order_by(TicketFollower.id)))
+
 
 def scope_of_ticket(session: Session, ticket: Ticket) -> Scope:
     """Where a ticket's handling happens: its community, grid and the grid's branch."""
     branch = destinations.branch_of(session, ticket)
     return Scope(community_id=community_id_of(session, ticket), grid_id=ticket.grid_id,
                  branch_id=branch.id if branch is not None else None)
+
 
 def relations(session: Session, person: Person, ticket: Ticket) -> set[str]:
     """What `person` is to this one ticket: reporter, follower, claimer."""
@@ -62,6 +66,7 @@ def relations(session: Session, person: Person, ticket: Ticket) -> set[str]:
     if ticket.claimed_by_id == person.id:
         found.add("claimer")
     return found
+
 
 def check(session: Session, person: Person | None, action: str, ticket: Ticket) -> None:
     """Raise NotAllowed unless `person` may do `action` to `ticket` in its current state.

@@ -33,6 +33,7 @@ def attendance_of(session: Session, occ: EventOccurrence, person: Person) -> Att
     return session.scalar(select(Attendance).where(Attendance.occurrence_id == occ.id,
                                                    Attendance.person_id == person.id))
 
+
 def answerable(session: Session, occurrence_id: int, person: Person | None) -> tuple[EventOccurrence, Person]:
     person = require_person(person)
     occ = occurrence_by_id(session, occurrence_id)
@@ -41,6 +42,7 @@ def answerable(session: Session, occurrence_id: int, person: Person | None) -> t
     if person.id not in {p.id for p in attendees(session, occ)}:
         raise NotAllowed(t("duty.deny.not_invited"))
     return occ, person
+
 
 def upsert_attendance(session: Session, occ: EventOccurrence, person: Person, status: AttendanceStatus,
                        now: datetime) -> Attendance:
@@ -52,6 +54,7 @@ def upsert_attendance(session: Session, occ: EventOccurrence, person: Person, st
         assert row is not None
     row.status, row.at = status, now
     return row
+
 
 def rsvp(session: Session, occurrence_id: int, person: Person | None, attending: bool,
          reason: str | None = None, *, now: datetime | None = None) -> Attendance:
@@ -71,6 +74,7 @@ def rsvp(session: Session, occurrence_id: int, person: Person | None, attending:
     session.flush()
     return row
 
+
 def check_rsvp(session: Session, occurrence_id: int, person: Person | None, *,
                now: datetime | None = None) -> EventOccurrence:
     """What `rsvp` checks before it needs the answer (invited, not cancelled, not started, not
@@ -84,10 +88,12 @@ def check_rsvp(session: Session, occurrence_id: int, person: Person | None, *,
         raise NotAllowed(t("duty.deny.already_checked_in"))
     return occ
 
+
 def checkin_window(occ: EventOccurrence) -> tuple[datetime, datetime]:
     event = occ.event
     return (occ.starts_at - timedelta(minutes=event.checkin_before_minutes),
             occ.starts_at + timedelta(minutes=event.checkin_after_minutes))
+
 
 def check_in(session: Session, occurrence_id: int, person: Person | None, *,
              now: datetime | None = None) -> Attendance:
@@ -105,6 +111,7 @@ def check_in(session: Session, occurrence_id: int, person: Person | None, *,
     row.checked_in_at = now
     session.flush()
     return row
+
 
 def mute_reminders(session: Session, event_id: int, person: Person | None, muted: bool = True) -> None:
     """Stop (or restart) reminders of a non-mandatory event for one person."""
@@ -127,6 +134,7 @@ _STOCK_LEAVE = re.compile(
     r"党课|党员大会|支部大会|主题党日|党日活动|党小组会|支委会|组织生活会|活动|学习|开会|会议|"
     r"今天|明天|后天|周[一二三四五六日天末]|星期[一二三四五六日天]|上午|下午|晚上|这周|下周|"
     r"[我要想得帮请个假一下这次那天了吧啊哦呢的就不参加，。,.!！？?~\s]")
+
 
 def leave_reason(text: str) -> str | None:
     """The member's words as a 请假 reason if they say more than "我请假" / "去不了"; else None."""

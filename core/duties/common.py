@@ -32,8 +32,10 @@ SHORT_NOTICE = timedelta(hours=24)  # a shift still short this long before its s
 
 EARLY_TOLERANCE = timedelta(minutes=1)  # a reminder job running earlier than this is stale (event moved)
 
+
 def now_or_utc(now: datetime | None) -> datetime:
     return now or utcnow()
+
 
 def zone_named(name: str | None) -> ZoneInfo:
     try:
@@ -41,14 +43,17 @@ def zone_named(name: str | None) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise NotAllowed(t("duty.deny.bad_tz", tz=name)) from exc
 
+
 def fmt_at(at: datetime, tz: ZoneInfo) -> str:
     """11月15日（周六）09:00 in `tz`."""
     local = at.astimezone(tz)
     return t("duty.at", month=local.month, day=local.day, weekday=t("duty.weekdays")[local.weekday()],
              time=local.strftime("%H:%M"))
 
+
 def hour_minute(at: datetime, tz: ZoneInfo) -> str:
     return at.astimezone(tz).strftime("%H:%M")
+
 
 def span(minutes: int) -> str:
     """How long until: 2880 → 2天, 1440 → 24小时, 60 → 1小时, 90 → 90分钟, 200 → 3小时 (rounded)."""
@@ -58,8 +63,10 @@ def span(minutes: int) -> str:
         return t("duty.span_hours", n=round(minutes / 60))
     return t("duty.span_minutes", n=minutes)
 
+
 def names_of(people: Iterable[Person]) -> str:
     return "、".join(p.display_name for p in people) or t("duty.none")
+
 
 def insert_ignore(session: Session, model: type[Any], rows: list[dict[str, Any]], keys: list[str]) -> None:
     """INSERT … ON CONFLICT DO NOTHING: concurrent writers of the same unique row keep one."""
@@ -69,19 +76,23 @@ def insert_ignore(session: Session, model: type[Any], rows: list[dict[str, Any]]
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     session.execute(dialect.insert(model).values(rows).on_conflict_do_nothing(index_elements=keys))
 
+
 def tell_person(session: Session, person: Person | None, key: str, payload: dict[str, Any],
           kind: str = "notice") -> bool:
     if person is None or person.telegram_id is None:
         return False
     return enqueue(session, dedupe_key=key, kind=kind, chat_id=person.telegram_id, payload=payload)
 
+
 def stamp(at: datetime) -> str:
     return at.astimezone(timezone.utc).strftime("%Y%m%d%H%M")
+
 
 def require_person(person: Person | None) -> Person:
     if person is None:
         raise NotAllowed(t("duty.deny.unknown_person"))
     return person
+
 
 def branch_by_id(session: Session, branch_id: int) -> Branch:
     branch = session.get(Branch, branch_id)
@@ -89,11 +100,13 @@ def branch_by_id(session: Session, branch_id: int) -> Branch:
         raise NotAllowed(t("duty.deny.branch_not_found"))
     return branch
 
+
 def may_manage_branch(session: Session, person: Person | None, branch: Branch,
                       action: str = "event.manage") -> bool:
     """The branch's secretary and the admins of its community (PERMISSIONS[action]) schedule
     and see its duties."""
     return person is not None and allowed(session, person, action, scope_of_branch(session, branch))
+
 
 def require_manager(session: Session, person: Person | None, branch: Branch,
                      action: str = "event.manage") -> Person:
@@ -102,9 +115,11 @@ def require_manager(session: Session, person: Person | None, branch: Branch,
         raise NotAllowed(t("duty.deny.not_manager"))
     return person
 
+
 def community_branches(session: Session, community_id: int) -> list[Branch]:
     return list(session.scalars(select(Branch).join(Grid, Grid.id == Branch.grid_id)
                                 .where(Grid.community_id == community_id).order_by(Branch.id)))
+
 
 def may_manage_shift(session: Session, person: Person | None, shift: Shift) -> bool:
     """shift.manage: a branch shift at its branch; a community shift at the community (its

@@ -41,11 +41,13 @@ _EVENT_FIELDS = {"title", "place", "agenda", "starts_at", "duration_minutes", "r
 
 _SCHEDULE_FIELDS = {"starts_at", "rrule", "tz", "duration_minutes"}
 
+
 def event_by_id(session: Session, event_id: int) -> Event:
     event = session.get(Event, event_id)
     if event is None:
         raise NotAllowed(t("duty.deny.event_not_found"))
     return event
+
 
 def occurrence_by_id(session: Session, occurrence_id: int) -> EventOccurrence:
     occ = session.get(EventOccurrence, occurrence_id)
@@ -53,10 +55,12 @@ def occurrence_by_id(session: Session, occurrence_id: int) -> EventOccurrence:
         raise NotAllowed(t("duty.deny.event_not_found"))
     return occ
 
+
 def check_offsets(offsets: Sequence[int]) -> list[int]:
     if any(not isinstance(o, int) or isinstance(o, bool) or o <= 0 for o in offsets):
         raise NotAllowed(t("duty.deny.bad_offsets"))
     return sorted(set(offsets), reverse=True)
+
 
 def set_audience(session: Session, event: Event, audience: Audience, party_group_id: int | None,
                   person_ids: Sequence[int]) -> None:
@@ -74,6 +78,7 @@ def set_audience(session: Session, event: Event, audience: Audience, party_group
     have = {i.person_id for i in event.invitees}
     event.invitees.extend(EventInvitee(person_id=i) for i in wanted if i not in have)
 
+
 def check_schedule(event: Event, now: datetime) -> None:
     if event.duration_minutes <= 0:
         raise NotAllowed(t("duty.deny.bad_duration"))
@@ -85,6 +90,7 @@ def check_schedule(event: Event, now: datetime) -> None:
     nxt = next_time(event, now)  # validates the rule too
     if nxt is None:
         raise NotAllowed(t("duty.deny.in_past"))
+
 
 def create_event(session: Session, actor: Person | None, *, branch_id: int, kind: EventKind, title: str,
                  place: str, starts_at: datetime, agenda: str = "", duration_minutes: int = 90,
@@ -120,6 +126,7 @@ def create_event(session: Session, actor: Person | None, *, branch_id: int, kind
         announce(session, event, first, "new", f"event-new:{event.id}")
     return event
 
+
 def materialise_ahead(session: Session, event: Event, now: datetime) -> EventOccurrence | None:
     """Materialise the next HORIZON, and the next occurrence even when it lies further; return that one."""
     nxt = next_time(event, now)
@@ -129,6 +136,7 @@ def materialise_ahead(session: Session, event: Event, now: datetime) -> EventOcc
     return session.scalar(select(EventOccurrence).where(EventOccurrence.event_id == event.id,
                                                         EventOccurrence.starts_at == nxt))
 
+
 def event_text(event: Event, at: datetime | None) -> dict[str, Any]:
     tz = zone_named(event.tz)
     return dict(title=event.title, kind=t(f"duty.kind.{event.kind.value}"), place=event.place,
@@ -136,9 +144,11 @@ def event_text(event: Event, at: datetime | None) -> dict[str, Any]:
                 repeat=t("duty.repeats") if event.rrule else "",
                 agenda=t("duty.agenda_line", agenda=event.agenda) if event.agenda else "")
 
+
 def answer_buttons(occ: EventOccurrence) -> list[list[dict[str, str]]]:
     return [[{"text": t("duty.button_attend"), "callback_data": callbacks.event_answer("y", occ.id)},
              {"text": t("duty.button_leave"), "callback_data": callbacks.event_answer("n", occ.id)}]]
+
 
 def announce(session: Session, event: Event, occ: EventOccurrence | None, what: str, key: str,
               people: Iterable[Person] | None = None) -> None:
@@ -147,6 +157,7 @@ def announce(session: Session, event: Event, occ: EventOccurrence | None, what: 
         payload["buttons"] = answer_buttons(occ)
     for person in (people if people is not None else event_attendees(session, event)):
         tell_person(session, person, f"{key}:{person.id}", payload)
+
 
 def update_event(session: Session, event_id: int, actor: Person | None, *, now: datetime | None = None,
                  notify: bool = True, **changes: Any) -> Event:
@@ -211,6 +222,7 @@ def update_event(session: Session, event_id: int, actor: Person | None, *, now: 
         announce(session, event, first, "uninvited", f"event-uninvited:{event.id}:{event.revision}", gone)
     return event
 
+
 def cancel_event(session: Session, event_id: int, actor: Person | None, *,
                  now: datetime | None = None) -> Event:
     """Cancel an event (the whole series) and tell its attendees; past occurrences stay for the record."""
@@ -232,6 +244,7 @@ def cancel_event(session: Session, event_id: int, actor: Person | None, *,
         tell_person(session, person, f"event-cancelled:{event.id}:{person.id}", payload)
     return event
 
+
 def cancel_occurrence(session: Session, occurrence_id: int, actor: Person | None, *,
                       now: datetime | None = None) -> EventOccurrence:
     """Call off one meeting of a series (or the one of a one-off event) and tell its attendees."""
@@ -249,6 +262,7 @@ def cancel_occurrence(session: Session, occurrence_id: int, actor: Person | None
             tell_person(session, person, f"occurrence-cancelled:{occ.id}:{person.id}", payload)
     return occ
 
+
 def event_attendees(session: Session, event: Event) -> list[Person]:
     """Who is expected: the branch, one party group, or the named people (current membership)."""
     if event.audience is Audience.people:
@@ -260,6 +274,7 @@ def event_attendees(session: Session, event: Event) -> list[Person]:
         if event.audience is Audience.party_group:
             query = query.where(BranchMember.party_group_id == event.party_group_id)
     return list(session.scalars(query.order_by(Person.id)))
+
 
 def attendees(session: Session, occurrence: EventOccurrence) -> list[Person]:
     return event_attendees(session, occurrence.event)

@@ -39,6 +39,7 @@ class Duty:
     can_check_in: bool = False
     tz: str = "Asia/Shanghai"
 
+
 def events_of_person(session: Session, person: Person) -> list[Event]:
     rows = session.execute(select(BranchMember.branch_id, BranchMember.party_group_id)
                            .where(BranchMember.person_id == person.id)).all()
@@ -49,6 +50,7 @@ def events_of_person(session: Session, person: Person) -> list[Event]:
         (Event.audience == Audience.branch) & Event.branch_id.in_(branch_ids),
         (Event.audience == Audience.party_group) & Event.party_group_id.in_(group_ids),
         (Event.audience == Audience.people) & Event.id.in_(invited))).order_by(Event.id)))
+
 
 def my_duties(session: Session, person: Person, *, now: datetime | None = None, days: int = 14) -> list[Duty]:
     """The person's study sessions and shifts from now (or still running) for `days`, soonest first."""
@@ -74,12 +76,14 @@ def my_duties(session: Session, person: Person, *, now: datetime | None = None, 
                         "swap_requested" if signup.swap_requested else "signed_up", tz=tz))
     return sorted(out, key=lambda d: (d.starts_at, d.kind, d.ref_id))
 
+
 def next_invitation(session: Session, person: Person, *, now: datetime | None = None) -> Duty | None:
     """The soonest study session `person` is invited to that has not started: what a member
     who writes "我参加" or "我请假" without naming one is answering."""
     now = now_or_utc(now)
     return next((d for d in my_duties(session, person, now=now)
                  if d.kind == "event" and d.starts_at > now and d.status != A.checked_in.value), None)
+
 
 def duties_payload(session: Session, person: Person, *, now: datetime | None = None,
                    days: int = 14) -> dict[str, Any]:

@@ -19,8 +19,10 @@ from core.models import (
 
 ALLOWED_FREQ = {"YEARLY", "MONTHLY", "WEEKLY", "DAILY"}
 
+
 def _ints(value: str) -> list[int]:
     return [int(v) for v in value.split(",")]
+
 
 def _plausible(body: str) -> bool:
     """Reject what dateutil accepts but can never match (it would search up to year 9999 for
@@ -51,6 +53,7 @@ _RULE_RANGES = {"INTERVAL": (1, 100), "COUNT": (1, 10000), "BYMONTH": (1, 12), "
 
 _SIGNED = {"BYMONTHDAY", "BYSETPOS"}
 
+
 def parse_rule(text: str, dtstart: datetime) -> rrule:
     """An RRULE (with or without the "RRULE:" prefix) from `dtstart` (aware, wall-clock in its zone)."""
     body = text.strip()
@@ -66,6 +69,7 @@ def parse_rule(text: str, dtstart: datetime) -> rrule:
         raise NotAllowed(t("duty.deny.bad_rule", rule=text))
     return rule
 
+
 def rule_times(rule_text: str | None, first: datetime, tz: ZoneInfo, start: datetime,
                end: datetime) -> list[datetime]:
     """The UTC start times in [start, end) of a series that begins at `first` (UTC) and repeats by `rule_text`."""
@@ -75,6 +79,7 @@ def rule_times(rule_text: str | None, first: datetime, tz: ZoneInfo, start: date
     times = rule.between(start.astimezone(tz), end.astimezone(tz), inc=True)
     return [at.astimezone(timezone.utc) for at in times if start <= at < end]
 
+
 def next_time(event: Event, after: datetime) -> datetime | None:
     """The first start of `event` at or after `after`."""
     if event.rrule is None:
@@ -83,8 +88,10 @@ def next_time(event: Event, after: datetime) -> datetime | None:
     found = parse_rule(event.rrule, event.starts_at.astimezone(tz)).after(after.astimezone(tz), inc=True)
     return found.astimezone(timezone.utc) if found else None
 
+
 def occurrence_times(event: Event, start: datetime, end: datetime) -> list[datetime]:
     return rule_times(event.rrule, event.starts_at, zone_named(event.tz), start, end)
+
 
 def materialise(session: Session, event: Event, start: datetime, end: datetime) -> None:
     """Make sure every occurrence of `event` in [start, end) has its row (idempotent, race-safe)."""
@@ -100,11 +107,13 @@ def materialise(session: Session, event: Event, start: datetime, end: datetime) 
             for at in times if at not in have]
     insert_ignore(session, EventOccurrence, rows, ["event_id", "starts_at"])
 
+
 def materialise_all(session: Session, now: datetime | None = None, horizon: timedelta = HORIZON) -> None:
     """Materialise every live event for the next `horizon` (the scheduler's sync does this)."""
     now = now_or_utc(now)
     for event in session.scalars(select(Event).where(Event.cancelled == false()).order_by(Event.id)):
         materialise(session, event, now, now + horizon)
+
 
 def occurrences(session: Session, event: Event, start: datetime, end: datetime, *,
                 include_cancelled: bool = False, now: datetime | None = None) -> list[EventOccurrence]:

@@ -27,6 +27,7 @@ def reminder_key(occ: EventOccurrence, person_id: int, offset_minutes: int) -> s
     """The outbox dedupe key of one reminder: occurrence, its start, person and offset."""
     return f"remind:{occ.id}:{stamp(occ.starts_at)}:{person_id}:{offset_minutes}"
 
+
 def reminder_messages(session: Session, occ: EventOccurrence | None, offset_minutes: int, now: datetime,
                        late_after: timedelta) -> list[dict[str, Any]]:
     """The outbox rows of one occurrence's `offset_minutes` reminder (see `send_reminders`)."""
@@ -62,6 +63,7 @@ def reminder_messages(session: Session, occ: EventOccurrence | None, offset_minu
                          "chat_id": person.telegram_id, "payload": payload})
     return messages
 
+
 def send_reminders(session: Session, occurrence_id: int, offset_minutes: int, *,
                    now: datetime | None = None, late_after: timedelta = timedelta(minutes=2)) -> int:
     """Queue the `offset_minutes` reminder of one occurrence to each attendee; how many were queued.
@@ -76,6 +78,7 @@ def send_reminders(session: Session, occurrence_id: int, offset_minutes: int, *,
     # One multi-row INSERT per 500: a branch-wide reminder to 1,000 members takes tens of ms, not seconds.
     return enqueue_many(session, messages)
 
+
 @dataclass(frozen=True)
 class DueReminder:
     """One (occurrence, offset) reminder whose time has come."""
@@ -83,6 +86,7 @@ class DueReminder:
     occurrence_id: int
     offset_minutes: int
     due_at: datetime
+
 
 def unqueued_reminders(session: Session, now: datetime | None = None) -> list[DueReminder]:
     """Reminders that are due, not yet useless (the occurrence has not started) and have no

@@ -43,6 +43,7 @@ class EventReport:
     def expected(self) -> int:
         return len(self.coming) + len(self.leave) + len(self.no_answer)
 
+
 def _report(session: Session, occ: EventOccurrence) -> EventReport:
     rows = {a.person_id: a for a in session.scalars(select(Attendance).where(Attendance.occurrence_id == occ.id))}
     people = {p.id: p for p in attendees(session, occ)}
@@ -59,11 +60,13 @@ def _report(session: Session, occ: EventOccurrence) -> EventReport:
         no_answer=[p for p in ordered if p.id not in status],
         checked_in=[p for p in ordered if status.get(p.id) is A.checked_in])
 
+
 def event_report(session: Session, occurrence_id: int, actor: Person | None) -> EventReport:
     """Who comes, who asked for leave (and why), who did not answer, who checked in."""
     occ = occurrence_by_id(session, occurrence_id)
     require_manager(session, actor, branch_by_id(session, occ.event.branch_id), "event.report")
     return _report(session, occ)
+
 
 def event_report_text(report: EventReport) -> str:
     occ, event = report.occurrence, report.occurrence.event
@@ -77,12 +80,14 @@ def event_report_text(report: EventReport) -> str:
              t("duty.report_no_answer", names=names_of(report.no_answer))]
     return "\n".join(lines)
 
+
 @dataclass
 class Tally:
     expected: int = 0
     attended: int = 0  # checked in
     leave: int = 0
     absent: int = 0  # neither checked in nor on leave
+
 
 @dataclass
 class MonthlySummary:
@@ -96,6 +101,7 @@ class MonthlySummary:
     @property
     def rate(self) -> float | None:
         return self.total.attended / self.total.expected if self.total.expected else None
+
 
 def monthly_summary(session: Session, branch_id: int, year: int, month: int, actor: Person | None, *,
                     now: datetime | None = None, tz: ZoneInfo | None = None) -> MonthlySummary:
@@ -129,6 +135,7 @@ def monthly_summary(session: Session, branch_id: int, year: int, month: int, act
         summary.occurrences.append((occ, tally))
     summary.people = [by_person[i] for i in sorted(by_person)]
     return summary
+
 
 def monthly_summary_text(summary: MonthlySummary, tz: ZoneInfo | None = None) -> str:
     tz = tz or get_settings().tz

@@ -75,6 +75,7 @@ KIND_RULES: dict[EventKind, str | None] = {
 
 # -- volunteer shifts -----------------------------------------------------------------
 
+
 def shift_by_id(session: Session, shift_id: int, *, lock: bool = False) -> Shift:
     query = select(Shift).where(Shift.id == shift_id)
     if lock:  # serialise sign-ups to one shift (SQLite's BEGIN IMMEDIATE already does)

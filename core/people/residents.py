@@ -18,10 +18,12 @@ def person_by_telegram(session: Session, telegram_id: int | None) -> Person | No
         return None
     return session.scalar(select(Person).where(Person.telegram_id == telegram_id))
 
+
 def _ensure_resident(person: Person) -> None:
     if not any(g.role is Role.resident and g.community_id is None and g.grid_id is None
                and g.branch_id is None for g in person.grants):
         person.grants.append(RoleGrant(role=Role.resident))
+
 
 def reporter_for(session: Session, telegram_id: int | None, display_name: str) -> Person | None:
     """The person behind a chat sender, created (no building, no consent) on first report."""
@@ -34,6 +36,7 @@ def reporter_for(session: Session, telegram_id: int | None, display_name: str) -
         session.add(person)
         session.flush()
     return person
+
 
 def bind_resident(session: Session, telegram_id: int, display_name: str, building_id: int,
                   consent: bool, *, now: datetime | None = None) -> Person:
@@ -63,6 +66,7 @@ def bind_resident(session: Session, telegram_id: int, display_name: str, buildin
     audit.record(session, person, BIND_ACTION, f"person:{person.id}",
                  {"moved": moved, "consent": consent}, at=now)
     return person
+
 
 def first_name(person: Person) -> str:
     """How a handler is named to residents: 张同志, never the full name or phone."""

@@ -38,6 +38,7 @@ OPEN = frozenset(S) - {S.closed, S.rejected, S.duplicate}
 
 # -- where a ticket belongs ----------------------------------------------------
 
+
 def _ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
     """The ticket; with `lock`, its row locked until the caller's transaction ends and its state
     read afresh after the lock was granted.
@@ -100,6 +101,7 @@ def _send_cards(session: Session, ticket: Ticket, event: TicketEvent, *, tz: Zon
 
 
 # -- the loop ----------------------------------------------------------------------
+
 
 def submit_report(session: Session, data: NewTicket, *, tz: ZoneInfo, now: datetime | None = None,
                   notify_reporter: bool = True) -> Ticket:
@@ -248,6 +250,7 @@ def close_unrated(session: Session, now: datetime | None = None, days: int = 3) 
 
 
 # -- duplicates, following, looking back -------------------------------------------
+
 
 def find_duplicates(session: Session, category_code: str, grid_id: int, building_id: int | None = None,
                     now: datetime | None = None, days: int = 7) -> list[Ticket]:
