@@ -45,7 +45,7 @@ class ActionMyDuties(GridAction):
             person = _member(s, tracker, dispatcher)
             if person is None:
                 return []
-            payload = overview.duties_payload(s, person)
+            payload = overview.duties_payload(s, person, tz=self.deps.tz)
         buttons = [{"title": b["text"], "payload": b["callback_data"]}
                    for row in payload.get("buttons", []) for b in row]
         dispatcher.utter_message(text=payload["text"], buttons=buttons)
@@ -69,7 +69,7 @@ class ActionRsvp(GridAction):
             person = _member(s, tracker, dispatcher)
             if person is None:
                 return []
-            duty = overview.next_invitation(s, person)
+            duty = overview.next_invitation(s, person, tz=self.deps.tz)
             if duty is None:
                 dispatcher.utter_message(text=t("duty.rasa.no_event"))
                 return []

@@ -54,7 +54,7 @@ class ActionFileEmergency(GridAction):
         sender = common.sender_id(tracker)
         with self.deps.session() as s:
             reporter = residents.reporter_for(s, sender, str(common.metadata(tracker).get("display_name") or ""))
-            verdict = limits.emergencies(s, reporter.id) if reporter is not None else None
+            verdict = limits.emergencies(s, reporter.id, settings=self.deps.settings) if reporter is not None else None
             if verdict is not None and not verdict.allowed:
                 log.warning("emergency not filed: the sender reached %d urgent tickets within an hour",
                             verdict.limit)

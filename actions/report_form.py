@@ -431,7 +431,7 @@ class ActionSubmitReport(GridAction):
         meta = common.metadata(tracker)
         with self.deps.session() as s:
             reporter = residents.reporter_for(s, sender, str(meta.get("display_name") or ""))
-            verdict = limits.reports(s, reporter.id) if reporter is not None else None
+            verdict = limits.reports(s, reporter.id, settings=self.deps.settings) if reporter is not None else None
             if verdict is not None and not verdict.allowed:
                 log.info("report not filed: the sender reached %d reports within an hour", verdict.limit)
                 dispatcher.utter_message(text=t("limit.reports", limit=verdict.limit,

@@ -273,7 +273,7 @@ async def _queue_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, build
     if message is None or user is None:
         return
     svc = services(context)
-    await asyncio.to_thread(build, svc.factory, user.id, message.chat_id, message.message_id)
+    await asyncio.to_thread(build, svc.factory, user.id, message.chat_id, message.message_id, svc.settings.tz)
     await svc.dispatch()
 
 
@@ -373,7 +373,7 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             return
         duty = duties_buttons.parse(data)
         if duty is not None:
-            if await duties_buttons.on_press(update, context, duty, svc.factory):
+            if await duties_buttons.on_press(update, context, duty, svc.factory, svc.settings.tz):
                 await svc.dispatch()
             return
         if data.startswith("/") and query.message is not None and query.message.chat.type == "private":
@@ -517,7 +517,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
                          asyncio.create_task(_replay_loop(svc))]
             # Periodic work (reminders, short shifts, closing unrated tickets, forgetting old buttons):
             # one leader per database; what it queues, the dispatcher sends.
-            svc.scheduler = DutyScheduler(settings.database_url)
+            svc.scheduler = DutyScheduler(settings.database_url, tz=settings.tz)
             svc.scheduler.start()
             # Broadcasts: their own plain Bot and transport (see bot/broadcast_sender.py).
             bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8),

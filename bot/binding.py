@@ -77,7 +77,7 @@ class Limited(NamedTuple):
 def _limited(s: Session, telegram_id: int) -> Limited | None:
     """Why this person may not bind again now (core.access.limits.bindings), or None."""
     person = residents.person_by_telegram(s, telegram_id)
-    verdict = limits.bindings(s, person.id if person is not None else None)
+    verdict = limits.bindings(s, person.id if person is not None else None, settings=get_settings())
     if verdict.allowed:
         return None
     assert person is not None  # someone never bound is never limited

@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import false, select
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -26,19 +24,17 @@ from telegram.ext import ContextTypes
 from bot.replies import Outgoing, respond, take_answer
 from core.access import permissions
 from core.access.permissions import NotAllowed
-from core.config import get_settings
 from core.db import session_scope
 from core.duties import attendance, common, overview, reports, shifts
 from core.messages import t
 from core.messaging import outbox, prompts
-from core.models import Branch, Event, EventOccurrence, Person, utcnow
+from core.models import Person, utcnow
 from core.people import residents
 from core.presentation import callbacks
 from core.presentation.callbacks import DutyPress
 
 log = logging.getLogger("gridbot.bot.duties")
 
-REPORT_LOOKBACK = timedelta(hours=6)  # /report shows a meeting that started this recently
 
 
 class Refused(Exception):
@@ -84,20 +80,20 @@ def _mute(s: Session, event_id: int, person: Person) -> None:
     attendance.mute_reminders(s, event_id, person, True)
 
 
-# (function, toast, whether it may queue messages)
+# (function of (session, id, person, tz), toast, whether it may queue messages)
 SIMPLE: dict[tuple[str, str], tuple[Callable[..., Any], str, bool]] = {
-    ("ev", "y"): (lambda s, i, p: _rsvp(s, i, p, True), "duty.bot.attend_done", False),
-    ("ev", "c"): (_check_in, "duty.bot.checkin_done", False),
-    ("ev", "m"): (_mute, "duty.bot.muted", False),
-    ("sh", "s"): (shifts.sign_up, "duty.bot.signup_done", False),
-    ("sh", "x"): (shifts.cancel_signup, "duty.bot.signup_cancelled", False),
-    ("sh", "w"): (shifts.request_swap, "duty.bot.swap_requested", True),
-    ("sh", "t"): (shifts.take_swap, "duty.bot.swap_taken", True),
+    ("ev", "y"): (lambda s, i, p, tz: _rsvp(s, i, p, True), "duty.bot.attend_done", False),
+    ("ev", "c"): (lambda s, i, p, tz: _check_in(s, i, p), "duty.bot.checkin_done", False),
+    ("ev", "m"): (lambda s, i, p, tz: _mute(s, i, p), "duty.bot.muted", False),
+    ("sh", "s"): (lambda s, i, p, tz: shifts.sign_up(s, i, p), "duty.bot.signup_done", False),
+    ("sh", "x"): (lambda s, i, p, tz: shifts.cancel_signup(s, i, p, tz=tz), "duty.bot.signup_cancelled", False),
+    ("sh", "w"): (lambda s, i, p, tz: shifts.request_swap(s, i, p, tz=tz), "duty.bot.swap_requested", True),
+    ("sh", "t"): (lambda s, i, p, tz: shifts.take_swap(s, i, p, tz=tz), "duty.bot.swap_taken", True),
 }
 
 
 async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: DutyPress,
-                   factory: sessionmaker[Session]) -> bool:
+                   factory: sessionmaker[Session], tz: ZoneInfo) -> bool:
     """Handle a duty button; True when something was queued for sending."""
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
@@ -116,7 +112,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, cb: DutyP
             await query.answer(t("duty.bot.see_private"))
             return False
         fn, toast, queues = SIMPLE[(cb.scope, cb.action)]
-        await asyncio.to_thread(_run, factory, user.id, fn, cb.id)
+        await asyncio.to_thread(_run, factory, user.id, fn, cb.id, tz)
     except Refused as exc:
         log.info("refused duty %s:%s:%s by user %s", cb.scope, cb.action, cb.id, user.id)
         await query.answer(str(exc), show_alert=True)
@@ -159,35 +155,24 @@ async def on_reason(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: p
 
 # -- commands --------------------------------------------------------------------------
 
-def duties_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int) -> None:
+def duties_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int, tz: ZoneInfo) -> None:
     """Queue "my duties" (or why not) for the sender of /duties."""
     with session_scope(factory) as s:
         person = residents.person_by_telegram(s, user_id)
-        payload = overview.duties_payload(s, person) if person is not None else {
+        payload = overview.duties_payload(s, person, tz=tz) if person is not None else {
             "text": t("duty.deny.unknown_person")}
         outbox.enqueue(s, dedupe_key=f"duties:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
                        payload=payload)
 
 
-def _report_occurrence(s: Session, branch: Branch) -> EventOccurrence | None:
-    """The branch's next meeting (or one that started within REPORT_LOOKBACK), else its last."""
-    now = utcnow()
-    base = (select(EventOccurrence).join(Event, Event.id == EventOccurrence.event_id)
-            .where(Event.branch_id == branch.id, EventOccurrence.cancelled == false()))
-    nxt = s.scalars(base.where(EventOccurrence.starts_at >= now - REPORT_LOOKBACK)
-                    .order_by(EventOccurrence.starts_at).limit(1)).first()
-    return nxt or s.scalars(base.order_by(EventOccurrence.starts_at.desc()).limit(1)).first()
-
-
-def report_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int) -> None:
+def report_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int, tz: ZoneInfo) -> None:
     """Queue, for a secretary or community admin, the attendance of their branch's next/last meeting and this month's summary."""
-    tz = get_settings().tz
     with session_scope(factory) as s:
         person = residents.person_by_telegram(s, user_id)
         branches = permissions.branches_for(s, person, "event.report")  # a secretary, a community admin
         parts: list[str] = []
         for branch in branches:
-            occ = _report_occurrence(s, branch)
+            occ = reports.occurrence_to_report(s, branch.id, utcnow())
             parts.append(reports.event_report_text(reports.event_report(s, occ.id, person)) if occ is not None
                          else t("duty.bot.report_no_event", branch=branch.name))
             today = utcnow().astimezone(tz)

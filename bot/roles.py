@@ -101,7 +101,7 @@ async def on_pick(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list
 
 def _join(s: Session, user_id: int, display_name: str, code: str) -> str:
     try:
-        branch, _ = invites.redeem(s, user_id, display_name, code)
+        branch, _ = invites.redeem(s, user_id, display_name, code, settings=get_settings())
     except NotAllowed as exc:  # committed all the same: the refusal's audit entry counts
         log.info("refused /join of user %s (%s)", user_id, getattr(exc, "reason", "refused"))
         return str(exc)

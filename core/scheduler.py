@@ -36,6 +36,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -188,9 +189,10 @@ class DutyScheduler:
     """Leader election plus, while leading, APScheduler and the periodic sync. Thread-based:
     `start()` returns at once (safe to call from asyncio), `stop()` joins."""
 
-    def __init__(self, url: str, *, sync_interval: float = SYNC_INTERVAL,
+    def __init__(self, url: str, *, tz: ZoneInfo, sync_interval: float = SYNC_INTERVAL,
                  poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4) -> None:
         self.url = normalise_url(url)
+        self.tz = tz  # the zone of the texts it queues (short shifts)
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
         self.engine = make_engine(self.url)
         self.factory = make_session_factory(self.engine)
@@ -289,7 +291,7 @@ class DutyScheduler:
                                Event.cancelled == event.cancelled)))
                     .values(reminders_dirty=False))
         with session_scope(self.factory) as session:
-            shifts.notify_short_shifts(session, now)
+            shifts.notify_short_shifts(session, now, tz=self.tz)
         self.housekeeping(now)
         return written
 

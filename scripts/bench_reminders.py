@@ -35,6 +35,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,6 +50,8 @@ from core.models import Audience, Branch, EventKind, EventOccurrence, OutboxMess
 from core.registry.importer import import_registry  # noqa: E402
 from core.scheduler import DutyScheduler  # noqa: E402
 from core.tickets.categories import sync_categories  # noqa: E402
+
+TZ = ZoneInfo("Asia/Shanghai")
 
 DEMO = ROOT / "data" / "reference" / "demo"
 OFFSET = 1  # minutes before the start
@@ -123,7 +126,7 @@ def setup(url: str, members: int, events: int, lead: float, spacing: float, grou
             event = duty_events.create_event(
                 s, secretary, branch_id=branch.id, kind=EventKind.study, title=f"压测学习{i}", place="党群服务中心",
                 starts_at=at + timedelta(minutes=OFFSET), audience=Audience.people, person_ids=chosen,
-                reminder_offsets=[OFFSET], notify=False)
+                reminder_offsets=[OFFSET], notify=False, tz=TZ.key)
             s.flush()
             occ_id = s.scalars(select(EventOccurrence.id).where(EventOccurrence.event_id == event.id)).one()
             due[occ_id] = at
@@ -156,7 +159,7 @@ def main() -> int:
     factory = make_session_factory(make_engine(url))
     fake = FakeTelegram(factory, "remind:")
     fake.thread.start()
-    first = DutyScheduler(url, sync_interval=5.0, poll_interval=1.0)
+    first = DutyScheduler(url, tz=ZoneInfo("Asia/Shanghai"), sync_interval=5.0, poll_interval=1.0)
     first.start()
     if not first.wait_until_leader(30):
         print("the first scheduler never led", file=sys.stderr)
@@ -171,7 +174,7 @@ def main() -> int:
     stopped_in = time.monotonic() - t_stop
     time.sleep(args.downtime)
     t_start = time.monotonic()
-    second = DutyScheduler(url, sync_interval=5.0, poll_interval=1.0)
+    second = DutyScheduler(url, tz=ZoneInfo("Asia/Shanghai"), sync_interval=5.0, poll_interval=1.0)
     second.start()
     second.wait_until_leader(30)
     print(f"restart: old scheduler stopped in {stopped_in * 1000:.0f} ms, new one leading after "

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.config import Settings, get_settings
+from core.config import Settings
 from core.models import AuditEntry, Ticket, utcnow
 
 HOUR, DAY = timedelta(hours=1), timedelta(days=1)
@@ -55,36 +55,32 @@ def _verdict(times: Iterable[datetime], limit: int, window: timedelta) -> Verdic
     return Verdict(False, limit, ordered[len(ordered) - limit] + window)
 
 
-def _settings(settings: Settings | None) -> Settings:
-    return settings or get_settings()
-
-
 def _ticket_times(session: Session, person_id: int, urgent: bool, since: datetime) -> list[datetime]:
     return list(session.scalars(select(Ticket.created_at).where(
         Ticket.reporter_id == person_id, Ticket.urgent.is_(urgent), Ticket.created_at > since)))
 
 
 def reports(session: Session, person_id: int, *, now: datetime | None = None,
-            settings: Settings | None = None) -> Verdict:
+            settings: Settings) -> Verdict:
     """May the person file another (non-emergency) report now?"""
     now = now or utcnow()
-    limit = _settings(settings).report_limit_per_hour
+    limit = settings.report_limit_per_hour
     return _verdict(_ticket_times(session, person_id, False, now - HOUR), limit, HOUR)
 
 
 def emergencies(session: Session, person_id: int, *, now: datetime | None = None,
-                settings: Settings | None = None) -> Verdict:
+                settings: Settings) -> Verdict:
     """May the person file another urgent ticket (and page the admins) now?"""
     now = now or utcnow()
-    limit = _settings(settings).emergency_limit_per_hour
+    limit = settings.emergency_limit_per_hour
     return _verdict(_ticket_times(session, person_id, True, now - HOUR), limit, HOUR)
 
 
 def bindings(session: Session, person_id: int | None, *, now: datetime | None = None,
-             settings: Settings | None = None) -> Verdict:
+             settings: Settings) -> Verdict:
     """May the person bind (again) now? Someone never bound (None) always may."""
     now = now or utcnow()
-    limit = _settings(settings).binding_limit_per_day
+    limit = settings.binding_limit_per_day
     if person_id is None:
         return Verdict(True, limit)
     times = session.scalars(select(AuditEntry.at).where(
@@ -99,10 +95,10 @@ def join_subject(telegram_id: int) -> str:
 
 
 def joins(session: Session, telegram_id: int, *, now: datetime | None = None,
-          settings: Settings | None = None) -> Verdict:
+          settings: Settings) -> Verdict:
     """Is the Telegram user free to try a /join code, or locked out by too many wrong ones?"""
     now = now or utcnow()
-    limit = _settings(settings).join_failures_per_hour
+    limit = settings.join_failures_per_hour
     rows = session.execute(select(AuditEntry.at, AuditEntry.detail).where(
         AuditEntry.action == JOIN_REFUSED, AuditEntry.subject == join_subject(telegram_id),
         AuditEntry.at > now - HOUR))

@@ -12,7 +12,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.access.permissions import NotAllowed, allowed, scope_of_branch, scope_of_community
-from core.config import get_settings
 from core.messages import t
 from core.messaging.outbox import enqueue
 from core.models import (
@@ -37,9 +36,9 @@ def now_or_utc(now: datetime | None) -> datetime:
     return now or utcnow()
 
 
-def zone_named(name: str | None) -> ZoneInfo:
+def zone_named(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name) if name else get_settings().tz
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise NotAllowed(t("duty.deny.bad_tz", tz=name)) from exc
 

@@ -10,7 +10,6 @@ from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
 
 from core.access.permissions import NotAllowed
-from core.config import get_settings
 from core.duties.common import (
     HORIZON,
     branch_by_id,
@@ -94,7 +93,7 @@ def check_schedule(event: Event, now: datetime) -> None:
 
 def create_event(session: Session, actor: Person | None, *, branch_id: int, kind: EventKind, title: str,
                  place: str, starts_at: datetime, agenda: str = "", duration_minutes: int = 90,
-                 rrule: str | None = None, tz: str | None = None, audience: Audience = Audience.branch,
+                 rrule: str | None = None, tz: str, audience: Audience = Audience.branch,
                  party_group_id: int | None = None, person_ids: Sequence[int] = (),
                  mandatory: bool | None = None, reminder_offsets: Sequence[int] | None = None,
                  checkin_before: int = 30, checkin_after: int = 60, now: datetime | None = None,
@@ -110,7 +109,7 @@ def create_event(session: Session, actor: Person | None, *, branch_id: int, kind
         raise NotAllowed(t("duty.deny.title_place"))
     event = Event(branch_id=branch.id, kind=kind, title=title.strip(), place=place.strip(),
                   agenda=agenda.strip(), starts_at=starts_at.replace(microsecond=0),
-                  duration_minutes=duration_minutes, rrule=rrule, tz=tz or get_settings().timezone,
+                  duration_minutes=duration_minutes, rrule=rrule, tz=tz,
                   mandatory=kind is not EventKind.study if mandatory is None else mandatory,
                   reminder_offsets_minutes=check_offsets(
                       DEFAULT_REMINDER_OFFSETS if reminder_offsets is None else reminder_offsets),

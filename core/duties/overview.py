@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import false, or_, select
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
 from core.duties.attendance import attendance_of, checkin_window
 from core.duties.common import A, fmt_at, hour_minute, now_or_utc, zone_named
 from core.duties.recurrence import occurrences
@@ -36,8 +36,8 @@ class Duty:
     starts_at: datetime
     ends_at: datetime
     status: str  # attending / leave / checked_in / none; signed_up / swap_requested
-    can_check_in: bool = False
-    tz: str = "Asia/Shanghai"
+    can_check_in: bool
+    tz: str  # the zone its times are shown in
 
 
 def events_of_person(session: Session, person: Person) -> list[Event]:
@@ -52,8 +52,10 @@ def events_of_person(session: Session, person: Person) -> list[Event]:
         (Event.audience == Audience.people) & Event.id.in_(invited))).order_by(Event.id)))
 
 
-def my_duties(session: Session, person: Person, *, now: datetime | None = None, days: int = 14) -> list[Duty]:
-    """The person's study sessions and shifts from now (or still running) for `days`, soonest first."""
+def my_duties(session: Session, person: Person, *, tz: ZoneInfo, now: datetime | None = None,
+              days: int = 14) -> list[Duty]:
+    """The person's study sessions and shifts from now (or still running) for `days`, soonest first;
+    a session in its event's zone, a shift in `tz` (the community's)."""
     now = now_or_utc(now)
     end = now + timedelta(days=days)
     out: list[Duty] = []
@@ -67,29 +69,28 @@ def my_duties(session: Session, person: Person, *, now: datetime | None = None, 
                             row.status.value if row else "none",
                             opens <= now <= closes and (row is None or row.status is not A.checked_in),
                             event.tz))
-    tz = get_settings().timezone
     for signup, shift in session.execute(
             select(ShiftSignup, Shift).join(Shift, Shift.id == ShiftSignup.shift_id)
             .where(ShiftSignup.person_id == person.id, ShiftSignup.status == SignupStatus.active,
                    Shift.cancelled == false(), Shift.ends_at > now, Shift.starts_at < end)).all():
         out.append(Duty("shift", shift.id, shift.title, shift.place, shift.starts_at, shift.ends_at,
-                        "swap_requested" if signup.swap_requested else "signed_up", tz=tz))
+                        "swap_requested" if signup.swap_requested else "signed_up", False, tz.key))
     return sorted(out, key=lambda d: (d.starts_at, d.kind, d.ref_id))
 
 
-def next_invitation(session: Session, person: Person, *, now: datetime | None = None) -> Duty | None:
+def next_invitation(session: Session, person: Person, *, tz: ZoneInfo, now: datetime | None = None) -> Duty | None:
     """The soonest study session `person` is invited to that has not started: what a member
     who writes "我参加" or "我请假" without naming one is answering."""
     now = now_or_utc(now)
-    return next((d for d in my_duties(session, person, now=now)
+    return next((d for d in my_duties(session, person, tz=tz, now=now)
                  if d.kind == "event" and d.starts_at > now and d.status != A.checked_in.value), None)
 
 
-def duties_payload(session: Session, person: Person, *, now: datetime | None = None,
+def duties_payload(session: Session, person: Person, *, tz: ZoneInfo, now: datetime | None = None,
                    days: int = 14) -> dict[str, Any]:
     """"My duties" as a message: one numbered line per duty, buttons for what can be done now."""
     now = now_or_utc(now)
-    duties = my_duties(session, person, now=now, days=days)
+    duties = my_duties(session, person, tz=tz, now=now, days=days)
     if not duties:
         return {"text": t("duty.mine_none", days=days)}
     lines, buttons = [t("duty.mine_header", days=days)], []

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
 from core.duties.common import (
     A,
     branch_by_id,
@@ -61,6 +60,18 @@ def _report(session: Session, occ: EventOccurrence) -> EventReport:
         checked_in=[p for p in ordered if status.get(p.id) is A.checked_in])
 
 
+REPORT_LOOKBACK = timedelta(hours=6)  # /report shows a meeting that started this recently
+
+
+def occurrence_to_report(session: Session, branch_id: int, now: datetime) -> EventOccurrence | None:
+    """The branch's next meeting (or one that started within REPORT_LOOKBACK), else its last."""
+    base = (select(EventOccurrence).join(Event, Event.id == EventOccurrence.event_id)
+            .where(Event.branch_id == branch_id, EventOccurrence.cancelled == false()))
+    nxt = session.scalars(base.where(EventOccurrence.starts_at >= now - REPORT_LOOKBACK)
+                          .order_by(EventOccurrence.starts_at).limit(1)).first()
+    return nxt or session.scalars(base.order_by(EventOccurrence.starts_at.desc()).limit(1)).first()
+
+
 def event_report(session: Session, occurrence_id: int, actor: Person | None) -> EventReport:
     """Who comes, who asked for leave (and why), who did not answer, who checked in."""
     occ = occurrence_by_id(session, occurrence_id)
@@ -104,10 +115,9 @@ class MonthlySummary:
 
 
 def monthly_summary(session: Session, branch_id: int, year: int, month: int, actor: Person | None, *,
-                    now: datetime | None = None, tz: ZoneInfo | None = None) -> MonthlySummary:
+                    now: datetime | None = None, tz: ZoneInfo) -> MonthlySummary:
     """Attendance of the branch's occurrences that started in the (local) month, up to now."""
     now = now_or_utc(now)
-    tz = tz or get_settings().tz
     branch = branch_by_id(session, branch_id)
     require_manager(session, actor, branch, "event.report")
     start = datetime(year, month, 1, tzinfo=tz)
@@ -137,8 +147,7 @@ def monthly_summary(session: Session, branch_id: int, year: int, month: int, act
     return summary
 
 
-def monthly_summary_text(summary: MonthlySummary, tz: ZoneInfo | None = None) -> str:
-    tz = tz or get_settings().tz
+def monthly_summary_text(summary: MonthlySummary, tz: ZoneInfo) -> str:
     head: dict[str, Any] = dict(branch=summary.branch.name, year=summary.year, month=summary.month)
     if not summary.occurrences:
         return t("duty.summary_none", **head)

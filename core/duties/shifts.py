@@ -16,7 +16,6 @@ from sqlalchemy import false, func, or_, select
 from sqlalchemy.orm import Session
 
 from core.access.permissions import NotAllowed, scope_of_branch
-from core.config import get_settings
 from core.duties.common import (
     SHORT_NOTICE,
     branch_by_id,
@@ -121,7 +120,7 @@ def active_signups(session: Session, shift: Shift) -> list[ShiftSignup]:
 def publish_shift(session: Session, actor: Person | None, *, title: str, place: str, starts_at: datetime,
                   ends_at: datetime, capacity: int, branch_id: int | None = None,
                   community_id: int | None = None, note: str = "", cancel_cutoff_minutes: int = 1440,
-                  now: datetime | None = None, notify: bool = True, tz: ZoneInfo | None = None) -> Shift:
+                  now: datetime | None = None, notify: bool = True, tz: ZoneInfo) -> Shift:
     """Publish a shift of a branch (`branch_id`) or of a community (`community_id` only) and invite
     everyone eligible. Sign-ups may be cancelled until `cancel_cutoff_minutes` before the start."""
     now = now_or_utc(now)
@@ -150,7 +149,7 @@ def publish_shift(session: Session, actor: Person | None, *, title: str, place: 
     session.add(shift)
     session.flush()
     if notify:
-        payload = {"text": t("duty.shift_published", **shift_text(shift, tz or get_settings().tz)),
+        payload = {"text": t("duty.shift_published", **shift_text(shift, tz)),
                    "buttons": [[{"text": t("duty.button_signup"), "callback_data": callbacks.shift_action("s", shift.id)}]]}
         for person in eligible_for_shift(session, shift):
             tell_person(session, person, f"shift-published:{shift.id}:{person.id}", payload)
@@ -158,7 +157,7 @@ def publish_shift(session: Session, actor: Person | None, *, title: str, place: 
 
 
 def cancel_shift(session: Session, shift_id: int, actor: Person | None, *, now: datetime | None = None,
-                 tz: ZoneInfo | None = None) -> Shift:
+                 tz: ZoneInfo) -> Shift:
     shift = shift_by_id(session, shift_id)
     if not may_manage_shift(session, actor, shift):
         raise NotAllowed(t("duty.deny.not_shift_manager"))
@@ -166,7 +165,7 @@ def cancel_shift(session: Session, shift_id: int, actor: Person | None, *, now: 
         raise NotAllowed(t("duty.deny.shift_started"))
     if not shift.cancelled:
         shift.cancelled = True
-        payload = {"text": t("duty.shift_cancelled", **shift_text(shift, tz or get_settings().tz))}
+        payload = {"text": t("duty.shift_cancelled", **shift_text(shift, tz))}
         for signup in active_signups(session, shift):
             tell_person(session, session.get(Person, signup.person_id), f"shift-cancelled:{shift.id}:{signup.person_id}",
                   payload)
@@ -224,21 +223,21 @@ def _my_active(session: Session, shift: Shift, person: Person) -> ShiftSignup:
 
 
 def cancel_signup(session: Session, shift_id: int, person: Person | None, *,
-                  now: datetime | None = None, tz: ZoneInfo | None = None) -> ShiftSignup:
+                  now: datetime | None = None, tz: ZoneInfo) -> ShiftSignup:
     """Give the place back, only before the shift's cancel cutoff (after it: ask for a swap)."""
     now = now_or_utc(now)
     shift, person = _open_shift(session, shift_id, person, now)
     row = _my_active(session, shift, person)
     deadline = shift.starts_at - timedelta(minutes=shift.cancel_cutoff_minutes)
     if now >= deadline:
-        raise NotAllowed(t("duty.deny.cutoff", deadline=fmt_at(deadline, tz or get_settings().tz)))
+        raise NotAllowed(t("duty.deny.cutoff", deadline=fmt_at(deadline, tz)))
     row.status, row.swap_requested_at = SignupStatus.cancelled, None
     session.flush()
     return row
 
 
 def request_swap(session: Session, shift_id: int, person: Person | None, *, now: datetime | None = None,
-                 tz: ZoneInfo | None = None) -> ShiftSignup:
+                 tz: ZoneInfo) -> ShiftSignup:
     """Ask for someone to take your place (allowed until the start); eligible others are told."""
     now = now_or_utc(now)
     shift, person = _open_shift(session, shift_id, person, now)
@@ -248,7 +247,7 @@ def request_swap(session: Session, shift_id: int, person: Person | None, *, now:
     row.swap_requested_at = now
     session.flush()
     on_shift = {s.person_id for s in active_signups(session, shift)}
-    payload = {"text": t("duty.swap_offer", name=person.display_name, **shift_text(shift, tz or get_settings().tz)),
+    payload = {"text": t("duty.swap_offer", name=person.display_name, **shift_text(shift, tz)),
                "buttons": [[{"text": t("duty.button_take"), "callback_data": callbacks.shift_action("t", row.id)}]]}
     for other in eligible_for_shift(session, shift):
         if other.id not in on_shift:
@@ -257,7 +256,7 @@ def request_swap(session: Session, shift_id: int, person: Person | None, *, now:
 
 
 def take_swap(session: Session, signup_id: int, person: Person | None, *, now: datetime | None = None,
-              tz: ZoneInfo | None = None) -> ShiftSignup:
+              tz: ZoneInfo) -> ShiftSignup:
     """Take the place someone asked to swap; theirs becomes `swapped`, the giver is told."""
     now = now_or_utc(now)
     offered = session.get(ShiftSignup, signup_id)
@@ -278,7 +277,7 @@ def take_swap(session: Session, signup_id: int, person: Person | None, *, now: d
     row = _activate(session, shift, person, now)
     giver = session.get(Person, offered.person_id)
     tell_person(session, giver, f"swap-taken:{offered.id}:{person.id}", {"text": t(
-        "duty.swap_taken", name=person.display_name, **shift_text(shift, tz or get_settings().tz))})
+        "duty.swap_taken", name=person.display_name, **shift_text(shift, tz))})
     return row
 
 
@@ -308,8 +307,7 @@ def roster(session: Session, *, start: datetime, end: datetime, branch_id: int |
     return out
 
 
-def roster_text(entries: Sequence[RosterEntry], tz: ZoneInfo | None = None) -> str:
-    tz = tz or get_settings().tz
+def roster_text(entries: Sequence[RosterEntry], tz: ZoneInfo) -> str:
     if not entries:
         return t("duty.roster_none")
     lines = [t("duty.roster_header")]
@@ -345,12 +343,12 @@ def shift_managers(session: Session, shift: Shift) -> list[Person]:
     return [p for i in dict.fromkeys(ids) if (p := session.get(Person, i)) is not None]
 
 
-def notify_short_shifts(session: Session, now: datetime | None = None, tz: ZoneInfo | None = None) -> int:
+def notify_short_shifts(session: Session, now: datetime | None = None, *, tz: ZoneInfo) -> int:
     """Tell the publisher and the secretary (community shifts: the admins) of every short shift, once."""
     queued = 0
     for shift, count in short_shifts(session, now):
         payload = {"text": t("duty.shift_short", count=count, missing=shift.capacity - count,
-                             **shift_text(shift, tz or get_settings().tz))}
+                             **shift_text(shift, tz))}
         for person in shift_managers(session, shift):
             queued += tell_person(session, person, f"shift-short:{shift.id}:{person.id}", payload)
     return queued

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.access import limits
 from core.access.permissions import NotAllowed, branches_for, require, scope_of_branch
-from core.config import Settings, get_settings
+from core.config import Settings
 from core.messages import t
 from core.models import (
     JOINED_INVITE,
@@ -88,7 +88,7 @@ class CodeRefused(NotAllowed):
 
 
 def redeem(session: Session, telegram_id: int, display_name: str, code: str, *,
-           now: datetime | None = None, settings: Settings | None = None) -> tuple[Branch, Person]:
+           settings: Settings, now: datetime | None = None) -> tuple[Branch, Person]:
     """Make the sender a member of the code's branch (creating the Person if new).
 
     Refused (CodeRefused, a NotAllowed) if the code is unknown, expired or used, or the sender
@@ -102,7 +102,7 @@ def redeem(session: Session, telegram_id: int, display_name: str, code: str, *,
     verdict = limits.joins(session, telegram_id, now=now, settings=settings)
     try:
         if not verdict.allowed:
-            tz = (settings or get_settings()).tz
+            tz = settings.tz
             raise CodeRefused("locked", t("invite.locked", at=verdict.retry_local(tz)))
         with session.begin_nested():  # a refusal takes back what the attempt wrote
             return _redeem(session, telegram_id, display_name, code, now)

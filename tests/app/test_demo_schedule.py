@@ -50,7 +50,7 @@ def test_a_member_sees_duties_and_the_secretary_sees_figures(sqlite_demo_factory
         branch = s.get(Branch, event.branch_id)
         secretary = demo_schedule._secretary(s, branch)  # noqa: SLF001 - the one who scheduled it
         member = next(p for p in events.attendees(s, occurrence) if p.id != secretary.id)
-        coming = overview.my_duties(s, member, now=now)
+        coming = overview.my_duties(s, member, now=now, tz=TZ)
         assert len(coming) >= 2, coming  # the meeting and the theme day, within the next fortnight
         report = reports.event_report(s, occurrence.id, secretary)
         assert report.expected > 0 and 0 < len(report.checked_in) < report.expected

@@ -72,7 +72,7 @@ def meeting(s: Session, starts_at: datetime | None = None, **kw: object) -> Even
     """A one-off study session of BR-HPL-01 tomorrow 19:00, whole branch."""
     args: dict = dict(branch_id=branch(s).id, kind=EventKind.study, title="学习二十大精神",
                       place="社区党群服务中心201", agenda="集中学习；交流发言",
-                      starts_at=starts_at or local(2026, 11, 21, 19), now=T0)
+                      starts_at=starts_at or local(2026, 11, 21, 19), now=T0, tz=TZ.key)
     args.update(kw)
     return events.create_event(s, who(s, SECRETARY), **args)
 
@@ -144,7 +144,7 @@ def test_secretary_schedules_monthly_meeting_and_members_are_told(demo_factory: 
     with session_scope(demo_factory) as s:
         event = events.create_event(
             s, who(s, SECRETARY), branch_id=branch(s).id, kind=EventKind.committee, title="支委会",
-            place="党群服务中心", starts_at=local(2026, 11, 15), rrule="FREQ=MONTHLY;BYMONTHDAY=15", now=T0)
+            place="党群服务中心", starts_at=local(2026, 11, 15), rrule="FREQ=MONTHLY;BYMONTHDAY=15", now=T0, tz=TZ.key)
         assert event.mandatory and event.reminder_offsets_minutes == [1440, 60] and event.tz == "Asia/Shanghai"
         occs = recurrence.occurrences(s, event, T0, T0 + 10 * 7 * DAY, now=T0)
         assert [o.starts_at for o in occs] == [local(2026, 12, 15), local(2027, 1, 15)]
@@ -179,13 +179,13 @@ def test_secretary_of_another_branch_cannot_touch_this_branchs_events(demo_facto
             outsider = who(s, code)
             with pytest.raises(NotAllowed, match="只有本支部的书记或本社区的管理员") as refused:
                 events.create_event(s, outsider, branch_id=branch(s).id, kind=EventKind.study, title="x",
-                                    place="y", starts_at=T0 + DAY, now=T0)
+                                    place="y", starts_at=T0 + DAY, now=T0, tz=TZ.key)
             assert str(refused.value).startswith("只有本支部")
             for attempt in (lambda p=outsider: events.update_event(s, event.id, p, now=T0, title="改"),
                             lambda p=outsider: events.cancel_event(s, event.id, p, now=T0),
                             lambda p=outsider: events.cancel_occurrence(s, occ.id, p, now=T0),
                             lambda p=outsider: reports.event_report(s, occ.id, p),
-                            lambda p=outsider: reports.monthly_summary(s, branch(s).id, 2026, 11, p, now=T0)):
+                            lambda p=outsider: reports.monthly_summary(s, branch(s).id, 2026, 11, p, now=T0, tz=TZ)):
                 with pytest.raises(NotAllowed, match="只有本支部"):
                     attempt()
         with pytest.raises(NotAllowed, match="/start"):
@@ -259,7 +259,7 @@ def test_event_report_and_monthly_summary(demo_factory: sessionmaker[Session]) -
         assert "应到7人：参加3人（已签到2人），请假1人，未答复3人" in text and "文爱华（出差）" in text
 
         attendance.check_in(s, o2.id, p["P-0002"], now=o2.starts_at)
-        summary = reports.monthly_summary(s, branch(s).id, 2026, 11, sec, now=local(2026, 11, 30, 12))
+        summary = reports.monthly_summary(s, branch(s).id, 2026, 11, sec, now=local(2026, 11, 30, 12), tz=TZ)
         assert [(o.id, tl.expected, tl.attended, tl.leave, tl.absent) for o, tl in summary.occurrences] == \
             [(o1.id, 7, 2, 1, 4), (o2.id, 7, 1, 0, 6)]
         assert (summary.total.expected, summary.total.attended, summary.total.leave, summary.total.absent) == (14, 3, 1, 10)
@@ -268,9 +268,9 @@ def test_event_report_and_monthly_summary(demo_factory: sessionmaker[Session]) -
         text = reports.monthly_summary_text(summary, TZ)
         assert "2026年11月出勤汇总：活动2次，应到14人次，实到3人次" in text and "出勤率21%" in text
         # occurrences that have not started yet are not counted
-        assert len(reports.monthly_summary(s, branch(s).id, 2026, 11, sec, now=T0 + 2 * DAY).occurrences) == 1
+        assert len(reports.monthly_summary(s, branch(s).id, 2026, 11, sec, now=T0 + 2 * DAY, tz=TZ).occurrences) == 1
         assert "还没有举行过活动" in reports.monthly_summary_text(
-            reports.monthly_summary(s, branch(s).id, 2026, 10, sec, now=T0), TZ)
+            reports.monthly_summary(s, branch(s).id, 2026, 10, sec, now=T0, tz=TZ), TZ)
 
 
 # -- changing and cancelling ------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_changing_a_series_and_cancelling_it(demo_factory: sessionmaker[Session]
         sec = who(s, SECRETARY)
         event = events.create_event(s, sec, branch_id=branch(s).id, kind=EventKind.theme_day, title="主题党日",
                                     place="社区广场", starts_at=local(2026, 11, 5), rrule="FREQ=MONTHLY;BYMONTHDAY=5",
-                                    now=T0)
+                                    now=T0, tz=TZ.key)
         window = (T0, T0 + common.HORIZON)
         assert [o.starts_at for o in recurrence.occurrences(s, event, *window, now=T0)] == [local(2026, 12, 5), local(2027, 1, 5)]
         events.update_event(s, event.id, sec, now=T0, rrule="FREQ=MONTHLY;BYMONTHDAY=-1")
@@ -371,12 +371,12 @@ def test_my_duties_lists_sessions_and_shifts_with_what_can_be_done(demo_factory:
         far = meeting(s, starts_at=T0 + 20 * DAY, title="很久以后")
         shift = shifts.publish_shift(s, who(s, SECRETARY), branch_id=branch(s).id, title="卡口执勤", place="东门",
                                      starts_at=local(2026, 11, 22, 8), ends_at=local(2026, 11, 22, 12),
-                                     capacity=4, now=T0)
+                                     capacity=4, now=T0, tz=TZ)
         shifts.sign_up(s, shift.id, me, now=T0)
-        mine = overview.my_duties(s, me, now=T0)
+        mine = overview.my_duties(s, me, now=T0, tz=TZ)
         assert [(d.kind, d.ref_id, d.status) for d in mine] == [("event", occ.id, "none"), ("shift", shift.id, "signed_up")]
         assert far.id not in {d.ref_id for d in mine}
-        payload = overview.duties_payload(s, me, now=T0)
+        payload = overview.duties_payload(s, me, now=T0, tz=TZ)
         assert payload["text"].splitlines() == [
             "📋 您近14天的安排：",
             "1. 11月21日（周六）19:00 学习二十大精神 @ 社区党群服务中心201（未答复）",
@@ -385,17 +385,17 @@ def test_my_duties_lists_sessions_and_shifts_with_what_can_be_done(demo_factory:
             [{"text": "1. 参加", "callback_data": f"ev:y:{occ.id}"}, {"text": "1. 请假", "callback_data": f"ev:n:{occ.id}"}],
             [{"text": "2. 找人替班", "callback_data": f"sh:w:{shift.id}"}]]
         during = occ.starts_at + 10 * MINUTE  # running now: check-in offered
-        now_duty = overview.my_duties(s, me, now=during)[0]
-        assert now_duty.can_check_in and overview.duties_payload(s, me, now=during)["buttons"][0] == \
+        now_duty = overview.my_duties(s, me, now=during, tz=TZ)[0]
+        assert now_duty.can_check_in and overview.duties_payload(s, me, now=during, tz=TZ)["buttons"][0] == \
             [{"text": "1. 签到", "callback_data": f"ev:c:{occ.id}"}]
-        assert overview.duties_payload(s, who(s, RESIDENT), now=T0) == {"text": "您近14天没有学习活动或执勤安排。"}
+        assert overview.duties_payload(s, who(s, RESIDENT), now=T0, tz=TZ) == {"text": "您近14天没有学习活动或执勤安排。"}
 
 
 # -- volunteer shifts ---------------------------------------------------------------------
 
 def shift_of(s: Session, capacity: int = 2, **kw: object) -> Shift:
     args: dict = dict(branch_id=branch(s).id, title="卡口执勤", place="东门", starts_at=local(2026, 11, 23, 8),
-                      ends_at=local(2026, 11, 23, 12), capacity=capacity, now=T0)
+                      ends_at=local(2026, 11, 23, 12), capacity=capacity, now=T0, tz=TZ)
     args.update(kw)
     return shifts.publish_shift(s, who(s, SECRETARY), **args)
 
@@ -410,13 +410,13 @@ def test_publishing_shifts_invites_members_and_volunteers(demo_factory: sessionm
         assert notice["buttons"] == [[{"text": "报名", "callback_data": f"sh:s:{shift.id}"}]]
         with pytest.raises(NotAllowed, match="只有本支部的书记或本社区的管理员"):
             shifts.publish_shift(s, who(s, OTHER_SECRETARY), branch_id=branch(s).id, title="x", place="y",
-                                 starts_at=T0 + DAY, ends_at=T0 + DAY + HOUR, capacity=1, now=T0)
+                                 starts_at=T0 + DAY, ends_at=T0 + DAY + HOUR, capacity=1, now=T0, tz=TZ)
         hpl = s.scalars(select(Community).where(Community.code == "C-HPL")).one()
         with pytest.raises(NotAllowed, match="只有本支部的书记或本社区的管理员"):
             shifts.publish_shift(s, who(s, ADMIN_QNH), community_id=hpl.id, title="x", place="y",
-                                 starts_at=T0 + DAY, ends_at=T0 + DAY + HOUR, capacity=1, now=T0)
+                                 starts_at=T0 + DAY, ends_at=T0 + DAY + HOUR, capacity=1, now=T0, tz=TZ)
         community = shifts.publish_shift(s, who(s, ADMIN_HPL), community_id=hpl.id, title="文明劝导", place="和平里西街",
-                                         starts_at=T0 + DAY, ends_at=T0 + DAY + 2 * HOUR, capacity=10, now=T0)
+                                         starts_at=T0 + DAY, ends_at=T0 + DAY + 2 * HOUR, capacity=10, now=T0, tz=TZ)
         eligible = {p.code for p in shifts.eligible_for_shift(s, community)}
         assert {VOLUNTEER_G1, VOLUNTEER_G3, "P-0001", "P-0008"} <= eligible and RESIDENT not in eligible
         assert "P-0031" not in eligible  # a member of a branch in the other community
@@ -441,36 +441,36 @@ def test_sign_up_rules_cutoff_swap_and_roster(demo_factory: sessionmaker[Session
         with pytest.raises(NotAllowed, match="报满"):
             shifts.sign_up(s, shift.id, b, now=T0)
 
-        shifts.cancel_signup(s, shift.id, vol, now=T0)  # well before the cutoff
+        shifts.cancel_signup(s, shift.id, vol, now=T0, tz=TZ)  # well before the cutoff
         shifts.sign_up(s, shift.id, b, now=T0)
         with pytest.raises(NotAllowed, match="报满"):
             shifts.sign_up(s, shift.id, vol, now=T0)
         cutoff = shift.starts_at - DAY
         with pytest.raises(NotAllowed, match="已过取消截止时间（11月22日（周日）08:00）") as late:
-            shifts.cancel_signup(s, shift.id, b, now=cutoff)
+            shifts.cancel_signup(s, shift.id, b, now=cutoff, tz=TZ)
         assert "找人替班" in str(late.value)
         with pytest.raises(NotAllowed, match="没有报名"):
-            shifts.cancel_signup(s, shift.id, c, now=T0)
+            shifts.cancel_signup(s, shift.id, c, now=T0, tz=TZ)
 
-        offered = shifts.request_swap(s, shift.id, b, now=cutoff + HOUR)
+        offered = shifts.request_swap(s, shift.id, b, now=cutoff + HOUR, tz=TZ)
         assert offered.swap_requested
         offers = outbox(s, f"swap-offer:{offered.id}:")
         assert sorted(m.chat_id for m in offers) == tg(s, *[m for m in MEMBERS if m not in ("P-0002", "P-0003")], VOLUNTEER_G1)
         assert buttons.plain(s, offers[0].payload)["buttons"] == [[{"text": "我来接班", "callback_data": f"sh:t:{offered.id}"}]]
         with pytest.raises(NotAllowed, match="不能接自己的班"):
-            shifts.take_swap(s, offered.id, b, now=cutoff + HOUR)
+            shifts.take_swap(s, offered.id, b, now=cutoff + HOUR, tz=TZ)
         with pytest.raises(NotAllowed, match="已经报名"):
-            shifts.take_swap(s, offered.id, a, now=cutoff + HOUR)
-        taken = shifts.take_swap(s, offered.id, c, now=cutoff + 2 * HOUR)
+            shifts.take_swap(s, offered.id, a, now=cutoff + HOUR, tz=TZ)
+        taken = shifts.take_swap(s, offered.id, c, now=cutoff + 2 * HOUR, tz=TZ)
         assert taken.person_id == c.id and taken.status is SignupStatus.active
         assert (offered.status, offered.swapped_to_id) == (SignupStatus.swapped, c.id)
         assert chats(s, f"swap-taken:{offered.id}:") == tg(s, "P-0003")
         with pytest.raises(NotAllowed, match="已经有人接了"):
-            shifts.take_swap(s, offered.id, vol, now=cutoff + 3 * HOUR)
+            shifts.take_swap(s, offered.id, vol, now=cutoff + 3 * HOUR, tz=TZ)
         with pytest.raises(NotAllowed, match="已经开始或结束"):
             shifts.sign_up(s, shift.id, vol, now=shift.starts_at)
 
-        shifts.request_swap(s, shift.id, a, now=cutoff + 3 * HOUR)
+        shifts.request_swap(s, shift.id, a, now=cutoff + 3 * HOUR, tz=TZ)
         entries = shifts.roster(s, start=T0, end=T0 + 7 * DAY, branch_id=branch(s).id)
         assert [(e.shift.id, [(p.code, swap) for p, swap in e.people], e.missing) for e in entries] == \
             [(shift.id, [("P-0002", True), ("P-0004", False)], 0)]
@@ -489,12 +489,12 @@ def test_short_shift_tells_the_secretary_once(demo_factory: sessionmaker[Session
         assert shifts.short_shifts(s, shift.starts_at - 25 * HOUR) == []
         at = shift.starts_at - 24 * HOUR
         assert [(x.id, n) for x, n in shifts.short_shifts(s, at)] == [(shift.id, 1)]
-        assert shifts.notify_short_shifts(s, at, TZ) == 1
-        assert shifts.notify_short_shifts(s, at + HOUR, TZ) == 0
+        assert shifts.notify_short_shifts(s, at, tz=TZ) == 1
+        assert shifts.notify_short_shifts(s, at + HOUR, tz=TZ) == 0
         notice = outbox(s, f"shift-short:{shift.id}:")
         assert [m.chat_id for m in notice] == tg(s, SECRETARY)
         assert "已报名1/3人，还差2人" in notice[0].payload["text"]
-        shifts.cancel_shift(s, shift.id, who(s, SECRETARY), now=at)
+        shifts.cancel_shift(s, shift.id, who(s, SECRETARY), now=at, tz=TZ)
         assert chats(s, f"shift-cancelled:{shift.id}:") == tg(s, "P-0002")
         assert shifts.short_shifts(s, at) == []
 
@@ -539,12 +539,12 @@ def test_leave_reason_is_the_words_only_when_they_give_one(text: str, reason: st
 def test_next_invitation_is_the_soonest_session_not_started(demo_factory: sessionmaker[Session]) -> None:
     with session_scope(demo_factory) as s:
         me = who(s, "P-0002")
-        assert overview.next_invitation(s, me, now=T0) is None
+        assert overview.next_invitation(s, me, now=T0, tz=TZ) is None
         later = only_occurrence(s, meeting(s, starts_at=local(2026, 11, 25, 9), title="后面的"))
         sooner = only_occurrence(s, meeting(s))  # tomorrow 19:00
-        assert overview.next_invitation(s, me, now=T0).ref_id == sooner.id  # type: ignore[union-attr]
+        assert overview.next_invitation(s, me, now=T0, tz=TZ).ref_id == sooner.id  # type: ignore[union-attr]
         attendance.rsvp(s, sooner.id, me, True, now=T0)  # answered sessions can still be changed
-        assert overview.next_invitation(s, me, now=T0).ref_id == sooner.id  # type: ignore[union-attr]
+        assert overview.next_invitation(s, me, now=T0, tz=TZ).ref_id == sooner.id  # type: ignore[union-attr]
         started = sooner.starts_at + MINUTE
-        assert overview.next_invitation(s, me, now=started).ref_id == later.id  # type: ignore[union-attr]
-        assert overview.next_invitation(s, who(s, RESIDENT), now=T0) is None
+        assert overview.next_invitation(s, me, now=started, tz=TZ).ref_id == later.id  # type: ignore[union-attr]
+        assert overview.next_invitation(s, who(s, RESIDENT), now=T0, tz=TZ) is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -37,6 +38,8 @@ from core.models import (
 from tests.app.journey import Journey, journey
 from tests.app.stack import Stack
 
+TZ = ZoneInfo("Asia/Shanghai")
+
 SECRETARY = 700000001  # P-0001, secretary of BR-HPL-01
 MEMBER, MEMBER_2, MEMBER_3, MEMBER_4 = 700000002, 700000003, 700000004, 700000006  # BR-HPL-01
 OUTSIDER = 700000009  # P-0009, member of BR-HPL-02
@@ -58,7 +61,7 @@ def new_event(factory: sessionmaker[Session], title: str, starts_in: timedelta, 
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         event = events.create_event(s, person(s, SECRETARY), branch_id=branch.id, kind=EventKind.study,
                                     title=title, place="社区党群服务中心201",
-                                    starts_at=utcnow() + starts_in, notify=False, **kw)  # type: ignore[arg-type]
+                                    starts_at=utcnow() + starts_in, notify=False, tz=TZ.key, **kw)  # type: ignore[arg-type]
         return s.scalars(select(EventOccurrence.id).where(EventOccurrence.event_id == event.id)).one()
 
 
@@ -167,7 +170,7 @@ def test_shift_sign_up_until_full(factory: sessionmaker[Session]) -> None:
         start = utcnow() + timedelta(days=5)
         shift_id = shifts.publish_shift(s, person(s, SECRETARY), title="垃圾分类桶前值守（报名测试）",
                                         place="和平里小区东门", starts_at=start, ends_at=start + timedelta(hours=2),
-                                        capacity=2, branch_id=branch.id).id
+                                        capacity=2, branch_id=branch.id, tz=TZ).id
 
     async def scenario() -> None:
         async with journey(factory, NO_RASA) as j:
@@ -213,7 +216,7 @@ def test_my_duties_through_rasa(factory: sessionmaker[Session], rasa_stack: Stac
 
 def _next_invitation(factory: sessionmaker[Session], telegram_id: int) -> overview.Duty:
     with factory() as s:
-        duty = overview.next_invitation(s, person(s, telegram_id))
+        duty = overview.next_invitation(s, person(s, telegram_id), tz=TZ)
     assert duty is not None
     return duty
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, select
@@ -30,6 +31,8 @@ from core.models import (
 )
 from core.scheduler import DutyScheduler
 from tests.app.conftest import _migrated
+
+TZ = ZoneInfo("Asia/Shanghai")
 
 SECRET_TEXT = "机密：张三住在3号楼502室"
 RESIDENT = 730_000_001
@@ -64,7 +67,7 @@ def _owed_reminder(factory: sessionmaker[Session], due_ago: timedelta) -> int:
         event = events.create_event(
             s, secretary, branch_id=branch.id, kind=EventKind.study, title="学习", place="201室",
             starts_at=utcnow() + timedelta(minutes=60) - due_ago, reminder_offsets=[60],
-            audience=Audience.people, person_ids=[member.id], notify=False)
+            audience=Audience.people, person_ids=[member.id], notify=False, tz=TZ.key)
         event.updated_at = utcnow() - due_ago - timedelta(hours=1)  # set up well before
         return event.id
 
@@ -110,7 +113,7 @@ def test_a_reminder_the_sweep_queued_is_no_longer_owed(demo_factory: sessionmake
                                                         engine: Engine) -> None:
     _owed_reminder(demo_factory, timedelta(minutes=1))
     assert {q.name: q.count for q in _state(demo_factory).queues}["reminders_unqueued"] == 1
-    sweeper = DutyScheduler(engine.url.render_as_string(hide_password=False))
+    sweeper = DutyScheduler(engine.url.render_as_string(hide_password=False), tz=ZoneInfo("Asia/Shanghai"))
     try:
         assert sweeper.sweep() == 1
     finally:

@@ -90,7 +90,7 @@ def test_codes_are_unambiguous_and_distinct() -> None:
 def test_redeem_makes_a_new_person_a_member_and_nothing_more(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         code = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0).code
-        joined, person = invites.redeem(s, NEWCOMER, "王新", code.lower(), now=T0 + timedelta(hours=1))
+        joined, person = invites.redeem(s, NEWCOMER, "王新", code.lower(), now=T0 + timedelta(hours=1), settings=get_settings())
         assert joined.code == "BR-HPL-01" and person.telegram_id == NEWCOMER and person.display_name == "王新"
         assert person.id in members(s)
         assert roles_at(s, person, scope_of_branch(s, joined)) == {Role.member}
@@ -105,7 +105,7 @@ def test_a_reimport_keeps_members_who_joined_by_invite(demo_factory: sessionmake
     """The registry does not know them: only gridbot revoke takes them out."""
     with session_scope(demo_factory) as s:
         code = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0).code
-        person_id = invites.redeem(s, NEWCOMER, "王新", code, now=T0 + timedelta(hours=1))[1].id
+        person_id = invites.redeem(s, NEWCOMER, "王新", code, now=T0 + timedelta(hours=1), settings=get_settings())[1].id
         listed = members(s)
     with session_scope(demo_factory) as s:
         report = import_registry(s, [DEMO])  # the IT worker re-imports to add a building, say
@@ -132,10 +132,10 @@ def test_a_reimport_keeps_members_who_joined_by_invite(demo_factory: sessionmake
 def test_a_code_used_twice_is_refused(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         code = invites.create_invite(s, who(s, "P-0001"), branch(s).id).code
-        invites.redeem(s, NEWCOMER, "王新", code)
+        invites.redeem(s, NEWCOMER, "王新", code, settings=get_settings())
         for user in (NEWCOMER_2, NEWCOMER):
             with pytest.raises(NotAllowed, match="已经被使用过"):
-                invites.redeem(s, user, "李新", code)
+                invites.redeem(s, user, "李新", code, settings=get_settings())
         assert by_tg(s, NEWCOMER_2) is None  # the refused person was not created
 
 
@@ -143,11 +143,11 @@ def test_an_expired_or_unknown_code_is_refused(sqlite_demo_factory: sessionmaker
     with session_scope(sqlite_demo_factory) as s:
         code = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0).code
         with pytest.raises(NotAllowed, match="已过期"):
-            invites.redeem(s, NEWCOMER, "王新", code, now=T0 + timedelta(hours=72))
+            invites.redeem(s, NEWCOMER, "王新", code, now=T0 + timedelta(hours=72), settings=get_settings())
         with pytest.raises(NotAllowed, match="邀请码不正确"):
-            invites.redeem(s, NEWCOMER, "王新", "ABCD2345")
+            invites.redeem(s, NEWCOMER, "王新", "ABCD2345", settings=get_settings())
         assert by_tg(s, NEWCOMER) is None
-        branch_id = invites.redeem(s, NEWCOMER, "王新", code, now=T0 + timedelta(hours=71, minutes=59))[0].id
+        branch_id = invites.redeem(s, NEWCOMER, "王新", code, now=T0 + timedelta(hours=71, minutes=59), settings=get_settings())[0].id
         assert branch_id == branch(s).id
 
 
@@ -155,9 +155,9 @@ def test_an_existing_member_is_refused_and_the_code_stays_good(sqlite_demo_facto
     with session_scope(sqlite_demo_factory) as s:
         code = invites.create_invite(s, who(s, "P-0001"), branch(s).id).code
         with pytest.raises(NotAllowed, match="您已经是和平里第一网格党支部的党员了"):
-            invites.redeem(s, MEMBER, "梁海涛", code)
+            invites.redeem(s, MEMBER, "梁海涛", code, settings=get_settings())
         # someone already in the registry, member of another branch, joins this one too
-        _, person = invites.redeem(s, 700000009, "", code)
+        _, person = invites.redeem(s, 700000009, "", code, settings=get_settings())
         assert person.code == "P-0009" and person.id in members(s) and person.id in members(s, "BR-HPL-02")
 
 
@@ -173,14 +173,14 @@ def test_five_wrong_codes_in_an_hour_lock_out_until_the_hour_is_over(
     with session_scope(sqlite_demo_factory) as s:
         good = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0).code
         used = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0).code
-        invites.redeem(s, NEWCOMER_2, "李新", used, now=T0)
+        invites.redeem(s, NEWCOMER_2, "李新", used, now=T0, settings=get_settings())
         expired = invites.create_invite(s, who(s, "P-0001"), branch(s).id, now=T0 - timedelta(hours=73)).code
         for i, wrong in enumerate(["ZZZZ2222", used, expired, "ABCD2345", "QQQQ3333"]):
             with pytest.raises(NotAllowed):
-                invites.redeem(s, NEWCOMER, "王新", wrong, now=T0 + i * minute)
+                invites.redeem(s, NEWCOMER, "王新", wrong, now=T0 + i * minute, settings=get_settings())
         # locked: even the right code is refused, without being looked at, and stays good
         with pytest.raises(NotAllowed) as locked:
-            invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 30 * minute)
+            invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 30 * minute, settings=get_settings())
         assert str(locked.value) == t("invite.locked", at="11:00")  # an hour after the first wrong code
         assert s.scalars(select(InviteCode).where(InviteCode.code == good)).one().used_at is None
         assert by_tg(s, NEWCOMER) is None
@@ -193,13 +193,13 @@ def test_five_wrong_codes_in_an_hour_lock_out_until_the_hour_is_over(
         # others are not locked out; being a member already is no wrong code
         for _ in range(6):
             with pytest.raises(NotAllowed, match="您已经是和平里第一网格党支部的党员了"):
-                invites.redeem(s, MEMBER, "梁海涛", good, now=T0 + 30 * minute)
+                invites.redeem(s, MEMBER, "梁海涛", good, now=T0 + 30 * minute, settings=get_settings())
         assert [e.detail["reason"] for e in refusals(s, MEMBER)] == ["already_member"] * 6
         assert [e.actor_id for e in refusals(s, MEMBER)] == [who(s, "P-0002").id] * 6
         # the lockout ends by itself, an hour after the first of the five
         with pytest.raises(NotAllowed, match="次数太多"):
-            invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 59 * minute)
-        joined, person = invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 60 * minute)
+            invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 59 * minute, settings=get_settings())
+        joined, person = invites.redeem(s, NEWCOMER, "王新", good, now=T0 + 60 * minute, settings=get_settings())
         assert person.id in members(s, joined.code)
 
 
@@ -254,7 +254,7 @@ def test_two_people_racing_for_one_code_make_exactly_one_member(postgres_server:
         def redeem(user: int) -> None:
             try:
                 with session_scope(factory) as s:
-                    invites.redeem(s, user, f"用户{user}", code)
+                    invites.redeem(s, user, f"用户{user}", code, settings=get_settings())
                 outcomes[user] = "joined"
             except NotAllowed as exc:
                 outcomes[user] = str(exc)

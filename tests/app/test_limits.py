@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.access import limits
-from core.config import Settings
+from core.config import Settings, get_settings
 from core.db import make_engine, session_scope
 from core.messages import t
 from core.models import AuditEntry, Building, Person, Ticket, utcnow
@@ -64,19 +64,19 @@ def test_reports_and_emergencies_are_counted_apart_over_the_last_hour(
         for i in range(10):
             seed_ticket(s, me, T0 - 50 * MINUTE + i * MINUTE)
         seed_ticket(s, other, T0 - MINUTE)
-        verdict = limits.reports(s, me.id, now=T0)
+        verdict = limits.reports(s, me.id, now=T0, settings=get_settings())
         assert not verdict.allowed and verdict.limit == 10
         assert verdict.retry_at == T0 + 10 * MINUTE  # when the oldest of the ten is an hour old
         assert verdict.retry_local(TZ) == "10:10"
-        assert limits.reports(s, me.id, now=T0 + 10 * MINUTE).allowed  # it ends by itself
-        assert limits.reports(s, other.id, now=T0).allowed  # nobody else is held back
-        assert limits.emergencies(s, me.id, now=T0).allowed  # reports do not use up emergencies
+        assert limits.reports(s, me.id, now=T0 + 10 * MINUTE, settings=get_settings()).allowed  # it ends by itself
+        assert limits.reports(s, other.id, now=T0, settings=get_settings()).allowed  # nobody else is held back
+        assert limits.emergencies(s, me.id, now=T0, settings=get_settings()).allowed  # reports do not use up emergencies
         for i in range(3):
             seed_ticket(s, me, T0 - 30 * MINUTE + i * MINUTE, category="emergency")
-        urgent = limits.emergencies(s, me.id, now=T0)
+        urgent = limits.emergencies(s, me.id, now=T0, settings=get_settings())
         assert not urgent.allowed and urgent.retry_at == T0 + 30 * MINUTE
-        assert limits.emergencies(s, me.id, now=T0 + 31 * MINUTE).allowed
-        assert limits.reports(s, me.id, now=T0 + 10 * MINUTE).allowed  # emergencies are not reports
+        assert limits.emergencies(s, me.id, now=T0 + 31 * MINUTE, settings=get_settings()).allowed
+        assert limits.reports(s, me.id, now=T0 + 10 * MINUTE, settings=get_settings()).allowed  # emergencies are not reports
         tight = Settings(_env_file=None, emergency_limit_per_hour=4)  # type: ignore[call-arg]
         assert limits.emergencies(s, me.id, now=T0, settings=tight).allowed
 
@@ -84,16 +84,16 @@ def test_reports_and_emergencies_are_counted_apart_over_the_last_hour(
 def test_bindings_are_counted_from_the_audit_log_over_a_day(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         b7, b8 = (s.scalars(select(Building).where(Building.code == c)).one() for c in ("B-HPL-01-07", "B-HPL-01-08"))
-        assert limits.bindings(s, None).allowed  # never bound
+        assert limits.bindings(s, None, settings=get_settings()).allowed  # never bound
         me = residents.bind_resident(s, 730000090, "李明", b7.id, True, now=T0 - 23 * HOUR)
         residents.bind_resident(s, 730000090, "李明", b8.id, True, now=T0 - HOUR)
-        assert limits.bindings(s, me.id, now=T0).allowed
+        assert limits.bindings(s, me.id, now=T0, settings=get_settings()).allowed
         residents.bind_resident(s, 730000090, "李明", b7.id, False, now=T0)
-        verdict = limits.bindings(s, me.id, now=T0)
+        verdict = limits.bindings(s, me.id, now=T0, settings=get_settings())
         assert not verdict.allowed and verdict.retry_at == T0 + HOUR
         assert verdict.retry_local(TZ, with_date=True) == "11-20 11:00"
-        assert limits.bindings(s, me.id, now=T0 + HOUR).allowed
-        assert limits.bindings(s, person(s).id, now=T0).allowed
+        assert limits.bindings(s, me.id, now=T0 + HOUR, settings=get_settings()).allowed
+        assert limits.bindings(s, person(s).id, now=T0, settings=get_settings()).allowed
 
 
 # -- bindings through the bot ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +37,8 @@ from core.people import residents
 from tests.app.journey import Journey, journey
 from tests.app.telegram_fake import FakeTelegram
 from tests.app.test_permissions import BRANCH_CHAT, MEMBER, SECRETARY, new_ticket
+
+TZ = ZoneInfo("Asia/Shanghai")
 
 NO_RASA = "http://127.0.0.1:9"  # a note sent to Rasa would wait in the inbox: none may
 RESIDENT = 730_000_001
@@ -85,7 +88,7 @@ def test_a_leave_reason_asked_before_a_restart_is_the_reason_after_it(
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         secretary = s.scalars(select(Person).where(Person.telegram_id == SECRETARY)).one()
         event = events.create_event(s, secretary, branch_id=branch.id, kind=EventKind.study, title="重启后请假",
-                                    place="社区党群服务中心201", starts_at=utcnow() + timedelta(days=2), notify=False)
+                                    place="社区党群服务中心201", starts_at=utcnow() + timedelta(days=2), notify=False, tz=TZ.key)
         occurrence = s.scalars(select(EventOccurrence.id).where(EventOccurrence.event_id == event.id)).one()
 
     async def before() -> None:

@@ -64,7 +64,7 @@ def reminded(factory: sessionmaker[Session], seconds: float, offsets: list[int] 
         event = events.create_event(
             s, who(s, SECRETARY), branch_id=branch.id, kind=EventKind.study, title=title, place="201室",
             starts_at=utcnow() + timedelta(minutes=offsets[0], seconds=seconds), reminder_offsets=offsets,
-            audience=Audience.people, person_ids=[who(s, c).id for c in PEOPLE], notify=False)
+            audience=Audience.people, person_ids=[who(s, c).id for c in PEOPLE], notify=False, tz=TZ.key)
         occ = s.scalars(select(EventOccurrence).where(EventOccurrence.event_id == event.id)).one()
         return occ.id
 
@@ -111,7 +111,7 @@ def running() -> Iterator[list[DutyScheduler]]:
 
 
 def start(url: str, running: list[DutyScheduler], **kw: float) -> DutyScheduler:
-    sched = DutyScheduler(url, **{**FAST, **kw})  # type: ignore[arg-type]
+    sched = DutyScheduler(url, tz=TZ, **{**FAST, **kw})  # type: ignore[arg-type]
     running.append(sched)
     sched.start()
     return sched
@@ -201,7 +201,7 @@ def test_an_exception_in_one_reminder_does_not_stop_the_sweep(
         return send(session, occurrence_id, offset_minutes, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(duty_reminders, "send_reminders", failing)
-    sched = DutyScheduler(url_of(engine))  # the sweep needs no election
+    sched = DutyScheduler(url_of(engine), tz=TZ)  # the sweep needs no election
     try:
         assert sched.sweep() == 1
         assert sent_for(demo_factory, first) == []
@@ -278,7 +278,7 @@ def test_a_reminder_missed_until_the_event_started_is_dropped(engine: Engine, de
         event = events.create_event(
             s, who(s, SECRETARY), branch_id=branch.id, kind=EventKind.study, title="短会", place="201室",
             starts_at=utcnow() + timedelta(minutes=1, seconds=3), reminder_offsets=[1],
-            audience=Audience.people, person_ids=[who(s, "P-0002").id], notify=False)
+            audience=Audience.people, person_ids=[who(s, "P-0002").id], notify=False, tz=TZ.key)
         occ_id = s.scalars(select(EventOccurrence.id).where(EventOccurrence.event_id == event.id)).one()
     first = start(url_of(engine), running)
     assert first.wait_until_leader(10)
@@ -298,7 +298,7 @@ def test_a_short_shift_is_reported_by_the_scheduler_once(engine: Engine, demo_fa
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         soon = utcnow() + timedelta(hours=20)
         shift = shifts.publish_shift(s, who(s, SECRETARY), branch_id=branch.id, title="卡口执勤", place="东门",
-                                     starts_at=soon, ends_at=soon + timedelta(hours=4), capacity=4, notify=False)
+                                     starts_at=soon, ends_at=soon + timedelta(hours=4), capacity=4, notify=False, tz=TZ)
         shift_id = shift.id
     sched = start(url_of(engine), running)
     assert sched.wait_until_leader(10)
@@ -391,8 +391,9 @@ def test_a_leader_whose_connection_dies_stands_down_and_another_takes_over(
 
 LEADER_PROCESS = """
 import sys, time
+from zoneinfo import ZoneInfo
 from core.scheduler import DutyScheduler
-sched = DutyScheduler(sys.argv[1], sync_interval=0.5, poll_interval=0.2)
+sched = DutyScheduler(sys.argv[1], tz=ZoneInfo("Asia/Shanghai"), sync_interval=0.5, poll_interval=0.2)
 sched.start()
 if sched.wait_until_leader(30):
     print("leader", flush=True)

@@ -18,6 +18,8 @@ from core.messages import t
 from core.models import Attendance, Branch, EventKind, EventOccurrence, Person
 from tests.app.actions.helpers import run
 
+TZ = ZoneInfo("Asia/Shanghai")
+
 TITLE, PLACE = "学习二十大精神", "社区党群服务中心201"
 
 
@@ -33,7 +35,7 @@ def study_session(db: sessionmaker[Session]) -> Scheduled:
         secretary = s.scalars(select(Person).where(Person.code == "P-0001")).one()
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         event = events.create_event(s, secretary, branch_id=branch.id, kind=EventKind.study, title=TITLE,
-                                    place=PLACE, starts_at=datetime.now(timezone.utc) + timedelta(days=3))
+                                    place=PLACE, starts_at=datetime.now(timezone.utc) + timedelta(days=3), tz=TZ.key)
         occ = s.scalars(select(EventOccurrence).where(EventOccurrence.event_id == event.id)).one()
         when = common.fmt_at(occ.starts_at, ZoneInfo(event.tz))
         return Scheduled(occ.id, {"title": TITLE, "when": when})
