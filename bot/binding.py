@@ -14,11 +14,9 @@ the consent, which is never refused.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import ContextTypes
@@ -29,8 +27,8 @@ from core.config import get_settings
 from core.db import read_scope
 from core.messages import t
 from core.messaging import prompts
-from core.models import Building, Community, Grid
 from core.people import residents
+from core.places import directory
 from core.places.router import Router, RouteStatus
 from core.text import normalise
 
@@ -50,23 +48,9 @@ def is_press(data: Any) -> bool:
     return isinstance(data, list) and len(data) == 3 and data[0] == TAG
 
 
-def _communities(s: Session) -> list[tuple[str, str]]:
-    return [(c.code, c.name) for c in s.scalars(select(Community).order_by(Community.code))]
-
-
-def _buildings(s: Session, community_code: str) -> list[tuple[str, str]]:
-    rows = s.execute(select(Building.code, Building.address).join(Grid).join(Community)
-                     .where(Community.code == community_code).order_by(Building.code))
-    return [(code, address) for code, address in rows]
-
-
-def _nearest(factory: sessionmaker[Session], grid_codes: list[str], lat: float, lon: float,
-             n: int = 3) -> list[tuple[str, str]]:
+def _nearest(factory: sessionmaker[Session], grid_codes: list[str], lat: float, lon: float) -> list[tuple[str, str]]:
     with read_scope(factory) as s:
-        rows = s.execute(select(Building.code, Building.address, Building.lat, Building.lon).join(Grid)
-                         .where(Grid.code.in_(grid_codes), Building.lat.is_not(None)))
-        ranked = sorted(rows, key=lambda r: math.hypot(r.lat - lat, (r.lon - lon) * math.cos(math.radians(lat))))
-        return [(r.code, r.address) for r in ranked[:n]]
+        return directory.nearest_buildings(s, grid_codes, lat, lon)
 
 
 class Limited(NamedTuple):
@@ -82,7 +66,7 @@ def _limited(s: Session, telegram_id: int) -> Limited | None:
         return None
     assert person is not None  # someone never bound is never limited
     text = t("limit.binding", limit=verdict.limit, at=verdict.retry_local(get_settings().tz, with_date=True))
-    building = s.get(Building, person.building_id) if person.building_id is not None else None
+    building = residents.home_of(s, person)
     return Limited(text, building.code if building is not None and person.contact_consent else None)
 
 
@@ -104,7 +88,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
         prompts.ask(s, user.id, prompts.BINDING, {"step": "community"})
         out.send(chat_id, t("bind.welcome"),
-                 [[_button(name, "community", code)] for code, name in _communities(s)])
+                 [[_button(name, "community", code)] for code, name in directory.communities(s)])
 
     await respond(context, work)
 
@@ -183,7 +167,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
             prompts.ask(s, user.id, prompts.BINDING, {"step": "building"})
             show(out, t("bind.pick_building"),
                  _rows([_button(address.replace("小区", ""), "building", code)
-                        for code, address in _buildings(s, str(value))], ROW))
+                        for code, address in directory.buildings_of(s, str(value))], ROW))
         elif step == "building":
             _ask_consent(s, out, user.id, chat_id, message_id, str(value), _address(s, str(value)))
         elif step == "consent":
@@ -199,13 +183,13 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
 
 
 def _address(s: Session, code: str) -> str:
-    return s.scalars(select(Building.address).where(Building.code == code)).one()
+    return directory.building(s, code).address
 
 
 def _bind(s: Session, telegram_id: int, name: str, code: str, consent: bool) -> tuple[str, bool]:
     """(the place, True) once bound; (why not, False) over the binding limit. Staying in
     one's building without consent (withdrawing it) is never refused."""
-    building = s.scalars(select(Building).where(Building.code == code)).one()
+    building = directory.building(s, code)
     person = residents.person_by_telegram(s, telegram_id)
     withdrawing = person is not None and person.building_id == building.id and not consent
     limited = None if withdrawing else _limited(s, telegram_id)

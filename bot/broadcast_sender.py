@@ -55,7 +55,7 @@ from telegram.request import BaseRequest, HTTPXRequest, RequestData
 from bot.ratelimit import BULK, RateLimiter
 from core.broadcasts import service as broadcasts
 from core.db import read_scope, session_scope
-from core.models import Broadcast, DeliveryState
+from core.models import DeliveryState
 
 log = logging.getLogger("gridbot.broadcast")
 
@@ -413,6 +413,4 @@ class _Progress:
 
 
 def _store_progress(session: Session, broadcast_id: int, message_id: int) -> None:
-    broadcast = session.get(Broadcast, broadcast_id)
-    if broadcast is not None:
-        broadcast.progress_message_id = message_id
+    broadcasts.set_progress_message(session, broadcast_id, message_id)

@@ -21,8 +21,8 @@ from bot.replies import Outgoing, button, respond
 from core.access.permissions import NotAllowed
 from core.config import get_settings
 from core.messages import t
-from core.models import Branch
 from core.people import residents
+from core.places import directory
 from core.registry import invites
 
 log = logging.getLogger("gridbot.bot.roles")
@@ -53,8 +53,7 @@ def _invite(s: Session, user_id: int, branch_id: int | None) -> Reply:
     except NotAllowed as exc:
         log.info("refused an invite for branch %s to user %s", branch_id, user_id)
         return Reply(str(exc), [], False)
-    branch = s.get(Branch, branch_id)
-    assert branch is not None
+    branch = directory.branch(s, branch_id)
     expires = invite.expires_at.astimezone(get_settings().tz).strftime("%m-%d %H:%M")
     return Reply(t("invite.created", branch=branch.name, code=invite.code, expires=expires), [], True)
 

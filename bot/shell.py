@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TextIO
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import Application
@@ -45,7 +45,8 @@ from bot.dispatcher import OutboxDispatcher
 from bot.offline import TINY_JPEG, FakeTelegram, JSONDict, SentCall, UpdateBuilder, buttons
 from core.config import Settings
 from core.db import session_scope
-from core.models import Branch, Person
+from core.people import residents
+from core.places import directory
 
 log = logging.getLogger("gridbot.shell")
 
@@ -129,8 +130,8 @@ class Shell:
     def person_name(self, user_id: int) -> str | None:
         if user_id not in self._names:
             with session_scope(self.factory) as s:
-                self._names[user_id] = s.scalar(
-                    select(Person.display_name).where(Person.telegram_id == user_id))
+                person = residents.person_by_telegram(s, user_id)
+                self._names[user_id] = person.display_name if person is not None else None
         return self._names[user_id]
 
     def first_name(self, user_id: int) -> str:
@@ -144,8 +145,9 @@ class Shell:
                 self._labels[chat_id] = f"用户 {chat_id}" + (f" {name}" if name else "")
             else:
                 with session_scope(self.factory) as s:
-                    branch = s.scalar(select(Branch.name).where(Branch.telegram_chat_id == chat_id))
-                self._labels[chat_id] = f"群 {branch}" if branch else f"群 {chat_id}"
+                    branch = directory.branch_by_chat(s, chat_id)
+                    name = branch.name if branch is not None else None
+                self._labels[chat_id] = f"群 {name}" if name else f"群 {chat_id}"
         return self._labels[chat_id]
 
     def show(self) -> None:

@@ -29,9 +29,9 @@ from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
 from core.messaging import prompts
-from core.models import Ticket
 from core.people import residents
 from core.presentation import callbacks
+from core.tickets import lifecycle
 from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.bot.tickets")
@@ -62,7 +62,7 @@ def _run(factory: sessionmaker[Session], user_id: int, fn: Callable[..., Any], t
 
 
 def _check(s: Session, ticket_id: int, person: Any, action: str) -> str:
-    ticket = s.get(Ticket, ticket_id)
+    ticket = lifecycle.get_by_id(s, ticket_id)
     if ticket is None:
         raise NotAllowed(t("ticket.not_found"))
     ticket_access.check(s, person, action, ticket)

@@ -389,6 +389,13 @@ def retry_later(session: Session, delivery_id: int, error: str, *, delay: timede
     return DeliveryState.pending
 
 
+def set_progress_message(session: Session, broadcast_id: int, message_id: int) -> None:
+    """Remember the sender's progress message, so a restarted sender edits it instead of a new one."""
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is not None:
+        broadcast.progress_message_id = message_id
+
+
 def counts(session: Session, broadcast_id: int) -> dict[str, int]:
     """How many deliveries are in each state, plus total and read."""
     rows = session.execute(select(BroadcastDelivery.state, func.count()).where(

@@ -74,3 +74,8 @@ def first_name(person: Person) -> str:
     if name and "\u4e00" <= name[0] <= "\u9fff":
         return t("name.comrade", family=name[0])
     return name.split()[0] if name else t("actor.system")
+
+
+def home_of(session: Session, person: Person) -> Building | None:
+    """The building a resident is bound to, if any."""
+    return session.get(Building, person.building_id) if person.building_id is not None else None

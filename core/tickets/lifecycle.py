@@ -167,6 +167,10 @@ def change_status(
     return event
 
 
+def get_by_id(session: Session, ticket_id: int) -> Ticket | None:
+    return session.get(Ticket, ticket_id)
+
+
 def get_by_number(session: Session, number: str) -> Ticket | None:
     return session.scalar(select(Ticket).where(Ticket.number == number))
 
