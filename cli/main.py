@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.config import PROJECT_ROOT, get_settings
-from core.db import make_engine, make_session_factory, session_scope
+from core.db import make_engine, make_session_factory, session_scope, trial_scope
 from core.duties import demo as demo_schedule
 from core.migrate import upgrade
 from core.models import Building, Grid, Person, Ticket
@@ -65,21 +65,14 @@ def import_(
     problem is printed as FILE:LINE: message.
     """
     factory = _factory()
-    session = factory()
     try:
-        report = import_registry(session, paths)
-        if dry_run:
-            session.rollback()
-        else:
-            session.commit()
+        with (trial_scope(factory) if dry_run else session_scope(factory)) as session:
+            report = import_registry(session, paths)
     except ImportFailed as failed:
-        session.rollback()
         for problem in failed.problems:
             typer.echo(str(problem), err=True)
         typer.echo(f"import failed: {len(failed.problems)} problem(s); nothing was changed", err=True)
         raise typer.Exit(1) from None
-    finally:
-        session.close()
     if as_json:
         _echo_json(report.as_dict())
     else:

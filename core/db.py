@@ -149,6 +149,17 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 @contextmanager
+def trial_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A writing session whose work is always rolled back: a dry run sees what it would change."""
+    session = factory()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+@contextmanager
 def read_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session for reading only: on SQLite it does not take the write lock, so it never
     waits behind a writer (WAL). Anything it writes is rolled back."""

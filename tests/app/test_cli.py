@@ -45,6 +45,17 @@ def test_import_error_exits_1_with_file_and_line(demo_db: Path, tmp_path: Path) 
     assert listing.returncode == 3  # B-X1 was valid but not imported: all or nothing
 
 
+def test_import_dry_run_reports_the_changes_and_keeps_none(demo_db: Path, tmp_path: Path) -> None:
+    new = tmp_path / "buildings.csv"
+    new.write_text("code,grid,address\nB-DRY1,G-HPL-01,试运行1号楼\n", encoding="utf-8")
+    result = run(["import", "--dry-run", "--json", str(new)], demo_db)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["changes"] == 1
+    assert run(["route", "building", "B-DRY1"], demo_db).returncode == 3  # not kept
+    assert json.loads(run(["import", "--json", str(new)], demo_db).stdout)["changes"] == 1
+    assert run(["route", "building", "B-DRY1"], demo_db).returncode == 0  # kept without --dry-run
+
+
 def test_route_commands(demo_db: Path) -> None:
     result = run(["route", "text", "和平裡小區東門"], demo_db)
     assert result.returncode == 0, result.stderr
