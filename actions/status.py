@@ -42,7 +42,7 @@ class ActionCheckStatus(GridAction):
                 dispatcher.utter_message(text=t("status.none"))
                 return []
             lines = [t("status.line", number=x.number, category=x.category.name,
-                       status=t(f"status.{x.status.value}")) for x in tickets]
+                       status=cards.status_label(x)) for x in tickets]
             buttons = [button(t("status.button_history", number=x.number), "check_status", ticket=x.number)
                        for x in tickets[:5]]
         dispatcher.utter_message(text=t("status.list") + "\n" + "\n".join(lines), buttons=buttons)

@@ -62,6 +62,7 @@ from core.presentation import callbacks
 from core.protocol import intent_payload
 from core.scheduler import DutyScheduler
 from core.text import normalise
+from core.tickets import deadlines
 
 log = logging.getLogger("gridbot.bot")
 
@@ -517,7 +518,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
                          asyncio.create_task(_replay_loop(svc))]
             # Periodic work (reminders, short shifts, closing unrated tickets, forgetting old buttons):
             # one leader per database; what it queues, the dispatcher sends.
-            svc.scheduler = DutyScheduler(settings.database_url, tz=settings.tz)
+            svc.scheduler = DutyScheduler(settings.database_url, tz=settings.tz, limits=deadlines.Limits.of(settings))
             svc.scheduler.start()
             # Broadcasts: their own plain Bot and transport (see bot/broadcast_sender.py).
             bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8),

@@ -82,6 +82,10 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
         elif action == "escalate":
             await asyncio.to_thread(_run, factory, user.id, partial(ticket_service.escalate, tz=tz), ticket_id)
             await query.answer(t("ticket.escalated_toast"))
+        elif action == "urge":
+            counted = await asyncio.to_thread(_run, factory, user.id, ticket_service.urge, ticket_id)
+            await query.answer(t("deadline.urge_toast" if counted else "deadline.urge_again"))
+            return bool(counted)
         elif action == "contact":
             details = await asyncio.to_thread(_run, factory, user.id, ticket_service.contact_details, ticket_id)
             await query.answer(details, show_alert=True)

@@ -51,6 +51,28 @@ class Settings(BaseSettings):
                                        description="Bindings (/start to the end) one person may make in 24 hours.")
     join_failures_per_hour: int = Field(default=5, ge=1,
                                         description="Wrong /join codes in an hour before a person is locked out.")
+    # Time limits that act (core/tickets/deadlines.py).
+    deadline_reminders: str = Field(default="0.5,0.8", description=(
+        "The two fractions of a response or resolve limit at which the handlers are reminded."))
+    digest_minutes: int = Field(default=10, ge=1, description="At most one deadline digest per branch group this often.")
+    emergency_recall_minutes: int = Field(default=10, ge=1,
+                                          description="An emergency nobody claimed this long after filing: admins again.")
+
+    @field_validator("deadline_reminders")
+    @classmethod
+    def _two_fractions(cls, value: str) -> str:
+        try:
+            first, second = (float(part) for part in value.split(","))
+        except ValueError:
+            raise ValueError(f"expected two fractions like 0.5,0.8, not {value!r}") from None
+        if not 0 < first < second < 1:
+            raise ValueError(f"expected 0 < first < second < 1, not {value!r}")
+        return value
+
+    @property
+    def deadline_fractions(self) -> tuple[float, float]:
+        first, second = (float(part) for part in self.deadline_reminders.split(","))
+        return first, second
 
     @field_validator("timezone")
     @classmethod

@@ -54,6 +54,7 @@ from core.duties import recurrence, reminders, shifts
 from core.messaging import buttons
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
+from core.tickets import deadlines
 from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.scheduler")
@@ -64,6 +65,7 @@ REMIND_FUNC = "core.scheduler:remind"
 LATE_AFTER = timedelta(minutes=2)  # a reminder later than this says 迟到的提醒
 SYNC_INTERVAL = 30.0
 POLL_INTERVAL = 5.0
+DEADLINE_INTERVAL = 0.5  # how often the leader looks for due deadline steps (core.tickets.deadlines)
 
 # The leader in this process. The one module-level name left: a stored job is a pickled
 # reference ("core.scheduler:remind" and its arguments), so the job finds the leader's
@@ -189,10 +191,13 @@ class DutyScheduler:
     """Leader election plus, while leading, APScheduler and the periodic sync. Thread-based:
     `start()` returns at once (safe to call from asyncio), `stop()` joins."""
 
-    def __init__(self, url: str, *, tz: ZoneInfo, sync_interval: float = SYNC_INTERVAL,
+    def __init__(self, url: str, *, tz: ZoneInfo, limits: deadlines.Limits | None = None,
+                 deadline_interval: float = DEADLINE_INTERVAL, sync_interval: float = SYNC_INTERVAL,
                  poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4) -> None:
         self.url = normalise_url(url)
-        self.tz = tz  # the zone of the texts it queues (short shifts)
+        self.tz = tz  # the zone of the texts it queues (short shifts, deadlines)
+        self.limits = limits or deadlines.Limits()
+        self.deadline_interval = deadline_interval
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
         self.engine = make_engine(self.url)
         self.factory = make_session_factory(self.engine)
@@ -263,6 +268,35 @@ class DutyScheduler:
                             reminder.due_at.isoformat(timespec="seconds"), queued)
         return swept
 
+    def deadlines(self, now: datetime | None = None) -> dict[str, int]:
+        """Plan the deadline steps of tickets filed or reopened since, then do every step that is
+        due, each in its own transaction (core.tickets.deadlines); counts by outcome."""
+        now = now or utcnow()
+        counts: dict[str, int] = {"planned": 0}
+        while True:
+            with session_scope(self.factory) as session:
+                ids = deadlines.pending(session)
+            for ticket_id in ids:
+                with session_scope(self.factory) as session:
+                    counts["planned"] += deadlines.plan_one(session, ticket_id, limits=self.limits)
+            if len(ids) < 500:
+                break
+        after: tuple[datetime, int] | None = None
+        while True:
+            with session_scope(self.factory) as session:
+                page = deadlines.due(session, now, after=after)
+            for step_id, _ in page:
+                try:
+                    with session_scope(self.factory) as session:
+                        outcome = deadlines.run(session, step_id, now=now, tz=self.tz, limits=self.limits)
+                except Exception:  # noqa: BLE001 - the others still go; this one is tried next round
+                    log.exception("deadline step %s failed", step_id)
+                    outcome = "failed"
+                counts[outcome] = counts.get(outcome, 0) + 1
+            if len(page) < 500:
+                return counts
+            after = (page[-1][1], page[-1][0])
+
     def sync(self, now: datetime | None = None) -> int:
         """One round of housekeeping (the leader calls it); how many reminder jobs were written."""
         scheduler = self._scheduler
@@ -310,7 +344,7 @@ class DutyScheduler:
     # -- the election loop -------------------------------------------------------------
 
     def _run(self) -> None:
-        next_sync = 0.0
+        next_sync = next_deadlines = 0.0
         try:
             while not self._stopping.is_set():
                 try:
@@ -337,9 +371,15 @@ class DutyScheduler:
                     except Exception:  # noqa: BLE001 - e.g. the database: try again next round
                         log.exception("reminder sweep failed")
                     next_sync = time.monotonic() + self.sync_interval
+                if self.is_leader and time.monotonic() >= next_deadlines and not self._stopping.is_set():
+                    try:
+                        self.deadlines()
+                    except Exception:  # noqa: BLE001 - e.g. the database: try again next round
+                        log.exception("deadline sweep failed")
+                    next_deadlines = time.monotonic() + self.deadline_interval
                 wait = self.poll_interval
                 if self.is_leader:
-                    wait = max(0.0, min(wait, next_sync - time.monotonic()))
+                    wait = max(0.0, min(wait, next_sync - time.monotonic(), next_deadlines - time.monotonic()))
                 self._wake.wait(wait)
         finally:
             self._stand_down(wait=True)

@@ -43,6 +43,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ticket.reject": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     # a resident's phone and exact address: only to those who follow the ticket up
     "ticket.contact": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    # 督办: a nudge on an overdue ticket, from above the branch
+    "ticket.urge": frozenset({R.community_admin}),
     # duties
     "duty.view": frozenset({R.member, R.secretary, R.community_admin, R.volunteer}),
     "event.manage": frozenset({R.secretary, R.community_admin}),

@@ -25,6 +25,7 @@ PERMISSION: dict[str, str] = {
     "escalate": "ticket.escalate",
     "reject": "ticket.reject",
     "contact": "ticket.contact",
+    "urge": "ticket.urge",
 }
 
 RELATIONS: dict[str, frozenset[str]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -90,6 +90,12 @@ class Ticket(TimestampMixin, Base):
     # The resident's answer to 问题解决了吗: 3 满意, 2 基本满意, 1 不满意 (the last one reopens).
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Set when a response or resolve deadline passed (core.tickets.deadlines): a flag, not a status.
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # Which plan of deadline steps is current: 0 when filed, one more at each reopening; the
+    # scheduler plans a round's steps (core.tickets.deadlines) while `deadlines_pending` is set.
+    deadline_round: Mapped[int] = mapped_column(Integer, default=0)
+    deadlines_pending: Mapped[bool] = mapped_column(default=True, index=True)
 
     category: Mapped[Category] = relationship()
     events: Mapped[list[TicketEvent]] = relationship(
@@ -125,3 +131,32 @@ class TicketFollower(Base):
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class DeadlineStep(str, enum.Enum):
+    """What happens at a point of a ticket's time limits (core.tickets.deadlines)."""
+
+    respond_first = "respond_first"  # unclaimed at the first fraction: branch group (digest) and grid workers
+    respond_second = "respond_second"  # unclaimed at the second fraction: the same
+    respond_overdue = "respond_overdue"  # unclaimed at the response limit: overdue, escalated to the admins
+    resolve_first = "resolve_first"  # unresolved at the first fraction: the claimer
+    resolve_second = "resolve_second"  # unresolved at the second fraction: the claimer and the secretary
+    resolve_overdue = "resolve_overdue"  # unresolved at the resolve limit: overdue, escalated to the admins
+    emergency_recall = "emergency_recall"  # an emergency nobody claimed soon after filing: the admins again
+
+
+class TicketDeadline(Base):
+    """One step of a ticket's time limits, due at `due_at`, done once (`done_at`)."""
+
+    __tablename__ = "ticket_deadlines"
+    __table_args__ = (UniqueConstraint("ticket_id", "step", "round"),
+                      Index("ix_ticket_deadlines_open", "done_at", "due_at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    step: Mapped[DeadlineStep] = mapped_column(SAEnum(DeadlineStep, native_enum=False, length=24))
+    round: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # sent (someone was told), skipped (no longer applies: claimed, resolved, a newer round)
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-TICKET_ACTIONS = ("claim", "resolve", "escalate", "reject", "contact")
+TICKET_ACTIONS = ("claim", "resolve", "escalate", "reject", "contact", "urge")
 SCORES = (3, 2, 1)  # 满意, 基本满意, 不满意
 READ_PREFIX = "bc:r:"
 

@@ -50,6 +50,11 @@ def status_name(status: TicketStatus) -> str:
     return t(f"status.{status.value}")
 
 
+def status_label(ticket: Ticket) -> str:
+    """The ticket's status as a resident or handler reads it in a list: 处理中（已超期）."""
+    return status_name(ticket.status) + (t("status.overdue_mark") if ticket.overdue_at else "")
+
+
 def _place(session: Session, ticket: Ticket) -> str:
     building = session.get(Building, ticket.building_id) if ticket.building_id else None
     landmark = session.get(Landmark, ticket.landmark_id) if ticket.landmark_id else None
@@ -67,7 +72,8 @@ def _reporter_masked(session: Session, ticket: Ticket) -> str:
 def card_payload(session: Session, ticket: Ticket, *, tz: ZoneInfo,
                  lead: str | None = None) -> dict[str, Any]:
     """The ticket card for the branch group: masked reporter, the handler buttons."""
-    text = t("card.text", urgent=t("card.urgent") if ticket.urgent else "", number=ticket.number,
+    text = t("card.text", urgent=(t("card.urgent") if ticket.urgent else "") + (t("card.overdue") if ticket.overdue_at else ""),
+             number=ticket.number,
              status=status_name(ticket.status), category=ticket.category.name,
              place=_place(session, ticket), description=ticket.description,
              reporter=_reporter_masked(session, ticket),

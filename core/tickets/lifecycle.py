@@ -17,7 +17,16 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.models import Category, Person, Ticket, TicketCounter, TicketEvent, TicketStatus, utcnow
+from core.models import (
+    Category,
+    Person,
+    Ticket,
+    TicketCounter,
+    TicketDeadline,
+    TicketEvent,
+    TicketStatus,
+    utcnow,
+)
 
 S = TicketStatus
 
@@ -164,7 +173,23 @@ def change_status(
     ticket.updated_at = now
     session.add(event)
     session.flush()
+    if to_status == S.reopened:
+        renew_limits(session, ticket, now=now)
     return event
+
+
+def renew_limits(session: Session, ticket: Ticket, *, now: datetime) -> None:
+    """A reopened ticket gets fresh limits from `now`, is no longer overdue, and its next round of
+    deadline steps is planned (core.tickets.deadlines)."""
+    category = ticket.category
+    ticket.respond_due_at = now + timedelta(minutes=category.respond_minutes)
+    ticket.resolve_due_at = now + timedelta(minutes=category.resolve_minutes)
+    ticket.overdue_at = None
+    session.execute(update(TicketDeadline).where(TicketDeadline.ticket_id == ticket.id, TicketDeadline.done_at.is_(None))
+                    .values(done_at=now, outcome="skipped"))  # the old round's steps no longer apply
+    ticket.deadline_round += 1
+    ticket.deadlines_pending = True
+    session.flush()
 
 
 def get_by_id(session: Session, ticket_id: int) -> Ticket | None:

@@ -27,7 +27,7 @@ from core.messaging.outbox import PRIORITY_URGENT, enqueue
 from core.models import Grid, Person, Ticket, TicketEvent, TicketFollower, TicketStatus, utcnow
 from core.people.residents import first_name
 from core.presentation.cards import card_payload, local_time, rating_buttons, status_name
-from core.tickets import destinations
+from core.tickets import deadlines, destinations
 from core.tickets.lifecycle import RATINGS, NewTicket, change_status, events_of, file_ticket
 
 S = TicketStatus
@@ -228,6 +228,14 @@ def rate(session: Session, ticket_id: int, person: Person | None, score: int, *,
         _tell_branch(session, ticket, event, {"text": t("line.rated", number=ticket.number, rating=label)})
         _tell_residents(session, ticket, event, "closed")
     return ticket
+
+
+def urge(session: Session, ticket_id: int, person: Person | None, *, now: datetime | None = None) -> bool:
+    """督办 (core.tickets.deadlines.urge) by someone the table allows; False when pressed again within a minute."""
+    ticket = _ticket(session, ticket_id, lock=True)
+    check(session, person, "urge", ticket)
+    assert person is not None
+    return deadlines.urge(session, ticket, person, now=now or utcnow())
 
 
 def close_unrated(session: Session, now: datetime | None = None, days: int = 3) -> int:

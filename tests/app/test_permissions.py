@@ -83,6 +83,7 @@ PINNED: dict[str, set[Role]] = {
     "ticket.escalate": {R.secretary, R.grid_worker, R.community_admin},
     "ticket.reject": {R.secretary, R.grid_worker, R.community_admin},
     "ticket.contact": {R.secretary, R.grid_worker, R.community_admin},
+    "ticket.urge": {R.community_admin},
     "event.manage": {R.secretary, R.community_admin},
     "event.report": {R.secretary, R.community_admin},
     "shift.manage": {R.secretary, R.community_admin},
