@@ -54,7 +54,7 @@ from core.duties import recurrence, reminders, shifts
 from core.messaging import buttons
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
-from core.tickets import deadlines
+from core.tickets import deadlines as deadline_steps
 from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.scheduler")
@@ -65,7 +65,8 @@ REMIND_FUNC = "core.scheduler:remind"
 LATE_AFTER = timedelta(minutes=2)  # a reminder later than this says 迟到的提醒
 SYNC_INTERVAL = 30.0
 POLL_INTERVAL = 5.0
-DEADLINE_INTERVAL = 0.5  # how often the leader looks for due deadline steps (core.tickets.deadlines)
+DEADLINE_INTERVAL = 0.2  # how often the leader looks for due deadline steps (core.tickets.deadlines)
+DEADLINE_CHUNK = 50  # deadline steps done in one transaction
 
 # The leader in this process. The one module-level name left: a stored job is a pickled
 # reference ("core.scheduler:remind" and its arguments), so the job finds the leader's
@@ -191,12 +192,12 @@ class DutyScheduler:
     """Leader election plus, while leading, APScheduler and the periodic sync. Thread-based:
     `start()` returns at once (safe to call from asyncio), `stop()` joins."""
 
-    def __init__(self, url: str, *, tz: ZoneInfo, limits: deadlines.Limits | None = None,
+    def __init__(self, url: str, *, tz: ZoneInfo, limits: deadline_steps.Limits | None = None,
                  deadline_interval: float = DEADLINE_INTERVAL, sync_interval: float = SYNC_INTERVAL,
                  poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4) -> None:
         self.url = normalise_url(url)
         self.tz = tz  # the zone of the texts it queues (short shifts, deadlines)
-        self.limits = limits or deadlines.Limits()
+        self.limits = limits or deadline_steps.Limits()
         self.deadline_interval = deadline_interval
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
         self.engine = make_engine(self.url)
@@ -269,33 +270,60 @@ class DutyScheduler:
         return swept
 
     def deadlines(self, now: datetime | None = None) -> dict[str, int]:
-        """Plan the deadline steps of tickets filed or reopened since, then do every step that is
-        due, each in its own transaction (core.tickets.deadlines); counts by outcome."""
+        """Plan the deadline steps of tickets filed or reopened since, do every step that is due,
+        then send the branch groups' digests (core.tickets.deadlines); counts by outcome.
+
+        Steps go DEADLINE_CHUNK to a transaction; a chunk that fails is done again one step per
+        transaction, so one bad step holds up nothing but itself (it is tried next round)."""
         now = now or utcnow()
         counts: dict[str, int] = {"planned": 0}
         while True:
             with session_scope(self.factory) as session:
-                ids = deadlines.pending(session)
+                ids = deadline_steps.pending(session)
             for ticket_id in ids:
                 with session_scope(self.factory) as session:
-                    counts["planned"] += deadlines.plan_one(session, ticket_id, limits=self.limits)
+                    counts["planned"] += deadline_steps.plan_one(session, ticket_id, limits=self.limits)
             if len(ids) < 500:
                 break
+        sweep = deadline_steps.Pass(now, self.tz, self.limits)
         after: tuple[datetime, int] | None = None
         while True:
             with session_scope(self.factory) as session:
-                page = deadlines.due(session, now, after=after)
-            for step_id, _ in page:
-                try:
-                    with session_scope(self.factory) as session:
-                        outcome = deadlines.run(session, step_id, now=now, tz=self.tz, limits=self.limits)
-                except Exception:  # noqa: BLE001 - the others still go; this one is tried next round
-                    log.exception("deadline step %s failed", step_id)
-                    outcome = "failed"
-                counts[outcome] = counts.get(outcome, 0) + 1
+                page = deadline_steps.due(session, now, after=after)
+            for start in range(0, len(page), DEADLINE_CHUNK):
+                chunk = [step_id for step_id, _ in page[start:start + DEADLINE_CHUNK]]
+                for outcome in self._run_steps(chunk, sweep):
+                    counts[outcome] = counts.get(outcome, 0) + 1
             if len(page) < 500:
-                return counts
+                break
             after = (page[-1][1], page[-1][0])
+        with session_scope(self.factory) as session:
+            chats = deadline_steps.digest_chats(session)
+        for chat_id in chats:
+            try:
+                with session_scope(self.factory) as session:
+                    if deadline_steps.digest(session, chat_id, sweep):
+                        counts["digests"] = counts.get("digests", 0) + 1
+            except Exception:  # noqa: BLE001 - the other groups still hear theirs
+                log.exception("deadline digest to a branch group failed")
+        return counts
+
+    def _run_steps(self, chunk: list[int], sweep: deadline_steps.Pass) -> list[str]:
+        try:
+            with session_scope(self.factory) as session:
+                return deadline_steps.run(session, chunk, sweep)
+        except Exception:  # noqa: BLE001 - find the one that fails
+            log.warning("a chunk of %d deadline steps failed; doing them one by one", len(chunk))
+        outcomes = []
+        for step_id in chunk:
+            sweep.forget()
+            try:
+                with session_scope(self.factory) as session:
+                    outcomes += deadline_steps.run(session, [step_id], sweep)
+            except Exception:  # noqa: BLE001 - the others still go; this one is tried next round
+                log.exception("deadline step %s failed", step_id)
+                outcomes.append("failed")
+        return outcomes
 
     def sync(self, now: datetime | None = None) -> int:
         """One round of housekeeping (the leader calls it); how many reminder jobs were written."""

@@ -160,3 +160,5 @@ class TicketDeadline(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # sent (someone was told), skipped (no longer applies: claimed, resolved, a newer round)
     outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    # A reminder still to be listed in its branch group's next digest.
+    digest_pending: Mapped[bool] = mapped_column(default=False, index=True)

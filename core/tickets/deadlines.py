@@ -19,8 +19,9 @@ claimed or resolved, or reopened into a newer round) is marked skipped. Every me
 outbox row whose dedupe key names the step, so a step run twice still queues each message once.
 
 A branch group hears at most one digest every `digest` (default 10 minutes, as a group that
-buzzes all day is muted, and Telegram allows 20 messages a minute per group): reminders that
-fall due in between wait for the next digest and are listed together.
+buzzes all day is muted, and Telegram allows 20 messages a minute per group): a reminder reaches
+the grid workers when it falls due and waits for the group's next digest, where it is listed
+with the others (and dropped if the ticket was claimed meanwhile).
 
 Overdue is a flag (`Ticket.overdue_at`) and an event (the status stays, so the ticket stays
 with its claimer); it is not a status.
@@ -29,7 +30,7 @@ with its claimer); it is not a status.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +44,7 @@ from core.messages import t
 from core.messaging.outbox import PRIORITY_URGENT, enqueue
 from core.models import (
     Branch,
+    Category,
     DeadlineStep,
     OutboxMessage,
     Person,
@@ -93,14 +95,14 @@ def _insert_ignore(session: Session, rows: list[dict[str, Any]]) -> None:
                     .on_conflict_do_nothing(index_elements=["ticket_id", "step", "round"]))
 
 
-def plan(session: Session, ticket: Ticket, *, limits: Limits) -> int:
+def plan(session: Session, ticket: Ticket, *, limits: Limits, start: datetime | None = None) -> int:
     """Plan the steps of the ticket's current round; how many (planning twice adds none).
 
     The round starts when its limits were set: at filing, or at the reopening that renewed them
     (core.tickets.lifecycle.renew_limits)."""
     assert ticket.respond_due_at is not None and ticket.resolve_due_at is not None
-    category = ticket.category
-    start = ticket.resolve_due_at - timedelta(minutes=category.resolve_minutes)
+    if start is None:
+        start = ticket.resolve_due_at - timedelta(minutes=ticket.category.resolve_minutes)
     first, second = limits.fractions
     respond, resolve = ticket.respond_due_at - start, ticket.resolve_due_at - start
     steps: list[tuple[DeadlineStep, datetime]] = []
@@ -156,9 +158,81 @@ def applies(step: TicketDeadline, ticket: Ticket) -> bool:
     return ticket.status in (UNCLAIMED if step.step in RESPOND_STEPS else UNRESOLVED)
 
 
-def group_of(session: Session, ticket: Ticket) -> int | None:
-    branch = destinations.branch_of(session, ticket)
-    return branch.telegram_chat_id if branch is not None else None
+@dataclass
+class Pass:
+    """One sweep's settings and what it has looked up already (grid workers, branch groups)."""
+
+    now: datetime
+    tz: ZoneInfo
+    limits: Limits
+    workers: dict[int, list[Person]] = field(default_factory=dict)
+    groups: dict[int, int | None] = field(default_factory=dict)
+    categories: dict[str, str] = field(default_factory=dict)
+    admins: dict[int | None, list[int]] = field(default_factory=dict)
+
+    def admins_of(self, session: Session, ticket: Ticket) -> list[int]:
+        """The chats of the ticket's community admins (every admin's, for a ticket of no community)."""
+        if ticket.community_id not in self.admins:
+            to = destinations.To.community_admins if ticket.community_id is not None else destinations.To.every_admin
+            self.admins[ticket.community_id] = destinations.recipients(session, ticket, to)
+        return self.admins[ticket.community_id]
+
+    def texts(self, session: Session, ticket: Ticket) -> dict[str, Any]:
+        """What the reminders say of a ticket: number, category, both limits in local time."""
+        if ticket.category_code not in self.categories:
+            category = session.get(Category, ticket.category_code)
+            self.categories[ticket.category_code] = category.name if category is not None else ticket.category_code
+        return dict(number=ticket.number, category=self.categories[ticket.category_code],
+                    respond_due=local_time(ticket.respond_due_at, self.tz),
+                    resolve_due=local_time(ticket.resolve_due_at, self.tz))
+
+    def forget(self) -> None:
+        """Drop what was looked up (after a rollback its rows may be stale)."""
+        self.workers.clear()
+        self.groups.clear()
+        self.categories.clear()
+        self.admins.clear()
+
+    def workers_of(self, session: Session, grid_id: int | None) -> list[Person]:
+        if grid_id is None:
+            return []
+        if grid_id not in self.workers:
+            self.workers[grid_id] = _people(session, Role.grid_worker, grid_id=grid_id)
+        return self.workers[grid_id]
+
+    def group_of(self, session: Session, ticket: Ticket) -> int | None:
+        if ticket.grid_id is None:
+            return None
+        if ticket.grid_id not in self.groups:
+            branch = destinations.branch_of(session, ticket)
+            self.groups[ticket.grid_id] = branch.telegram_chat_id if branch is not None else None
+        return self.groups[ticket.grid_id]
+
+
+def run(session: Session, step_ids: list[int], sweep: Pass) -> list[str]:
+    """Do due steps in the caller's transaction, each "sent", "skipped", or "done" (done already),
+    their rows and tickets locked and read afresh in one query.
+
+    A reminder of a ticket whose branch has a group reaches the grid workers at once and is
+    left for the group's next digest (`digest`)."""
+    rows = session.execute(
+        select(TicketDeadline, Ticket).join(Ticket, Ticket.id == TicketDeadline.ticket_id)
+        .where(TicketDeadline.id.in_(step_ids)).order_by(TicketDeadline.due_at, TicketDeadline.id)
+        .with_for_update().execution_options(populate_existing=True)).all()
+    return [_run_one(session, step, ticket, sweep) for step, ticket in rows] + ["done"] * (len(step_ids) - len(rows))
+
+
+def _run_one(session: Session, step: TicketDeadline, ticket: Ticket, sweep: Pass) -> str:
+    if step.done_at is not None:
+        return "done"
+    if applies(step, ticket):
+        _act(session, step, ticket, sweep)
+        step.digest_pending = step.step in REMINDERS and sweep.group_of(session, ticket) is not None
+        outcome = "sent"
+    else:
+        outcome = "skipped"
+    step.done_at, step.outcome = sweep.now, outcome
+    return outcome
 
 
 def digest_open(session: Session, chat_id: int, now: datetime, limits: Limits) -> bool:
@@ -168,27 +242,35 @@ def digest_open(session: Session, chat_id: int, now: datetime, limits: Limits) -
     return last is None or last <= now - limits.digest
 
 
-def run(session: Session, step_id: int, *, now: datetime, tz: ZoneInfo, limits: Limits) -> str:
-    """Do one due step in the caller's transaction: "sent", "skipped", "waiting" (its group's
-    digest is not open yet) or "done" (another sweep did it first)."""
-    step = session.get(TicketDeadline, step_id, with_for_update=True, populate_existing=True)
-    if step is None or step.done_at is not None:
-        return "done"
-    ticket = session.get(Ticket, step.ticket_id, with_for_update=True, populate_existing=True)
-    assert ticket is not None
-    if not applies(step, ticket):
-        outcome = "skipped"
-    elif step.step in REMINDERS and (chat := group_of(session, ticket)) is not None:
-        if not digest_open(session, chat, now, limits):
-            return "waiting"
-        _digest(session, chat, now=now, tz=tz)
-        return "sent"
-    else:
-        _act(session, step, ticket, now=now, tz=tz)
-        outcome = "sent"
-    step.done_at, step.outcome = now, outcome
-    session.flush()
-    return outcome
+def digest_chats(session: Session) -> list[int]:
+    """The branch groups with reminders waiting for a digest."""
+    return list(session.scalars(
+        select(Branch.telegram_chat_id).distinct()
+        .join(Ticket, Ticket.grid_id == Branch.grid_id)
+        .join(TicketDeadline, TicketDeadline.ticket_id == Ticket.id)
+        .where(TicketDeadline.digest_pending.is_(True), Branch.telegram_chat_id.is_not(None))))
+
+
+def digest(session: Session, chat_id: int, sweep: Pass) -> int:
+    """If the group's window is open: one message listing its waiting reminders (tickets still
+    unclaimed); how many tickets it listed (0: nothing sent)."""
+    if not digest_open(session, chat_id, sweep.now, sweep.limits):
+        return 0
+    rows = session.execute(
+        select(TicketDeadline, Ticket).join(Ticket, Ticket.id == TicketDeadline.ticket_id)
+        .join(Branch, Branch.grid_id == Ticket.grid_id)
+        .where(Branch.telegram_chat_id == chat_id, TicketDeadline.digest_pending.is_(True))
+        .order_by(Ticket.respond_due_at, Ticket.id).with_for_update(of=TicketDeadline)).all()
+    lines, listed = [], set()
+    for step, ticket in rows:
+        step.digest_pending = False
+        if applies(step, ticket) and ticket.id not in listed:
+            listed.add(ticket.id)
+            lines.append(t("deadline.digest_line", **sweep.texts(session, ticket)))
+    if lines:
+        enqueue(session, dedupe_key=f"digest:{chat_id}:{sweep.now.isoformat(timespec='seconds')}", kind=DIGEST_KIND,
+                chat_id=chat_id, payload={"text": t("deadline.digest", count=len(lines), lines="\n".join(lines))})
+    return len(lines)
 
 
 def _people(session: Session, role: Role, **scope: int | None) -> list[Person]:
@@ -205,15 +287,10 @@ def _tell(session: Session, step: TicketDeadline, person: Person | None, payload
                 chat_id=person.telegram_id, payload=payload, priority=priority)
 
 
-def _texts(ticket: Ticket, tz: ZoneInfo) -> dict[str, Any]:
-    return dict(number=ticket.number, category=ticket.category.name,
-                respond_due=local_time(ticket.respond_due_at, tz), resolve_due=local_time(ticket.resolve_due_at, tz))
-
-
-def _act(session: Session, step: TicketDeadline, ticket: Ticket, *, now: datetime, tz: ZoneInfo) -> None:
-    texts = _texts(ticket, tz)
-    if step.step in REMINDERS:  # no branch group: the grid workers, privately
-        for worker in _people(session, Role.grid_worker, grid_id=ticket.grid_id):
+def _act(session: Session, step: TicketDeadline, ticket: Ticket, sweep: Pass) -> None:
+    texts = sweep.texts(session, ticket)
+    if step.step in REMINDERS:  # the grid workers, privately (the group hears it in a digest)
+        for worker in sweep.workers_of(session, ticket.grid_id):
             _tell(session, step, worker, {"text": t("deadline.respond_reminder", **texts)})
     elif step.step in (D.resolve_first, D.resolve_second):
         claimer = session.get(Person, ticket.claimed_by_id) if ticket.claimed_by_id else None
@@ -225,13 +302,13 @@ def _act(session: Session, step: TicketDeadline, ticket: Ticket, *, now: datetim
                 _tell(session, step, secretary, {"text": t("deadline.resolve_reminder_secretary", **texts,
                                                            claimer=claimer.display_name if claimer else "")})
     elif step.step is D.emergency_recall:
-        card = card_payload(session, ticket, tz=tz, lead=t("deadline.emergency_recall", number=ticket.number))
+        card = card_payload(session, ticket, tz=sweep.tz, lead=t("deadline.emergency_recall", number=ticket.number))
         card["buttons"] = escalation_buttons(ticket)
         for chat_id in destinations.recipients(session, ticket, destinations.To.community_admins):
             enqueue(session, dedupe_key=f"deadline:{step.id}:{chat_id}", kind="card", chat_id=chat_id,
                     payload=card, priority=PRIORITY_URGENT)
     else:
-        mark_overdue(session, step, ticket, now=now, tz=tz)
+        mark_overdue(session, step, ticket, sweep)
 
 
 def escalation_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
@@ -239,53 +316,23 @@ def escalation_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
              {"text": t("card.button_contact"), "callback_data": callbacks.ticket_action("contact", ticket.id)}]]
 
 
-def mark_overdue(session: Session, step: TicketDeadline, ticket: Ticket, *, now: datetime, tz: ZoneInfo) -> None:
+def mark_overdue(session: Session, step: TicketDeadline, ticket: Ticket, sweep: Pass) -> None:
     """已超期: the flag, an event (the status stays), the card to the community's admins, a line to the branch."""
     which = "respond" if step.step is D.respond_overdue else "resolve"
     if ticket.overdue_at is None:
-        ticket.overdue_at = now
-    event = TicketEvent(ticket_id=ticket.id, actor_id=None, at=now, from_status=ticket.status,
-                        to_status=ticket.status, note=t(f"deadline.overdue_{which}"))
-    session.add(event)
-    session.flush()
-    card = card_payload(session, ticket, tz=tz, lead=t(f"deadline.escalated_{which}", number=ticket.number))
+        ticket.overdue_at = sweep.now
+    session.add(TicketEvent(ticket_id=ticket.id, actor_id=None, at=sweep.now, from_status=ticket.status,
+                            to_status=ticket.status, note=t(f"deadline.overdue_{which}")))
+    card = card_payload(session, ticket, tz=sweep.tz, lead=t(f"deadline.escalated_{which}", number=ticket.number))
     card["buttons"] = escalation_buttons(ticket)
     priority = PRIORITY_URGENT if ticket.urgent else None
-    admins = destinations.recipients(session, ticket, destinations.To.community_admins)
-    if not admins and ticket.community_id is None:
-        admins = destinations.recipients(session, ticket, destinations.To.every_admin)
-    for chat_id in admins:
+    for chat_id in sweep.admins_of(session, ticket):
         enqueue(session, dedupe_key=f"deadline:{step.id}:{chat_id}", kind="card", chat_id=chat_id,
                 payload=card, priority=priority)
-    for chat_id in destinations.recipients(session, ticket, destinations.To.branch_group):
+    group = sweep.group_of(session, ticket)
+    for chat_id in [group] if group is not None else []:
         enqueue(session, dedupe_key=f"deadline:{step.id}:{chat_id}", kind="line", chat_id=chat_id,
                 payload={"text": t(f"deadline.overdue_line_{which}", number=ticket.number)}, priority=priority)
-
-
-def _digest(session: Session, chat_id: int, *, now: datetime, tz: ZoneInfo) -> None:
-    """One message to the group listing every due reminder of its tickets; those steps are done."""
-    rows = session.execute(
-        select(TicketDeadline, Ticket).join(Ticket, Ticket.id == TicketDeadline.ticket_id)
-        .join(Branch, Branch.grid_id == Ticket.grid_id)
-        .where(Branch.telegram_chat_id == chat_id, TicketDeadline.done_at.is_(None),
-               TicketDeadline.due_at <= now, TicketDeadline.step.in_(REMINDERS))
-        .order_by(Ticket.respond_due_at, Ticket.id)).all()
-    lines, listed = [], set()
-    for step, ticket in rows:
-        if applies(step, ticket):
-            if ticket.id not in listed:
-                listed.add(ticket.id)
-                lines.append(t("deadline.digest_line", **_texts(ticket, tz)))
-            for worker in _people(session, Role.grid_worker, grid_id=ticket.grid_id):
-                _tell(session, step, worker, {"text": t("deadline.respond_reminder", **_texts(ticket, tz))})
-            step.outcome = "sent"
-        else:
-            step.outcome = "skipped"
-        step.done_at = now
-    if lines:
-        enqueue(session, dedupe_key=f"digest:{chat_id}:{now.isoformat(timespec='seconds')}", kind=DIGEST_KIND,
-                chat_id=chat_id, payload={"text": t("deadline.digest", count=len(lines), lines="\n".join(lines))})
-    session.flush()
 
 
 def urge(session: Session, ticket: Ticket, admin: Person, *, now: datetime, window: timedelta = timedelta(minutes=1)

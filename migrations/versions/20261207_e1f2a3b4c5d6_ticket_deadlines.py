@@ -37,15 +37,18 @@ def upgrade() -> None:
         sa.Column('due_at', sa.DateTime(), nullable=False),
         sa.Column('done_at', sa.DateTime(), nullable=True),
         sa.Column('outcome', sa.String(length=16), nullable=True),
+        sa.Column('digest_pending', sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('ticket_id', 'step', 'round'),
     )
     op.create_index('ix_ticket_deadlines_ticket_id', 'ticket_deadlines', ['ticket_id'])
     op.create_index('ix_ticket_deadlines_open', 'ticket_deadlines', ['done_at', 'due_at'])
+    op.create_index('ix_ticket_deadlines_digest_pending', 'ticket_deadlines', ['digest_pending'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_ticket_deadlines_digest_pending', table_name='ticket_deadlines')
     op.drop_index('ix_ticket_deadlines_open', table_name='ticket_deadlines')
     op.drop_index('ix_ticket_deadlines_ticket_id', table_name='ticket_deadlines')
     op.drop_table('ticket_deadlines')
