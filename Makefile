@@ -23,6 +23,7 @@ help:
 	@echo "make fuzz [INPUTS=10000] - bad input of every kind through the real Application"
 	@echo "make bench-chaos [RESIDENTS=200] [REPORTS=5] [KILLS=3] - reports while bot, Rasa, actions are killed"
 	@echo "make bench-deadlines [TICKETS=20000] - time limits of 20,000 tickets due over 5 minutes, a restart"
+	@echo "make bench-stats - one month's rates over 100,000 historical tickets (DATABASE_URL_BENCH for PostgreSQL)"
 
 setup:
 	@scripts/setup-envs.sh all
@@ -97,3 +98,8 @@ fuzz: model
 # the scheduler restarted in the middle; last line JSON (lateness p99 target < 1 s, 0 duplicates, 0 missed).
 bench-deadlines: setup
 	@$(APP)/python scripts/bench_deadlines.py $(if $(TICKETS),--tickets $(TICKETS)) $(if $(DATABASE_URL_BENCH),--database-url $(DATABASE_URL_BENCH))
+
+.PHONY: bench-stats
+# make bench-stats: one month's rates over 100,000 historical tickets; last line JSON (target < 1 s).
+bench-stats: setup
+	@$(APP)/python scripts/bench_stats.py $(if $(DATABASE_URL_BENCH),--database-url $(DATABASE_URL_BENCH))

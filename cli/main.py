@@ -18,11 +18,12 @@ from core.config import PROJECT_ROOT, get_settings
 from core.db import make_engine, make_session_factory, session_scope, trial_scope
 from core.duties import demo as demo_schedule
 from core.migrate import upgrade
-from core.models import Building, Grid, Person, Ticket
+from core.models import Building, Community, Grid, Person, Ticket
 from core.places.router import Router
 from core.registry import grants
 from core.registry.importer import ImportFailed, import_registry
 from core.secret import SecretError
+from core.tickets import rates
 from core.tickets.categories import sync_categories
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -166,6 +167,55 @@ def tickets(
                    f"{row['grid'] or '-':<10} {row['building'] or '-':<12} {row['created']}")
     if not rows:
         typer.echo("no tickets", err=True)
+
+
+def _month(value: str, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[first day 00:00, next month's first day 00:00) in the local zone, for "2026-12"."""
+    try:
+        first = datetime.strptime(value, "%Y-%m").replace(tzinfo=tz)
+    except ValueError:
+        typer.echo(f"stats: --month must be a month like 2026-12, not {value!r}", err=True)
+        raise typer.Exit(2) from None
+    following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    return first, following
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.1%}" if value is not None else "-"
+
+
+@app.command()
+def stats(
+    month: Annotated[str, typer.Option("--month", help="The month, e.g. 2026-12 (local time).")],
+    community: Annotated[str | None, typer.Option(help="Only this community's grids (its code).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The three rates (响应率, 解决率, 满意率) and the handlers' on-time rate per grid, from the events
+    (definitions: docs/rates.md)."""
+    settings = get_settings()
+    start, end = _month(month, settings.tz)
+    with session_scope(_factory()) as session:
+        query = select(Grid).order_by(Grid.code)
+        if community is not None:
+            found = session.scalar(select(Community).where(Community.code == community))
+            if found is None:
+                typer.echo(f"stats: unknown community {community!r}", err=True)
+                raise typer.Exit(2)
+            query = query.where(Grid.community_id == found.id)
+        grids = list(session.scalars(query))
+        per_grid = rates.figures(session, start, end, [g.id for g in grids] if community is not None else None)
+        names: dict[int | None, tuple[str | None, str | None]] = {g.id: (g.code, g.name) for g in grids}
+    rows = [{"grid": names.get(gid, (None, None))[0], "name": names.get(gid, (None, None))[1], **fig.as_dict()}
+            for gid, fig in sorted(per_grid.items(), key=lambda kv: names.get(kv[0], ("~", None))[0] or "~")]
+    everything = rates.total(per_grid).as_dict()
+    if as_json:
+        _echo_json({"month": month, "community": community, "total": everything, "grids": rows})
+        return
+    typer.echo(f"{'grid':<12} {'filed':>5} {'响应率':>7} {'办结率':>7} {'解决率':>7} {'满意率':>7} {'overdue':>7}")
+    for row in [*rows, {**everything, "grid": "total"}]:
+        typer.echo(f"{row['grid'] or '-':<12} {row['filed']:>5} {_pct(row['response_rate']):>8} "
+                   f"{_pct(row['resolve_rate']):>8} {_pct(row['solved_rate']):>8} "
+                   f"{_pct(row['satisfaction_rate']):>8} {row['overdue']:>7}")
 
 
 def _duration(seconds: float | None) -> str:

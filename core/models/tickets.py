@@ -56,7 +56,7 @@ class TicketCounter(Base):
 
 class Ticket(TimestampMixin, Base):
     __tablename__ = "tickets"
-    __table_args__ = (UniqueConstraint("year", "seq"),)
+    __table_args__ = (UniqueConstraint("year", "seq"), Index("ix_tickets_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[str] = mapped_column(String(16), unique=True)
@@ -85,6 +85,9 @@ class Ticket(TimestampMixin, Base):
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), default=None)
     respond_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     resolve_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # The limits as filed; a reopening renews the two above, not these (the rates count the first).
+    first_respond_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
+    first_resolve_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
     # The handler's photo of the finished work, sent to the resident with the result.
     resolution_photo_id: Mapped[str | None] = mapped_column(String(255), default=None)
     # The resident's answer to 问题解决了吗: 3 满意, 2 基本满意, 1 不满意 (the last one reopens).
@@ -111,7 +114,7 @@ class TicketEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), default=None)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     from_status: Mapped[TicketStatus | None] = mapped_column(
         SAEnum(TicketStatus, native_enum=False, length=16), default=None
     )

@@ -121,6 +121,8 @@ def file_ticket(
         status=S.new,
         respond_due_at=now + timedelta(minutes=category.respond_minutes),
         resolve_due_at=now + timedelta(minutes=category.resolve_minutes),
+        first_respond_due_at=now + timedelta(minutes=category.respond_minutes),
+        first_resolve_due_at=now + timedelta(minutes=category.resolve_minutes),
         created_at=now,
         updated_at=now,
         **{k: v for k, v in vars(data).items() if k != "category_code"},

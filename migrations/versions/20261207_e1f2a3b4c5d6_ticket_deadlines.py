@@ -1,4 +1,4 @@
-"""ticket_deadlines: the steps of each ticket's time limits; tickets.overdue_at, deadline_round, deadlines_pending
+"""ticket_deadlines: the steps of each ticket's time limits; tickets.overdue_at, first limits, deadline_round, deadlines_pending
 
 Revision ID: e1f2a3b4c5d6
 Revises: d0e1f2a3b4c5
@@ -22,6 +22,14 @@ STEPS = ('respond_first', 'respond_second', 'respond_overdue', 'resolve_first', 
 
 def upgrade() -> None:
     op.add_column('tickets', sa.Column('overdue_at', sa.DateTime(), nullable=True))
+    op.add_column('tickets', sa.Column('first_respond_due_at', sa.DateTime(), nullable=True))
+    op.add_column('tickets', sa.Column('first_resolve_due_at', sa.DateTime(), nullable=True))
+    op.create_index('ix_tickets_first_respond_due_at', 'tickets', ['first_respond_due_at'])
+    op.create_index('ix_tickets_first_resolve_due_at', 'tickets', ['first_resolve_due_at'])
+    op.execute("UPDATE tickets SET first_respond_due_at = respond_due_at, first_resolve_due_at = resolve_due_at")
+    # the rates read a period's tickets and events by time
+    op.create_index('ix_tickets_created_at', 'tickets', ['created_at'])
+    op.create_index('ix_ticket_events_at', 'ticket_events', ['at'])
     op.add_column('tickets', sa.Column('deadline_round', sa.Integer(), nullable=False, server_default='0'))
     op.add_column('tickets', sa.Column('deadlines_pending', sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_index('ix_tickets_deadlines_pending', 'tickets', ['deadlines_pending'])
@@ -53,7 +61,13 @@ def downgrade() -> None:
     op.drop_index('ix_ticket_deadlines_ticket_id', table_name='ticket_deadlines')
     op.drop_table('ticket_deadlines')
     op.drop_index('ix_tickets_deadlines_pending', table_name='tickets')
+    op.drop_index('ix_ticket_events_at', table_name='ticket_events')
+    op.drop_index('ix_tickets_created_at', table_name='tickets')
+    op.drop_index('ix_tickets_first_resolve_due_at', table_name='tickets')
+    op.drop_index('ix_tickets_first_respond_due_at', table_name='tickets')
     with op.batch_alter_table('tickets', recreate='never') as batch:
+        batch.drop_column('first_resolve_due_at')
+        batch.drop_column('first_respond_due_at')
         batch.drop_column('deadlines_pending')
         batch.drop_column('deadline_round')
         batch.drop_column('overdue_at')

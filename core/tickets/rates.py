@@ -1,0 +1,181 @@
+"""The three rates communities are judged on, and the figures beside them, from the event history.
+
+Nothing here is a stored counter: every figure is read from tickets' limits as filed and their
+events, for any period and any set of grids. docs/rates.md gives the definitions in words; in
+short, for the period [start, end):
+
+- 响应率 (response): of the tickets whose first response limit falls in the period, the share
+  a handler acted on (claimed, resolved, escalated or rejected) by that limit. An emergency's
+  response limit is its dispatch limit (its resolve limit): the resident's advice is immediate.
+- 办结率 (handler side): of the tickets whose first resolve limit falls in the period, the share
+  resolved by it. A rejected ticket (not a grid matter) is not counted.
+- 解决率: of the 回访 answers given in the period, the share saying the problem is solved.
+- 满意率: of the same answers, the share 满意 or 基本满意.
+  Until the return visit asks its two questions apart, one answer gives both: 不满意 means
+  unsolved and reopens the ticket, so 解决率 and 满意率 coincide.
+- A duplicate is not counted at all (its original is). A transferred ticket counts for the grid
+  it is in now. A reopened ticket counts once in 响应率 and 办结率 (its first limits) and each of
+  its answers counts in 解决率 and 满意率, in the period it was given.
+- Also: tickets filed (and per category), overdue marks, and the median minutes from filing to
+  the first claim and to the first resolution, of the tickets filed in the period.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from core.messages import t
+from core.models import Ticket, TicketEvent, TicketStatus
+
+S = TicketStatus
+ACTED = (S.claimed, S.resolved, S.escalated, S.rejected)
+SCORES = {3: "satisfied", 2: "fair", 1: "unsatisfied"}
+CHUNK = 900  # ticket ids per IN (…): under SQLite's 999 bound parameters
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+@dataclass
+class Figures:
+    filed: int = 0
+    response_due: int = 0
+    responded_in_time: int = 0
+    resolve_due: int = 0
+    resolved_in_time: int = 0
+    answers: int = 0
+    solved: int = 0
+    satisfied: int = 0
+    overdue: int = 0
+    by_category: Counter[str] = field(default_factory=Counter)
+    claim_minutes: list[float] = field(default_factory=list)
+    resolve_minutes: list[float] = field(default_factory=list)
+
+    @property
+    def response_rate(self) -> float | None:
+        return _rate(self.responded_in_time, self.response_due)
+
+    @property
+    def resolve_rate(self) -> float | None:
+        return _rate(self.resolved_in_time, self.resolve_due)
+
+    @property
+    def solved_rate(self) -> float | None:
+        return _rate(self.solved, self.answers)
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        return _rate(self.satisfied, self.answers)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["claim_minutes"], data["resolve_minutes"]
+        data["by_category"] = dict(sorted(self.by_category.items()))
+        data.update(response_rate=self.response_rate, resolve_rate=self.resolve_rate,
+                    solved_rate=self.solved_rate, satisfaction_rate=self.satisfaction_rate,
+                    median_claim_minutes=_median(self.claim_minutes),
+                    median_resolve_minutes=_median(self.resolve_minutes))
+        return data
+
+
+def _median(values: list[float]) -> float | None:
+    return round(statistics.median(values), 1) if values else None
+
+
+def _score(note: str | None) -> int | None:
+    """The rating an answer event carries (its note is the answer's label)."""
+    for score in SCORES:
+        if note == t(f"rating.{score}"):
+            return score
+    return None
+
+
+def figures(session: Session, start: datetime, end: datetime, grid_ids: Iterable[int] | None = None
+            ) -> dict[int | None, Figures]:
+    """Figures per grid (key: grid id; None for tickets without one) for [start, end), of the
+    given grids (every grid when None)."""
+    grids = list(grid_ids) if grid_ids is not None else None
+    scope = [Ticket.status != S.duplicate]
+    if grids is not None:
+        scope.append(Ticket.grid_id.in_(grids))
+    out: dict[int | None, Figures] = {}
+
+    def of(grid_id: int | None) -> Figures:
+        return out.setdefault(grid_id, Figures())
+
+    in_period = or_(Ticket.created_at.between(start, end), Ticket.first_respond_due_at.between(start, end),
+                    Ticket.first_resolve_due_at.between(start, end))
+    tickets = {row.id: row for row in session.execute(
+        select(Ticket.id, Ticket.grid_id, Ticket.category_code, Ticket.urgent, Ticket.status, Ticket.created_at,
+               Ticket.first_respond_due_at, Ticket.first_resolve_due_at).where(*scope, in_period))}
+    acted: dict[int, datetime] = {}
+    claimed: dict[int, datetime] = {}
+    resolved: dict[int, datetime] = {}
+    ids = sorted(tickets)
+    for chunk in range(0, len(ids), CHUNK):  # by ticket id: the events' ticket index, a page at a time
+        for ticket_id, to_status, at in session.execute(
+                select(TicketEvent.ticket_id, TicketEvent.to_status, TicketEvent.at)
+                .where(TicketEvent.ticket_id.in_(ids[chunk:chunk + CHUNK]), TicketEvent.to_status.in_(ACTED),
+                       TicketEvent.actor_id.is_not(None), TicketEvent.from_status != TicketEvent.to_status)):
+            if ticket_id not in acted or at < acted[ticket_id]:
+                acted[ticket_id] = at
+            first = claimed if to_status is S.claimed else resolved if to_status is S.resolved else None
+            if first is not None and (ticket_id not in first or at < first[ticket_id]):
+                first[ticket_id] = at
+    for row in tickets.values():
+        fig = of(row.grid_id)
+        if start <= row.created_at < end:
+            fig.filed += 1
+            fig.by_category[row.category_code] += 1
+            if row.id in claimed:
+                fig.claim_minutes.append((claimed[row.id] - row.created_at).total_seconds() / 60)
+            if row.id in resolved:
+                fig.resolve_minutes.append((resolved[row.id] - row.created_at).total_seconds() / 60)
+        respond_limit = row.first_resolve_due_at if row.urgent else row.first_respond_due_at
+        if respond_limit is not None and start <= respond_limit < end:
+            fig.response_due += 1
+            fig.responded_in_time += row.id in acted and acted[row.id] <= respond_limit
+        limit = row.first_resolve_due_at
+        if limit is not None and start <= limit < end and row.status is not S.rejected:
+            fig.resolve_due += 1
+            fig.resolved_in_time += row.id in resolved and resolved[row.id] <= limit
+    answer = and_(TicketEvent.from_status == S.resolved, TicketEvent.to_status.in_((S.closed, S.reopened)),
+                  TicketEvent.actor_id.is_not(None), TicketEvent.at >= start, TicketEvent.at < end)
+    for grid_id, note in session.execute(select(Ticket.grid_id, TicketEvent.note).select_from(TicketEvent)
+                                         .join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*scope, answer)):
+        score = _score(note)
+        if score is None:
+            continue
+        fig = of(grid_id)
+        fig.answers += 1
+        fig.solved += score >= 2
+        fig.satisfied += score >= 2
+    overdue_notes = (t("deadline.overdue_respond"), t("deadline.overdue_resolve"))
+    for (grid_id,) in session.execute(select(Ticket.grid_id).select_from(TicketEvent)
+                                      .join(Ticket, Ticket.id == TicketEvent.ticket_id)
+                                      .where(*scope, TicketEvent.note.in_(overdue_notes),
+                                             TicketEvent.at >= start, TicketEvent.at < end)):
+        of(grid_id).overdue += 1
+    return out
+
+
+def total(per_grid: dict[int | None, Figures]) -> Figures:
+    """The figures of all the grids together (medians over every ticket, not of the grids' medians)."""
+    out = Figures()
+    for fig in per_grid.values():
+        for name in ("filed", "response_due", "responded_in_time", "resolve_due", "resolved_in_time", "answers",
+                     "solved", "satisfied", "overdue"):
+            setattr(out, name, getattr(out, name) + getattr(fig, name))
+        out.by_category.update(fig.by_category)
+        out.claim_minutes += fig.claim_minutes
+        out.resolve_minutes += fig.resolve_minutes
+    return out

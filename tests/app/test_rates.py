@@ -1,0 +1,202 @@
+"""The three rates and the figures beside them, against a month worked out by hand (docs/rates.md).
+
+Twenty tickets in December 2026 (Asia/Shanghai) and around it, in two grids of 和平里 and one of
+青年湖, each an edge case: on time and late, exactly at the limit, rejected, escalated, a
+duplicate, untouched, reopened and answered twice, urgent and emergency limits, auto-closed
+without an answer, filed in November with a limit in December, filed on the last evening.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import PROJECT_ROOT
+from core.db import session_scope
+from core.models import Branch, Building, Grid, Person, Ticket, TicketStatus
+from core.tickets import lifecycle, rates
+from core.tickets import service as ticket_service
+from core.tickets.lifecycle import NewTicket, change_status
+
+TZ = ZoneInfo("Asia/Shanghai")
+S = TicketStatus
+D = datetime(2026, 12, 10, 2, 0, tzinfo=timezone.utc)  # 10:00 on 10 December in Shanghai
+MIN, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
+START = datetime(2026, 12, 1, tzinfo=TZ)
+END = datetime(2027, 1, 1, tzinfo=TZ)
+A, B, Q = "B-HPL-01-07", "B-HPL-02-12", "B-QNH-01-01"  # buildings in G-HPL-01, G-HPL-02, G-QNH-01
+
+
+def who(s: Session, code: str) -> Person:
+    return s.scalars(select(Person).where(Person.code == code)).one()
+
+
+def secretary(s: Session, branch: str) -> Person:
+    found = s.scalars(select(Branch).where(Branch.code == branch)).one()
+    person = s.get(Person, found.secretary_id)
+    assert person is not None
+    return person
+
+
+def file(s: Session, building: str, at: datetime, category: str = "parking") -> Ticket:
+    b = s.scalars(select(Building).where(Building.code == building)).one()
+    return ticket_service.submit_report(s, NewTicket(
+        category, "测试工单的描述文字", community_id=b.grid.community_id, grid_id=b.grid_id, building_id=b.id,
+        reporter_id=who(s, "P-0071").id), tz=TZ, now=at)
+
+
+def month(s: Session) -> None:
+    """The hand-worked month. Comments: what each ticket adds (响应 / 办结 / answers)."""
+    member, sec_a, worker_a = who(s, "P-0002"), who(s, "P-0001"), who(s, "P-0061")
+    sec_b, sec_q, reporter = secretary(s, "BR-HPL-02"), secretary(s, "BR-QNH-01"), who(s, "P-0071")
+
+    def claim(t: Ticket, at: datetime, person: Person = member) -> None:
+        ticket_service.claim(s, t.id, person, now=at)
+
+    def resolve(t: Ticket, at: datetime, person: Person = member) -> None:
+        ticket_service.resolve(s, t.id, person, "已处理", now=at)
+
+    def rate(t: Ticket, score: int, at: datetime) -> None:
+        ticket_service.rate(s, t.id, reporter, score, now=at, tz=TZ)
+
+    t1 = file(s, A, D)  # on time, on time, 满意
+    claim(t1, D + HOUR), resolve(t1, D + 2 * DAY), rate(t1, 3, D + 3 * DAY)
+    t2 = file(s, A, D)  # late, late, 基本满意
+    claim(t2, D + 25 * HOUR), resolve(t2, D + 8 * DAY), rate(t2, 2, D + 9 * DAY)
+    t3 = file(s, A, D)  # rejected: a response; not counted for 办结
+    ticket_service.reject(s, t3.id, sec_a, "不属于网格事项，请拨打12345", now=D + 2 * HOUR)
+    t4 = file(s, A, D)  # escalated in time: a response; never resolved
+    ticket_service.escalate(s, t4.id, worker_a, "涉及多个部门", now=D + 3 * HOUR, tz=TZ)
+    t5 = file(s, A, D)  # a duplicate of t1: not counted anywhere
+    change_status(s, t5, S.duplicate, actor=sec_a, duplicate_of=t1, now=D + HOUR)
+    file(s, A, D)  # t6 untouched: late, late
+    t7 = file(s, A, D)  # on time, on time; answered 不满意 (reopened), then 满意: two answers
+    claim(t7, D + HOUR), resolve(t7, D + DAY), rate(t7, 1, D + 2 * DAY)
+    claim(t7, D + 2 * DAY + HOUR), resolve(t7, D + 3 * DAY), rate(t7, 3, D + 4 * DAY)
+    t8 = file(s, A, D, "heating")  # urgent 2 h / 24 h: claimed after 3 h (late), resolved in 20 h
+    claim(t8, D + 3 * HOUR), resolve(t8, D + 20 * HOUR)
+    t9 = file(s, A, D, "emergency")  # dispatch limit 60 min: claimed in 30, resolved in 50
+    claim(t9, D + 30 * MIN), resolve(t9, D + 50 * MIN)
+    t10 = file(s, A, D, "emergency")  # claimed after 90 min: late, and never resolved
+    claim(t10, D + 90 * MIN)
+    t11 = file(s, B, D)  # B: on time, on time, 满意
+    claim(t11, D + 2 * HOUR, sec_b), resolve(t11, D + DAY, sec_b), rate(t11, 3, D + 2 * DAY)
+    t12 = file(s, B, D)  # B: on time, on time, no answer: closed unrated (not an answer)
+    claim(t12, D + 2 * HOUR, sec_b), resolve(t12, D + DAY, sec_b)
+    nov = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
+    t13 = file(s, B, nov)  # filed in November; its resolve limit (2 Dec) and its answer (3 Dec) count
+    claim(t13, nov + HOUR, sec_b), resolve(t13, nov + 2 * DAY, sec_b)
+    rate(t13, 3, datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc))
+    file(s, B, datetime(2026, 12, 31, 4, 0, tzinfo=timezone.utc))  # t14 filed 31 Dec 12:00: limits in January
+    file(s, B, datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc))  # t15 filed 30 Nov 23:00: late limits in Dec
+    t16 = file(s, B, D, "noise")  # B: on time, on time, 基本满意
+    claim(t16, D + HOUR, sec_b), resolve(t16, D + 3 * DAY, sec_b), rate(t16, 2, D + 4 * DAY)
+    t17 = file(s, Q, D)  # another community: on time, never resolved
+    claim(t17, D + HOUR, sec_q)
+    t18 = file(s, A, D + 20 * DAY)  # 30 Dec: on time; its resolve limit is in January
+    claim(t18, D + 20 * DAY + HOUR)
+    t19 = file(s, A, D + DAY)  # claimed exactly at its limit: on time; never resolved
+    claim(t19, D + 2 * DAY)
+    t20 = file(s, A, D + 2 * DAY)  # on time, on time, 满意
+    claim(t20, D + 2 * DAY + HOUR), resolve(t20, D + 2 * DAY + 2 * HOUR), rate(t20, 3, D + 3 * DAY)
+    ticket_service.close_unrated(s, now=D + 5 * DAY)  # t12 (and nothing answered)
+
+
+@pytest.fixture
+def worked(demo_factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    with session_scope(demo_factory) as s:
+        month(s)
+    return demo_factory
+
+
+def grid_id(s: Session, code: str) -> int:
+    return s.scalars(select(Grid.id).where(Grid.code == code)).one()
+
+
+def test_each_grid_and_the_whole_month_as_worked_out_by_hand(worked: sessionmaker[Session]) -> None:
+    with session_scope(worked) as s:
+        per_grid = rates.figures(s, START, END)
+        a, b, q = (per_grid[grid_id(s, c)] for c in ("G-HPL-01", "G-HPL-02", "G-QNH-01"))
+    assert (a.filed, a.response_due, a.responded_in_time, a.resolve_due, a.resolved_in_time) == (12, 12, 8, 10, 5)
+    assert (a.answers, a.solved, a.satisfied) == (5, 4, 4)
+    assert a.by_category == {"parking": 9, "heating": 1, "emergency": 2}
+    assert (a.response_rate, a.resolve_rate, a.satisfaction_rate) == (round(8 / 12, 4), 0.5, 0.8)
+    assert sorted(a.claim_minutes) == [30, 60, 60, 60, 60, 90, 180, 1440, 1500]
+    assert (b.filed, b.response_due, b.responded_in_time, b.resolve_due, b.resolved_in_time) == (4, 4, 3, 5, 4)
+    assert (b.answers, b.satisfied) == (3, 3)
+    assert b.as_dict()["median_claim_minutes"] == 120 and b.as_dict()["median_resolve_minutes"] == 1440
+    assert (q.filed, q.response_due, q.responded_in_time, q.resolve_due, q.resolved_in_time, q.answers) == \
+        (1, 1, 1, 1, 0, 0)
+    everything = rates.total(per_grid)
+    assert (everything.responded_in_time, everything.response_due) == (12, 17)
+    assert (everything.resolved_in_time, everything.resolve_due) == (9, 16)
+    assert (everything.satisfied, everything.answers) == (7, 8)
+    assert everything.overdue == 0  # no deadline sweep ran in this month
+
+
+def test_november_sees_only_what_fell_in_november(worked: sessionmaker[Session]) -> None:
+    with session_scope(worked) as s:
+        nov = rates.total(rates.figures(s, datetime(2026, 11, 1, tzinfo=TZ), START))
+    # t13 (filed, claimed in time) and t15 (filed 23:00 on the 30th, its limit on 1 Dec)
+    assert (nov.filed, nov.response_due, nov.responded_in_time, nov.resolve_due, nov.answers) == (2, 1, 1, 0, 0)
+
+
+def test_a_ticket_counts_for_the_grid_it_is_in_now(worked: sessionmaker[Session]) -> None:
+    with session_scope(worked) as s:
+        t1 = s.scalars(select(Ticket).where(Ticket.grid_id == grid_id(s, "G-HPL-01")).order_by(Ticket.id)).first()
+        assert t1 is not None
+        t1.grid_id = grid_id(s, "G-HPL-02")  # as a transfer would leave it
+    with session_scope(worked) as s:
+        per_grid = rates.figures(s, START, END)
+        a, b = per_grid[grid_id(s, "G-HPL-01")], per_grid[grid_id(s, "G-HPL-02")]
+    assert (a.filed, a.responded_in_time, a.answers) == (11, 7, 4)
+    assert (b.filed, b.responded_in_time, b.answers) == (5, 4, 4)
+
+
+def test_overdue_marks_are_counted_in_the_month_they_were_made(engine: Engine, demo_factory: sessionmaker[Session]
+                                                               ) -> None:
+    from core.scheduler import DutyScheduler  # the leader's round makes the marks
+
+    with session_scope(demo_factory) as s:
+        file(s, A, D)
+    leader = DutyScheduler(engine.url.render_as_string(hide_password=False), tz=TZ)
+    try:
+        leader.deadlines(D)
+        leader.deadlines(D + 8 * DAY)  # past both limits: two marks
+    finally:
+        leader.stop()
+    with session_scope(demo_factory) as s:
+        assert rates.total(rates.figures(s, START, END)).overdue == 2
+        assert lifecycle.events_of(s, s.scalars(select(Ticket)).one())[-1].note == "已超期：超过办结时限仍未办结"
+
+
+def gridbot(args: list[str], url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=PROJECT_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_gridbot_stats_json_table_and_bad_input(worked: sessionmaker[Session], engine: Engine,
+                                                tmp_path: Path) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    result = gridbot(["stats", "--month", "2026-12", "--community", "C-HPL", "--json"], url)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [g["grid"] for g in data["grids"]] == ["G-HPL-01", "G-HPL-02"]
+    assert data["total"]["response_rate"] == round(11 / 16, 4) and data["total"]["resolve_rate"] == 0.6
+    assert data["total"]["satisfaction_rate"] == round(7 / 8, 4)
+    table = gridbot(["stats", "--month", "2026-12"], url)
+    assert table.returncode == 0 and "G-QNH-01" in table.stdout and "total" in table.stdout
+    for bad, message in ((["--month", "2026-13"], "must be a month"), (["--month", "12/2026"], "must be a month"),
+                         (["--month", "2026-12", "--community", "C-NOPE"], "unknown community")):
+        refused = gridbot(["stats", *bad], url)
+        assert refused.returncode == 2 and message in refused.stderr
