@@ -26,7 +26,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
@@ -36,12 +35,12 @@ from core import schedule_words
 from core.access import permissions
 from core.access.permissions import NotAllowed
 from core.config import get_settings
-from core.duties import common, events, recurrence, shifts
+from core.duties import common, events, shifts
 from core.duties import plan as schedule_plan
 from core.duties.plan import KIND_NAMES, SHIFT, PlanError, Resolved
 from core.messages import t
 from core.messaging import prompts
-from core.models import Event, Person, Shift, utcnow
+from core.models import Person, Shift, utcnow
 from core.people import residents
 from core.schedule_words import Reading, parse_repeat, parse_schedule
 
@@ -328,31 +327,23 @@ def _confirm(s: Session, out: Outgoing, chat_id: int, user_id: int, draft: dict[
 # -- what is scheduled: change the time, call off ------------------------------------------------
 
 def _manage(s: Session, out: Outgoing, chat_id: int, user_id: int, draft: dict[str, Any]) -> None:
-    now, tz, branch_id = utcnow(), _tz(), int(draft["branch"])
+    tz = _tz()
     rows: list[list[tuple[str, list[Any]]]] = []
     lines = [t("schedule.manage_header")]
-    events = s.scalars(select(Event).where(Event.branch_id == branch_id, Event.cancelled == false())
-                       .order_by(Event.starts_at, Event.id)).all()
-    for event in events:
-        nxt = recurrence.next_time(event, now)
-        if nxt is None:
-            continue
-        lines.append(t("schedule.manage_line", n=len(rows) + 1, when=common.fmt_at(nxt, tz), title=event.title))
-        rows.append([(t("schedule.button_edit", n=len(rows) + 1), ["edit_ev", event.id]),
-                     (t("schedule.button_call_off", n=len(rows) + 1), ["cancel_ev", event.id])])
-    shifts = s.scalars(select(Shift).where(Shift.branch_id == branch_id, Shift.cancelled == false(),
-                                           Shift.starts_at > now).order_by(Shift.starts_at, Shift.id)).all()
-    for shift in shifts:
-        lines.append(t("schedule.manage_line", n=len(rows) + 1, when=common.fmt_at(shift.starts_at, tz),
-                       title=shift.title))
-        rows.append([(t("schedule.button_call_off", n=len(rows) + 1), ["cancel_sh", shift.id])])
+    for n, item in enumerate(schedule_plan.coming(s, int(draft["branch"]), utcnow()), 1):
+        lines.append(t("schedule.manage_line", n=n, when=common.fmt_at(item.next_at, tz), title=item.title))
+        if item.kind == "event":
+            rows.append([(t("schedule.button_edit", n=n), ["edit_ev", item.id]),
+                         (t("schedule.button_call_off", n=n), ["cancel_ev", item.id])])
+        else:
+            rows.append([(t("schedule.button_call_off", n=n), ["cancel_sh", item.id])])
     if not rows:
         prompts.clear(s, user_id, prompts.SCHEDULE)
         out.send(chat_id, t("schedule.manage_none"))
         return
     rows.append(_cancel_row())
     _step(s, user_id, draft, "manage")
-    out.send(chat_id, "\n".join(lines), _buttons(*rows[:40]))
+    out.send(chat_id, "\n".join(lines[:41]), _buttons(*rows[:40]))
 
 
 def _call_off(s: Session, out: Outgoing, chat_id: int, user_id: int, action: str, ref: int) -> None:
@@ -375,15 +366,11 @@ def _edit_when(s: Session, out: Outgoing, chat_id: int, user_id: int, draft: dic
     if reading is None:
         out.send(chat_id, t("schedule.bad_when"))
         return
-    event = s.get(Event, int(draft["event"]))
-    if event is None:
-        prompts.clear(s, user_id, prompts.SCHEDULE)
-        out.send(chat_id, t("duty.deny.event_not_found"))
-        return
-    changes: dict[str, Any] = {"starts_at": reading.at}
-    if reading.rule is not None or event.rrule is None:
-        changes["rrule"] = reading.rule
     try:
+        event = events.event_by_id(s, int(draft["event"]))
+        changes: dict[str, Any] = {"starts_at": reading.at}
+        if reading.rule is not None or event.rrule is None:
+            changes["rrule"] = reading.rule  # a series said with a one-off time keeps its rule
         events.update_event(s, event.id, _person(s, user_id), **changes)
     except NotAllowed as exc:
         out.send(chat_id, str(exc))

@@ -42,11 +42,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from core.access.permissions import NotAllowed
-from core.duties import common, events, shifts
+from core.duties import common, events, recurrence, shifts
 from core.messages import t
 from core.models import Branch, Event, EventKind, Person, Shift
 from core.schedule_words import Reading, parse_repeat, parse_schedule, rule_text
@@ -195,6 +195,30 @@ def create(session: Session, actor: Person, branch_id: int, r: Resolved, *, tz: 
                                tz=tz.key, mandatory=r.mandatory,
                                checkin_before=r.checkin[0], checkin_after=r.checkin[1], now=now)
 
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """Something of a branch still to come, for /schedule's 管理已安排: a series or a shift."""
+
+    kind: str  # "event" or "shift"
+    id: int
+    title: str
+    next_at: datetime
+
+
+def coming(session: Session, branch_id: int, now: datetime) -> list[Scheduled]:
+    """The branch's live sessions (by their next time) and shifts not yet started."""
+    out = []
+    for event in session.scalars(select(Event).where(Event.branch_id == branch_id, Event.cancelled == false())
+                                 .order_by(Event.starts_at, Event.id)):
+        nxt = recurrence.next_time(event, now)
+        if nxt is not None:
+            out.append(Scheduled("event", event.id, event.title, nxt))
+    for shift in session.scalars(select(Shift).where(Shift.branch_id == branch_id, Shift.cancelled == false(),
+                                                     Shift.starts_at > now).order_by(Shift.starts_at, Shift.id)):
+        out.append(Scheduled("shift", shift.id, shift.title, shift.starts_at))
+    return out
 
 # -- files --------------------------------------------------------------------------------------
 
