@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from actions import common
 from actions.deps import GridAction
 from core.access.permissions import NotAllowed
-from core.duties import attendance, overview
+from core.duties import attendance, overview, shifts, words
 from core.duties import common as duty_common
 from core.messages import t
-from core.models import Person
+from core.models import Person, utcnow
 from core.people import residents
 from core.presentation import callbacks
 
@@ -45,7 +45,8 @@ class ActionMyDuties(GridAction):
             person = _member(s, tracker, dispatcher)
             if person is None:
                 return []
-            payload = overview.duties_payload(s, person, tz=self.deps.tz)
+            payload = words.extend_payload(s, person, overview.duties_payload(s, person, tz=self.deps.tz),
+                                           tz=self.deps.tz)
         buttons = [{"title": b["text"], "payload": b["callback_data"]}
                    for row in payload.get("buttons", []) for b in row]
         dispatcher.utter_message(text=payload["text"], buttons=buttons)
@@ -53,10 +54,15 @@ class ActionMyDuties(GridAction):
 
 
 class ActionRsvp(GridAction):
-    """"我参加" / "我请假，要去医院" in words: answers the next study session the member is invited to.
+    """"我参加" / "我请假，要去医院" / "我周三那个值班去不了了，帮我取消报名" in words.
 
-    参加 is recorded at once. 请假 with a reason in the message is recorded with the member's
-    words; without one, the session is shown with its 请假 button, whose press asks the reason.
+    The words are matched to the member's coming duties by the day, the kind (值班/执勤 are
+    shifts; 党小组会, 党课, 学习, 读书会 … are sessions) and the title they name
+    (core.duties.words.named). One match is answered; two or more, or none, and the member is
+    asked which, with a button per duty. Words that name nothing answer the next session the
+    member is invited to. A shift is signed up for or given back (before its cutoff); a
+    session's 参加 is recorded at once, its 请假 with the reason in the message, or, without one,
+    the 请假 button asks for it.
     """
 
     def name(self) -> str:
@@ -65,15 +71,21 @@ class ActionRsvp(GridAction):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         attending = common.intent_name(tracker) == "rsvp_attend"
         text = common.message_text(tracker)
+        tz = self.deps.tz
         with self.deps.session() as s:
             person = _member(s, tracker, dispatcher)
             if person is None:
                 return []
-            duty = overview.next_invitation(s, person, tz=self.deps.tz)
+            named = words.named(s, person, text, tz=tz)
+            if named.named_something and len(named.found) != 1:
+                return self._which(s, dispatcher, person, named, attending, tz)
+            duty = named.found[0] if named.named_something else overview.next_invitation(s, person, tz=tz)
             if duty is None:
                 dispatcher.utter_message(text=t("duty.rasa.no_event"))
                 return []
             label: dict[str, Any] = {"title": duty.title, "when": duty_common.fmt_at(duty.starts_at, ZoneInfo(duty.tz))}
+            if duty.kind == "shift":
+                return self._shift(s, dispatcher, person, duty.ref_id, attending, label, tz)
             reason = None if attending else attendance.leave_reason(text)
             if not attending and reason is None:
                 dispatcher.utter_message(text=t("duty.rasa.leave_how", **label), buttons=[
@@ -85,5 +97,34 @@ class ActionRsvp(GridAction):
                 dispatcher.utter_message(text=str(exc))
                 return []
         key = "duty.rasa.attending" if attending else "duty.rasa.leave"
+        dispatcher.utter_message(text=t(key, **label))
+        return []
+
+    @staticmethod
+    def _which(s: Session, dispatcher: CollectingDispatcher, person: Person, named: words.Named,
+               attending: bool, tz: ZoneInfo) -> list[EventType]:
+        options = named.found or [d for d in overview.my_duties(s, person, tz=tz, days=62) if d.starts_at > utcnow()]
+        if not options:
+            dispatcher.utter_message(text=t("duty.words.nothing"))
+            return []
+        rows = words.choice_buttons(options, "attend" if attending else "leave", tz)
+        key = "duty.words.none_named" if not named.found else (
+            "duty.words.which_attend" if attending else "duty.words.which_leave")
+        dispatcher.utter_message(text=t(key), buttons=[
+            {"title": b["text"], "payload": b["callback_data"]} for row in rows for b in row])
+        return []
+
+    @staticmethod
+    def _shift(s: Session, dispatcher: CollectingDispatcher, person: Person, shift_id: int, attending: bool,
+               label: dict[str, Any], tz: ZoneInfo) -> list[EventType]:
+        try:
+            if attending:
+                shifts.sign_up(s, shift_id, person)
+            else:
+                shifts.cancel_signup(s, shift_id, person, tz=tz)
+        except NotAllowed as exc:
+            dispatcher.utter_message(text=str(exc))
+            return []
+        key = "duty.words.shift_signed_up" if attending else "duty.words.shift_cancelled"
         dispatcher.utter_message(text=t(key, **label))
         return []

@@ -41,7 +41,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import binding, broadcast_chat, duties_buttons, roles, ticket_buttons
+from bot import binding, broadcast_chat, duties_buttons, roles, schedule_chat, ticket_buttons
 from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
@@ -233,6 +233,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert asked is not None
         await broadcast_chat.on_message(update, context, asked)
         return
+    if schedule_chat.typed_step(asked):
+        assert asked is not None
+        await schedule_chat.on_message(update, context, asked)
+        return
     if asked is not None and asked.kind == prompts.BINDING and not await _urgent(svc, message.text) \
             and await binding.on_text(update, context, await svc.router()):
         return
@@ -365,6 +369,9 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     if broadcast_chat.is_press(data):
         await broadcast_chat.on_press(update, context, data)  # type: ignore[arg-type]
+        return
+    if schedule_chat.is_press(data):
+        await schedule_chat.on_press(update, context, data)  # type: ignore[arg-type]
         return
     if isinstance(data, str):
         parsed = callbacks.parse_ticket(data)
@@ -559,6 +566,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     for handler in roles.handlers():  # /invite, /join
         app.add_handler(handler)
     broadcast_chat.register(app)  # /broadcast, /cancel, /notify: before the catch-all of commands
+    schedule_chat.register(app)  # /schedule
     # Only private chats are answered: the bot sits in branch groups, where it speaks only
     # through ticket cards and commands.
     app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, on_edited))

@@ -31,6 +31,7 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from bot.replies import Buttons, Outgoing, button, respond
+from core import schedule_words
 from core.access.permissions import NotAllowed
 from core.broadcasts import service as broadcasts
 from core.config import get_settings
@@ -278,7 +279,8 @@ async def _on_when(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: di
         return
     chat_id = message.chat_id
     now = broadcasts.utcnow()
-    when = parse_when(text, now) if text else None
+    reading = schedule_words.parse_when(text, now, get_settings().tz) if text else None  # jionlp's reading
+    when = reading.at if reading is not None else None
 
     def work(s: Session, out: Outgoing) -> None:
         if when is None or when <= now:  # the prompt stays: the next message is the time again

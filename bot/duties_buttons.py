@@ -25,7 +25,7 @@ from bot.replies import Outgoing, respond, take_answer
 from core.access import permissions
 from core.access.permissions import NotAllowed
 from core.db import session_scope
-from core.duties import attendance, common, overview, reports, shifts
+from core.duties import attendance, common, overview, reports, shifts, words
 from core.messages import t
 from core.messaging import outbox, prompts
 from core.models import Person, utcnow
@@ -159,8 +159,8 @@ def duties_message(factory: sessionmaker[Session], user_id: int, chat_id: int, m
     """Queue "my duties" (or why not) for the sender of /duties."""
     with session_scope(factory) as s:
         person = residents.person_by_telegram(s, user_id)
-        payload = overview.duties_payload(s, person, tz=tz) if person is not None else {
-            "text": t("duty.deny.unknown_person")}
+        payload = words.extend_payload(s, person, overview.duties_payload(s, person, tz=tz), tz=tz) \
+            if person is not None else {"text": t("duty.deny.unknown_person")}
         outbox.enqueue(s, dedupe_key=f"duties:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
                        payload=payload)
 

@@ -352,6 +352,31 @@ def audit_(
 
 
 @app.command()
+def schedule(
+    path: Annotated[Path, typer.Argument(help="A YAML or CSV plan (see core/duties/plan.py).")],
+    branch: Annotated[str | None, typer.Option(help="Branch code for items that name none.")] = None,
+    as_person: Annotated[str | None, typer.Option("--as", help="Registry code of who schedules "
+                                                  "(default: the branch's secretary).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check every item, schedule nothing.")] = False,
+) -> None:
+    """Schedule a year's sessions and shifts from a file; members are told, reminders follow.
+    Exit 1 with FILE:LINE and the reason on the first bad item (then nothing is scheduled)."""
+    from core.duties import plan as schedule_plan  # noqa: PLC0415 - reads times with jionlp, which loads slowly
+
+    settings = get_settings()
+    try:
+        with session_scope(_factory()) as session:
+            lines = schedule_plan.schedule_file(session, path, branch_code=branch, actor_code=as_person,
+                                                now=datetime.now(timezone.utc), tz=settings.tz, dry_run=dry_run)
+    except (schedule_plan.PlanError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for line in lines:
+        typer.echo(line)
+    typer.echo(f"{'checked' if dry_run else 'scheduled'}: {len(lines)}")
+
+
+@app.command()
 def shell(
     as_user: Annotated[int, typer.Option("--as", min=1, help="Telegram user id to chat as (switch with @as).")] = SHELL_USER,
 ) -> None:

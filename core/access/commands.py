@@ -44,6 +44,7 @@ COMMANDS = (
     Command("join"),
     Command("duties", ("duty.view",)),
     Command("report", ("event.report",)),
+    Command("schedule", ("event.manage",)),
     Command("broadcast", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
     Command("invite", ("invite.create",)),
 )

@@ -23,7 +23,8 @@ NOTE = "ticket_note"  # {"action": "resolve" | "reject", "ticket": id}
 LEAVE = "duty_leave"  # {"occurrence": id}
 BINDING = "binding"  # {"step": "community" | "building" | "consent"}
 BROADCAST = "broadcast"  # {"step": ..., the draft}
-KINDS = {NOTE, LEAVE, BINDING, BROADCAST}
+SCHEDULE = "schedule"  # {"step": ..., the draft of a session or shift} (bot/schedule_chat.py)
+KINDS = {NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE}
 
 # Words that close any open question without an answer (one set for every kind of question).
 CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了"})

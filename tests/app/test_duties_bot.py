@@ -222,14 +222,14 @@ def _next_invitation(factory: sessionmaker[Session], telegram_id: int) -> overvi
 
 
 def test_rsvp_in_words_through_rasa(factory: sessionmaker[Session], rasa_stack: Stack) -> None:
-    """"这次党课我参加" / "我请假" / "我去不了，要去医院复查" answer the member's next session."""
+    """"这次我参加" / "我请假" / "我去不了，要去医院复查" answer the member's next session."""
     new_event(factory, "学习党章（文字回复测试）", timedelta(minutes=50))
     # Other tests share the database: the answer goes to whatever is soonest for this member.
     duty = _next_invitation(factory, MEMBER_3)
 
     async def scenario() -> None:
         async with journey(factory, rasa_stack.rasa_url) as j:
-            replies = await j.say(MEMBER_3, "这次党课我参加")
+            replies = await j.say(MEMBER_3, "这次我参加")  # names no session: the next one
             assert any(duty.title in x and "已登记参加" in x for x in replies), replies
             row = attendance(factory, duty.ref_id, MEMBER_3)
             assert row is not None and row.status is AttendanceStatus.attending
