@@ -110,7 +110,9 @@ def figures(session: Session, start: datetime, end: datetime, grid_ids: Iterable
     out: dict[int | None, Figures] = {}
 
     def of(grid_id: int | None) -> Figures:
-        return out.setdefault(grid_id, Figures())
+        if grid_id not in out:
+            out[grid_id] = Figures()
+        return out[grid_id]
 
     in_period = or_(Ticket.created_at.between(start, end), Ticket.first_respond_due_at.between(start, end),
                     Ticket.first_resolve_due_at.between(start, end))
