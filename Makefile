@@ -36,7 +36,7 @@ run: model
 	@exec $(APP)/python -m cli.run
 
 lint: setup
-	$(APP)/ruff check core bot actions cli nlu tests scripts
+	$(APP)/ruff check core bot actions cli web nlu tests scripts
 	$(APP)/mypy
 
 validate: setup
