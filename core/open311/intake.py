@@ -16,6 +16,7 @@ is dropped and the ticket is anonymous.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,6 +124,14 @@ def _place(router: Router, sub: Submission, community_code: str | None) -> Route
     return point if point is not None else RouteResult(RouteStatus.none)
 
 
+def _full_name(first: str | None, last: str | None) -> str:
+    """王 + 小明 → 王小明; Ann + Lee → Ann Lee."""
+    first, last = (first or "").strip(), (last or "").strip()
+    if re.search(r"[\u4e00-\u9fff]", first + last):
+        return last + first
+    return " ".join(p for p in (first, last) if p)
+
+
 def _triage_community(session: Session, candidates: list[Candidate], key: ApiKey) -> Community | None:
     codes = {c.community_code for c in candidates}
     if len(codes) == 1:
@@ -160,7 +169,7 @@ def file_request(session: Session, router: Router, key: ApiKey, sub: Submission,
 
     reporter = None
     if sub.contact_consent and any((sub.first_name, sub.last_name, sub.phone)):
-        name = " ".join(p.strip() for p in (sub.last_name, sub.first_name) if p and p.strip())
+        name = _full_name(sub.first_name, sub.last_name)
         reporter = Person(display_name=name or t("actor.resident"), phone=(sub.phone or "").strip()[:32] or None,
                           contact_consent=True)
         session.add(reporter)

@@ -103,8 +103,9 @@ def authenticate(session: Session, presented: str | None, use: str, *,
             found = row
     if found is None or found.revoked_at is not None:
         subject = f"apikey:{found.id}" if found is not None else "apikey:unknown"
+        # A refused string may be some other secret pasted by mistake: only its first 4 characters.
         audit.record(session, None, "apikey.refused", subject,
-                     {"use": use, "prefix": prefix, "revoked": found is not None}, at=now)
+                     {"use": use, "presented": presented[:4], "revoked": found is not None}, at=now)
         return None
     audit.record(session, None, "apikey.use", f"apikey:{found.id}", {"use": use, "name": found.name}, at=now)
     return found

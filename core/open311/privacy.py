@@ -27,7 +27,7 @@ _WIDE = {**{0xFF10 + i: 0x30 + i for i in range(10)},
          **{0xFF21 + i: 0x41 + i for i in range(26)}, **{0xFF41 + i: 0x61 + i for i in range(26)},
          0xFF0D: 0x2D, 0x3000: 0x20, 0xFF0B: 0x2B}
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.ASCII)
+_EMAIL = re.compile(r"(?a:[\w.+-]+@[\w-]+(?:\.[\w-]+)+)")
 _ID = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
 _PHONE = re.compile(
     r"(?<![\d])(?:"
@@ -42,13 +42,20 @@ _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕
 _PLATE = re.compile(rf"[{_PROVINCES}]\s?[A-Za-z]\s?[·•.\-]?\s?[A-Za-z0-9]{{4,6}}[挂学警港澳]?(?![A-Za-z0-9])")
 
 
+_PERSONAL = re.compile("|".join(f"(?P<{name}>{pattern.pattern})" for name, pattern in (
+    ("email", _EMAIL), ("id", _ID), ("plate", _PLATE), ("phone", _PHONE), ("cn_phone", _CN_DIGITS))))
+_PLACEHOLDER = {"email": "open311.masked.email", "id": "open311.masked.id", "plate": "open311.masked.plate",
+                "phone": "open311.masked.phone", "cn_phone": "open311.masked.phone"}
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    return t(_PLACEHOLDER[match.lastgroup or "phone"])
+
+
 def mask(text: str) -> str:
-    text = text.translate(_WIDE)
-    text = _EMAIL.sub(t("open311.masked.email"), text)
-    text = _ID.sub(t("open311.masked.id"), text)
-    text = _PLATE.sub(t("open311.masked.plate"), text)
-    text = _PHONE.sub(t("open311.masked.phone"), text)
-    return _CN_DIGITS.sub(t("open311.masked.phone"), text)
+    """One pass: where two kinds could start at the same place, the earlier in the list wins
+    (an e-mail before the phone number in it, an ID number before a phone)."""
+    return _PERSONAL.sub(_placeholder, text.translate(_WIDE))
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,10 @@ def grid_point(polygon: dict | None) -> tuple[float, float] | None:
 
 def public_place(*, building: tuple[str, str, float | None, float | None] | None,
                  landmark: tuple[str, float | None, float | None] | None,
-                 grid: tuple[str, dict | None] | None) -> Place:
-    """building = (code, address, lat, lon), landmark = (name, lat, lon), grid = (name, polygon)."""
-    point = grid_point(grid[1]) if grid is not None else None
-    grid_lat, grid_lon = point if point is not None else (None, None)
+                 grid: tuple[str, tuple[float, float] | None] | None) -> Place:
+    """building = (code, address, lat, lon), landmark = (name, lat, lon), grid = (name, its
+    `grid_point`)."""
+    grid_lat, grid_lon = grid[1] if grid is not None and grid[1] is not None else (None, None)
     if building is not None:
         code, address, lat, lon = building
         if lat is None or lon is None:

