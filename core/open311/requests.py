@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, String, TypeDecorator, select, type_coerce
+from sqlalchemy import Select, String, TypeDecorator, literal, select, type_coerce
 from sqlalchemy.orm import Session, aliased
 
 from core.messages import t
@@ -131,6 +131,10 @@ def _grids(session: Session, rows: list[Any]) -> dict[int, tuple[str, tuple[floa
             for g in session.execute(select(Grid.id, Grid.name, Grid.polygon).where(Grid.id.in_(ids)))}
 
 
+def _unindexed(column: Any) -> Any:
+    return type_coerce(column, String).op("||")(literal(""))
+
+
 def search(session: Session, query: Query, *, now: datetime | None = None) -> Published:
     """Rows of the published tickets the query asks for, newest first, at most MAX_REQUESTS."""
     now = now or utcnow()
@@ -140,13 +144,16 @@ def search(session: Session, query: Query, *, now: datetime | None = None) -> Pu
     else:
         start, end = window(query, now)
         stmt = stmt.where(Ticket.created_at >= start, Ticket.created_at <= end)
+        # `|| ''` keeps the planner off the status and category indexes: with a limit of 1,000
+        # the newest first, walking ix_tickets_created_at and filtering is fast, and sorting the
+        # tens of thousands of open tickets another index finds is not (4x on SQLite).
         if query.service_codes:
-            stmt = stmt.where(Ticket.category_code.in_(query.service_codes))
+            stmt = stmt.where(_unindexed(Ticket.category_code).in_(query.service_codes))
         if query.statuses:
-            ours: list[TicketStatus] = []
+            ours: list[str] = []
             for status in dict.fromkeys(query.statuses):
-                ours += statuses.ours(status)
-            stmt = stmt.where(Ticket.status.in_(ours))
+                ours += [s.value for s in statuses.ours(status)]
+            stmt = stmt.where(_unindexed(Ticket.status).in_(ours))
     stmt = stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(MAX_REQUESTS)
     rows = list(session.execute(stmt))
     return Published(rows, _grids(session, rows))
