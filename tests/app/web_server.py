@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from sanic import Sanic
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from web.app import create_app

@@ -1,7 +1,7 @@
 """Open311: api_keys (hashed), open311_requests, and tickets by creation time
 
-Revision ID: e1f2a3b4c5d6
-Revises: d0e1f2a3b4c5
+Revision ID: 7c3e91a5d2f0
+Revises: e1f2a3b4c5d6
 Create Date: 2026-12-07 09:00:00.000000+00:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'e1f2a3b4c5d6'
-down_revision: str | None = 'd0e1f2a3b4c5'
+revision: str = '7c3e91a5d2f0'
+down_revision: str | None = 'e1f2a3b4c5d6'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
