@@ -1,4 +1,4 @@
-"""Open311: api_keys (hashed), open311_requests, and tickets by creation time
+"""Open311: api_keys (hashed) and open311_requests
 
 Revision ID: 7c3e91a5d2f0
 Revises: e1f2a3b4c5d6
@@ -48,11 +48,9 @@ def upgrade() -> None:
         sa.UniqueConstraint('token', name=op.f('uq_open311_requests_token')),
     )
     op.create_index(op.f('ix_open311_requests_api_key_id'), 'open311_requests', ['api_key_id'], unique=False)
-    op.create_index('ix_tickets_created_at', 'tickets', ['created_at'], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index('ix_tickets_created_at', table_name='tickets')
     op.drop_index(op.f('ix_open311_requests_api_key_id'), table_name='open311_requests')
     op.drop_table('open311_requests')
     op.drop_index(op.f('ix_api_keys_prefix'), table_name='api_keys')
