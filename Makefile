@@ -24,6 +24,7 @@ help:
 	@echo "make bench-chaos [RESIDENTS=200] [REPORTS=5] [KILLS=3] - reports while bot, Rasa, actions are killed"
 	@echo "make bench-deadlines [TICKETS=20000] - time limits of 20,000 tickets due over 5 minutes, a restart"
 	@echo "make bench-stats - one month's rates over 100,000 historical tickets (DATABASE_URL_BENCH for PostgreSQL)"
+	@echo "make bench-open311 [TICKETS=100000] - Open311 GET requests of 1,000 results, SQLite and PostgreSQL"
 
 setup:
 	@scripts/setup-envs.sh all
@@ -36,7 +37,7 @@ run: model
 	@exec $(APP)/python -m cli.run
 
 lint: setup
-	$(APP)/ruff check core bot actions cli nlu tests scripts
+	$(APP)/ruff check core bot actions cli web nlu tests scripts
 	$(APP)/mypy
 
 validate: setup
@@ -103,3 +104,9 @@ bench-deadlines: setup
 # make bench-stats: one month's rates over 100,000 historical tickets; last line JSON (target < 1 s).
 bench-stats: setup
 	@$(APP)/python scripts/bench_stats.py $(if $(DATABASE_URL_BENCH),--database-url $(DATABASE_URL_BENCH))
+
+.PHONY: bench-open311
+# make bench-open311 [TICKETS=100000]: Open311 GET requests answering 1,000 of TICKETS tickets, server
+# time p95 on SQLite and PostgreSQL (TEST_POSTGRES_URL's server); last line JSON.
+bench-open311: setup
+	@$(APP)/python scripts/bench_open311.py $(if $(TICKETS),--tickets $(TICKETS))

@@ -19,6 +19,7 @@ from core.db import make_engine, make_session_factory, session_scope, trial_scop
 from core.duties import demo as demo_schedule
 from core.migrate import upgrade
 from core.models import Building, Community, Grid, Person, Ticket
+from core.open311 import keys as open311_keys
 from core.places.router import Router
 from core.registry import grants
 from core.registry.importer import ImportFailed, import_registry
@@ -29,6 +30,8 @@ from core.tickets.categories import sync_categories
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 route_app = typer.Typer(no_args_is_help=True, help="Which grid does a place belong to?")
 app.add_typer(route_app, name="route")
+apikey_app = typer.Typer(no_args_is_help=True, help="Open311 API keys of client systems (stored hashed).")
+app.add_typer(apikey_app, name="apikey")
 
 DEMO_REGISTRY = PROJECT_ROOT / "data" / "reference" / "demo"
 SHELL_USER = 700000101  # a resident id the demo registry does not use: not yet bound
@@ -349,6 +352,57 @@ def audit_(
         typer.echo(f"{row['at']}  {row['actor'] or '(operator)'}  {row['action']}  {row['subject']}  {detail}")
     if not rows:
         typer.echo("no audit entries", err=True)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Argument(help="The client system, e.g. city-app.")],
+    community: Annotated[str | None, typer.Option(
+        help="Community code whose triage queue gets this client's requests that no grid fits.")] = None,
+) -> None:
+    """Issue a key for client system NAME; it is printed once and only its hash is kept."""
+    try:
+        with session_scope(_factory()) as session:
+            row, key = open311_keys.create(session, name, community)
+            prefix = row.prefix
+    except open311_keys.KeyError_ as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(key)
+    typer.echo(f"key {name!r} created (starts with {prefix}); it is shown only now: give it to the client "
+               "system, which sends it as api_key", err=True)
+
+
+@apikey_app.command("list")
+def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False) -> None:
+    """Every key: name, first characters, community, created, revoked, uses (from the audit log)."""
+    tz = get_settings().tz
+    with session_scope(_factory()) as session:
+        rows = [{"name": k.name, "prefix": k.prefix, "community": k.community,
+                 "created": k.created_at.astimezone(tz).isoformat(timespec="seconds"),
+                 "revoked": k.revoked_at.astimezone(tz).isoformat(timespec="seconds") if k.revoked_at else None,
+                 "uses": k.uses} for k in open311_keys.listing(session)]
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        state = f"revoked {row['revoked']}" if row["revoked"] else "live"
+        typer.echo(f"{row['name']}  {row['prefix']}…  {row['community'] or '-'}  created {row['created']}  "
+                   f"{state}  uses {row['uses']}")
+    if not rows:
+        typer.echo("no API keys", err=True)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke the key NAME: from now on it is refused (403). Exit 1 if there is no such key."""
+    try:
+        with session_scope(_factory()) as session:
+            open311_keys.revoke(session, name)
+    except open311_keys.KeyError_ as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"revoked: {name}")
 
 
 @app.command()

@@ -1,18 +1,18 @@
-"""`make run`: start the action server, Rasa and the bot — or, offline, the chat shell.
+"""`make run`: start the action server, Rasa, the web process and the bot — or, offline, the chat shell.
 
 The shared secret (`core/secret.py`: GRIDBOT_SECRET, else generated in var/secret) is resolved
 first and handed to every child as GRIDBOT_SECRET; with a non-loopback BIND_HOST and no
 GRIDBOT_SECRET nothing starts (exit status 2).
 
-With TELEGRAM_BOT_TOKEN: three children (actions, rasa, bot), each in its own process group,
+With TELEGRAM_BOT_TOKEN: four children (actions, rasa, web, bot), each in its own process group,
 its output prefixed by its name on our stdout and written to LOG_DIR/<name>.log. A child that
 dies is started again after a backoff, as systemd's Restart=always with a growing RestartSec
 would (1 s, 2 s, 4 s … up to RESTART_CAP_SECONDS; back to 1 s once it had run
-STABLE_SECONDS), while the others keep running. Ctrl-C (SIGINT) or SIGTERM stops all three
+STABLE_SECONDS), while the others keep running. Ctrl-C (SIGINT) or SIGTERM stops all four
 (SIGTERM, then SIGKILL after a grace period).
 
-Without it (offline mode): the action server and Rasa start with their output in
-LOG_DIR/actions.log and LOG_DIR/rasa.log (var/log/ by default), so the terminal stays
+Without it (offline mode): the action server, Rasa and the web process (Open311, web/) start
+with their output in LOG_DIR/<name>.log (var/log/ by default), so the terminal stays
 readable; once Rasa answers, `gridbot shell` runs in the foreground on this terminal's stdin
 and stdout. A server that dies before the stack was ready is a failed start: everything stops
 (exit status 1, the tail of its log shown); one that dies later is restarted as above. When
@@ -126,11 +126,13 @@ def servers() -> list[Child]:
                        "--model", str(root / "models" / "gridbot.tar.gz"),
                        "--endpoints", str(root / "endpoints.yml"),
                        "--credentials", str(root / "credentials.yml")]),
+        # web/: Open311 GeoReport v2 on WEB_HOST:WEB_PORT (127.0.0.1:8080 by default).
+        Child("web", [_app_python(), "-m", "web"]),
     ]
 
 
 def children() -> list[Child]:
-    """The three processes of the Telegram mode."""
+    """The four processes of the Telegram mode."""
     return [*servers(), Child("bot", [_app_python(), "-m", "bot"])]
 
 

@@ -74,6 +74,15 @@ class Settings(BaseSettings):
         first, second = (float(part) for part in self.deadline_reminders.split(","))
         return first, second
 
+    # The web process (web/): Open311 GeoReport v2 at /open311/v2 (docs/open311.md).
+    web_host: str = Field(default="127.0.0.1", description="Address the web process binds to.")
+    web_port: int = Field(default=8080, description="Port of the web process.")
+    web_public_url: str | None = Field(
+        default=None, description="The web process's address as clients reach it (links such as "
+                                  "media_url); unset: taken from each request.")
+    open311_get_needs_key: bool = Field(
+        default=False, description="Open311 GETs need an api_key too (they are public by default).")
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

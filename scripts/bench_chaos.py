@@ -1,7 +1,7 @@
 """`make bench-chaos`: residents report problems while the bot, Rasa and the action server are killed.
 
-The whole stack as `make run` starts it: the `cli.run` supervisor with its three children (the
-bot, the Rasa server, the action server) on a throw-away SQLite database with the demo
+The whole stack as `make run` starts it: the `cli.run` supervisor with its children (the
+bot, the Rasa server, the action server, the web process) on a throw-away SQLite database with the demo
 community. Telegram is this process: an HTTP server playing the Bot API (bot/offline.py's
 `FakeTelegram` behind `http.server`, with long polling), which the bot reaches through
 TELEGRAM_API_URL. RESIDENTS residents, each bound to a demo building, send REPORTS reports

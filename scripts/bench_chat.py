@@ -57,6 +57,7 @@ def bench_environment(work: Path) -> dict[str, str]:
         "RASA_PORT": str(rasa_port), "RASA_URL": f"http://127.0.0.1:{rasa_port}",
         "ACTION_SERVER_PORT": str(action_port),
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "WEB_PORT": str(free_port()),  # the web process (Open311) that `make run` starts too
         "TELEGRAM_BOT_TOKEN": "", "LOG_LEVEL": "WARNING",
         # A throw-away shared secret for this bench's servers and its in-process bot.
         "GRIDBOT_SECRET": secrets.token_urlsafe(32),

@@ -25,6 +25,7 @@ from core.models.duties import (
 )
 from core.models.inbox import InboxMessage, InboxState
 from core.models.invites import InviteCode
+from core.models.open311 import ApiKey, Open311Request
 from core.models.outbox import OutboxMessage, SendState
 from core.models.people import (
     JOINED_GRANT,
@@ -52,6 +53,8 @@ from core.models.tickets import (
 from core.models.updates import ReceivedUpdate
 
 __all__ = [
+    "ApiKey",
+    "Open311Request",
     "JOINED_GRANT",
     "JOINED_INVITE",
     "JOINED_REGISTRY",

@@ -78,6 +78,7 @@ class Stack:
     action_port: int
     log_dir: Path
     lines: list[str] = field(default_factory=list)
+    web_port: int = 0  # the web process (Open311)
 
     @property
     def rasa_url(self) -> str:
@@ -124,6 +125,7 @@ def stack_env(db_path: Path, extra_env: dict[str, str] | None = None) -> tuple[d
         "RASA_URL": f"http://127.0.0.1:{rasa_port}",
         "ACTION_SERVER_PORT": str(action_port),
         "ACTION_ENDPOINT_URL": f"http://127.0.0.1:{action_port}/webhook",
+        "WEB_PORT": str(free_port()),
         "TELEGRAM_BOT_TOKEN": "",
         "LOG_DIR": str(db_path.parent / "log"),
         "PYTHONIOENCODING": "utf-8",
@@ -157,7 +159,7 @@ def start_stack(db_path: Path, extra_env: dict[str, str] | None = None) -> Stack
     process = subprocess.Popen([sys.executable, "-m", "cli.run"], cwd=PROJECT_ROOT, env=env,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-    stack = Stack(process, rasa_port, action_port, Path(env["LOG_DIR"]))
+    stack = Stack(process, rasa_port, action_port, Path(env["LOG_DIR"]), web_port=int(env["WEB_PORT"]))
 
     def pump() -> None:
         assert process.stdout is not None

@@ -29,11 +29,22 @@ def _modules(package: str) -> list[Path]:
 def test_core_imports_neither_telegram_nor_rasa_nor_a_front_end() -> None:
     for path in _modules("core"):
         for module, _ in _imports(path):
-            assert not module.startswith(("telegram", "rasa", "rasa_sdk", "bot", "actions")), (path, module)
+            assert not module.startswith(("telegram", "rasa", "rasa_sdk", "bot", "actions", "web", "sanic")), \
+                (path, module)
+
+
+def test_web_imports_core_and_never_a_chat_front_end() -> None:
+    """web/ (Open311) stands beside bot/: it takes core, never bot, actions, nlu, telegram or rasa."""
+    modules = _modules("web")
+    assert modules
+    for path in modules:
+        for module, _ in _imports(path):
+            assert module.split(".")[0] not in {"bot", "actions", "nlu", "telegram", "rasa", "rasa_sdk", "cli"}, \
+                (path, module)
 
 
 def test_nothing_imports_bot_or_actions_but_themselves_and_tests() -> None:
-    for package in ("core", "nlu", "cli"):
+    for package in ("core", "nlu", "cli", "web"):
         for path in _modules(package):
             for module, _ in _imports(path):
                 assert module.split(".")[0] not in {"bot", "actions"} or package == "cli" and module.startswith("bot"), \

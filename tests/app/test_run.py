@@ -49,11 +49,15 @@ def test_run_starts_local_servers_and_the_shell_and_ctrl_c_stops_them(tmp_path: 
         wait_until_ready(stack)
         assert listening_addresses(stack.rasa_port) == {"127.0.0.1"}
         assert listening_addresses(stack.action_port) == {"127.0.0.1"}
+        _wait_for(lambda: listening_addresses(stack.web_port) == {"127.0.0.1"}, 30, "the web process did not listen",
+                  stack)
+        discovery = httpx.get(f"http://127.0.0.1:{stack.web_port}/open311/v2/discovery.json", timeout=10)
+        assert discovery.status_code == 200 and discovery.json()["endpoints"], discovery.text
         reply = httpx.post(stack.channel_url, json={"sender": "run-test", "message": "你好"},
                            headers=channel_headers(), timeout=30)
         assert reply.status_code == 200 and reply.json(), reply.text
         started = dict(STARTED.findall(stack.output()))
-        assert set(started) == {"actions", "rasa", "shell"}, stack.output()
+        assert set(started) == {"actions", "rasa", "web", "shell"}, stack.output()
         pids = [int(p) for p in started.values()]
         assert (stack.log_dir / "rasa.log").stat().st_size > 0  # server output goes to the logs
     except BaseException:
@@ -64,7 +68,8 @@ def test_run_starts_local_servers_and_the_shell_and_ctrl_c_stops_them(tmp_path: 
     time.sleep(0.5)
     assert [p for p in pids if _alive(p)] == []
     assert listening_addresses(stack.rasa_port) == set()
-    for name in ("actions", "rasa", "shell"):
+    assert listening_addresses(stack.web_port) == set()
+    for name in ("actions", "rasa", "web", "shell"):
         assert f"{name} stopped" in stack.output()
 
 
@@ -80,7 +85,7 @@ def test_run_offline_chats_from_a_script_and_stops_at_its_end(tmp_path: Path) ->
     assert any(greeting in done.stdout for greeting in greetings()), report
     assert "打个招呼" not in done.stdout and " | " not in done.stdout, report  # stdout is the chat alone
     started = dict(STARTED.findall(done.stderr))
-    assert set(started) == {"actions", "rasa", "shell"}, report
+    assert set(started) == {"actions", "rasa", "web", "shell"}, report
     time.sleep(0.5)
     assert [p for p in map(int, started.values()) if _alive(p)] == []
     assert listening_addresses(rasa_port) == set()
@@ -102,6 +107,7 @@ def test_run_stops_everything_when_one_process_dies(tmp_path: Path) -> None:
     assert code == 1
     assert "actions exited with status" in stack.output()
     assert "rasa stopped" in stack.output() and "actions stopped" in stack.output()
+    assert "web stopped" in stack.output()
     assert "started shell" not in stack.output()  # the chat never started without its servers
 
 
@@ -121,7 +127,7 @@ def test_run_restarts_a_killed_action_server_and_the_others_keep_running(tmp_pat
         wait_until_ready(stack)
         before = dict(STARTED.findall(stack.output()))
         os.kill(int(before["actions"]), signal.SIGKILL)
-        _wait_for(lambda: len(STARTED.findall(stack.output())) == 4, 30, "no restart", stack)
+        _wait_for(lambda: len(STARTED.findall(stack.output())) == 5, 30, "no restart", stack)
         assert re.search(r"actions exited with status -9 after \d+ s; restarting it in 1 s", stack.output())
         after = dict(STARTED.findall(stack.output()))
         assert after["actions"] != before["actions"] and _alive(int(after["actions"]))
@@ -187,17 +193,17 @@ def test_run_with_telegram_restarts_a_killed_child_and_sigterm_stops_all(tmp_pat
         # The bot warms Rasa and the action server up through the secured boundaries.
         _wait_for(lambda: "warmed up" in stack.output(), 240, "the bot did not warm Rasa up", stack)
         before = dict(STARTED.findall(stack.output()))
-        assert set(before) == {"actions", "rasa", "bot"}
+        assert set(before) == {"actions", "rasa", "web", "bot"}
         assert "getUpdates" in fake.calls
         os.kill(int(before["actions"]), signal.SIGKILL)
-        _wait_for(lambda: len(STARTED.findall(stack.output())) == 4, 30, "no restart", stack)
+        _wait_for(lambda: len(STARTED.findall(stack.output())) == 5, 30, "no restart", stack)
         after = dict(STARTED.findall(stack.output()))
         assert after["actions"] != before["actions"]
-        assert after["rasa"] == before["rasa"] and after["bot"] == before["bot"]
+        assert after["rasa"] == before["rasa"] and after["bot"] == before["bot"] and after["web"] == before["web"]
         assert all(_alive(int(p)) for p in after.values())
         # each child's output is prefixed to ours and kept in its log
         assert "     bot | " in stack.output()
-        assert {p.name for p in stack.log_dir.glob("*.log")} == {"actions.log", "rasa.log", "bot.log"}
+        assert {p.name for p in stack.log_dir.glob("*.log")} == {"actions.log", "rasa.log", "web.log", "bot.log"}
         assert "warmed up" in (stack.log_dir / "bot.log").read_text()
     except BaseException:
         stack.process.kill()
@@ -208,5 +214,5 @@ def test_run_with_telegram_restarts_a_killed_child_and_sigterm_stops_all(tmp_pat
     assert code == 0, stack.diagnostics()
     time.sleep(0.5)
     assert [p for p in map(int, dict(STARTED.findall(stack.output())).values()) if _alive(p)] == []
-    for name in ("actions", "rasa", "bot"):
+    for name in ("actions", "rasa", "web", "bot"):
         assert f"{name} stopped" in stack.output()
