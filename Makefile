@@ -15,7 +15,8 @@ RASA_DATA := data/nlu data/rules data/stories
 
 help:
 	@echo "make run    - start Rasa, the action server and the bot (127.0.0.1), demo data loaded;"
-	@echo "             without TELEGRAM_BOT_TOKEN: a chat with the bot in this terminal"
+	@echo "             without TELEGRAM_BOT_TOKEN: a chat with the bot in this terminal, with the"
+	@echo "             broadcast sender and the reminder scheduler (REMINDER_LEAD=N: demo reminder lead)"
 	@echo "make test   - install what is missing, train if needed, lint, validate, run every test"
 	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
 	@echo "make eval-nlu [DATA=file.csv] [BASELINE=1] - NLU figures; make bench-chat - 50 residents at once"

@@ -229,7 +229,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if asked is not None and asked.kind == prompts.LEAVE:
         await duties_buttons.on_reason(update, context, asked)
         return
-    if broadcast_chat.typed_step(asked):
+    if broadcast_chat.takes_text(asked, message.text):
         assert asked is not None
         await broadcast_chat.on_message(update, context, asked)
         return
@@ -288,7 +288,9 @@ async def on_duties(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/report (secretaries): attendance of the branch's next/last meeting and this month's summary."""
+    """/report (secretaries): attendance of the branch's next/last meeting and this month's summary;
+    a community admin first gets the month across the community's branches."""
+    await roles.on_community_report(update, context)
     await _queue_reply(update, context, duties_buttons.report_message)
 
 
@@ -366,6 +368,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     if roles.is_pick(data):
         await roles.on_pick(update, context, data)  # type: ignore[arg-type]
+        return
+    if ticket_buttons.is_pick(data):  # 指派: the member picked
+        await ticket_buttons.on_pick(update, context, data)  # type: ignore[arg-type]
+        await svc.dispatch()
         return
     if broadcast_chat.is_press(data):
         await broadcast_chat.on_press(update, context, data)  # type: ignore[arg-type]
@@ -575,6 +581,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     app.add_handler(CommandHandler("help", on_help, filters=private))
     app.add_handler(CommandHandler("duties", on_duties, filters=private))
     app.add_handler(CommandHandler("report", on_report, filters=private))
+    app.add_handler(CommandHandler("tickets", ticket_buttons.on_tickets, filters=private))
     app.add_handler(CallbackQueryHandler(on_callback))
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(private & filters.COMMAND, on_unknown_command))  # after every CommandHandler

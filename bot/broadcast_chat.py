@@ -9,6 +9,13 @@ step (a non-language flow; Rasa is not involved):
     content (text, or photo/document with caption) -> audience buttons (with counts)
     -> 重要通知? -> 已读回执? -> preview with the recipient count -> 立即发送 | 定时发送 (a time) | 取消
 
+A cancel word (core.messaging.prompts.CANCEL_WORDS: 取消, 算了, 不发了 …) typed at any step drops the draft.
+Another command typed while a draft is open does not drop it silently: the command runs, and
+the bot asks whether to keep the draft ("继续编辑草稿" carries the whole draft in its button's
+data, so nothing else has to hold it; "不要了" drops it). /broadcasts lists the sender's
+scheduled notices (each with a cancel button) and the recent ones with their delivery report and
+read count (core.broadcasts.listing).
+
 Every step re-checks in core.broadcasts.service as the person behind the Telegram user; the audience
 buttons list only what that person may address. A step's buttons carry ["bcc", step, value]
 under a token (core.messaging.buttons); a press for another step than the open one is refused like any
@@ -28,11 +35,12 @@ from typing import Any
 from dateutil import parser as dateparser
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
-from telegram.ext import Application, CommandHandler, ContextTypes, filters
+from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.replies import Buttons, Outgoing, button, respond
 from core import schedule_words
 from core.access.permissions import NotAllowed
+from core.broadcasts import listing as broadcast_list
 from core.broadcasts import service as broadcasts
 from core.config import get_settings
 from core.db import session_scope
@@ -64,6 +72,13 @@ def is_press(data: Any) -> bool:
 def typed_step(asked: prompts.Asked | None) -> bool:
     """Whether the open prompt waits for a typed (or sent) answer of /broadcast."""
     return asked is not None and asked.kind == prompts.BROADCAST and asked.value.get("step") in TYPED_STEPS
+
+
+def takes_text(asked: prompts.Asked | None, text: str) -> bool:
+    """Whether a typed text belongs to /broadcast: the answer of a typed step, or a cancel word at
+    any step (anything else typed while buttons are open goes on as a message of its own)."""
+    return typed_step(asked) or (asked is not None and asked.kind == prompts.BROADCAST
+                                 and text.strip() in prompts.CANCEL_WORDS)
 
 
 def wants_content(asked: prompts.Asked | None) -> bool:
@@ -103,6 +118,12 @@ def parse_when(text: str, now: datetime) -> datetime | None:
     return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
 
 
+def when_of(text: str, now: datetime) -> datetime | None:
+    """The answer to 定时发送's question: the one place the draft's typed time is read."""
+    reading = schedule_words.parse_when(text, now, get_settings().tz) if text else None  # jionlp's reading
+    return reading.at if reading is not None else None
+
+
 # -- the state machine -----------------------------------------------------------------------
 
 def _choices(s: Session, user_id: int) -> list[broadcasts.Choice]:
@@ -140,8 +161,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: prompts.Asked) -> None:
-    """The answer to the open typed step (`typed_step(asked)`): the content, or the time."""
-    if asked.value.get("step") == "content":
+    """A message `takes_text` gave to /broadcast: a cancel word, the content, or the time."""
+    message = update.effective_message
+    if message is not None and (message.text or "").strip() in prompts.CANCEL_WORDS:
+        await cancel(update, context)
+    elif asked.value.get("step") == "content":
         await _on_content(update, context, asked.value)
     else:
         await _on_when(update, context, asked.value)
@@ -164,10 +188,8 @@ async def _on_content(update: Update, context: ContextTypes.DEFAULT_TYPE, draft:
     def work(s: Session, out: Outgoing) -> None:
         options = _choices(s, user.id)
         draft["choices"] = [(c.audience.value, c.community_id, c.grid_id, c.branch_id, c.label) for c in options]
-        rows = [[(t("broadcast.choice", label=c.label, count=c.count), ["aud", i])] for i, c in enumerate(options)]
-        rows.append([(t("broadcast.button_cancel"), ["cancel"])])
         _step(s, user.id, draft, "audience")
-        out.send(chat_id, t("broadcast.ask_audience"), _buttons(*rows))
+        _ask_audience(out, lambda o, text, b=None: o.send(chat_id, text, b), draft, [c.count for c in options])
 
     await respond(context, work)
 
@@ -188,6 +210,22 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
             out.send(chat_id, text, buttons)
 
     def work(s: Session, out: Outgoing) -> bool:
+        if action == "resume":  # a draft kept when another command came in the middle
+            _resume(s, out, user.id, dict(value or {}), show)
+            return True
+        if action == "drop":
+            if value:
+                _drop_broadcast(s, user.id, int(value))
+            show(out, t("broadcast.cancelled"))
+            return True
+        if action == "unschedule":
+            try:
+                broadcast_list.cancel_scheduled(s, int(str(value)), residents.person_by_telegram(s, user.id))
+            except NotAllowed as exc:
+                out.send(user.id, str(exc))
+                return True
+            out.send(user.id, t("broadcast.cancelled_scheduled", id=value))
+            return True
         asked = prompts.current(s, user.id)
         if asked is None or asked.kind != prompts.BROADCAST:
             return False
@@ -201,16 +239,11 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
         if action == "aud":
             draft["choice"] = draft["choices"][int(str(value))]
             _step(s, user.id, draft, "essential")
-            show(out, t("broadcast.ask_essential"), _buttons(
-                [(t("broadcast.button_essential_no"), ["ess", False]),
-                 (t("broadcast.button_essential_yes"), ["ess", True])],
-                [(t("broadcast.button_cancel"), ["cancel"])]))
+            _ask_essential(out, show)
         elif action == "ess":
             draft["essential"] = bool(value)
             _step(s, user.id, draft, "read")
-            show(out, t("broadcast.ask_read"), _buttons(
-                [(t("broadcast.button_read_no"), ["read", False]), (t("broadcast.button_read_yes"), ["read", True])],
-                [(t("broadcast.button_cancel"), ["cancel"])]))
+            _ask_read(out, show)
         elif action == "read":
             draft["read_button"] = bool(value)
             _preview(s, out, user.id, draft, show)
@@ -240,6 +273,26 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
         sender = context.application.bot_data["services"].broadcasts
         if sender is not None:
             sender.wake()
+
+
+def _ask_audience(out: Outgoing, show: Any, draft: dict[str, Any], counts: list[int] | None = None) -> None:
+    rows = [[(t("broadcast.choice", label=c[4], count=counts[i] if counts else "?"), ["aud", i])]
+            for i, c in enumerate(draft["choices"])]
+    rows.append([(t("broadcast.button_cancel"), ["cancel"])])
+    show(out, t("broadcast.ask_audience"), _buttons(*rows))
+
+
+def _ask_essential(out: Outgoing, show: Any) -> None:
+    show(out, t("broadcast.ask_essential"), _buttons(
+        [(t("broadcast.button_essential_no"), ["ess", False]),
+         (t("broadcast.button_essential_yes"), ["ess", True])],
+        [(t("broadcast.button_cancel"), ["cancel"])]))
+
+
+def _ask_read(out: Outgoing, show: Any) -> None:
+    show(out, t("broadcast.ask_read"), _buttons(
+        [(t("broadcast.button_read_no"), ["read", False]), (t("broadcast.button_read_yes"), ["read", True])],
+        [(t("broadcast.button_cancel"), ["cancel"])]))
 
 
 def _preview(s: Session, out: Outgoing, user_id: int, draft: dict[str, Any], show: Any) -> None:
@@ -279,8 +332,7 @@ async def _on_when(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: di
         return
     chat_id = message.chat_id
     now = broadcasts.utcnow()
-    reading = schedule_words.parse_when(text, now, get_settings().tz) if text else None  # jionlp's reading
-    when = reading.at if reading is not None else None
+    when = when_of(text, now)
 
     def work(s: Session, out: Outgoing) -> None:
         if when is None or when <= now:  # the prompt stays: the next message is the time again
@@ -312,6 +364,98 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             return
         _drop(s, user.id, asked.value)
         out.send(chat_id, t("broadcast.cancelled"))
+
+    await respond(context, work)
+
+
+# -- another command in the middle of a draft --------------------------------------------------
+
+def _drop_broadcast(s: Session, user_id: int, broadcast_id: int) -> None:
+    try:
+        broadcasts.cancel(s, broadcast_id, residents.person_by_telegram(s, user_id))
+    except NotAllowed:
+        log.info("a kept draft's broadcast %s was not the presser's (user %s)", broadcast_id, user_id)
+
+
+def _resume(s: Session, out: Outgoing, user_id: int, draft: dict[str, Any], show: Any) -> None:
+    """Open a kept draft again at its step, asking that step's question again."""
+    step = str(draft.get("step") or "content")
+    asked = prompts.current(s, user_id)
+    if asked is not None and asked.kind == prompts.BROADCAST and asked.value.get("id") \
+            and asked.value.get("id") != draft.get("id"):
+        _drop_broadcast(s, user_id, int(asked.value["id"]))  # the newer unfinished draft gives way
+    out.send(user_id, t("broadcast.resumed"))
+    new = lambda o, text, b=None: o.send(user_id, text, b)  # noqa: E731 - the questions come as new messages
+    if step == "confirm":
+        if draft.get("id"):
+            _drop_broadcast(s, user_id, int(draft["id"]))  # the preview makes a fresh one
+        _preview(s, out, user_id, {k: v for k, v in draft.items() if k not in ("id", "count")}, new)
+        return
+    _step(s, user_id, draft, step)
+    if step == "audience":
+        _ask_audience(out, new, draft)
+    elif step == "essential":
+        _ask_essential(out, new)
+    elif step == "read":
+        _ask_read(out, new)
+    elif step == "when":
+        out.send(user_id, t("broadcast.ask_time"))
+    else:
+        out.send(user_id, t("broadcast.ask_content"))
+
+
+async def on_other_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Any command but /cancel while a draft is open (it runs before the command's own handler,
+    which then runs as usual): the draft is set aside and the sender asked whether to keep it."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None or not message.text:
+        return
+    command = message.text.split()[0].split("@")[0].lower()
+    if command in prompts.CANCEL_WORDS:
+        return
+
+    def work(s: Session, out: Outgoing) -> None:
+        asked = prompts.current(s, user.id)
+        if asked is None or asked.kind != prompts.BROADCAST:
+            return
+        draft = asked.value
+        prompts.clear(s, user.id, prompts.BROADCAST)
+        text = (draft.get("text") or "").replace("\n", " ")
+        preview = (text[:20] + ("…" if len(text) > 20 else "")) if text else t("broadcast.draft_empty")
+        out.send(message.chat_id, t("broadcast.keep_draft", preview=preview), _buttons(
+            [(t("broadcast.button_resume"), ["resume", draft]), (t("broadcast.button_drop"), ["drop", draft.get("id")])]))
+
+    await respond(context, work)
+
+
+# -- /broadcasts ---------------------------------------------------------------------------------
+
+def broadcasts_reply(s: Session, user_id: int) -> tuple[str, Buttons]:
+    person = residents.person_by_telegram(s, user_id)
+    if person is None:
+        return t("deny.unknown_person"), []
+    scheduled, recent = broadcast_list.listing(s, person, tz=get_settings().tz)
+    if not scheduled and not recent:
+        return t("broadcast.list_none"), []
+    lines = [t("broadcast.list_header"), t("broadcast.list_scheduled")]
+    lines += [x.line for x in scheduled] or [t("broadcast.list_none_scheduled")]
+    if recent:
+        lines += [t("broadcast.list_recent"), *(x.line for x in recent)]
+    rows = [[(t("broadcast.button_cancel_scheduled", id=x.broadcast.id), ["unschedule", x.broadcast.id])]
+            for x in scheduled]
+    return "\n".join(lines), _buttons(*rows)
+
+
+async def on_broadcasts(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/broadcasts: the sender's scheduled notices (取消 #n) and recent ones with their report."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    chat_id = message.chat_id
+
+    def work(s: Session, out: Outgoing) -> None:
+        text, rows = broadcasts_reply(s, user.id)
+        out.send(chat_id, text, rows or None)
 
     await respond(context, work)
 
@@ -358,6 +502,9 @@ async def on_read(update: Update, context: ContextTypes.DEFAULT_TYPE, broadcast_
 def register(app: Application) -> None:
     """/broadcast, /cancel and /notify (their answers and buttons are routed by bot/app.py)."""
     private = filters.ChatType.PRIVATE
+    # Before every other handler (group -1), and without stopping them: a draft is set aside.
+    app.add_handler(MessageHandler(private & filters.COMMAND, on_other_command), group=-1)
+    app.add_handler(CommandHandler("broadcasts", on_broadcasts, filters=private))
     app.add_handler(CommandHandler("broadcast", start, filters=private))
     app.add_handler(CommandHandler("cancel", cancel, filters=private))
     app.add_handler(CommandHandler("notify", on_notify, filters=private))

@@ -25,8 +25,8 @@ may have got the message) and, like a crash during a send, makes the row 'unconf
 resent; a connect or pool timeout provably sent nothing and is retried.
 
 Progress: the sender's chat gets one message "已发送 n/N", edited at most every
-`progress_every` seconds, and at the end a report (delivered, blocked, failed) through the
-outbox, queued once by core.broadcasts.service.finish_if_done.
+`progress_every` seconds and once more to N/N when nothing is left to send, then a report
+(delivered, blocked, failed) through the outbox, queued once by core.broadcasts.service.finish_if_done.
 
 The sender sends with a plain `telegram.Bot` and its own transport (see LastByteRequest); the
 已读 button's callback data ("bc:r:<id>") goes out as is, not as a token (core.messaging.buttons), so a
@@ -293,8 +293,10 @@ class BroadcastSender:
         while not stop.is_set():
             batch = await asyncio.to_thread(self._read, broadcasts.claim_due, broadcast_id, BATCH)
             if not batch:
+                left = await asyncio.to_thread(self._read, broadcasts.counts, broadcast_id)
+                if not left["pending"] and not left["sending"]:
+                    await progress.update(force=True)  # 已发送 N/N before the report, not after it
                 if await asyncio.to_thread(self._tx, broadcasts.finish_if_done, broadcast_id):
-                    await progress.update(force=True)
                     log.info("broadcast %s done", broadcast_id)
                     if self.on_finished is not None:
                         await self.on_finished()

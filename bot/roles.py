@@ -5,7 +5,11 @@ secretary of several branches picks the branch with buttons. /join CODE makes th
 sender a member of the code's branch. Both are decided by core.registry.invites on the
 server: the branch button carries only a branch id, and a press is re-checked
 (invite.create at that branch) like every other button. Nothing here grants a
-secretary, grid worker or admin role.
+secretary, grid worker or admin role. When a code is used, the secretary who made it is told
+who joined (core.registry.invite_notice).
+
+The community admin's part of /report (the month across the community's branches) is here
+too: `on_community_report` (core.duties.community), called by bot/app.py's /report.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 from bot.replies import Outgoing, button, respond
 from core.access.permissions import NotAllowed
 from core.config import get_settings
+from core.duties import community
 from core.messages import t
 from core.people import residents
 from core.places import directory
-from core.registry import invites
+from core.registry import invite_notice, invites
 
 log = logging.getLogger("gridbot.bot.roles")
 
@@ -100,10 +105,11 @@ async def on_pick(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list
 
 def _join(s: Session, user_id: int, display_name: str, code: str) -> str:
     try:
-        branch, _ = invites.redeem(s, user_id, display_name, code, settings=get_settings())
+        branch, person = invites.redeem(s, user_id, display_name, code, settings=get_settings())
     except NotAllowed as exc:  # committed all the same: the refusal's audit entry counts
         log.info("refused /join of user %s (%s)", user_id, getattr(exc, "reason", "refused"))
         return str(exc)
+    invite_notice.tell_inviter(s, code, person, branch)
     return t("invite.joined", branch=branch.name)
 
 
@@ -116,6 +122,25 @@ async def on_join(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
     def work(s: Session, out: Outgoing) -> None:
         out.send(chat_id, _join(s, user.id, user.full_name, code) if code else t("invite.join_usage"))
+
+    await respond(context, work)
+    await context.application.bot_data["services"].dispatch()  # the secretary's notice
+
+
+async def on_community_report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/report by a community admin: the month's attendance across the community's branches
+    (nothing for anyone else: their /report is the branch's, bot/duties_buttons.py)."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    chat_id = message.chat_id
+
+    tz = get_settings().tz
+
+    def work(s: Session, out: Outgoing) -> None:
+        text = community.community_text(s, residents.person_by_telegram(s, user.id), tz=tz)
+        if text:
+            out.send(chat_id, text)
 
     await respond(context, work)
 

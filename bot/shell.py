@@ -15,10 +15,19 @@ Input, one per line::
     @location 39.93 116.44   share a location
     @photo [说明]             send a photo (a made-up file_id; downloads give a small JPEG)
     @as 700000005            speak as another user from now on
+    @wait [秒]               let N seconds (default 5) pass, printing what arrives meanwhile
     # ...                    a comment: nothing is sent, nothing is printed
 
 On a terminal the shell prompts "你> "; otherwise it echoes each input after the prompt
 (so a script's output reads as a transcript) and exits 0 at the end of input.
+
+Live (`gridbot shell --live`, what `make run` without a token starts): the Application runs its
+background work as the bot process does (bot.app.build_application with background=True): the
+outbox dispatcher, the broadcast sender and the duty scheduler. What they send between turns
+(a notice, its 已发送 n/N and report, a reminder) is printed as it arrives, also while the
+prompt waits for input; a script lets time pass with @wait. At the start the shell schedules a
+session a few minutes away (core/duties/demo_soon.py, REMINDER_LEAD minutes of lead, 2 by default), so
+its reminder arrives about a minute later.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TextIO
 
 from sqlalchemy import Engine
@@ -45,6 +55,7 @@ from bot.dispatcher import OutboxDispatcher
 from bot.offline import TINY_JPEG, FakeTelegram, JSONDict, SentCall, UpdateBuilder, buttons
 from core.config import Settings
 from core.db import session_scope
+from core.duties import demo_soon
 from core.people import residents
 from core.places import directory
 
@@ -54,9 +65,12 @@ PROMPT = "你> "
 HELP = (
     "离线模式：直接输入文字就是发给机器人的消息（/start 等命令也可以）。"
     "@press N 按下第 N 个按钮，@location 纬度 经度 发送位置，@photo [说明] 发送照片，"
-    "@as 用户ID 换成另一个用户（如领单的党员），# 开头是注释，@help 再看一遍，Ctrl-D 退出。"
+    "@as 用户ID 换成另一个用户（如领单的党员），@wait 秒数 等一会儿看新消息，# 开头是注释，@help 再看一遍，Ctrl-D 退出。"
 )
-USAGE = "可用：@press N、@location 纬度 经度、@photo [说明]、@as 用户ID、@help"
+USAGE = "可用：@press N、@location 纬度 经度、@photo [说明]、@as 用户ID、@wait [秒]、@help"
+WAIT_SECONDS = 5.0  # @wait without a number
+WAIT_LIMIT = 600.0
+TICK_SECONDS = 0.3  # live: how often what arrived between turns is looked for
 TURN_SECONDS = 5.0  # the longest one turn waits for handler tasks and the outbox
 IDLE_GRACE = 0.3  # one short wait for outbox rows another process may still be writing
 
@@ -93,16 +107,20 @@ class Shell:
         self._started = False
         self._names: dict[int, str | None] = {}
         self._labels: dict[int, str] = {}
+        self.live = False
 
     @classmethod
     def create(cls, settings: Settings, factory: sessionmaker[Session], user_id: int,
-               out: TextIO) -> Shell:
-        """The bot's Application (bot.app.build_application) on a FakeTelegram; call start()."""
+               out: TextIO, *, live: bool = False) -> Shell:
+        """The bot's Application (bot.app.build_application) on a FakeTelegram; call start().
+        `live`: with the bot process's background work (dispatcher, broadcast sender, scheduler)."""
         offline = settings.model_copy(update={"telegram_bot_token": None})
         fake = FakeTelegram(bot_username="gridbot_offline_bot", bot_first_name="网格小助手",
                             first_message_id=first_message_id())
-        app = build_application(offline, factory, request=fake, background=False)
-        return cls(app, fake, factory, user_id, out)
+        app = build_application(offline, factory, request=fake, background=live)
+        shell = cls(app, fake, factory, user_id, out)
+        shell.live = live
+        return shell
 
     async def start(self) -> None:
         """Initialise the Application as polling would (initialize, then post_init)."""
@@ -150,10 +168,25 @@ class Shell:
                 self._labels[chat_id] = f"群 {name}" if name else f"群 {chat_id}"
         return self._labels[chat_id]
 
-    def show(self) -> None:
-        """Print every Bot API call made since the last turn that a person would see."""
+    def arrived(self) -> bool:
+        """Whether a call a person would see was made since the last `show` (live: between turns)."""
+        return any(c.method.lower() not in _QUIET for c in self.fake.calls[self._seen:])
+
+    async def wait(self, seconds: float) -> None:
+        """Let time pass (the background work runs), printing what arrives as it does."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        numbered: list[Button] = []  # one numbering for the whole wait, as for a turn
+        while loop.time() < deadline:
+            await asyncio.sleep(min(TICK_SECONDS, max(0.0, deadline - loop.time())))
+            if self.arrived():
+                self.show(numbered)
+
+    def show(self, numbered: list[Button] | None = None) -> None:
+        """Print every Bot API call made since the last turn that a person would see (buttons
+        numbered on from `numbered`, when given)."""
         calls, self._seen = self.fake.calls[self._seen:], len(self.fake.calls)
-        numbered: list[Button] = []
+        numbered = [] if numbered is None else numbered
         for call in calls:
             self._show_call(call, numbered)
         if numbered:
@@ -230,6 +263,15 @@ class Shell:
                                                first_name=self.first_name(self.user_id)))
         elif command == "as":
             self.switch(rest)
+        elif command in ("wait", "等"):
+            try:
+                seconds = float(rest) if rest else WAIT_SECONDS
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= WAIT_LIMIT:
+                self.say(f"用法：@wait 秒数（0–{WAIT_LIMIT:.0f}，例如 @wait 5）")
+                return
+            await self.wait(seconds)
         elif command in ("help", "帮助"):
             self.say(HELP)
         else:
@@ -350,15 +392,81 @@ def _read_line(stdin: TextIO, stdout: TextIO, interactive: bool) -> str | None:
     return line.rstrip("\r\n")
 
 
+def _soon(shell: Shell, settings: Settings) -> None:
+    """Live: the demo session whose reminder arrives in about a minute (core/duties/demo_soon.py)."""
+    lead = settings.reminder_lead or demo_soon.DEFAULT_LEAD
+    with session_scope(shell.factory) as s:
+        occurrence = demo_soon.schedule_soon(s, lead_minutes=lead, tz=settings.tz)
+        if occurrence is None:
+            return
+        remind_at = (occurrence.starts_at - timedelta(minutes=lead)).astimezone(settings.tz).strftime("%H:%M")
+    shell.say(f"（离线演示：{demo_soon.TITLE}将在{lead}分钟后开始的提醒约在 {remind_at} 发给支部党员；"
+              "通知和提醒到达时会直接显示）")
+
+
+async def _chat(shell: Shell, stdin: TextIO, stdout: TextIO) -> None:
+    """Live and on a terminal: input is read in a thread while the loop runs the background work;
+    what arrives while the prompt waits is printed above a fresh prompt."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str | None] = asyncio.Queue()
+    ready = threading.Event()  # the turn is printed: prompt again
+    ready.set()
+
+    def reader() -> None:
+        while True:
+            ready.wait()
+            ready.clear()
+            line = _read_line(stdin, stdout, True)
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+            if line is None:
+                return
+
+    threading.Thread(target=reader, name="gridbot-shell-input", daemon=True).start()
+    while True:
+        try:
+            line = await asyncio.wait_for(lines.get(), timeout=TICK_SECONDS)
+        except asyncio.TimeoutError:
+            if shell.arrived():  # clear the prompt line, print, prompt again with what was typed
+                stdout.write("\r\033[K")
+                shell.show()
+                stdout.write(PROMPT + _typed())
+                stdout.flush()
+            continue
+        if line is None:
+            return
+        text = line.strip()
+        try:
+            if text and not text.startswith("#"):
+                await shell.handle(text)
+        except Exception as exc:  # noqa: BLE001 - report and keep chatting
+            log.exception("shell input failed: %s", text)
+            shell.say(f"（出错了：{type(exc).__name__}: {exc}）")
+        finally:
+            ready.set()
+
+
+def _typed() -> str:
+    try:
+        import readline
+    except ImportError:  # pragma: no cover - not on this platform
+        return ""
+    return readline.get_line_buffer()
+
+
 def run_shell(settings: Settings, factory: sessionmaker[Session], as_user: int,
-              stdin: TextIO, stdout: TextIO, interactive: bool) -> int:
-    """Chat until the end of input (Ctrl-D) or Ctrl-C; the exit status (0)."""
-    shell = Shell.create(settings, factory, as_user, stdout)
+              stdin: TextIO, stdout: TextIO, interactive: bool, *, live: bool = False) -> int:
+    """Chat until the end of input (Ctrl-D) or Ctrl-C; the exit status (0). `live`: see the module."""
+    shell = Shell.create(settings, factory, as_user, stdout, live=live)
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(shell.start())
         if interactive:
             shell.say(HELP, f"（你现在是 {shell.label(as_user)}）")
+        if live:
+            _soon(shell, settings)
+        if live and interactive:
+            loop.run_until_complete(_chat(shell, stdin, stdout))
+            return 0
         while True:
             line = _read_line(stdin, stdout, interactive)
             if line is None:

@@ -1,13 +1,18 @@
-"""The buttons on ticket cards (领单 办结 上报社区 退回 联系人) and on the rating question.
+"""The buttons on ticket cards (领单 办结 上报社区 退回 联系人, an admin's 发回), the rating
+question, and /tickets with its 指派 and 发回 buttons.
 
-Every press is re-checked by core.tickets.service: who is pressing, may they do this
-to this ticket, now. A button's data is a short string ("t:claim:12", "r:12:3")
-kept in the database under the token the button carries (core.messaging.buttons), so data
-the bot never issued is refused before this module sees it. 办结 and 退回 need a
-note: the presser is asked for it in their private chat, the question is a
-prompt (core.messaging.prompts, committed with the message that asks it), and their next
-private message (text, or a photo with a caption) is the note — also after a
-restart of the bot.
+Every press is re-checked by core.tickets.service (core.tickets.assign for 指派 and 发回): who
+is pressing, may they do this to this ticket, now. A button's data is a short string
+("t:claim:12", "r:12:3") kept in the database under the token the button carries
+(core.messaging.buttons), so data the bot never issued is refused before this module sees it.
+办结, 退回, 上报社区 and 发回 need a note (what was done, the reason): the presser is asked for it
+in their private chat, the question is a prompt (core.messaging.prompts, committed with the
+message that asks it), and their next private message (text, or a photo with a caption) is the
+note — also after a restart of the bot. 指派 sends the presser the branch's members as buttons
+(["ta", ticket, person]); the member picked is told privately.
+
+/tickets: a secretary's (grid worker's) open tickets of their branch by state with their time
+limits, and for a community admin the tickets escalated to the community with the reasons.
 """
 
 from __future__ import annotations
@@ -23,20 +28,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.replies import Outgoing, respond, take_answer
+from bot.replies import Buttons, Outgoing, button, respond, take_answer
 from core.access import tickets as ticket_access
 from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
 from core.messaging import prompts
 from core.people import residents
-from core.presentation import callbacks
+from core.presentation import callbacks, cards
+from core.tickets import assign as ticket_assign
 from core.tickets import lifecycle
 from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.bot.tickets")
 
-NOTE_ACTIONS = {"resolve", "reject"}
+NOTE_ACTIONS = {"resolve", "reject", "escalate", "return"}
+PICK = "ta"  # data of a member button of 指派: ["ta", ticket id, person id] (core.messaging.buttons)
 
 
 class Refused(Exception):
@@ -65,7 +72,10 @@ def _check(s: Session, ticket_id: int, person: Any, action: str) -> str:
     ticket = lifecycle.get_by_id(s, ticket_id)
     if ticket is None:
         raise NotAllowed(t("ticket.not_found"))
-    ticket_access.check(s, person, action, ticket)
+    if action == "return":
+        ticket_assign.check_return(s, person, ticket)
+    else:
+        ticket_access.check(s, person, action, ticket)
     return ticket.number
 
 
@@ -79,13 +89,26 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
         if action == "claim":
             await asyncio.to_thread(_run, factory, user.id, ticket_service.claim, ticket_id)
             await query.answer(t("ticket.claimed_toast"))
-        elif action == "escalate":
-            await asyncio.to_thread(_run, factory, user.id, partial(ticket_service.escalate, tz=tz), ticket_id)
-            await query.answer(t("ticket.escalated_toast"))
         elif action == "urge":
             counted = await asyncio.to_thread(_run, factory, user.id, ticket_service.urge, ticket_id)
             await query.answer(t("deadline.urge_toast" if counted else "deadline.urge_again"))
             return bool(counted)
+        elif action == "assign":
+            def pick(s: Session, out: Outgoing) -> str:
+                ticket, members = as_person(s, user.id, ticket_assign.assignees, ticket_id)
+                if not members:
+                    raise Refused(t("ticket.no_assignee"))
+                return out.send(user.id, t("ticket.pick_assignee", number=ticket.number, category=ticket.category.name,
+                                           place=cards.place(s, ticket)),
+                                [[button(residents.first_name(m) + f" {m.display_name}", [PICK, ticket_id, m.id])]
+                                 for m in members])
+
+            key, delivery = await respond(context, pick)
+            if delivery.failed(key):
+                await query.answer(t("ticket.start_private_first"), show_alert=True)
+                return False
+            await query.answer(None if _private(update) else t("ticket.see_private"))
+            return False
         elif action == "contact":
             details = await asyncio.to_thread(_run, factory, user.id, ticket_service.contact_details, ticket_id)
             await query.answer(details, show_alert=True)
@@ -96,7 +119,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
             if query.message is not None:  # one press per question: the rating buttons go
                 chat_id, message_id = query.message.chat.id, query.message.message_id
                 await respond(context, lambda _s, out: out.markup(chat_id, message_id))
-        else:  # resolve / reject: ask for the note in private
+        else:  # resolve / reject / escalate / return: ask for the note in private
             def ask(s: Session, out: Outgoing) -> str:
                 number = as_person(s, user.id, _check, ticket_id, action)
                 prompts.ask(s, user.id, prompts.NOTE, {"action": action, "ticket": ticket_id})
@@ -107,7 +130,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
                 await asyncio.to_thread(_forget, factory, user.id)
                 await query.answer(t("ticket.start_private_first"), show_alert=True)
                 return False
-            await query.answer(t("ticket.see_private"))
+            await query.answer(None if _private(update) else t("ticket.see_private"))
             return False
     except Refused as exc:
         log.info("refused %s on ticket %s by user %s", action, ticket_id, user.id)
@@ -122,8 +145,9 @@ def _forget(factory: sessionmaker[Session], user_id: int) -> None:
 
 
 async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: prompts.Asked) -> None:
-    """The presser's note for 办结 / 退回 (the open prompt `asked`): the ticket changes, or the
-    presser hears why not; the prompt goes with the reply, unless the note was empty."""
+    """The presser's note for 办结 / 退回 / 上报社区 / 发回 (the open prompt `asked`): the ticket
+    changes, or the presser hears why not; the prompt goes with the reply, unless the note was empty."""
+    tz = _tz(context)
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
     action, ticket_id = str(asked.value["action"]), int(asked.value["ticket"])
@@ -138,6 +162,10 @@ async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: pro
         try:
             if action == "resolve":
                 as_person(s, user.id, ticket_service.resolve, ticket_id, note, photo)
+            elif action == "escalate":
+                as_person(s, user.id, partial(ticket_service.escalate, tz=tz), ticket_id, note)
+            elif action == "return":
+                as_person(s, user.id, partial(ticket_assign.return_to_branch, tz=tz), ticket_id, note)
             else:
                 as_person(s, user.id, ticket_service.reject, ticket_id, note)
         except Refused as exc:
@@ -146,3 +174,83 @@ async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: pro
         out.send(chat_id, t(f"ticket.{action}_done"))
 
     await respond(context, answer)
+
+
+def _tz(context: ContextTypes.DEFAULT_TYPE) -> ZoneInfo:
+    return context.application.bot_data["services"].settings.tz
+
+
+def _private(update: Update) -> bool:
+    message = update.callback_query.message if update.callback_query is not None else None
+    return message is not None and message.chat.type == "private"
+
+
+# -- 指派: the member picked -----------------------------------------------------------------
+
+def is_pick(data: object) -> bool:
+    return (isinstance(data, list) and len(data) == 3 and data[0] == PICK
+            and isinstance(data[1], int) and isinstance(data[2], int))
+
+
+async def on_pick(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list[Any]) -> None:
+    """A member button of 指派 (`is_pick(data)`): the ticket is assigned, or the presser hears why not."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None
+    ticket_id, person_id = int(data[1]), int(data[2])
+    message = query.message
+    tz = _tz(context)
+
+    def work(s: Session, out: Outgoing) -> str | None:
+        try:
+            ticket = as_person(s, user.id, partial(ticket_assign.assign, tz=tz), ticket_id, person_id)
+        except Refused as exc:
+            return str(exc)
+        done = t("ticket.assign_done", name=ticket_assign.claimer_name(s, ticket))
+        if message is not None:
+            out.edit(message.chat.id, message.message_id, f"{ticket.number}：{done}")
+        else:
+            out.send(user.id, done)
+        return None
+
+    refused, _ = await respond(context, work)
+    if refused is not None:
+        log.info("refused an assignment of ticket %s by user %s", ticket_id, user.id)
+        await query.answer(refused, show_alert=True)
+        return
+    await query.answer()
+
+
+# -- /tickets ---------------------------------------------------------------------------------
+
+def tickets_reply(s: Session, user_id: int, tz: ZoneInfo) -> tuple[str, Buttons]:
+    """The text and buttons of /tickets for the person behind `user_id`."""
+    person = residents.person_by_telegram(s, user_id)
+    if person is None:
+        return t("deny.unknown_person"), []
+    listings = ticket_assign.branch_listing(s, person, tz=tz)
+    escalated = ticket_assign.escalated_listing(s, person, tz=tz)
+    if not listings and not escalated:
+        return t("tickets.not_allowed"), []
+    parts, rows = [], []
+    for listing in escalated:
+        parts.append("\n".join([listing.title, *listing.lines]))
+        rows += [[button(t("ticket.button_return", number=x.number), callbacks.ticket_action("return", x.id))]
+                 for x in listing.tickets]
+    for listing in listings:
+        parts.append("\n".join([listing.title, *listing.lines]))
+        rows += [[button(t("ticket.button_assign", number=x.number), callbacks.ticket_action("assign", x.id))]
+                 for x in listing.tickets]
+    return "\n\n".join(parts), rows[:ticket_assign.LIST_LIMIT]
+
+
+async def on_tickets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    chat_id, tz = message.chat_id, _tz(context)
+
+    def work(s: Session, out: Outgoing) -> None:
+        text, rows = tickets_reply(s, user.id, tz)
+        out.send(chat_id, text, rows or None)
+
+    await respond(context, work)

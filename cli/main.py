@@ -433,6 +433,8 @@ def schedule(
 @app.command()
 def shell(
     as_user: Annotated[int, typer.Option("--as", min=1, help="Telegram user id to chat as (switch with @as).")] = SHELL_USER,
+    live: Annotated[bool, typer.Option("--live", help="Also run the broadcast sender and the duty scheduler, "
+                                                      "and show what they send as it arrives (make run).")] = False,
 ) -> None:
     """Chat with the bot offline: the same handlers, Rasa and database, no Telegram.
 
@@ -471,7 +473,7 @@ def shell(
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
     code = run_shell(settings, make_session_factory(engine), as_user, sys.stdin, sys.stdout,
-                     interactive=sys.stdin.isatty())
+                     interactive=sys.stdin.isatty(), live=live)
     raise typer.Exit(code)
 
 

@@ -13,8 +13,9 @@ STABLE_SECONDS), while the others keep running. Ctrl-C (SIGINT) or SIGTERM stops
 
 Without it (offline mode): the action server, Rasa and the web process (Open311, web/) start
 with their output in LOG_DIR/<name>.log (var/log/ by default), so the terminal stays
-readable; once Rasa answers, `gridbot shell` runs in the foreground on this terminal's stdin
-and stdout. A server that dies before the stack was ready is a failed start: everything stops
+readable; once Rasa answers, `gridbot shell --live` runs in the foreground on this terminal's
+stdin and stdout, with the broadcast sender and the duty scheduler (bot/shell.py; OFFLINE_LIVE).
+A server that dies before the stack was ready is a failed start: everything stops
 (exit status 1, the tail of its log shown); one that dies later is restarted as above. When
 the shell ends (Ctrl-D, the end of a piped script) or on Ctrl-C, the servers are stopped; the
 exit status is the shell's. The supervisor's own lines go to stderr here, so stdout is the
@@ -288,7 +289,8 @@ def run_offline(out: TextIO = sys.stderr) -> int:
     ready = _wait_until_ready(settings.rasa_url, env["ACTION_ENDPOINT_URL"], secret, procs, stop, out,
                               log=settings.log_dir / "rasa.log")
     if ready is True:
-        shell = Child("shell", [_app_python(), "-m", "cli.main", "shell"], foreground=True)
+        # --live: the broadcast sender and the duty scheduler run too, as in the bot process
+        shell = Child("shell", [_app_python(), "-m", "cli.main", "shell", "--live"], foreground=True)
         _start(shell, env, out)
         procs.append(shell)
         while not stop.is_set() and shell.process is not None and shell.process.poll() is None:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
                                        description="Bindings (/start to the end) one person may make in 24 hours.")
     join_failures_per_hour: int = Field(default=5, ge=1,
                                         description="Wrong /join codes in an hour before a person is locked out.")
+    reminder_lead: int | None = Field(default=None, ge=1, le=60,
+                                      description="Offline mode: minutes before the shell's demo session its "
+                                                  "reminder comes (core/duties/demo_soon.py); unset: 2.")
     # Time limits that act (core/tickets/deadlines.py).
     deadline_reminders: str = Field(default="0.5,0.8", description=(
         "The two fractions of a response or resolve limit at which the handlers are reminded."))

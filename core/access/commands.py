@@ -45,7 +45,9 @@ COMMANDS = (
     Command("duties", ("duty.view",)),
     Command("report", ("event.report",)),
     Command("schedule", ("event.manage",)),
+    Command("tickets", ("ticket.list",)),
     Command("broadcast", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
+    Command("broadcasts", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
     Command("invite", ("invite.create",)),
 )
 MEMBERS = PERMISSIONS["duty.view"]

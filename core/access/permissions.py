@@ -45,6 +45,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ticket.contact": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     # 督办: a nudge on an overdue ticket, from above the branch
     "ticket.urge": frozenset({R.community_admin}),
+    # the branch's list of open tickets (/tickets), 指派 to a member; 发回 by the community
+    "ticket.list": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.assign": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.return": frozenset({R.community_admin}),
     # duties
     "duty.view": frozenset({R.member, R.secretary, R.community_admin, R.volunteer}),
     "event.manage": frozenset({R.secretary, R.community_admin}),

@@ -27,7 +27,7 @@ SCHEDULE = "schedule"  # {"step": ..., the draft of a session or shift} (bot/sch
 KINDS = {NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE}
 
 # Words that close any open question without an answer (one set for every kind of question).
-CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了"})
+CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了", "不发了"})
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ def status_label(ticket: Ticket) -> str:
     return status_name(ticket.status) + (t("status.overdue_mark") if ticket.overdue_at else "")
 
 
-def _place(session: Session, ticket: Ticket) -> str:
+def place(session: Session, ticket: Ticket) -> str:
+    """Where the ticket is: its building, landmark or the words the resident used."""
     building = session.get(Building, ticket.building_id) if ticket.building_id else None
     landmark = session.get(Landmark, ticket.landmark_id) if ticket.landmark_id else None
     return (building.address if building else landmark.name if landmark else None) \
@@ -70,22 +71,24 @@ def _reporter_masked(session: Session, ticket: Ticket) -> str:
 
 
 def card_payload(session: Session, ticket: Ticket, *, tz: ZoneInfo,
-                 lead: str | None = None) -> dict[str, Any]:
-    """The ticket card for the branch group: masked reporter, the handler buttons."""
+                 lead: str | None = None, admin: bool = False) -> dict[str, Any]:
+    """The ticket card for the branch group: masked reporter, the handler buttons. An admin's
+    copy (`admin`) has no 上报社区 (the admin is the community) and, once escalated, 发回."""
     text = t("card.text", urgent=(t("card.urgent") if ticket.urgent else "") + (t("card.overdue") if ticket.overdue_at else ""),
              number=ticket.number,
              status=status_name(ticket.status), category=ticket.category.name,
-             place=_place(session, ticket), description=ticket.description,
+             place=place(session, ticket), description=ticket.description,
              reporter=_reporter_masked(session, ticket),
              respond_due=local_time(ticket.respond_due_at, tz), resolve_due=local_time(ticket.resolve_due_at, tz))
 
     def button(action: str) -> dict[str, str]:
         return {"text": t(f"card.button_{action}"), "callback_data": callbacks.ticket_action(action, ticket.id)}
 
+    middle = [button("return")] if admin and ticket.status is TicketStatus.escalated else []
+    middle += [button("reject")] if admin else [button("escalate"), button("reject")]
     payload: dict[str, Any] = {
         "text": f"{lead}\n\n{text}" if lead else text,
-        "buttons": [[button("claim"), button("resolve")], [button("escalate"), button("reject")],
-                    [button("contact")]],
+        "buttons": [[button("claim"), button("resolve")], middle, [button("contact")]],
     }
     if ticket.photo_file_ids:
         payload["photo"] = ticket.photo_file_ids[0]

@@ -94,7 +94,8 @@ def _tell_admins(session: Session, ticket: Ticket, event: TicketEvent, payload: 
 def _send_cards(session: Session, ticket: Ticket, event: TicketEvent, *, tz: ZoneInfo) -> None:
     """A new ticket's card to every destination core/tickets/destinations.py's table names for it."""
     for destination in destinations.for_new_ticket(destinations.situation(session, ticket)):
-        card = card_payload(session, ticket, tz=tz, lead=t(destination.lead) if destination.lead else None)
+        card = card_payload(session, ticket, tz=tz, lead=t(destination.lead) if destination.lead else None,
+                            admin=destination.to in (destinations.To.community_admins, destinations.To.every_admin))
         for chat_id in destinations.recipients(session, ticket, destination.to):
             enqueue(session, dedupe_key=f"{destination.to.value}:{ticket.id}:{event.id}:{chat_id}",
                     kind="card", chat_id=chat_id, payload=card, priority=_priority(ticket))
@@ -174,7 +175,7 @@ def escalate(session: Session, ticket_id: int, person: Person | None, note: str 
     ticket, event, person = _move(session, ticket_id, person, "escalate", note, now)
     handler = first_name(person)
     lead = t("card.escalated", number=ticket.number, handler=handler, note=event.note or "")
-    _tell_admins(session, ticket, event, card_payload(session, ticket, tz=tz, lead=lead))
+    _tell_admins(session, ticket, event, card_payload(session, ticket, tz=tz, lead=lead, admin=True))
     _tell_residents(session, ticket, event, "escalated")
     _tell_branch(session, ticket, event, {"text": t("line.escalated", number=ticket.number, handler=handler)})
     return ticket
