@@ -289,8 +289,7 @@ def run_offline(out: TextIO = sys.stderr) -> int:
     ready = _wait_until_ready(settings.rasa_url, env["ACTION_ENDPOINT_URL"], secret, procs, stop, out,
                               log=settings.log_dir / "rasa.log")
     if ready is True:
-        # --live: the broadcast sender and the duty scheduler run too, as in the bot process
-        shell = Child("shell", [_app_python(), "-m", "cli.main", "shell", "--live"], foreground=True)
+        shell = Child("shell", shell_argv(settings.offline_live), foreground=True)
         _start(shell, env, out)
         procs.append(shell)
         while not stop.is_set() and shell.process is not None and shell.process.poll() is None:
@@ -315,6 +314,13 @@ def run_offline(out: TextIO = sys.stderr) -> int:
         _say(out, f"stopping (signal {received[0] if received else '?'})")
     _stop_all(procs, out)
     return status
+
+
+def shell_argv(live: bool) -> list[str]:
+    """The offline chat; `live` (OFFLINE_LIVE, on by default): with the broadcast sender and the duty
+    scheduler running as in the bot process (bot/shell.py). The tests' shared stack turns it off, so
+    that nothing but the test itself sends from the database it shares."""
+    return [_app_python(), "-m", "cli.main", "shell", *(["--live"] if live else [])]
 
 
 def _wait_until_ready(rasa_url: str, action_endpoint: str, secret: str, procs: list[Child],

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
                                        description="Bindings (/start to the end) one person may make in 24 hours.")
     join_failures_per_hour: int = Field(default=5, ge=1,
                                         description="Wrong /join codes in an hour before a person is locked out.")
+    offline_live: bool = Field(default=True, description=(
+        "Offline mode: the chat also runs the broadcast sender and the duty scheduler (gridbot shell --live)."))
     reminder_lead: int | None = Field(default=None, ge=1, le=60,
                                       description="Offline mode: minutes before the shell's demo session its "
                                                   "reminder comes (core/duties/demo_soon.py); unset: 2.")

@@ -133,6 +133,9 @@ def stack_env(db_path: Path, extra_env: dict[str, str] | None = None) -> tuple[d
         # Rasa's conversations (SQLTrackerStore) next to the stack's database, never shared
         # between stacks: the tests reuse sender ids.
         "RASA_TRACKER_DB": str(db_path.parent / "rasa-tracker.db"),
+        # The chat's own background work (broadcast sender, scheduler, a demo session) would send
+        # from the database the tests share, and add a session to the members' calendar.
+        "OFFLINE_LIVE": "0",
         **(extra_env or {}),
     }
     return env, rasa_port, action_port

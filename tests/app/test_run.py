@@ -76,12 +76,17 @@ def test_run_starts_local_servers_and_the_shell_and_ctrl_c_stops_them(tmp_path: 
 def test_run_offline_chats_from_a_script_and_stops_at_its_end(tmp_path: Path) -> None:
     db = tmp_path / "gridbot.db"
     prepare_db(db)
-    env, rasa_port, _ = stack_env(db)
+    env, rasa_port, _ = stack_env(db, {"OFFLINE_LIVE": "1"})  # what `make run` does by default
+    # a greeting, then a secretary's notice to the branch's members: the chat's broadcast sender sends it
+    script = "# 打个招呼\n你好\n@as 700000001\n/broadcast\n今晚7点开支部大会\n" + "@press 1\n" * 4 + "@wait 8\n"
     done = subprocess.run([sys.executable, "-m", "cli.run"], cwd=PROJECT_ROOT, env=env,
-                          input="# 打个招呼\n你好\n", capture_output=True, text=True, timeout=400)
+                          input=script, capture_output=True, text=True, timeout=400)
     report = f"stdout:\n{done.stdout}\nstderr:\n{done.stderr[-4000:]}"
     assert done.returncode == 0, report
     assert "你> 你好" in done.stdout, report
+    assert "（离线演示：党小组会（离线演示）将在2分钟后开始的提醒" in done.stdout, report
+    assert done.stdout.count("【和平里第一网格党支部通知】\n  今晚7点开支部大会") == 8, report  # 7 members + preview
+    assert "已发送 7/7" in done.stdout and "通知发送完毕：共 7 人，已送达 7 人" in done.stdout, report
     assert any(greeting in done.stdout for greeting in greetings()), report
     assert "打个招呼" not in done.stdout and " | " not in done.stdout, report  # stdout is the chat alone
     started = dict(STARTED.findall(done.stderr))
