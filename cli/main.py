@@ -262,16 +262,18 @@ def health(
     raise typer.Exit(state.exit_status)
 
 
+StreetOption = Annotated[str | None, typer.Option(help="Street code (street_admin).")]
 ScopeOption = Annotated[str | None, typer.Option(help="Community code (community_admin; resident/volunteer).")]
 GridOption = Annotated[str | None, typer.Option(help="Grid code (grid_worker; resident/volunteer).")]
 BranchOption = Annotated[str | None, typer.Option(help="Branch code (secretary, member; resident/volunteer).")]
 
 
 def _change_role(give: bool, person: str, role: str, community: str | None, grid: str | None,
-                 branch: str | None) -> None:
+                 branch: str | None, street: str | None = None) -> None:
     with session_scope(_factory()) as session:
         try:
-            target = grants.resolve(session, person, role, community=community, grid=grid, branch=branch)
+            target = grants.resolve(session, person, role, community=community, grid=grid, branch=branch,
+                                    street=street)
         except grants.GrantError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
@@ -291,13 +293,14 @@ def _change_role(give: bool, person: str, role: str, community: str | None, grid
 def grant(
     person: Annotated[str, typer.Argument(help="Registry code (P-0001) or Telegram id.")],
     role: Annotated[str, typer.Argument(help="resident, volunteer, member, secretary, grid_worker, "
-                                             "community_admin or operator.")],
+                                             "community_admin, street_admin or operator.")],
     community: ScopeOption = None,
     grid: GridOption = None,
     branch: BranchOption = None,
+    street: StreetOption = None,
 ) -> None:
     """Give PERSON a ROLE where it applies (audited as role.grant). Exit 2 on a bad request."""
-    _change_role(True, person, role, community, grid, branch)
+    _change_role(True, person, role, community, grid, branch, street)
 
 
 @app.command()
@@ -307,9 +310,10 @@ def revoke(
     community: ScopeOption = None,
     grid: GridOption = None,
     branch: BranchOption = None,
+    street: StreetOption = None,
 ) -> None:
     """Take a ROLE away from PERSON (audited as role.revoke). Exit 1 if it was not held, 2 on a bad request."""
-    _change_role(False, person, role, community, grid, branch)
+    _change_role(False, person, role, community, grid, branch, street)
 
 
 def _local_day(value: str | None, tz: ZoneInfo) -> datetime | None:

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.messages import t
-from core.models import Branch, BranchMember, Building, Grid, Person, Role
+from core.models import Branch, BranchMember, Building, Community, Grid, Person, Role
 
 R = Role
 
@@ -37,32 +37,32 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "notify.set": frozenset({R.resident, R.volunteer, R.member, R.secretary, R.grid_worker,
                              R.community_admin, R.operator}),
     # the branch's work on tickets (the claimer may also resolve: see core.tickets.service)
-    "ticket.claim": frozenset({R.member, R.secretary, R.grid_worker, R.community_admin}),
-    "ticket.resolve": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.claim": frozenset({R.member, R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
+    "ticket.resolve": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
     "ticket.escalate": frozenset({R.secretary, R.grid_worker, R.community_admin}),
-    "ticket.reject": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.reject": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
     # a resident's phone and exact address: only to those who follow the ticket up
-    "ticket.contact": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.contact": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
     # 督办: a nudge on an overdue ticket, from above the branch
-    "ticket.urge": frozenset({R.community_admin}),
+    "ticket.urge": frozenset({R.community_admin, R.street_admin}),
     # the branch's list of open tickets (/tickets), 指派 to a member; 发回 by the community
-    "ticket.list": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "ticket.list": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
     "ticket.assign": frozenset({R.secretary, R.grid_worker, R.community_admin}),
-    "ticket.return": frozenset({R.community_admin}),
+    "ticket.return": frozenset({R.community_admin, R.street_admin}),
     # duties
     "duty.view": frozenset({R.member, R.secretary, R.community_admin, R.volunteer}),
     "event.manage": frozenset({R.secretary, R.community_admin}),
-    "event.report": frozenset({R.secretary, R.community_admin}),
+    "event.report": frozenset({R.secretary, R.community_admin, R.street_admin}),
     "shift.manage": frozenset({R.secretary, R.community_admin}),
     # broadcasts, by audience
     "broadcast.members": frozenset({R.secretary, R.community_admin}),
     "broadcast.residents": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     "broadcast.volunteers": frozenset({R.secretary, R.community_admin}),
-    "broadcast.community": frozenset({R.community_admin}),
+    "broadcast.community": frozenset({R.community_admin, R.street_admin}),
     # membership and roles
     "invite.create": frozenset({R.secretary}),
     "role.grant": frozenset({R.operator}),
-    "audit.read": frozenset({R.operator, R.community_admin}),
+    "audit.read": frozenset({R.operator, R.community_admin, R.street_admin}),
 }
 
 
@@ -92,10 +92,16 @@ def scope_of_community(community_id: int) -> Scope:
     return Scope(community_id=community_id)
 
 
+def _street_of(session: Session, community_id: int) -> int | None:
+    community = session.get(Community, community_id)
+    return community.street_id if community is not None else None
+
+
 def roles_at(session: Session, person: Person | None, scope: Scope) -> set[Role]:
     """The roles `person` holds at `scope`.
 
-    operator: everywhere. community_admin: in their community. grid_worker: in their grid.
+    operator: everywhere. street_admin: in every community of their street. community_admin: in
+    their community. grid_worker: in their grid.
     secretary: in their branch (the branch's secretary or a secretary grant for it).
     member: in a branch they belong to. resident and volunteer: unscoped grants count
     everywhere, scoped ones only where they apply; a resident bound to a building counts
@@ -111,6 +117,10 @@ def roles_at(session: Session, person: Person | None, scope: Scope) -> set[Role]
         elif g.role is R.community_admin:
             if scope.community_id is not None and g.community_id == scope.community_id:
                 held.add(R.community_admin)
+        elif g.role is R.street_admin:
+            if scope.community_id is not None and g.street_id is not None \
+                    and g.street_id == _street_of(session, scope.community_id):
+                held.add(R.street_admin)
         elif g.role is R.grid_worker:
             if scope.grid_id is not None and g.grid_id == scope.grid_id:
                 held.add(R.grid_worker)

@@ -18,6 +18,7 @@ class Role(str, enum.Enum):
     secretary = "secretary"
     grid_worker = "grid_worker"
     community_admin = "community_admin"
+    street_admin = "street_admin"  # every community of a street (街道)
     operator = "operator"
 
 
@@ -55,6 +56,7 @@ class RoleGrant(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     role: Mapped[Role] = mapped_column(SAEnum(Role, native_enum=False, length=32))
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("streets.id"), default=None)
     community_id: Mapped[int | None] = mapped_column(ForeignKey("communities.id"), default=None)
     grid_id: Mapped[int | None] = mapped_column(ForeignKey("grids.id"), default=None)
     branch_id: Mapped[int | None] = mapped_column(ForeignKey("branches.id"), default=None)

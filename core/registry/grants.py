@@ -20,7 +20,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
-from core.models import JOINED_GRANT, Branch, BranchMember, Community, Grid, Person, Role, RoleGrant
+from core.models import (
+    JOINED_GRANT,
+    Branch,
+    BranchMember,
+    Community,
+    Grid,
+    Person,
+    Role,
+    RoleGrant,
+    Street,
+)
 
 R = Role
 # the scope level each role must have; None: no scope allowed; absent: optional
@@ -29,10 +39,11 @@ REQUIRED_SCOPE: dict[Role, str | None] = {
     R.member: "branch",
     R.grid_worker: "grid",
     R.community_admin: "community",
+    R.street_admin: "street",
     R.operator: None,
 }
-MODELS: dict[str, type[Community] | type[Grid] | type[Branch]] = {
-    "community": Community, "grid": Grid, "branch": Branch}
+MODELS: dict[str, type[Street] | type[Community] | type[Grid] | type[Branch]] = {
+    "street": Street, "community": Community, "grid": Grid, "branch": Branch}
 
 
 class GrantError(ValueError):
@@ -43,7 +54,7 @@ class GrantError(ValueError):
 class Target:
     person: Person
     role: Role
-    level: str | None  # "community", "grid", "branch" or None
+    level: str | None  # "street", "community", "grid", "branch" or None
     code: str | None
     scope_id: int | None
 
@@ -52,7 +63,7 @@ class Target:
         return f"{self.level}:{self.code}" if self.level else "everywhere"
 
     def columns(self) -> dict[str, int | None]:
-        cols: dict[str, int | None] = {"community_id": None, "grid_id": None, "branch_id": None}
+        cols: dict[str, int | None] = {"street_id": None, "community_id": None, "grid_id": None, "branch_id": None}
         if self.level is not None:
             cols[f"{self.level}_id"] = self.scope_id
         return cols
@@ -69,16 +80,16 @@ def find_person(session: Session, ref: str) -> Person:
 
 
 def resolve(session: Session, person_ref: str, role_name: str, *, community: str | None = None,
-            grid: str | None = None, branch: str | None = None) -> Target:
+            grid: str | None = None, branch: str | None = None, street: str | None = None) -> Target:
     """Check the request and look its codes up; GrantError says what is wrong."""
     try:
         role = Role(role_name)
     except ValueError:
         raise GrantError(f"unknown role {role_name!r}; one of: {', '.join(r.value for r in Role)}") from None
-    given = {level: code for level, code in (("community", community), ("grid", grid), ("branch", branch))
-             if code is not None}
+    given = {level: code for level, code in (("street", street), ("community", community), ("grid", grid),
+                                             ("branch", branch)) if code is not None}
     if len(given) > 1:
-        raise GrantError("give at most one of --community, --grid, --branch")
+        raise GrantError("give at most one of --street, --community, --grid, --branch")
     level, code = next(iter(given.items()), (None, None))
     if role in REQUIRED_SCOPE:
         wanted = REQUIRED_SCOPE[role]

@@ -207,6 +207,9 @@ def apply(data: RegistryInput, session: Session) -> ImportReport:
                 session.delete(grant)
                 report.updated["grants"] += 1
     session.flush()
+    for r in recs.get("streets", []):
+        if "admins" in r.data:
+            _replace_grants(a, report, Role.street_admin, {"street_id": a.id_of(Street, r.code)}, r.get("admins") or [])
     for r in recs.get("communities", []):
         if "admins" in r.data:
             _replace_grants(a, report, Role.community_admin,

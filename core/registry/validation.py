@@ -116,6 +116,8 @@ class _Validator:
                 self.fail(record, f"{SINGULAR[record.section]} {record.code}: unknown {SINGULAR[section]} {value!r} in {key}")
 
     def _references(self) -> None:
+        for r in self.data.records.get("streets", []):
+            self._refs(r, "admins", "people")
         for r in self.data.records.get("communities", []):
             self._ref(r, "street", "streets")
             self._refs(r, "admins", "people")

@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.create_index('ix_tickets_deadlines_pending', 'tickets', ['deadlines_pending'])
     # Open tickets filed before this revision are planned too (a limit already past acts at once).
     op.execute("UPDATE tickets SET deadlines_pending = TRUE WHERE status IN "
-               "('NEW', 'ACCEPTED', 'CLAIMED', 'ESCALATED', 'REOPENED')")
+               "('new', 'accepted', 'claimed', 'escalated', 'reopened')")
     op.create_table(
         'ticket_deadlines',
         sa.Column('id', sa.Integer(), nullable=False),

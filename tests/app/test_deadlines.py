@@ -44,6 +44,7 @@ WORKER = 700000061  # P-0061 史振华, grid worker of G-HPL-01
 SECRETARY = 700000001  # P-0001, secretary of BR-HPL-01
 ADMIN_HPL = 700000069
 MEMBER = "P-0002"
+A_QNH = "B-QNH-01-01"  # a building of 青年湖社区
 NO_RASA = "http://127.0.0.1:9"  # these tests press buttons; nothing reaches Rasa
 
 
@@ -267,3 +268,26 @@ def test_the_admin_presses_urge_on_the_overdue_card_in_telegram(sqlite_engine: E
     with session_scope(factory) as s:
         assert len(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id,
                                                        TicketEvent.note == t("deadline.urged_note"))).all()) == 1
+
+
+def test_a_street_admin_urges_in_every_community_of_their_street_only(demo_factory: sessionmaker[Session]) -> None:
+    from core.models import Street
+    from core.registry import grants
+
+    with session_scope(demo_factory) as s:
+        s.add(Street(code="ST-OTHER", name="别的街道"))
+        s.add_all([Person(telegram_id=930000001, display_name="街道干部"),
+                   Person(telegram_id=930000002, display_name="别的街道干部")])
+        s.flush()
+        grants.grant(s, grants.resolve(s, "930000001", "street_admin", street="ST-HP"))
+        grants.grant(s, grants.resolve(s, "930000002", "street_admin", street="ST-OTHER"))
+        with pytest.raises(grants.GrantError, match="needs --street"):
+            grants.resolve(s, "930000001", "street_admin", community="C-HPL")
+    with session_scope(demo_factory) as s:
+        ours = s.scalars(select(Person).where(Person.telegram_id == 930000001)).one()
+        theirs = s.scalars(select(Person).where(Person.telegram_id == 930000002)).one()
+        for building in (A_QNH, "B-HPL-01-07"):  # 青年湖 and 和平里, both on 和平街道
+            ticket = report(s, building=building)
+            assert ticket_service.urge(s, ticket.id, ours, now=T0 + HOUR)
+            with pytest.raises(NotAllowed):
+                ticket_service.urge(s, ticket.id, theirs, now=T0 + HOUR)
