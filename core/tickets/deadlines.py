@@ -326,7 +326,10 @@ def mark_overdue(session: Session, step: TicketDeadline, ticket: Ticket, sweep: 
     card = card_payload(session, ticket, tz=sweep.tz, lead=t(f"deadline.escalated_{which}", number=ticket.number))
     card["buttons"] = escalation_buttons(ticket)
     priority = PRIORITY_URGENT if ticket.urgent else None
-    for chat_id in sweep.admins_of(session, ticket):
+    admins = sweep.admins_of(session, ticket)
+    if ticket.urgent and step.step is D.resolve_overdue:  # an emergency not dispatched in time: the street too
+        admins = admins + destinations.recipients(session, ticket, destinations.To.street_admins)
+    for chat_id in dict.fromkeys(admins):
         enqueue(session, dedupe_key=f"deadline:{step.id}:{chat_id}", kind="card", chat_id=chat_id,
                 payload=card, priority=priority)
     group = sweep.group_of(session, ticket)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import Branch, Person, Role, RoleGrant, Ticket
+from core.models import Branch, Community, Person, Role, RoleGrant, Ticket
 
 
 class To(str, enum.Enum):
@@ -34,6 +34,7 @@ class To(str, enum.Enum):
     grid_workers = "grid_workers"  # the grid's 网格员, each privately
     community_admins = "community_admins"  # the ticket's community's admins, each privately
     every_admin = "every_admin"  # every community's admins
+    street_admins = "street_admins"  # the admins of the street the ticket's community is on
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ def recipients(session: Session, ticket: Ticket, to: To) -> list[int]:
     elif to is To.community_admins:
         people = (_people(session, Role.community_admin, community_id=ticket.community_id)
                   if ticket.community_id is not None else [])
+    elif to is To.street_admins:
+        community = session.get(Community, ticket.community_id) if ticket.community_id is not None else None
+        people = _people(session, Role.street_admin, street_id=community.street_id) if community is not None else []
     else:
         people = _people(session, Role.community_admin)
     return [p.telegram_id for p in people if p.telegram_id is not None]

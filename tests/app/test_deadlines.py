@@ -291,3 +291,23 @@ def test_a_street_admin_urges_in_every_community_of_their_street_only(demo_facto
             assert ticket_service.urge(s, ticket.id, ours, now=T0 + HOUR)
             with pytest.raises(NotAllowed):
                 ticket_service.urge(s, ticket.id, theirs, now=T0 + HOUR)
+
+
+def test_an_emergency_not_dispatched_within_the_hour_reaches_the_street(
+        demo_factory: sessionmaker[Session], leader: DutyScheduler) -> None:
+    from core.registry import grants
+
+    with session_scope(demo_factory) as s:
+        s.add(Person(telegram_id=930000003, display_name="街道值班"))
+        s.flush()
+        grants.grant(s, grants.resolve(s, "930000003", "street_admin", street="ST-HP"))
+    ticket_id, number = file(demo_factory, category="emergency")
+    leader.deadlines(T0)
+    leader.deadlines(T0 + 59 * MINUTE)
+    assert payloads(demo_factory, 930000003) == []
+    leader.deadlines(T0 + HOUR)  # the dispatch limit
+    [card] = payloads(demo_factory, 930000003)
+    assert card["text"].startswith(t("deadline.escalated_resolve", number=number))
+    ordinary, _ = file(demo_factory)
+    leader.deadlines(T0 + 8 * DAY)  # an ordinary ticket past its limits stays with the community
+    assert len(payloads(demo_factory, 930000003)) == 1
