@@ -41,7 +41,7 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import binding, broadcast_chat, duties_buttons, roles, schedule_chat, ticket_buttons
+from bot import binding, broadcast_chat, duties_buttons, roles, schedule_chat, stats, ticket_buttons
 from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
@@ -294,6 +294,17 @@ async def on_report(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _queue_reply(update, context, duties_buttons.report_message)
 
 
+async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats (secretaries, community and street admins): this month's rates so far."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    svc = services(context)
+    await asyncio.to_thread(stats.stats_message, svc.factory, svc.settings, user.id, message.chat_id,
+                            message.message_id)
+    await svc.dispatch()
+
+
 async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await _submit_message(update, context, payload("help"))
     if update.effective_user is not None:
@@ -531,7 +542,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
                          asyncio.create_task(_replay_loop(svc))]
             # Periodic work (reminders, short shifts, closing unrated tickets, forgetting old buttons):
             # one leader per database; what it queues, the dispatcher sends.
-            svc.scheduler = DutyScheduler(settings.database_url, tz=settings.tz, limits=deadlines.Limits.of(settings))
+            svc.scheduler = DutyScheduler(settings.database_url, tz=settings.tz, limits=deadlines.Limits.of(settings),
+                                          stats_rank_min=settings.stats_rank_min)
             svc.scheduler.start()
             # Broadcasts: their own plain Bot and transport (see bot/broadcast_sender.py).
             bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8),
@@ -582,6 +594,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     app.add_handler(CommandHandler("duties", on_duties, filters=private))
     app.add_handler(CommandHandler("report", on_report, filters=private))
     app.add_handler(CommandHandler("tickets", ticket_buttons.on_tickets, filters=private))
+    app.add_handler(CommandHandler("stats", on_stats, filters=private))
     app.add_handler(CallbackQueryHandler(on_callback))
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(private & filters.COMMAND, on_unknown_command))  # after every CommandHandler

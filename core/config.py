@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     deadline_reminders: str = Field(default="0.5,0.8", description=(
         "The two fractions of a response or resolve limit at which the handlers are reminded."))
     digest_minutes: int = Field(default=10, ge=1, description="At most one deadline digest per branch group this often.")
+    stats_rank_min: int = Field(default=5, ge=1,
+                                description="Grids with fewer tickets in a month are not ranked in the rate reports.")
     emergency_recall_minutes: int = Field(default=10, ge=1,
                                           description="An emergency nobody claimed this long after filing: admins again.")
 

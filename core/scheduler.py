@@ -55,6 +55,7 @@ from core.messaging import buttons
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
 from core.tickets import deadlines as deadline_steps
+from core.tickets import rate_reports
 from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.scheduler")
@@ -192,12 +193,13 @@ class DutyScheduler:
     """Leader election plus, while leading, APScheduler and the periodic sync. Thread-based:
     `start()` returns at once (safe to call from asyncio), `stop()` joins."""
 
-    def __init__(self, url: str, *, tz: ZoneInfo, limits: deadline_steps.Limits | None = None,
+    def __init__(self, url: str, *, tz: ZoneInfo, limits: deadline_steps.Limits | None = None, stats_rank_min: int = 5,
                  deadline_interval: float = DEADLINE_INTERVAL, sync_interval: float = SYNC_INTERVAL,
                  poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4) -> None:
         self.url = normalise_url(url)
         self.tz = tz  # the zone of the texts it queues (short shifts, deadlines)
         self.limits = limits or deadline_steps.Limits()
+        self.stats_rank_min = stats_rank_min
         self.deadline_interval = deadline_interval
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
         self.engine = make_engine(self.url)
@@ -355,7 +357,16 @@ class DutyScheduler:
         with session_scope(self.factory) as session:
             shifts.notify_short_shifts(session, now, tz=self.tz)
         self.housekeeping(now)
+        self.monthly_report(now)
         return written
+
+    def monthly_report(self, now: datetime | None = None) -> int:
+        """Last month's rates to every secretary and admin, once, in the first round of a month."""
+        now = now or utcnow()
+        with session_scope(self.factory) as session:
+            if rate_reports.monthly_sent(session, now, self.tz):
+                return 0
+            return rate_reports.send_monthly(session, now, self.tz, min_tickets=self.stats_rank_min)
 
     def housekeeping(self, now: datetime | None = None) -> int:
         """Close resolved tickets nobody rated within three days (BRIEF's ticket loop) and forget

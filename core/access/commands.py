@@ -46,6 +46,7 @@ COMMANDS = (
     Command("report", ("event.report",)),
     Command("schedule", ("event.manage",)),
     Command("tickets", ("ticket.list",)),
+    Command("stats", ("stats.view",)),
     Command("broadcast", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
     Command("broadcasts", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
     Command("invite", ("invite.create",)),

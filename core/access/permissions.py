@@ -49,6 +49,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ticket.list": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
     "ticket.assign": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     "ticket.return": frozenset({R.community_admin, R.street_admin}),
+    # the three rates: a secretary their grid, an admin their community's grids, a street admin the street's
+    "stats.view": frozenset({R.secretary, R.community_admin, R.street_admin}),
     # duties
     "duty.view": frozenset({R.member, R.secretary, R.community_admin, R.volunteer}),
     "event.manage": frozenset({R.secretary, R.community_admin}),

@@ -200,3 +200,58 @@ def test_gridbot_stats_json_table_and_bad_input(worked: sessionmaker[Session], e
                          (["--month", "2026-12", "--community", "C-NOPE"], "unknown community")):
         refused = gridbot(["stats", *bad], url)
         assert refused.returncode == 2 and message in refused.stderr
+
+
+def test_what_each_role_reads_in_chat(worked: sessionmaker[Session]) -> None:
+    from core.tickets import rate_reports
+
+    with session_scope(worked) as s:
+        secretary_a = rate_reports.report_text(s, who(s, "P-0001"), START, END, TZ, min_tickets=5)
+        admin = rate_reports.report_text(s, who(s, "P-0069"), START, END, TZ, min_tickets=5)
+        resident = rate_reports.report_text(s, who(s, "P-0071"), START, END, TZ, min_tickets=5)
+    assert resident is None
+    assert secretary_a is not None and secretary_a.startswith("📊 2026-12")
+    # their grid, then the community's whole (和平里: 16 filed, 11 of 16 on time, 9 of 15, 7 of 8)
+    assert "和平里第一网格：受理12件｜响应率67%｜办结率50%｜解决率80%｜满意率80%" in secretary_a
+    assert "和平里社区（全社区）：受理16件｜响应率69%｜办结率60%｜解决率88%｜满意率88%" in secretary_a
+    assert "青年湖" not in secretary_a
+    assert admin is not None and "和平里第二网格：受理4件" in admin
+    # ranked by 满意率, only the grids with at least 5 tickets: the second grid has 4
+    assert "1. 和平里第一网格 80%" in admin and "2. 和平里第二网格" not in admin
+
+
+def test_the_monthly_report_goes_out_once_in_the_first_round_of_the_month(
+        worked: sessionmaker[Session]) -> None:
+    from core.models import OutboxMessage
+    from core.tickets import rate_reports
+
+    january = datetime(2027, 1, 1, 1, 0, tzinfo=timezone.utc)  # 09:00 on 1 January in Shanghai
+    with session_scope(worked) as s:
+        assert not rate_reports.monthly_sent(s, january, TZ)
+        sent = rate_reports.send_monthly(s, january, TZ, min_tickets=5)
+        assert sent >= 3  # the branch secretaries and the two community admins
+        assert rate_reports.monthly_sent(s, january, TZ)
+        assert rate_reports.send_monthly(s, january + DAY, TZ, min_tickets=5) == 0  # once
+        admin = who(s, "P-0069").telegram_id
+        [row] = s.scalars(select(OutboxMessage).where(OutboxMessage.chat_id == admin,
+                                                      OutboxMessage.dedupe_key.startswith("stats-month:"))).all()
+        assert row.payload["text"].startswith("📊 2026-12 月度工单情况") and "和平里第一网格" in row.payload["text"]
+        # nothing happened in November 2025: no report for it
+        assert rate_reports.send_monthly(s, datetime(2025, 12, 1, 1, 0, tzinfo=timezone.utc), TZ, min_tickets=5) == 0
+
+
+def test_stats_in_telegram_for_a_secretary_and_a_resident(worked: sessionmaker[Session], engine: Engine) -> None:
+    """Through the real Application (this month: the worked month is December 2026, today's date
+    in these tests may be any; the figures are checked above, here who gets what)."""
+    import asyncio
+
+    from tests.app.journey import journey
+
+    async def scenario() -> None:
+        async with journey(worked, "http://127.0.0.1:9") as j:
+            got = await j.say(700000001, "/stats")  # the secretary of 和平里第一网格党支部
+            assert any(x.startswith("📊 ") and "和平里第一网格：受理" in x and "（全社区）" in x for x in got), got
+            got = await j.say(700000071, "/stats")  # a resident
+            assert got == ["只有支部书记、社区和街道管理员可以查看工单统计。"]
+
+    asyncio.run(scenario())
