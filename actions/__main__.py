@@ -27,7 +27,8 @@ from sanic.response import HTTPResponse
 
 from actions.deps import Deps
 from actions.duties import ActionMyDuties, ActionRsvp
-from actions.emergency import ActionFileEmergency
+from actions.emergency import ActionEmergencyOver, ActionFileEmergency
+from actions.rating import ActionRate
 from actions.report_form import (
     ActionAddPhoto,
     ActionAskCategory,
@@ -35,6 +36,8 @@ from actions.report_form import (
     ActionAskPlace,
     ActionCancelReport,
     ActionJoinTicket,
+    ActionRemindPending,
+    ActionReply,
     ActionReportSummary,
     ActionStartReport,
     ActionSubmitReport,
@@ -101,7 +104,8 @@ def action_classes() -> list[Callable[[Deps], Action]]:
     """Every action the server runs, named here rather than found by scanning for subclasses."""
     return [ActionStartReport, ValidateReportForm, ActionAskCategory, ActionAskPlace, ActionAskDescription,
             ActionReportSummary, ActionAddPhoto, ActionSubmitReport, ActionCancelReport, ActionJoinTicket,
-            ActionTriage, ActionFileEmergency, ActionCheckStatus, ActionHelp, ActionMyDuties, ActionRsvp]
+            ActionTriage, ActionFileEmergency, ActionCheckStatus, ActionHelp, ActionMyDuties, ActionRsvp,
+            ActionReply, ActionRemindPending, ActionEmergencyOver, ActionRate]
 
 
 def build_app(deps: Deps) -> Sanic:

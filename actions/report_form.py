@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from typing import Any
 
 from rasa_sdk import FormValidationAction, Tracker
@@ -27,6 +28,7 @@ from core.messages import t
 from core.models import Building, Category, CategoryKind, Grid, Landmark
 from core.people import residents
 from core.places.router import RouteResult, RouteStatus, estate_of
+from core.protocol import FRAGMENT, JOINED
 from core.text import normalise
 from core.tickets import lifecycle as tickets
 from core.tickets import service as ticket_service
@@ -41,7 +43,12 @@ MIN_DESCRIPTION = 4  # characters left once places and fillers are removed
 INTERRUPTIONS = {"cancel", "emergency", "change_category", "share_photo", "join_ticket", "check_status", "help"}
 REPORT_SLOTS = ("category", "category_candidates", "place", "place_candidates", "building_code",
                 "landmark_code", "grid_code", "latitude", "longitude", "description", "photo_ids",
-                "duplicate_ticket", "form_failures")
+                "duplicate_ticket", "form_failures", "report_id", "more_reports")
+# What one report (a draft) is made of: the form's slots. A message naming several problems, or a
+# new complaint while a summary waits, keeps the other drafts in `more_reports`; one 确认 files all.
+DRAFT_SLOTS = ("category", "place", "grid_code", "building_code", "landmark_code", "latitude", "longitude",
+               "description", "photo_ids")
+CLOSED_KEPT = 20  # reports filed or cancelled that a stale button can still name
 # Failed answers to the same question: after this many the question comes with buttons
 # and a way out; one more and the form ends kindly instead of asking again.
 BUTTONS_AFTER_FAILURES = 2
@@ -52,6 +59,56 @@ _FILLER = re.compile(r"[\s，。,.!！?？~～、…]+|[\U0001F300-\U0001FAFF\u2
 
 def reset_report() -> list[EventType]:
     return [SlotSet(name, None) for name in REPORT_SLOTS]
+
+
+def pending(tracker: Tracker) -> bool:
+    """A summary was shown and nothing was filed or cancelled since: the report waits for 确认."""
+    return bool(tracker.get_slot("report_id")) and tracker.active_loop.get("name") != "report_form"
+
+
+def draft_of(tracker: Tracker, **changes: Any) -> dict[str, Any]:
+    """The report the form's slots hold, with `changes` made in this turn."""
+    draft = {name: tracker.get_slot(name) for name in DRAFT_SLOTS}
+    draft.update({k: v for k, v in changes.items() if k in DRAFT_SLOTS})
+    return draft
+
+
+def drafts_of(tracker: Tracker, **changes: Any) -> list[dict[str, Any]]:
+    """Every report waiting for 确认: those held over first, then the one in the form's slots."""
+    held = [d for d in tracker.get_slot("more_reports") or [] if isinstance(d, dict)]
+    current = draft_of(tracker, **changes)
+    return [*held, current] if current.get("category") else held
+
+
+def closed(tracker: Tracker, report_id: str | None, outcome: str) -> list[EventType]:
+    """Remember what became of `report_id` (filed as ..., or cancelled), for its stale buttons."""
+    if not report_id:
+        return []
+    kept = dict(tracker.get_slot("closed_reports") or {})
+    kept[str(report_id)] = outcome
+    return [SlotSet("closed_reports", dict(list(kept.items())[-CLOSED_KEPT:]))]
+
+
+def new_report_id() -> str:
+    return secrets.token_hex(4)
+
+
+def stale_press(deps: Deps, dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """A button of a report that is no longer waiting (filed, cancelled, or replaced): say so
+    plainly, and what to do instead. True when the press was stale (and answered)."""
+    named = entity(tracker, "report")
+    if not named or named == tracker.get_slot("report_id"):
+        return False
+    outcome = str((tracker.get_slot("closed_reports") or {}).get(str(named)) or "")
+    if outcome.startswith("filed:"):
+        dispatcher.utter_message(text=t("report.stale_filed", numbers=outcome[len("filed:"):]))
+    elif outcome == "cancelled":
+        dispatcher.utter_message(text=t("report.stale_cancelled"))
+    else:
+        dispatcher.utter_message(text=t("report.stale"))
+    if pending(tracker):  # another report does wait: show it again, with live buttons
+        show_summary(deps, dispatcher, tracker, lead=t("report.pending"))
+    return True
 
 
 def category_names(deps: Deps) -> dict[str, str]:
@@ -164,7 +221,60 @@ class ActionStartReport(GridAction):
         places = entities(tracker, "landmark", "gate", "building", "unit")
         if not text.startswith("/") and substantive(text, places):
             events.append(SlotSet("description", text))
-        return events
+        if pending(tracker):
+            if _adds_to(tracker, code, confidence, text):
+                # More about the report that waits ("不亮了", "一个礼拜了"): it goes into its description.
+                dispatcher.utter_message(text=t("report.added"))
+                return [SlotSet("description", _joined(tracker.get_slot("description"), text))]
+            # A new problem: the one that waits is kept, and both are confirmed together.
+            names = category_names(self.deps)
+            held = drafts_of(tracker)
+            dispatcher.utter_message(text=t("report.pending_kept", categories="、".join(
+                names.get(str(d.get("category")), "") for d in held)))
+            # the same report id: the waiting summary's buttons now stand for all of them
+            events += [SlotSet("more_reports", held), SlotSet("report_id", tracker.get_slot("report_id"))]
+        return events + _split(self.deps, tracker, events, code)
+
+
+def _joined(before: str | None, more: str) -> str:
+    before = (before or "").strip()
+    if not before or more in before:
+        return before or more
+    return before + ("" if before[-1] in "，。！？,.!?" else "，") + more
+
+
+def _adds_to(tracker: Tracker, code: str, confidence: float, text: str) -> bool:
+    """Does a complaint typed while a report waits say more about that report (the same
+    category, or a few unsure words without a place of their own)?"""
+    if entity(tracker, "building") or tracker.latest_message.get("problems"):
+        return False
+    if code == tracker.get_slot("category"):
+        return True
+    return len(_FILLER.sub("", text)) <= 6 and confidence < SURE_CONFIDENCE
+
+
+def _split(deps: Deps, tracker: Tracker, events: list[EventType], code: str) -> list[EventType]:
+    """A message that lists several different problems becomes one report per problem: the last
+    in the form's slots, the others held in `more_reports` (each with the message's place)."""
+    found = [p for p in tracker.latest_message.get("problems") or []
+             if str(p.get("intent", "")).startswith(COMPLAINT_PREFIX)]
+    names = category_names(deps)
+    found = [p for p in found if str(p["intent"])[len(COMPLAINT_PREFIX):] in names]
+    if len(found) < 2 or message_text(tracker).startswith("/"):
+        return []
+    text = message_text(tracker)
+    # The spans are in the classifier's normalised text (nlu/normalizer.py); the resident's own
+    # words when normalising kept every character in place (三号楼 → 3号楼), else the normalised.
+    normalised = normalise(text)
+    source = text if len(normalised) == len(text) else normalised
+    slots = {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+    place = {k: slots.get(k) for k in DRAFT_SLOTS if k not in ("category", "description")}
+    drafts = [{**place, "category": str(p["intent"])[len(COMPLAINT_PREFIX):],
+               "description": source[int(p["start"]):int(p["end"])].strip(" ，,、") or text} for p in found]
+    held = list(slots.get("more_reports") or []) + drafts[:-1]
+    last = drafts[-1]
+    return [SlotSet("more_reports", held), SlotSet("category", last["category"]),
+            SlotSet("description", last["description"]), SlotSet("category_candidates", None)]
 
 
 def _place_events(deps: Deps, tracker: Tracker) -> list[EventType]:
@@ -223,6 +333,9 @@ class ValidateReportForm(FormValidationAction):
         if intent == "change_category" and entity(tracker, "category"):
             return {"category": entity(tracker, "category")}
         if tracker.get_slot("requested_slot") == "category" and intent.startswith(COMPLAINT_PREFIX):
+            text, description = message_text(tracker), tracker.get_slot("description")
+            if description and text and not text.startswith("/"):  # typed words say more: keep them
+                return {"category": intent[len(COMPLAINT_PREFIX):], "description": _joined(description, text)}
             return {"category": intent[len(COMPLAINT_PREFIX):]}
         return {}
 
@@ -357,34 +470,82 @@ class ActionReportSummary(GridAction):
         return "action_report_summary"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        code = tracker.get_slot("category")
-        photos = tracker.get_slot("photo_ids") or []
         if not tracker.get_slot("grid_code"):  # the form ended without a place (failed answers)
             dispatcher.utter_message(text=t("report.place_give_up"))
+            held = tracker.get_slot("more_reports") or []
+            if held:  # the other reports still wait: the first of them becomes the current one
+                current, rest = dict(held[0]), held[1:]
+                report_id = tracker.get_slot("report_id") or new_report_id()
+                show_summary(self.deps, dispatcher, tracker, report_id=report_id, drafts=[*rest, current])
+                return [*reset_report(), *[SlotSet(k, current.get(k)) for k in DRAFT_SLOTS],
+                        SlotSet("more_reports", rest or None), SlotSet("report_id", report_id)]
             return reset_report()
-        with self.deps.reading() as s:
-            category = s.get(Category, code)
-            grid = _by_code(s, Grid, tracker.get_slot("grid_code"))
-            building = _by_code(s, Building, tracker.get_slot("building_code"))
-            dups = ticket_service.find_duplicates(s, code, grid.id, building.id if building else None) if grid else []
-            text = t("report.summary", category=category.name if category else code,
-                     place=tracker.get_slot("place"), grid=grid.name if grid else "",
-                     description=tracker.get_slot("description"),
-                     photos=t("report.summary_photos", n=len(photos)) if photos else t("report.summary_no_photo"),
-                     limits=t("report.summary_limits", respond=_duration(category.respond_minutes),
-                              resolve=_duration(category.resolve_minutes)) if category else "")
-            buttons = [button(t("report.button_confirm"), "affirm")]
-            events: list[EventType] = [SlotSet("duplicate_ticket", None)]
-            if dups:
-                dup = dups[0]
-                text += "\n\n" + t("report.duplicate", number=dup.number,
-                                   status=t(f"status.{dup.status.value}"), description=_short(dup.description))
-                buttons.insert(0, button(t("report.button_me_too"), "join_ticket", ticket=dup.number))
-                events = [SlotSet("duplicate_ticket", dup.number)]
-        buttons += [button(t("report.button_change_category"), "change_category"),
-                    button(t("report.button_cancel"), "cancel")]
-        dispatcher.utter_message(text=text, buttons=buttons)
-        return events
+        report_id = tracker.get_slot("report_id") or new_report_id()
+        events: list[EventType] = [SlotSet("report_id", report_id)]
+        held = [dict(d) for d in tracker.get_slot("more_reports") or []]
+        if any(not d.get("grid_code") for d in held):  # reports of one message share the place asked for
+            place = {k: tracker.get_slot(k) for k in DRAFT_SLOTS if k not in ("category", "description", "photo_ids")}
+            held = [d if d.get("grid_code") else {**d, **place} for d in held]
+            # the same report id: the waiting summary's buttons now stand for all of them
+            events += [SlotSet("more_reports", held), SlotSet("report_id", tracker.get_slot("report_id"))]
+        drafts = [*held, draft_of(tracker)]
+        return [*events, *show_summary(self.deps, dispatcher, tracker, report_id=report_id, drafts=drafts)]
+
+
+def show_summary(deps: Deps, dispatcher: CollectingDispatcher, tracker: Tracker, *, lead: str | None = None,
+                 report_id: str | None = None, drafts: list[dict[str, Any]] | None = None,
+                 **changes: Any) -> list[EventType]:
+    """The summary of the report(s) waiting for 确认, with buttons bound to `report_id` (so a
+    press on an older summary is recognised as stale); `lead` goes before it."""
+    report_id = report_id or tracker.get_slot("report_id")
+    drafts = drafts if drafts is not None else drafts_of(tracker, **changes)
+    if not drafts:
+        return []
+    if len(drafts) > 1:
+        return _show_several(deps, dispatcher, drafts, report_id, lead)
+    draft = drafts[0]
+    code, photos = str(draft.get("category")), draft.get("photo_ids") or []
+    with deps.reading() as s:
+        category = s.get(Category, code)
+        grid = _by_code(s, Grid, draft.get("grid_code"))
+        building = _by_code(s, Building, draft.get("building_code"))
+        dups = ticket_service.find_duplicates(s, code, grid.id, building.id if building else None) if grid else []
+        text = t("report.summary", category=category.name if category else code,
+                 place=draft.get("place"), grid=grid.name if grid else "",
+                 description=draft.get("description"),
+                 photos=t("report.summary_photos", n=len(photos)) if photos else t("report.summary_no_photo"),
+                 limits=t("report.summary_limits", respond=_duration(category.respond_minutes),
+                          resolve=_duration(category.resolve_minutes)) if category else "")
+        buttons = [button(t("report.button_confirm"), "affirm", report=report_id)]
+        events: list[EventType] = [SlotSet("duplicate_ticket", None)]
+        if dups:
+            dup = dups[0]
+            text += "\n\n" + t("report.duplicate", number=dup.number,
+                               status=t(f"status.{dup.status.value}"), description=_short(dup.description))
+            buttons.insert(0, button(t("report.button_me_too"), "join_ticket", ticket=dup.number))
+            events = [SlotSet("duplicate_ticket", dup.number)]
+    buttons += [button(t("report.button_change_category"), "change_category"),
+                button(t("report.button_cancel"), "cancel", report=report_id)]
+    dispatcher.utter_message(text=f"{lead}\n{text}" if lead else text, buttons=buttons)
+    return events
+
+
+def _show_several(deps: Deps, dispatcher: CollectingDispatcher, drafts: list[dict[str, Any]], report_id: str | None,
+                  lead: str | None) -> list[EventType]:
+    names = category_names(deps)
+    with deps.reading() as s:
+        grids = {d.get("grid_code"): _by_code(s, Grid, d.get("grid_code")) for d in drafts}
+        lines = [t("report.several_line", n=i, category=names.get(str(d.get("category")), str(d.get("category"))),
+                   place=d.get("place"), grid=grids[d.get("grid_code")].name if grids.get(d.get("grid_code")) else "",
+                   description=d.get("description"))
+                 for i, d in enumerate(drafts, 1)]
+    text = t("report.several", n=len(drafts), items="\n".join(lines))
+    buttons = [button(t("report.button_confirm_all", n=len(drafts)), "affirm", report=report_id)]
+    buttons += [button(t("report.button_drop", n=i), "cancel", report=report_id, draft=str(i))
+                for i in range(1, len(drafts) + 1)]
+    buttons.append(button(t("report.button_cancel_all"), "cancel", report=report_id))
+    dispatcher.utter_message(text=f"{lead}\n{text}" if lead else text, buttons=buttons)
+    return [SlotSet("duplicate_ticket", None)]
 
 
 def _duration(minutes: int) -> str:
@@ -417,47 +578,69 @@ class ActionAddPhoto(GridAction):
 
 
 class ActionSubmitReport(GridAction):
+    """确认 (a button or a typed 好的): file every report that waits, with one press. A 确认 of a
+    report that no longer waits says so; a typed 好的 with nothing waiting is just an answer."""
+
     def name(self) -> str:
         return "action_submit_report"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        code, description = tracker.get_slot("category"), tracker.get_slot("description")
         if common.is_warm_up(tracker):
             return reset_report()
-        if not code or not description or not tracker.get_slot("grid_code"):
-            dispatcher.utter_message(text=t("report.nothing_to_submit"))
-            return reset_report()
+        if stale_press(self.deps, dispatcher, tracker):
+            return []
+        if tracker.active_loop.get("name") == "report_form":  # a waiting 确认 pressed mid-question
+            dispatcher.utter_message(text=t("report.finish_first"))
+            return []
+        drafts = [d for d in drafts_of(tracker) if d.get("category") and d.get("description") and d.get("grid_code")]
+        if not drafts:
+            if entity(tracker, "report") or tracker.get_slot("category"):
+                dispatcher.utter_message(text=t("report.nothing_to_submit"))
+                return reset_report()
+            dispatcher.utter_message(response="utter_affirm")
+            return []
         sender = common.sender_id(tracker)
         meta = common.metadata(tracker)
+        key = common.submission_key(tracker)
+        filed: list[tuple[str, str, str, str]] = []  # number, category, grid, resolve limit
         with self.deps.session() as s:
             reporter = residents.reporter_for(s, sender, str(meta.get("display_name") or ""))
-            verdict = limits.reports(s, reporter.id, settings=self.deps.settings) if reporter is not None else None
-            if verdict is not None and not verdict.allowed:
-                log.info("report not filed: the sender reached %d reports within an hour", verdict.limit)
-                dispatcher.utter_message(text=t("limit.reports", limit=verdict.limit,
-                                                at=verdict.retry_local(self.deps.tz)))
-                return reset_report()
-            grid_obj = _by_code(s, Grid, tracker.get_slot("grid_code"))
-            building = _by_code(s, Building, tracker.get_slot("building_code"))
-            landmark = _by_code(s, Landmark, tracker.get_slot("landmark_code"))
-            ticket = ticket_service.submit_report(s, NewTicket(
-                category_code=code, description=description,
-                reporter_id=reporter.id if reporter else None,
-                community_id=grid_obj.community_id if grid_obj else None,
-                grid_id=grid_obj.id if grid_obj else None,
-                building_id=building.id if building else None,
-                landmark_id=landmark.id if landmark else None,
-                location_text=tracker.get_slot("place"),
-                lat=tracker.get_slot("latitude"), lon=tracker.get_slot("longitude"),
-                photo_file_ids=list(tracker.get_slot("photo_ids") or []),
-                anonymous=reporter is None or not reporter.contact_consent,
-                submission_key=common.submission_key(tracker),
-            ), tz=self.deps.tz, notify_reporter=False)
-            number, grid_name = ticket.number, grid_obj.name if grid_obj else ""
-            limit = _duration(ticket.category.resolve_minutes)
-        log.info("ticket %s filed (category %s)", number, code)
-        dispatcher.utter_message(text=t("report.filed", number=number, grid=grid_name, resolve=limit))
-        return reset_report()
+            for index, draft in enumerate(drafts):
+                verdict = limits.reports(s, reporter.id, settings=self.deps.settings) if reporter is not None else None
+                if verdict is not None and not verdict.allowed:
+                    log.info("report not filed: the sender reached %d reports within an hour", verdict.limit)
+                    dispatcher.utter_message(text=t("limit.reports", limit=verdict.limit,
+                                                    at=verdict.retry_local(self.deps.tz)))
+                    break
+                grid_obj = _by_code(s, Grid, draft.get("grid_code"))
+                building = _by_code(s, Building, draft.get("building_code"))
+                landmark = _by_code(s, Landmark, draft.get("landmark_code"))
+                ticket = ticket_service.submit_report(s, NewTicket(
+                    category_code=str(draft["category"]), description=str(draft["description"]),
+                    reporter_id=reporter.id if reporter else None,
+                    community_id=grid_obj.community_id if grid_obj else None,
+                    grid_id=grid_obj.id if grid_obj else None,
+                    building_id=building.id if building else None,
+                    landmark_id=landmark.id if landmark else None,
+                    location_text=draft.get("place"),
+                    lat=draft.get("latitude"), lon=draft.get("longitude"),
+                    photo_file_ids=list(draft.get("photo_ids") or []),
+                    anonymous=reporter is None or not reporter.contact_consent,
+                    # one message may file several reports: each keeps a key of its own
+                    submission_key=(key if index == 0 or key is None else f"{key}:{index}"),
+                ), tz=self.deps.tz, notify_reporter=False)
+                filed.append((ticket.number, ticket.category.name, grid_obj.name if grid_obj else "",
+                              _duration(ticket.category.resolve_minutes)))
+        for number, _, _, _ in filed:
+            log.info("ticket %s filed", number)
+        if len(filed) == 1:
+            number, _, grid_name, limit = filed[0]
+            dispatcher.utter_message(text=t("report.filed", number=number, grid=grid_name, resolve=limit))
+        elif filed:
+            dispatcher.utter_message(text=t("report.filed_several", n=len(filed), items="\n".join(
+                t("report.filed_line", number=n, category=c, grid=g, resolve=r) for n, c, g, r in filed)))
+        numbers = "、".join(n for n, _, _, _ in filed)
+        return [*reset_report(), *closed(tracker, tracker.get_slot("report_id"), f"filed:{numbers}")]
 
 
 def _by_code(s: Session, model: Any, code: str | None) -> Any:
@@ -465,12 +648,45 @@ def _by_code(s: Session, model: Any, code: str | None) -> Any:
 
 
 class ActionCancelReport(GridAction):
+    """取消: the report(s) waiting, or one of several ("去掉第2条"). A 取消 of a report that no longer
+    waits says what became of it; right after an emergency, it says that the urgent ticket went
+    out and cannot be taken back, and offers 危险已解除 / 是误报 instead."""
+
     def name(self) -> str:
         return "action_cancel_report"
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
-        dispatcher.utter_message(text=t("report.cancelled"))
-        return reset_report()
+        if stale_press(self.deps, dispatcher, tracker):
+            return []
+        drop = entity(tracker, "draft")
+        drafts = drafts_of(tracker)
+        if drop and str(drop).isdigit() and len(drafts) > 1 and 1 <= int(drop) <= len(drafts):
+            kept = [d for i, d in enumerate(drafts, 1) if i != int(drop)]
+            current, held = kept[-1], kept[:-1]
+            dispatcher.utter_message(text=t("report.dropped", n=int(drop)))
+            show_summary(self.deps, dispatcher, tracker, drafts=kept)
+            return [*[SlotSet(k, current.get(k)) for k in DRAFT_SLOTS], SlotSet("more_reports", held or None)]
+        if not drafts and not tracker.get_slot("category") and emergency_told(self.deps, dispatcher, tracker):
+            return []
+        dispatcher.utter_message(text=t("report.cancelled_several", n=len(drafts)) if len(drafts) > 1
+                                 else t("report.cancelled"))
+        return [*reset_report(), *closed(tracker, tracker.get_slot("report_id"), "cancelled")]
+
+
+def emergency_told(deps: Deps, dispatcher: CollectingDispatcher, tracker: Tracker) -> bool:
+    """After an urgent ticket went out: it cannot be cancelled; the resident may say the danger is
+    over or was a mistake (core.remarks), which the handlers then see. True when said."""
+    number = tracker.get_slot("emergency_ticket")
+    if not number:
+        return False
+    with deps.reading() as s:
+        ticket = tickets.get_by_number(s, str(number))
+        if ticket is None or ticket.status.value in ("closed", "rejected", "duplicate"):
+            return False
+    dispatcher.utter_message(text=t("emergency.cannot_cancel", number=number), buttons=[
+        button(t("emergency.button_over"), "emergency_over", ticket=str(number), outcome="over"),
+        button(t("emergency.button_false_alarm"), "emergency_over", ticket=str(number), outcome="false_alarm")])
+    return True
 
 
 class ActionJoinTicket(GridAction):
@@ -496,7 +712,13 @@ class ActionJoinTicket(GridAction):
 
 
 class ActionTriage(GridAction):
-    """The classifier is unsure: if it looks like a complaint, let the resident pick the category."""
+    """Words the classifier could not place, or only a place ("我们三号楼").
+
+    While a report waits for 确认 they say more about it ("一个礼拜了"): they go into its
+    description and the summary is shown again. Otherwise they are a fragment: the answer says
+    what was kept and carries the FRAGMENT marker, and the bot joins this message to the same
+    person's next one (bot/conversation.py, core/fragments.py), so "我们三号楼", "楼道的灯",
+    "不亮了" sent one after another are read as one report."""
 
     def name(self) -> str:
         return "action_triage"
@@ -504,13 +726,27 @@ class ActionTriage(GridAction):
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         common.safety_first(dispatcher, tracker)
         text = message_text(tracker)
+        if pending(tracker) and text and not text.startswith("/"):
+            description = _joined(tracker.get_slot("description"), text)
+            return [SlotSet("description", description),
+                    *show_summary(self.deps, dispatcher, tracker, lead=t("report.added"), description=description)]
         ranking = complaint_ranking(tracker)
         photos = common.photo_ids(tracker)
-        if len(_FILLER.sub("", text)) < MIN_DESCRIPTION or sum(c for _, c in ranking) < 0.5:
+        fragment = {FRAGMENT: True}
+        if intent_name(tracker) == "inform" or len(_FILLER.sub("", text)) < MIN_DESCRIPTION \
+                or sum(c for _, c in ranking) < 0.5:
             if photos:  # a photo with words we could not place: keep the photo, ask what it is
                 dispatcher.utter_message(text=t("report.photo_kept"))
                 return [SlotSet("photo_ids", photos)]
-            dispatcher.utter_message(text=t("default"))
+            places = entities(tracker, "building", "landmark", "gate", "unit")
+            if common.metadata(tracker).get(JOINED):
+                dispatcher.utter_message(text=t("report.fragment_more", text=text))
+            elif intent_name(tracker) == "inform" and places:
+                dispatcher.utter_message(text=t("report.fragment_place", place=places[0]))
+            else:
+                dispatcher.utter_message(text=t("default"))
+            if not text.startswith("/"):  # a button's payload is never a fragment
+                dispatcher.utter_message(json_message=fragment)
             return []
         names = category_names(self.deps)
         codes = [c for c, _ in ranking if c in names][:3]
@@ -519,5 +755,36 @@ class ActionTriage(GridAction):
         buttons = [button(names[c], "change_category", category=c) for c in codes]
         buttons.append(button(t("report.button_cancel"), "cancel"))
         dispatcher.utter_message(text=t("report.ask_category_unsure"), buttons=buttons)
+        dispatcher.utter_message(json_message=fragment)  # typing on instead of pressing joins the words
         return [*reset_report(), SlotSet("description", text), SlotSet("category_candidates", codes),
                 SlotSet("photo_ids", photos or None)]
+
+
+class ActionReply(GridAction):
+    """Thanks, a no, an out-of-scope question: the usual answer — but while a report waits for
+    确认, the resident hears that it has not been filed yet, with its buttons again."""
+
+    def name(self) -> str:
+        return "action_reply"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        intent = intent_name(tracker)
+        if intent == "out_of_scope":
+            dispatcher.utter_message(response="utter_out_of_scope")
+        if pending(tracker):
+            show_summary(self.deps, dispatcher, tracker, lead=t("report.pending"))
+        elif intent in ("thank", "deny", "greet"):
+            dispatcher.utter_message(response=f"utter_{intent}")
+        return []
+
+
+class ActionRemindPending(GridAction):
+    """After an answer to a side question (/my, /help, 你好): a report that waits is shown again."""
+
+    def name(self) -> str:
+        return "action_remind_pending"
+
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
+        if pending(tracker) and not common.is_warm_up(tracker):
+            show_summary(self.deps, dispatcher, tracker, lead=t("report.pending"))
+        return []

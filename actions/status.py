@@ -10,10 +10,14 @@ from rasa_sdk.types import DomainDict
 from actions import common
 from actions.common import button, entity
 from actions.deps import GridAction
+from actions.rating import rating_buttons
+from actions.report_form import pending
 from core.access import commands
 from core.messages import t
+from core.models import TicketStatus
 from core.people import residents
 from core.presentation import cards
+from core.tickets import ratings
 from core.tickets import service as ticket_service
 from core.tickets.lifecycle import get_by_number
 
@@ -28,18 +32,24 @@ class ActionCheckStatus(GridAction):
         with self.deps.reading() as s:
             person = residents.person_by_telegram(s, sender) if sender is not None else None
             if person is None:
-                dispatcher.utter_message(text=t("status.none"))
+                if not pending(tracker):
+                    dispatcher.utter_message(text=t("status.none"))
                 return []
             if number:
                 ticket = get_by_number(s, str(number))
                 if ticket is None or ticket not in ticket_service.tickets_of(s, person, limit=1000):
                     dispatcher.utter_message(text=t("status.not_yours"))
                     return []
-                dispatcher.utter_message(text=cards.history_text(s, ticket, person, tz=self.deps.tz))
+                rate = ticket.status is TicketStatus.resolved and ticket in ratings.awaiting(s, person)
+                # still open to a rating: offer it here too (the 办结 notice may be long gone)
+                dispatcher.utter_message(text=cards.history_text(s, ticket, person, tz=self.deps.tz)
+                                         + ("\n\n" + t("rating.offer") if rate else ""),
+                                         buttons=rating_buttons(ticket.id) if rate else None)
                 return []
             tickets = ticket_service.tickets_of(s, person)
             if not tickets:
-                dispatcher.utter_message(text=t("status.none"))
+                if not pending(tracker):  # else the waiting report is shown next (action_remind_pending)
+                    dispatcher.utter_message(text=t("status.none"))
                 return []
             lines = [t("status.line", number=x.number, category=x.category.name,
                        status=cards.status_label(x)) for x in tickets]

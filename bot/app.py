@@ -41,7 +41,16 @@ from telegram.ext import (
 )
 from telegram.request import BaseRequest
 
-from bot import binding, broadcast_chat, duties_buttons, roles, schedule_chat, stats, ticket_buttons
+from bot import (
+    binding,
+    broadcast_chat,
+    duties_buttons,
+    rating,
+    roles,
+    schedule_chat,
+    stats,
+    ticket_buttons,
+)
 from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
@@ -228,6 +237,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     if asked is not None and asked.kind == prompts.LEAVE:
         await duties_buttons.on_reason(update, context, asked)
+        return
+    if asked is not None and asked.kind == prompts.REOPEN and not await _urgent(svc, message.text):
+        await rating.on_reason(update, context, asked)
         return
     if broadcast_chat.takes_text(asked, message.text):
         assert asked is not None

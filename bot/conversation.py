@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable, to_payload
 from core.db import read_scope, session_scope
 from core.messages import t
-from core.messaging import inbox, outbox
+from core.messaging import fragments, inbox, outbox
 from core.models import utcnow
-from core.protocol import ACTION_FAILED, INBOX_ID, REPLAY
+from core.protocol import ACTION_FAILED, FRAGMENT, INBOX_ID, JOINED, REPLAY
 
 log = logging.getLogger("gridbot.conversation")
 
@@ -67,13 +67,29 @@ def _record_failure(factory: sessionmaker[Session], inbox_id: int, chat_id: int,
 
 
 def _record(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],
-            claim: bool) -> list[outbox.Claimed]:
+            claim: bool, fragment: bool = False) -> list[outbox.Claimed]:
     keys = [f"reply:{inbox_id}:{index}" for index in range(len(payloads))]
     with session_scope(factory) as session:
         for key, payload in zip(keys, payloads, strict=True):
             outbox.enqueue(session, dedupe_key=key, kind="reply", chat_id=chat_id, payload=payload)
         inbox.mark_done(session, inbox_id)
+        if fragment:  # joined to this person's next message (core/messaging/fragments.py)
+            fragments.mark(session, inbox_id)
         return outbox.claim_keys(session, keys) if claim else []
+
+
+def _with_fragments(factory: sessionmaker[Session], sender_id: int, inbox_id: int, text: str,
+                    meta: dict, received_at: datetime) -> tuple[str, dict]:
+    """Typed words go to Rasa joined to the fragments the same person sent just before
+    (core/messaging/fragments.py); a button's payload never is."""
+    if text.startswith("/"):
+        return text, meta
+    with read_scope(factory) as session:
+        pieces = fragments.before(session, sender_id, inbox_id, received_at)
+    if not pieces:
+        return text, meta
+    joined = fragments.join([p for _, p in pieces] + [text])
+    return joined, {**meta, "original_text": joined, JOINED: [i for i, _ in pieces]}
 
 
 async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
@@ -91,6 +107,7 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
         # did not record the answer) or an earlier process did: only then does Rasa look it up.
         again = inbox_id in rasa.sent_inbox or received_at < rasa.started
         rasa.sent_inbox.add(inbox_id)
+        text, meta = await asyncio.to_thread(_with_fragments, factory, sender_id, inbox_id, text, meta, received_at)
         try:
             replies = await rasa.send(sender_id, text,
                                       metadata={**meta, INBOX_ID: inbox_id, **({REPLAY: True} if again else {})})
@@ -108,7 +125,8 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
             result.failed += 1
             blocked.add(sender_id)
             continue
-        result.claimed += await asyncio.to_thread(_record, factory, inbox_id, chat_id, payloads, claim)
+        fragment = any(isinstance(r.custom, dict) and r.custom.get(FRAGMENT) for r in replies)
+        result.claimed += await asyncio.to_thread(_record, factory, inbox_id, chat_id, payloads, claim, fragment)
         rasa.sent_inbox.discard(inbox_id)  # done: never sent again
         result.answered += 1
     return result

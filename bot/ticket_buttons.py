@@ -34,10 +34,11 @@ from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
 from core.messaging import prompts
+from core.models import TicketStatus
 from core.people import residents
 from core.presentation import callbacks, cards
 from core.tickets import assign as ticket_assign
-from core.tickets import lifecycle
+from core.tickets import lifecycle, ratings
 from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.bot.tickets")
@@ -114,11 +115,18 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
             await query.answer(details, show_alert=True)
             return False
         elif action == "rate":
-            await asyncio.to_thread(_run, factory, user.id, partial(ticket_service.rate, tz=tz), ticket_id, score)
+            # core.tickets.ratings: after 不满意 the presser is asked what is still wrong (a prompt)
+            rated = await asyncio.to_thread(_run, factory, user.id, partial(ratings.rate, tz=tz), ticket_id, score)
             await query.answer(t("ticket.rated_toast"))
+            reopened, number = rated.status is TicketStatus.reopened, rated.number
             if query.message is not None:  # one press per question: the rating buttons go
                 chat_id, message_id = query.message.chat.id, query.message.message_id
-                await respond(context, lambda _s, out: out.markup(chat_id, message_id))
+
+                def done(_s: Session, out: Outgoing) -> None:
+                    out.markup(chat_id, message_id)
+                    if reopened:
+                        out.send(user.id, t("rating.ask_reason", number=number))
+                await respond(context, done)
         else:  # resolve / reject / escalate / return: ask for the note in private
             def ask(s: Session, out: Outgoing) -> str:
                 number = as_person(s, user.id, _check, ticket_id, action)

@@ -20,3 +20,10 @@ def intent_payload(intent: str, **entities: object) -> str:
     import json
 
     return "/" + intent + (json.dumps(entities, ensure_ascii=False, separators=(",", ":")) if entities else "")
+
+# A custom message an action adds to its answer when the resident's words were only a fragment
+# ("我们三号楼", "楼道的灯"): {"gridbot_fragment": true}. The bot then joins that message to the
+# same person's next one (core/fragments.py), so fragments sent one after another become one report.
+FRAGMENT = "gridbot_fragment"
+# Metadata key of a message the bot joined from fragments: the inbox ids of the fragments before it.
+JOINED = "joined"

@@ -24,7 +24,8 @@ LEAVE = "duty_leave"  # {"occurrence": id}
 BINDING = "binding"  # {"step": "community" | "building" | "consent"}
 BROADCAST = "broadcast"  # {"step": ..., the draft}
 SCHEDULE = "schedule"  # {"step": ..., the draft of a session or shift} (bot/schedule_chat.py)
-KINDS = {NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE}
+REOPEN = "reopen_reason"  # {"ticket": id}: what is still wrong after 不满意 (core/tickets/ratings.py)
+KINDS = {NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN}
 
 # Words that close any open question without an answer (one set for every kind of question).
 CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了", "不发了"})

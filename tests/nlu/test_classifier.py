@@ -78,6 +78,21 @@ def test_complaint_beside_out_of_scope_question_is_the_complaint_with_a_referral
     assert ranking[0]["name"] == "complaint_sewage" and extra == {}
 
 
+def test_a_short_message_listing_different_problems_names_each_with_its_words(tmp_path: Path) -> None:
+    component = _trained(tmp_path)
+    component.config.update(problem_confidence=0.3, problem_whole_below=1.01)  # the tiny model is unsure
+    text = "楼下下水道堵了好几天，楼上装修太吵了"
+    message = _message(text)
+    _, extra = component.rank(component._document(message), text, message)
+    problems = extra["problems"]
+    assert [p["intent"] for p in problems] == ["complaint_sewage", "complaint_noise"]
+    assert [text[p["start"]:p["end"]] for p in problems] == ["楼下下水道堵了好几天", "楼上装修太吵了"]
+    # the same problem said twice is one problem; a long message is never split
+    for plain in ("楼下下水道堵了好几天，污水井冒水了", "楼下下水道堵了好几天，楼上装修太吵了" * 4):
+        message = _message(plain)
+        assert "problems" not in component.rank(component._document(message), plain, message)[1]
+
+
 def test_untrained_component_leaves_messages_alone(tmp_path: Path) -> None:
     context = ExecutionContext(graph_schema=None, model_id="test")  # type: ignore[arg-type]
     component = TfidfIntentClassifier.load({}, LocalModelStorage(tmp_path), Resource("none"), context)

@@ -38,10 +38,15 @@ def domain() -> dict[str, Any]:
     return merged
 
 
+# Slots of domain/report.yml that outlive one report: what became of earlier reports (for their
+# stale buttons) and the last urgent ticket (取消 after it does not pretend to cancel it).
+KEPT_ACROSS_REPORTS = ("closed_reports", "emergency_ticket")
+
+
 def report_slots() -> list[str]:
-    """The report's slots, as domain/report.yml declares them."""
+    """The report's slots, as domain/report.yml declares them (those one report clears)."""
     data = yaml.safe_load((DOMAIN_DIR / "report.yml").read_text(encoding="utf-8"))
-    return list(data["slots"])
+    return [name for name in data["slots"] if name not in KEPT_ACROSS_REPORTS]
 
 
 @dataclass

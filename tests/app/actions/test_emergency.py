@@ -20,7 +20,7 @@ def test_a_resident_at_home_gets_an_urgent_ticket_in_their_grid(db: sessionmaker
         "category": "emergency", "urgent": True, "grid": "G-HPL-01", "building": "B-HPL-01-09", "reporter": 700000071,
         "description": "家里厨房着火了"}
     assert ran.texts == [t("emergency.filed", number=ticket["number"])]
-    assert ran.slots == ENDS_THE_REPORT
+    assert ran.slots == {**ENDS_THE_REPORT, "emergency_ticket": ticket["number"]}  # 取消 then says it went out
 
 
 def test_a_place_in_the_message_places_a_strangers_emergency(db: sessionmaker[Session], deps: Deps) -> None:
@@ -35,7 +35,7 @@ def test_without_any_place_the_community_is_told_and_the_resident_asked_for_the_
     [ticket] = tickets(db)
     assert (ticket["grid"], ticket["status"], ticket["urgent"]) == (None, "new", True)
     assert ran.texts == [t("emergency.filed_unplaced", number=ticket["number"])]
-    assert ran.slots == ENDS_THE_REPORT
+    assert ran.slots == {**ENDS_THE_REPORT, "emergency_ticket": ticket["number"]}
 
 
 def test_beyond_the_hourly_limit_nothing_more_is_filed(db: sessionmaker[Session], deps: Deps) -> None:

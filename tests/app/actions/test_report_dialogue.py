@@ -23,6 +23,7 @@ from actions.report_form import (
 from core.db import read_scope
 from core.messages import t
 from core.models import OutboxMessage, Person
+from core.protocol import FRAGMENT
 from core.tickets.service import tickets_of
 from tests.app.actions.helpers import report_slots, run, tickets
 
@@ -85,17 +86,22 @@ def test_summary_shows_what_will_be_filed_with_confirm_change_and_cancel(deps: D
         "report.summary", category="乱停车", place="和平里小区东门", grid="和平里第二网格",
         description=SUBMITTED_DESCRIPTION, photos=t("report.summary_photos", n=1),
         limits=t("report.summary_limits", respond=t("time.days", n=1), resolve=t("time.days", n=7)))]
-    assert ran.payloads() == ["/affirm", "/change_category", "/cancel"]
-    assert ran.events == [SlotSet("duplicate_ticket", None)]
+    # the report gets an id, and its 确认/取消 carry it: a press on an older summary is recognised
+    report_id = ran.slots["report_id"]
+    assert report_id and ran.payloads() == [f'/affirm{{"report":"{report_id}"}}', "/change_category",
+                                            f'/cancel{{"report":"{report_id}"}}']
+    assert ran.events == [SlotSet("report_id", report_id), SlotSet("duplicate_ticket", None)]
 
 
 def test_summary_offers_me_too_for_an_open_ticket_of_the_same_kind_and_place(db: sessionmaker[Session], deps: Deps) -> None:
     number = file_east_gate_ticket(db, deps)
     ran = run(ActionReportSummary(deps), "summary_complete")
-    assert ran.payloads() == [f'/join_ticket{{"ticket":"{number}"}}', "/affirm", "/change_category", "/cancel"]
+    report_id = ran.slots["report_id"]
+    assert ran.payloads() == [f'/join_ticket{{"ticket":"{number}"}}', f'/affirm{{"report":"{report_id}"}}',
+                              "/change_category", f'/cancel{{"report":"{report_id}"}}']
     assert ran.texts[0].endswith(t("report.duplicate", number=number, status=t("status.accepted"),
                                    description=SUBMITTED_DESCRIPTION))
-    assert ran.events == [SlotSet("duplicate_ticket", number)]
+    assert ran.events == [SlotSet("report_id", report_id), SlotSet("duplicate_ticket", number)]
 
 
 def test_summary_without_a_place_gives_up_and_clears_the_report(deps: Deps) -> None:
@@ -184,7 +190,9 @@ def test_me_too_without_a_ticket_to_join_says_so(fixture: str, db: sessionmaker[
 
 def test_triage_of_an_unsure_complaint_asks_for_the_category_and_keeps_the_words(deps: Deps) -> None:
     ran = run(ActionTriage(deps), "triage_unsure")
-    assert ran.texts == [t("report.ask_category_unsure")]
+    # typing on instead of pressing joins the words (the FRAGMENT marker, bot/conversation.py)
+    assert ran.texts == [t("report.ask_category_unsure"), None]
+    assert ran.messages[1]["custom"] == {FRAGMENT: True}
     assert ran.payloads() == ['/change_category{"category":"noise"}', '/change_category{"category":"dispute"}',
                               '/change_category{"category":"other"}', "/cancel"]
     assert ran.events == [*CLEARED, SlotSet("description", "楼下那家天天半夜搬东西很烦人"),
@@ -194,7 +202,8 @@ def test_triage_of_an_unsure_complaint_asks_for_the_category_and_keeps_the_words
 
 def test_triage_of_a_few_characters_is_the_default_answer(deps: Deps) -> None:
     ran = run(ActionTriage(deps), "triage_too_short")
-    assert ran.texts == [t("default")] and ran.events == []
+    assert ran.texts == [t("default"), None] and ran.events == []
+    assert ran.messages[1]["custom"] == {FRAGMENT: True}  # joined to the next message
 
 
 def test_triage_of_a_photo_with_a_vague_caption_keeps_the_photo(deps: Deps) -> None:

@@ -23,7 +23,8 @@ def test_a_complaint_that_names_a_building_fills_category_place_and_description(
         "place": "和平里小区3号楼", "grid_code": "G-HPL-01", "building_code": "B-HPL-01-03",
         "landmark_code": None, "place_candidates": None,
         "description": "3号楼消防通道被车堵死了",
-        **{name: None for name in ("latitude", "longitude", "photo_ids", "duplicate_ticket", "form_failures")},
+        **{name: None for name in ("latitude", "longitude", "photo_ids", "duplicate_ticket", "form_failures",
+                                   "report_id", "more_reports")},
     }
     assert ran.messages == []
 
