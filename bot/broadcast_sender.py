@@ -377,7 +377,7 @@ class BroadcastSender:
 
 
 def _mark_unconfirmed(session: Session, delivery_id: int) -> None:
-    broadcasts._set(session, delivery_id, state=DeliveryState.unconfirmed, last_error="timed out")
+    broadcasts.set_delivery(session, delivery_id, state=DeliveryState.unconfirmed, last_error="timed out")
 
 
 class _Progress:

@@ -26,7 +26,7 @@ class Listed:
 
 
 def _label(session: Session, b: Broadcast) -> str:
-    return broadcasts._label(session, b.audience, Scope(community_id=b.community_id, grid_id=b.grid_id,
+    return broadcasts.label(session, b.audience, Scope(community_id=b.community_id, grid_id=b.grid_id,
                                                          branch_id=b.branch_id))
 
 

@@ -150,7 +150,7 @@ def recipients(session: Session, audience: BroadcastAudience, scope: Scope, *,
     return [(pid, int(chat)) for pid, chat in session.execute(query.order_by(Person.id))]
 
 
-def _label(session: Session, audience: BroadcastAudience, scope: Scope) -> str:
+def label(session: Session, audience: BroadcastAudience, scope: Scope) -> str:
     if audience is A.community:
         community = session.get(Community, scope.community_id)
         place = community.name if community else ""
@@ -201,7 +201,7 @@ def choices(session: Session, person: Person | None, *, essential: bool = False)
                 continue
             count = len(recipients(session, audience, scope, essential=essential))
             out.append(Choice(audience, scope.community_id, scope.grid_id, scope.branch_id,
-                              _label(session, audience, scope), count))
+                              label(session, audience, scope), count))
     return out
 
 
@@ -347,22 +347,22 @@ def mark_sending(session: Session, delivery_id: int) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
-def _set(session: Session, delivery_id: int, **values: Any) -> None:
+def set_delivery(session: Session, delivery_id: int, **values: Any) -> None:
     session.execute(update(BroadcastDelivery).where(BroadcastDelivery.id == delivery_id).values(**values))
 
 
 def mark_sent(session: Session, delivery_id: int, telegram_message_id: int | None,
               now: datetime | None = None) -> None:
-    _set(session, delivery_id, state=DeliveryState.sent, sent_at=now or utcnow(),
+    set_delivery(session, delivery_id, state=DeliveryState.sent, sent_at=now or utcnow(),
          telegram_message_id=telegram_message_id, last_error=None)
 
 
 def mark_blocked(session: Session, delivery_id: int, error: str) -> None:
-    _set(session, delivery_id, state=DeliveryState.blocked, last_error=error[:300])
+    set_delivery(session, delivery_id, state=DeliveryState.blocked, last_error=error[:300])
 
 
 def mark_failed(session: Session, delivery_id: int, error: str) -> None:
-    _set(session, delivery_id, state=DeliveryState.failed, last_error=error[:300])
+    set_delivery(session, delivery_id, state=DeliveryState.failed, last_error=error[:300])
 
 
 def backoff(attempts: int) -> timedelta:

@@ -187,7 +187,7 @@ def _require(session: Session, person: Person | None, action: str, ticket: Ticke
 
 def assignees(session: Session, ticket_id: int, person: Person | None) -> tuple[Ticket, list[Person]]:
     """The ticket and the members of its branch it may be assigned to (reachable in Telegram)."""
-    ticket = service._ticket(session, ticket_id)
+    ticket = service.ticket_for_change(session, ticket_id)
     _require(session, person, "ticket.assign", ticket)
     if ticket.status not in ASSIGNABLE:
         raise NotAllowed(t(f"deny.state_{ticket.status.value}"))
@@ -203,7 +203,7 @@ def assign(session: Session, ticket_id: int, actor: Person | None, assignee_id: 
            now: datetime | None = None) -> Ticket:
     """指派: claim the ticket on behalf of `assignee_id`, a member of its branch; they are told."""
     now = now or utcnow()
-    ticket = service._ticket(session, ticket_id, lock=True)
+    ticket = service.ticket_for_change(session, ticket_id, lock=True)
     actor = _require(session, actor, "ticket.assign", ticket)
     if ticket.status not in ASSIGNABLE:
         raise NotAllowed(t(f"deny.state_{ticket.status.value}"))
@@ -223,10 +223,10 @@ def assign(session: Session, ticket_id: int, actor: Person | None, assignee_id: 
                          "callback_data": callbacks.ticket_action("resolve", ticket.id)}]]
     assert assignee.telegram_id is not None
     enqueue(session, dedupe_key=f"assigned:{ticket.id}:{event.id}", kind="card", chat_id=assignee.telegram_id,
-            payload=card, priority=service._priority(ticket))
-    service._tell_residents(session, ticket, event, "claimed",
+            payload=card, priority=service.priority_of(ticket))
+    service.tell_residents(session, ticket, event, "claimed",
                             {"text": t("notify.claimed", number=ticket.number, handler=name)})
-    service._tell_branch(session, ticket, event, {"text": t(
+    service.tell_branch(session, ticket, event, {"text": t(
         "line.assigned", number=ticket.number, handler=first_name(actor), assignee=name)})
     return ticket
 
@@ -242,13 +242,13 @@ def return_to_branch(session: Session, ticket_id: int, actor: Person | None, not
                      now: datetime | None = None) -> Ticket:
     """发回: an escalated ticket goes back to its branch (escalated → accepted) with a note."""
     now = now or utcnow()
-    ticket = service._ticket(session, ticket_id, lock=True)
+    ticket = service.ticket_for_change(session, ticket_id, lock=True)
     check_return(session, actor, ticket)
     assert actor is not None and S.accepted in LEGAL_TRANSITIONS[ticket.status]
     if not (note and note.strip()):
         raise NotAllowed(t("tickets.deny.note_return"))
     event = change_status(session, ticket, S.accepted, actor=actor, note=note.strip(), now=now)
     lead = t("card.returned", number=ticket.number, handler=first_name(actor), note=event.note)
-    service._tell_branch(session, ticket, event, cards.card_payload(session, ticket, tz=tz, lead=lead))
-    service._tell_residents(session, ticket, event, "returned")
+    service.tell_branch(session, ticket, event, cards.card_payload(session, ticket, tz=tz, lead=lead))
+    service.tell_residents(session, ticket, event, "returned")
     return ticket

@@ -3,7 +3,7 @@ rating, auto-close, duplicates and joining, and who hears of each.
 
 Every function works in the caller's transaction and never commits. Status changes go
 through core.tickets.lifecycle.change_status, after locking the ticket's row and checking the
-permission and the state afresh (`_ticket(lock=True)`), so presses that race each other
+permission and the state afresh (`ticket_for_change(lock=True)`), so presses that race each other
 are one change and clean refusals; every notice is an outbox row whose dedupe key names
 the TicketEvent it announces, so a retried call never queues the same notice twice.
 Who may press what is core.access.tickets; what the card says is core.presentation.cards.
@@ -39,7 +39,7 @@ OPEN = frozenset(S) - {S.closed, S.rejected, S.duplicate}
 # -- where a ticket belongs ----------------------------------------------------
 
 
-def _ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
+def ticket_for_change(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
     """The ticket; with `lock`, its row locked until the caller's transaction ends and its state
     read afresh after the lock was granted.
 
@@ -61,12 +61,12 @@ def _ticket(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
 # -- texts and sending -----------------------------------------------------------
 
 
-def _priority(ticket: Ticket) -> int | None:
+def priority_of(ticket: Ticket) -> int | None:
     """An emergency's messages go before everything but nothing (core.messaging.outbox priorities)."""
     return PRIORITY_URGENT if ticket.urgent else None
 
 
-def _tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: str,
+def tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: str,
                     payload: dict[str, Any] | None = None) -> None:
     """The reporter and every follower with a Telegram id, once per event (default text: notify.<kind>)."""
     payload = payload or {"text": t(f"notify.{kind}", number=ticket.number)}
@@ -75,20 +75,20 @@ def _tell_residents(session: Session, ticket: Ticket, event: TicketEvent, kind: 
         person = session.get(Person, person_id)
         if person is not None and person.telegram_id is not None:
             enqueue(session, dedupe_key=f"{kind}:{ticket.id}:{event.id}:{person.telegram_id}",
-                    kind="notice", chat_id=person.telegram_id, payload=payload, priority=_priority(ticket))
+                    kind="notice", chat_id=person.telegram_id, payload=payload, priority=priority_of(ticket))
 
 
-def _tell_branch(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> None:
+def tell_branch(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> None:
     """A line about the ticket's progress in its branch's group, if it has one."""
     for chat_id in destinations.recipients(session, ticket, destinations.To.branch_group):
         enqueue(session, dedupe_key=f"branch:{ticket.id}:{event.id}", kind="line", chat_id=chat_id, payload=payload,
-                priority=_priority(ticket))
+                priority=priority_of(ticket))
 
 
 def _tell_admins(session: Session, ticket: Ticket, event: TicketEvent, payload: dict[str, Any]) -> None:
     for chat_id in destinations.recipients(session, ticket, destinations.To.community_admins):
         enqueue(session, dedupe_key=f"admin:{ticket.id}:{event.id}:{chat_id}",
-                kind="card", chat_id=chat_id, payload=payload, priority=_priority(ticket))
+                kind="card", chat_id=chat_id, payload=payload, priority=priority_of(ticket))
 
 
 def _send_cards(session: Session, ticket: Ticket, event: TicketEvent, *, tz: ZoneInfo) -> None:
@@ -98,7 +98,7 @@ def _send_cards(session: Session, ticket: Ticket, event: TicketEvent, *, tz: Zon
                             admin=destination.to in (destinations.To.community_admins, destinations.To.every_admin))
         for chat_id in destinations.recipients(session, ticket, destination.to):
             enqueue(session, dedupe_key=f"{destination.to.value}:{ticket.id}:{event.id}:{chat_id}",
-                    kind="card", chat_id=chat_id, payload=card, priority=_priority(ticket))
+                    kind="card", chat_id=chat_id, payload=card, priority=priority_of(ticket))
 
 
 # -- the loop ----------------------------------------------------------------------
@@ -121,7 +121,7 @@ def submit_report(session: Session, data: NewTicket, *, tz: ZoneInfo, now: datet
         event = events_of(session, ticket)[-1]
         _send_cards(session, ticket, event, tz=tz)
         if notify_reporter:
-            _tell_residents(session, ticket, event, "received")
+            tell_residents(session, ticket, event, "received")
         return ticket
     if ticket.community_id is None:
         ticket.community_id = grid.community_id
@@ -129,14 +129,14 @@ def submit_report(session: Session, data: NewTicket, *, tz: ZoneInfo, now: datet
                           note=t("note.routed", grid=grid.name))
     _send_cards(session, ticket, event, tz=tz)
     if notify_reporter:
-        _tell_residents(session, ticket, event, "accepted", {"text": t(
+        tell_residents(session, ticket, event, "accepted", {"text": t(
             "notify.accepted", number=ticket.number, grid=grid.name, due=local_time(ticket.resolve_due_at, tz))})
     return ticket
 
 
 def _move(session: Session, ticket_id: int, person: Person | None, action: str, note: str | None,
           now: datetime | None) -> tuple[Ticket, TicketEvent, Person]:
-    ticket = _ticket(session, ticket_id, lock=True)
+    ticket = ticket_for_change(session, ticket_id, lock=True)
     check(session, person, action, ticket)
     assert person is not None  # check() refuses nobody
     if action in ("resolve", "reject") and not (note and note.strip()):
@@ -149,9 +149,9 @@ def _move(session: Session, ticket_id: int, person: Person | None, action: str, 
 def claim(session: Session, ticket_id: int, person: Person | None, *, now: datetime | None = None) -> Ticket:
     ticket, event, person = _move(session, ticket_id, person, "claim", None, now)
     handler = first_name(person)
-    _tell_residents(session, ticket, event, "claimed",
+    tell_residents(session, ticket, event, "claimed",
                     {"text": t("notify.claimed", number=ticket.number, handler=handler)})
-    _tell_branch(session, ticket, event, {"text": t("line.claimed", number=ticket.number, handler=handler)})
+    tell_branch(session, ticket, event, {"text": t("line.claimed", number=ticket.number, handler=handler)})
     return ticket
 
 
@@ -163,8 +163,8 @@ def resolve(session: Session, ticket_id: int, person: Person | None, note: str,
                                "buttons": rating_buttons(ticket)}
     if photo_file_id:
         payload["photo"] = photo_file_id
-    _tell_residents(session, ticket, event, "resolved", payload)
-    _tell_branch(session, ticket, event,
+    tell_residents(session, ticket, event, "resolved", payload)
+    tell_branch(session, ticket, event,
                  {"text": t("line.resolved", number=ticket.number, handler=first_name(person))})
     return ticket
 
@@ -176,8 +176,8 @@ def escalate(session: Session, ticket_id: int, person: Person | None, note: str 
     handler = first_name(person)
     lead = t("card.escalated", number=ticket.number, handler=handler, note=event.note or "")
     _tell_admins(session, ticket, event, card_payload(session, ticket, tz=tz, lead=lead, admin=True))
-    _tell_residents(session, ticket, event, "escalated")
-    _tell_branch(session, ticket, event, {"text": t("line.escalated", number=ticket.number, handler=handler)})
+    tell_residents(session, ticket, event, "escalated")
+    tell_branch(session, ticket, event, {"text": t("line.escalated", number=ticket.number, handler=handler)})
     return ticket
 
 
@@ -185,9 +185,9 @@ def reject(session: Session, ticket_id: int, person: Person | None, reason: str,
            now: datetime | None = None) -> Ticket:
     """Not a grid matter: the residents get the reason and the 12345 referral."""
     ticket, event, person = _move(session, ticket_id, person, "reject", reason, now)
-    _tell_residents(session, ticket, event, "rejected",
+    tell_residents(session, ticket, event, "rejected",
                     {"text": t("notify.rejected", number=ticket.number, reason=event.note)})
-    _tell_branch(session, ticket, event, {"text": t(
+    tell_branch(session, ticket, event, {"text": t(
         "line.rejected", number=ticket.number, handler=first_name(person), reason=event.note)})
     return ticket
 
@@ -198,7 +198,7 @@ def contact_details(session: Session, ticket_id: int, person: Person | None) -> 
     Every time they are shown, the audit log says who saw whose contact (ticket.contact);
     a refusal or an anonymous ticket shows nothing and records nothing.
     """
-    ticket = _ticket(session, ticket_id)
+    ticket = ticket_for_change(session, ticket_id)
     check(session, person, "contact", ticket)
     reporter = session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
     if reporter is None or ticket.anonymous:
@@ -216,24 +216,24 @@ def rate(session: Session, ticket_id: int, person: Person | None, score: int, *,
     if score not in RATINGS:
         raise ValueError(f"a rating is 1, 2 or 3, not {score!r}")
     now = now or utcnow()
-    ticket = _ticket(session, ticket_id, lock=True)
+    ticket = ticket_for_change(session, ticket_id, lock=True)
     check(session, person, "rate", ticket)
     label = t(f"rating.{score}")
     event = change_status(session, ticket, RATINGS[score], actor=person, note=label, now=now)
     ticket.rating, ticket.rated_at = score, now
     if event.to_status is S.reopened:
-        _tell_branch(session, ticket, event,
+        tell_branch(session, ticket, event,
                      card_payload(session, ticket, tz=tz, lead=t("card.reopened", number=ticket.number)))
-        _tell_residents(session, ticket, event, "reopened")
+        tell_residents(session, ticket, event, "reopened")
     else:
-        _tell_branch(session, ticket, event, {"text": t("line.rated", number=ticket.number, rating=label)})
-        _tell_residents(session, ticket, event, "closed")
+        tell_branch(session, ticket, event, {"text": t("line.rated", number=ticket.number, rating=label)})
+        tell_residents(session, ticket, event, "closed")
     return ticket
 
 
 def urge(session: Session, ticket_id: int, person: Person | None, *, now: datetime | None = None) -> bool:
     """督办 (core.tickets.deadlines.urge) by someone the table allows; False when pressed again within a minute."""
-    ticket = _ticket(session, ticket_id, lock=True)
+    ticket = ticket_for_change(session, ticket_id, lock=True)
     check(session, person, "urge", ticket)
     assert person is not None
     return deadlines.urge(session, ticket, person, now=now or utcnow())
@@ -249,11 +249,11 @@ def close_unrated(session: Session, now: datetime | None = None, days: int = 3) 
                             .order_by(Ticket.id)).all()
     closed = 0
     for ticket_id in stale:
-        ticket = _ticket(session, ticket_id, lock=True)
+        ticket = ticket_for_change(session, ticket_id, lock=True)
         if ticket.status is not S.resolved:  # rated (or reopened) meanwhile
             continue
         event = change_status(session, ticket, S.closed, actor=None, note=t("note.auto_closed"), now=now)
-        _tell_residents(session, ticket, event, "closed")
+        tell_residents(session, ticket, event, "closed")
         closed += 1
     return closed
 
@@ -274,7 +274,7 @@ def find_duplicates(session: Session, category_code: str, grid_id: int, building
 
 def join(session: Session, ticket_id: int, person: Person) -> Ticket:
     """我也遇到了: follow the ticket (idempotent) and hear its number and status."""
-    ticket = _ticket(session, ticket_id)
+    ticket = ticket_for_change(session, ticket_id)
     if ticket.reporter_id != person.id and person.id not in follower_ids(session, ticket):
         session.add(TicketFollower(ticket_id=ticket.id, person_id=person.id))
         session.flush()

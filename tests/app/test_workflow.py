@@ -370,8 +370,8 @@ def test_retried_notices_are_queued_once(sqlite_demo_factory: sessionmaker[Sessi
         event = change_status(s, ticket, S.claimed, actor=who(s, "P-0002"))
         before = count(s, OutboxMessage)
         for _ in range(2):
-            ticket_service._tell_residents(s, ticket, event, "claimed", {"text": "x"})
-            ticket_service._tell_branch(s, ticket, event, {"text": "x"})
+            ticket_service.tell_residents(s, ticket, event, "claimed", {"text": "x"})
+            ticket_service.tell_branch(s, ticket, event, {"text": "x"})
         assert count(s, OutboxMessage) == before + 2
 
 
