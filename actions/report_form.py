@@ -20,7 +20,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from actions import common
+from actions import common, followup
 from actions.common import button, entities, entity, intent_name, message_text
 from actions.deps import Deps, GridAction
 from core.access import limits
@@ -199,6 +199,8 @@ class ActionStartReport(GridAction):
             return [*events, SlotSet("category", None), SlotSet("category_candidates", others[:5] + ["other"])]
 
         common.safety_first(dispatcher, tracker)
+        if (followed_up := followup.attach_if_own(dispatcher, tracker)) is not None:
+            return followed_up  # her own ticket of this already took it (actions/followup.py)
         if tracker.latest_message.get("out_of_scope_also"):
             dispatcher.utter_message(text=t("report.also_out_of_scope"))
         events = reset_report()

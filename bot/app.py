@@ -45,6 +45,7 @@ from bot import (
     binding,
     broadcast_chat,
     duties_buttons,
+    followup,
     rating,
     roles,
     schedule_chat,
@@ -249,6 +250,9 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert asked is not None
         await schedule_chat.on_message(update, context, asked)
         return
+    if asked is not None and asked.kind in followup.PROMPTS and await followup.on_prompt(update, context, asked):
+        await svc.dispatch()
+        return
     if asked is not None and asked.kind == prompts.BINDING and not await _urgent(svc, message.text) \
             and await binding.on_text(update, context, await svc.router()):
         return
@@ -336,6 +340,9 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if broadcast_chat.wants_content(asked) and asked is not None:
         await broadcast_chat.on_message(update, context, asked)
         return
+    if asked is not None and asked.kind == prompts.SUPPLEMENT and await followup.on_prompt(update, context, asked):
+        await svc.dispatch()
+        return
     photo = message.photo[-1].file_id  # the largest size
     caption = as_words(message.caption or "")
     if caption:  # a photo with words is one message: the words, the photo in the metadata
@@ -401,6 +408,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     if schedule_chat.is_press(data):
         await schedule_chat.on_press(update, context, data)  # type: ignore[arg-type]
+        return
+    if followup.is_press(data):
+        await followup.on_press(update, context, data)  # type: ignore[arg-type]
+        await svc.dispatch()
         return
     if isinstance(data, str):
         parsed = callbacks.parse_ticket(data)
@@ -612,6 +623,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     app.add_handler(MessageHandler(private & filters.COMMAND, on_unknown_command))  # after every CommandHandler
     app.add_handler(MessageHandler(private & filters.PHOTO, on_photo))
     app.add_handler(MessageHandler(private & (filters.LOCATION | filters.VENUE), on_location))
+    app.add_handler(MessageHandler(private & filters.CONTACT, followup.on_contact))  # 发送我的手机号
     # Every other message a person sends gets an answer; service messages (a pin, a timer) do not.
     app.add_handler(MessageHandler(private & ~filters.StatusUpdate.ALL, on_other))
     app.add_error_handler(on_error)

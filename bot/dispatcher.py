@@ -29,7 +29,9 @@ thread so the bot's event loop never blocks on it.
 
 A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": file_id?}, or an
 edit of a message the bot sent: {"edit": message_id, "text", "buttons"?} (its text and buttons),
-{"edit": message_id, "markup_only": true, "buttons"?} (its buttons only; none removes them). An
+{"edit": message_id, "markup_only": true, "buttons"?} (its buttons only; none removes them). A new
+message may carry a reply keyboard instead of buttons: "ask_contact" or "remove_keyboard" (see
+`reply_keyboard`). An
 edit Telegram refuses because nothing changes ("message is not modified") counts as sent.
 Button data is "b:<token>" (core.messaging.buttons, stored when the row was queued).
 """
@@ -43,7 +45,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -86,7 +96,7 @@ class Piece:
 
     text: str | None = None
     photo: str | None = None
-    markup: InlineKeyboardMarkup | None = None
+    markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None
     edit: int | None = None  # the message to edit instead of sending a new one
     markup_only: bool = False  # an edit of the buttons alone
 
@@ -100,10 +110,20 @@ def keyboard(buttons: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup
     )
 
 
+def reply_keyboard(payload: dict[str, Any]) -> ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
+    """{"ask_contact": {"share": text, "skip": text}}: Telegram's 发送手机号 button (request_contact)
+    and a skip button under the input field, gone after one press; {"remove_keyboard": true}: gone."""
+    ask = payload.get("ask_contact")
+    if ask:
+        return ReplyKeyboardMarkup([[KeyboardButton(str(ask["share"]), request_contact=True)],
+                                    [KeyboardButton(str(ask["skip"]))]], resize_keyboard=True, one_time_keyboard=True)
+    return ReplyKeyboardRemove() if payload.get("remove_keyboard") else None
+
+
 def pieces_of(payload: dict[str, Any]) -> list[Piece]:
     """The requests a payload takes, in order; the same payload always gives the same pieces
     (a row's `pieces_sent` counts them)."""
-    markup = keyboard(payload.get("buttons"))
+    markup = keyboard(payload.get("buttons")) or reply_keyboard(payload)
     text = str(payload.get("text") or "")
     if payload.get("edit") is not None:
         return [Piece(text=text or None, markup=markup, edit=int(payload["edit"]),

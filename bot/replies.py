@@ -67,6 +67,10 @@ class Outgoing:
         """A new message; its dedupe key (see `Delivery.ok`)."""
         return self._queue(chat_id, {"text": text, **({"buttons": buttons} if buttons else {})})
 
+    def send_with(self, chat_id: int, text: str, **extra: Any) -> str:
+        """A new message with other payload keys (a photo, a reply keyboard: bot/dispatcher.py)."""
+        return self._queue(chat_id, {"text": text, **extra})
+
     def edit(self, chat_id: int, message_id: int, text: str, buttons: Buttons | None = None) -> str:
         """The text (and buttons: none removes them) of a message the bot sent."""
         return self._queue(chat_id, {"edit": message_id, "text": text, **({"buttons": buttons} if buttons else {})})

@@ -43,8 +43,15 @@ Point = tuple[float, float]  # (lon, lat), GeoJSON order
 STREET = {"code": "ST-HP", "name": "和平街道"}
 
 COMMUNITIES = [
-    {"code": "C-HPL", "name": "和平里社区", "short": "和平里"},
-    {"code": "C-QNH", "name": "青年湖社区", "short": "青年湖"},
+    {"code": "C-HPL", "name": "和平里社区", "short": "和平里",
+     # How residents reach the office and its 党群服务中心 (public numbers, made up).
+     "contact": {"phone": "010-6420-0001", "address": "和平里东街11号", "hours": "周一至周五 8:30-17:30",
+                 "center_name": "和平里社区党群服务中心", "center_phone": "010-6420-0002",
+                 "center_address": "和平里东街11号一层", "center_hours": "每天 8:30-20:00"}},
+    {"code": "C-QNH", "name": "青年湖社区", "short": "青年湖",
+     "contact": {"phone": "010-6420-0101", "address": "青年湖北街3号", "hours": "周一至周五 8:30-17:30",
+                 "center_name": "青年湖社区党群服务中心", "center_phone": "010-6420-0102",
+                 "center_address": "青年湖北街3号院内", "center_hours": "周一至周六 9:00-19:00"}},
 ]
 
 # Each estate is a convex quadrilateral given by its corners (SW, SE, NE, NW) in
@@ -496,6 +503,7 @@ def build() -> tuple[dict, dict]:
                 "code": community["code"],
                 "street": STREET["code"],
                 "name": community["name"],
+                **community["contact"],
                 "admins": [admin["code"]],
             }
         )

@@ -51,6 +51,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ticket.return": frozenset({R.community_admin, R.street_admin}),
     # the three rates: a secretary their grid, an admin their community's grids, a street admin the street's
     "stats.view": frozenset({R.secretary, R.community_admin, R.street_admin}),
+    # a resident's request to be called back (找个人给我打电话): its card, the phone, 已回电
+    "callback.handle": frozenset({R.grid_worker, R.community_admin}),
     # duties
     "duty.view": frozenset({R.member, R.secretary, R.community_admin, R.volunteer}),
     "event.manage": frozenset({R.secretary, R.community_admin}),

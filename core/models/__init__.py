@@ -9,6 +9,7 @@ from core.models.broadcasts import (
     BroadcastState,
     DeliveryState,
 )
+from core.models.callbacks import CallbackRequest, CallbackState
 from core.models.chat_state import IssuedButton, Prompt
 from core.models.duties import (
     Attendance,
@@ -67,6 +68,8 @@ __all__ = [
     "BroadcastAudience",
     "BroadcastDelivery",
     "BroadcastState",
+    "CallbackRequest",
+    "CallbackState",
     "DeliveryState",
     "Branch",
     "BranchMember",

@@ -25,6 +25,14 @@ class Community(TimestampMixin, Base):
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     street_id: Mapped[int] = mapped_column(ForeignKey("streets.id"), index=True)
+    # How residents reach the community office and its 党群服务中心 (public, from the registry).
+    phone: Mapped[str | None] = mapped_column(String(64), default=None)
+    address: Mapped[str | None] = mapped_column(Text, default=None)
+    hours: Mapped[str | None] = mapped_column(String(200), default=None)
+    center_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    center_phone: Mapped[str | None] = mapped_column(String(64), default=None)
+    center_address: Mapped[str | None] = mapped_column(Text, default=None)
+    center_hours: Mapped[str | None] = mapped_column(String(200), default=None)
 
     street: Mapped[Street] = relationship(back_populates="communities")
     grids: Mapped[list[Grid]] = relationship(back_populates="community")

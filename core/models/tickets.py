@@ -43,6 +43,7 @@ class TicketStatus(str, enum.Enum):
     rejected = "rejected"
     duplicate = "duplicate"
     reopened = "reopened"
+    withdrawn = "withdrawn"  # 撤回 by its reporter before anyone claimed it (core.ticket_changes)
 
 
 class TicketCounter(Base):
@@ -120,6 +121,12 @@ class TicketEvent(Base):
     )
     to_status: Mapped[TicketStatus] = mapped_column(SAEnum(TicketStatus, native_enum=False, length=16))
     note: Mapped[str | None] = mapped_column(Text, default=None)
+    # "status" for a move from → to; a change that leaves the status as it was (from = to) names
+    # itself: "supplement" (补充: text or photo), "category" (corrected by the reporter). See
+    # core.ticket_changes.
+    kind: Mapped[str] = mapped_column(String(16), default="status", server_default="status")
+    # codes and file ids of a change that is not a move: {"photo": file_id}, {"from": code, "to": code}
+    detail: Mapped[dict | None] = mapped_column(JSON, default=None)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")
 

@@ -110,5 +110,6 @@ def history_text(session: Session, ticket: Ticket, viewer: Person | None, *,
         who = (t("actor.system") if actor is None else t("actor.you") if viewer and actor.id == viewer.id
                else t("actor.resident") if actor.id in residents else first_name(actor))
         lines.append(t("history.line_note" if e.note else "history.line", at=local_time(e.at, tz),
-                       status=status_name(e.to_status), actor=who, note=e.note))
+                       status=status_name(e.to_status) if e.kind == "status" else t(f"event.{e.kind}"),
+                       actor=who, note=e.note))
     return "\n".join(lines)

@@ -139,6 +139,14 @@ class _Applier:
         return changed
 
 
+# A community's optional public contact details: its office and its 党群服务中心 (社区电话多少).
+COMMUNITY_CONTACT = ("phone", "address", "hours", "center_name", "center_phone", "center_address", "center_hours")
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value in (None, "") else str(value).strip()
+
+
 def _float_or_none(value: Any) -> float | None:
     return None if value in (None, "") else float(value)
 
@@ -153,7 +161,8 @@ def apply(data: RegistryInput, session: Session) -> ImportReport:
         a.upsert(Street, "streets", r.code, {"name": r.get("name")})
     for r in recs.get("communities", []):
         a.upsert(Community, "communities", r.code,
-                 {"name": r.get("name"), "street_id": a.id_of(Street, r.get("street"))})
+                 {"name": r.get("name"), "street_id": a.id_of(Street, r.get("street")),
+                  **{key: _text_or_none(r.get(key)) for key in COMMUNITY_CONTACT}})
     grid_codes_in_input = set()
     for r in recs.get("grids", []):
         grid_codes_in_input.add(r.code)

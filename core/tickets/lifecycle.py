@@ -4,7 +4,7 @@ Every change appends a TicketEvent (who, when, from → to, note); nothing else
 in the code base may assign `Ticket.status`. Legal moves follow BRIEF's loop:
 
     new → accepted → claimed → resolved → closed
-    side paths: escalated (and back), rejected, duplicate, reopened
+    side paths: escalated (and back), rejected, duplicate, reopened, withdrawn
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from core.models import (
 S = TicketStatus
 
 LEGAL_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
-    S.new: frozenset({S.accepted, S.escalated, S.rejected, S.duplicate}),
-    S.accepted: frozenset({S.claimed, S.escalated, S.rejected, S.duplicate}),
+    S.new: frozenset({S.accepted, S.escalated, S.rejected, S.duplicate, S.withdrawn}),
+    S.accepted: frozenset({S.claimed, S.escalated, S.rejected, S.duplicate, S.withdrawn}),
     S.claimed: frozenset({S.resolved, S.escalated, S.accepted}),  # → accepted: released
     S.escalated: frozenset({S.accepted, S.claimed, S.resolved, S.rejected}),  # handed back
     S.resolved: frozenset({S.closed, S.reopened}),
@@ -40,6 +40,7 @@ LEGAL_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.closed: frozenset(),
     S.rejected: frozenset(),
     S.duplicate: frozenset(),
+    S.withdrawn: frozenset(),  # 撤回 by the reporter before a claim (core.ticket_changes)
 }
 
 # Moves whose note is required, because the next reader needs to know why.

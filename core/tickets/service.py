@@ -33,7 +33,7 @@ from core.tickets.lifecycle import RATINGS, NewTicket, change_status, events_of,
 S = TicketStatus
 log = logging.getLogger("gridbot.workflow")
 
-OPEN = frozenset(S) - {S.closed, S.rejected, S.duplicate}
+OPEN = frozenset(S) - {S.closed, S.rejected, S.duplicate, S.withdrawn}
 
 
 # -- where a ticket belongs ----------------------------------------------------
@@ -243,7 +243,7 @@ def close_unrated(session: Session, now: datetime | None = None, days: int = 3) 
     """Close resolved tickets the residents left unrated for `days`; how many were closed."""
     now = now or utcnow()
     resolved_at = (select(TicketEvent.ticket_id, func.max(TicketEvent.at).label("at"))
-                   .where(TicketEvent.to_status == S.resolved).group_by(TicketEvent.ticket_id).subquery())
+                   .where(TicketEvent.to_status == S.resolved, TicketEvent.kind == "status").group_by(TicketEvent.ticket_id).subquery())
     stale = session.scalars(select(Ticket.id).join(resolved_at, resolved_at.c.ticket_id == Ticket.id)
                             .where(Ticket.status == S.resolved, resolved_at.c.at < now - timedelta(days=days))
                             .order_by(Ticket.id)).all()
