@@ -147,11 +147,12 @@ NOT_MODIFIED = "message is not modified"
 async def send_piece(bot: Bot, chat_id: int, piece: Piece) -> Message | None:
     """Make the piece's request; the message sent or edited (None: an edit that changed nothing)."""
     if piece.edit is not None:
+        inline = piece.markup if isinstance(piece.markup, InlineKeyboardMarkup) else None  # edits: inline only
         try:
             if piece.markup_only:
-                done = await bot.edit_message_reply_markup(chat_id, piece.edit, reply_markup=piece.markup)
+                done = await bot.edit_message_reply_markup(chat_id, piece.edit, reply_markup=inline)
             else:
-                done = await bot.edit_message_text(piece.text or "", chat_id, piece.edit, reply_markup=piece.markup)
+                done = await bot.edit_message_text(piece.text or "", chat_id, piece.edit, reply_markup=inline)
         except BadRequest as exc:
             if NOT_MODIFIED in exc.message.lower():
                 return None

@@ -92,12 +92,11 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: str
                 _finish(out, chat_id, message_id, None)
             elif what == "c":
                 assert code is not None
-                ticket_changes.recategorise(s, ticket_id, person, code)
-                ticket = s.get(Ticket, ticket_id)
-                assert ticket is not None
-                _finish(out, chat_id, message_id, t("change.recategorised", number=ticket.number,
-                                                    category=ticket.category.name,
-                                                    resolve=_days(ticket.category.resolve_minutes)))
+                event = ticket_changes.recategorise(s, ticket_id, person, code)
+                changed = event.ticket
+                _finish(out, chat_id, message_id, t("change.recategorised", number=changed.number,
+                                                    category=changed.category.name,
+                                                    resolve=_days(changed.category.resolve_minutes)))
             else:
                 ticket = _own_ticket(s, ticket_id, person)
                 prompts.ask(s, user.id, prompts.SUPPLEMENT, {"ticket": ticket.id})
@@ -164,14 +163,14 @@ async def on_prompt(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: p
     # PHONE: the skip button, a typed number, or something else entirely
     if photo is not None:
         return False
-    number = phones.normalise(text) if text else None
+    number = phones.typed(text) if text else None
 
     def answer(s: Session, out: Outgoing) -> bool:
         if text == t("phone.button_skip") or text in prompts.CANCEL_WORDS:
             prompts.clear(s, user.id, prompts.PHONE)
             out.send_with(chat_id, t("phone.skipped"), remove_keyboard=True)
             return True
-        if number is not None and len(text) <= 24:
+        if number is not None:
             prompts.clear(s, user.id, prompts.PHONE)
             phones.store(s, user.id, user.full_name, number)
             out.send_with(chat_id, t("phone.saved", masked=workflow.mask_phone(number)), remove_keyboard=True)

@@ -21,7 +21,16 @@ from sqlalchemy.orm import Session
 from core import audit, workflow
 from core.config import get_settings
 from core.messages import t
-from core.models import Building, CallbackRequest, CallbackState, Grid, Person, Role, RoleGrant, utcnow
+from core.models import (
+    Building,
+    CallbackRequest,
+    CallbackState,
+    Grid,
+    Person,
+    Role,
+    RoleGrant,
+    utcnow,
+)
 from core.outbox import enqueue
 from core.permissions import NotAllowed, Scope, allowed, scope_of_community, scope_of_grid
 

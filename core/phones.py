@@ -10,6 +10,7 @@ on cards, whole through 联系人 (core.workflow.contact_details) and callback r
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -25,11 +26,21 @@ MIN_DIGITS, MAX_DIGITS = 7, 15  # E.164 allows at most 15
 
 def normalise(phone: str) -> str | None:
     """"+86 138-0013-8000" → "+8613800138000"; None when it is no phone number."""
-    kept = _KEEP.sub("", phone.strip())
+    kept = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in _KEEP.sub("", phone.strip()))
     digits = kept.lstrip("+")
     if not digits.isdigit() or not MIN_DIGITS <= len(digits) <= MAX_DIGITS or "+" in digits:
         return None
     return ("+" if kept.startswith("+") else "") + digits
+
+
+_TYPED = re.compile(r"\+?[\d\s\-()]{7,24}")
+
+
+def typed(text: str) -> str | None:
+    """A number typed as the whole answer ("138 0013 8000"), normalised; None for anything else
+    (a message that merely holds digits, such as "12号楼1单元1201室漏水了", is no phone)."""
+    folded = unicodedata.normalize("NFKC", text.strip())
+    return normalise(folded) if _TYPED.fullmatch(folded) else None
 
 
 def store(session: Session, telegram_id: int, display_name: str, phone: str, *,

@@ -22,12 +22,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core import destinations, workflow
 from core.messages import t
-from core.models import Category, CategoryKind, Person, Ticket, TicketEvent, TicketFollower, TicketStatus, utcnow
+from core.models import (
+    Category,
+    CategoryKind,
+    Person,
+    Ticket,
+    TicketEvent,
+    TicketFollower,
+    TicketStatus,
+    utcnow,
+)
 from core.outbox import enqueue
 from core.permissions import NotAllowed
 from core.tickets import change_status
@@ -75,12 +84,16 @@ def _card_chats(session: Session, ticket: Ticket) -> list[int]:
 
 
 def handler_chats(session: Session, ticket: Ticket) -> list[int]:
-    """Who handles the ticket now: its claimer (privately) once claimed, else the card's chats."""
+    """Who handles the ticket now: its claimer (privately) once claimed, else the card's chats;
+    for a ticket no longer open (closed, say) the card's chats too: the branch decides again."""
+    chats: list[int] = []
     if ticket.claimed_by_id is not None:
         claimer = session.get(Person, ticket.claimed_by_id)
         if claimer is not None and claimer.telegram_id is not None:
-            return [claimer.telegram_id]
-    return _card_chats(session, ticket)
+            chats.append(claimer.telegram_id)
+    if not chats or ticket.status not in workflow.OPEN:
+        chats += _card_chats(session, ticket)
+    return list(dict.fromkeys(chats))
 
 
 def _tell(session: Session, ticket: Ticket, event: TicketEvent, chats: list[int], payload: dict[str, Any]) -> None:
@@ -180,7 +193,14 @@ def changeable(session: Session, person: Person, what: str, *, now: datetime | N
         raise ValueError(f"unknown change {what!r}")
     since = (now or utcnow()) - timedelta(days=FOLLOW_UP_DAYS)
     return [x for x in session.scalars(query.limit(50))
-            if x.status in workflow.OPEN or (x.status is S.closed and x.updated_at >= since)][:limit]
+            if x.status in workflow.OPEN or (x.status is S.closed and _closed_since(session, x, since))][:limit]
+
+
+def _closed_since(session: Session, ticket: Ticket, since: datetime) -> bool:
+    """Did the ticket close at or after `since` (by its closing event, not its last touch)?"""
+    closed_at = session.scalar(select(func.max(TicketEvent.at)).where(
+        TicketEvent.ticket_id == ticket.id, TicketEvent.to_status == S.closed, TicketEvent.kind == STATUS))
+    return closed_at is not None and closed_at >= since
 
 
 def still_there(text: str) -> bool:
@@ -207,6 +227,6 @@ def followup_target(session: Session, person: Person | None, category_code: str,
     if open_:
         return open_[0]
     if still_there(text):
-        closed = [x for x in mine if x.status is S.closed and x.updated_at >= since]
+        closed = [x for x in mine if x.status is S.closed and _closed_since(session, x, since)]
         return closed[0] if closed else None
     return None

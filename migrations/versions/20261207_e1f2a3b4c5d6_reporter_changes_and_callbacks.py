@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = 'e1f2a3b4c5d6'
 down_revision: str | None = 'd0e1f2a3b4c5'
 branch_labels: str | Sequence[str] | None = None

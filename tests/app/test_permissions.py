@@ -88,6 +88,7 @@ PINNED: dict[str, set[Role]] = {
     "ticket.list": {R.secretary, R.grid_worker, R.community_admin, R.street_admin},
     "ticket.assign": {R.secretary, R.grid_worker, R.community_admin},
     "ticket.return": {R.community_admin, R.street_admin},
+    "callback.handle": {R.grid_worker, R.community_admin},
     "event.manage": {R.secretary, R.community_admin},
     "event.report": {R.secretary, R.community_admin, R.street_admin},
     "shift.manage": {R.secretary, R.community_admin},

@@ -289,3 +289,20 @@ def test_a_person_to_talk_to_and_the_community_phone(factory: sessionmaker[Sessi
         assert s.scalar(select(TicketEvent.id).join(Ticket).where(Ticket.reporter_id == me.id)) is None
     logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     assert "1371234" not in logged and logged  # INFO lines were written, without the number
+
+
+def test_someone_not_bound_is_asked_to_start_and_gets_the_community_phones(
+        factory: sessionmaker[Session], rasa_stack: Stack) -> None:
+    stranger = 720000007
+
+    async def scenario() -> None:
+        async with journey(factory, rasa_stack.rasa_url) as j:
+            answers = await j.say(stranger, "转人工")
+            assert answers[0].startswith(t("callback.bind_first")), answers
+            answer = "\n".join(answers)
+            assert "010-6420-0001" in answer and "010-6420-0101" in answer  # both communities
+
+    asyncio.run(scenario())
+    with factory() as s:
+        me = s.scalars(select(Person).where(Person.telegram_id == stranger)).one()
+        assert s.scalar(select(CallbackRequest.id).where(CallbackRequest.person_id == me.id)) is None

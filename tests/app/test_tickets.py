@@ -35,6 +35,7 @@ PATH_TO = {
     S.escalated: [S.escalated],
     S.rejected: [S.rejected],
     S.duplicate: [S.duplicate],
+    S.withdrawn: [S.accepted, S.withdrawn],  # 撤回 by the reporter (core.ticket_changes)
 }
 
 

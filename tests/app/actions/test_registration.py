@@ -31,7 +31,7 @@ def test_the_domain_registers_exactly_the_action_classes(deps: Deps) -> None:
     names = {cls(deps).name() for cls in _classes()}  # type: ignore[call-arg]
     custom = {a for a in domain()["actions"] if a.startswith(("action_", "validate_"))}
     assert names == custom
-    assert len(names) == 20
+    assert len(names) == 25
 
 
 def test_the_server_serves_every_action_class_with_the_dependencies(deps: Deps) -> None:
