@@ -28,6 +28,13 @@ from sanic.response import HTTPResponse
 from actions.deps import Deps
 from actions.duties import ActionMyDuties, ActionRsvp
 from actions.emergency import ActionEmergencyOver, ActionFileEmergency
+from actions.followup import (
+    ActionAddToTicket,
+    ActionCommunityContact,
+    ActionFixTicketCategory,
+    ActionRequestCallback,
+    ActionWithdrawTicket,
+)
 from actions.rating import ActionRate
 from actions.report_form import (
     ActionAddPhoto,
@@ -105,7 +112,9 @@ def action_classes() -> list[Callable[[Deps], Action]]:
     return [ActionStartReport, ValidateReportForm, ActionAskCategory, ActionAskPlace, ActionAskDescription,
             ActionReportSummary, ActionAddPhoto, ActionSubmitReport, ActionCancelReport, ActionJoinTicket,
             ActionTriage, ActionFileEmergency, ActionCheckStatus, ActionHelp, ActionMyDuties, ActionRsvp,
-            ActionReply, ActionRemindPending, ActionEmergencyOver, ActionRate]
+            ActionReply, ActionRemindPending, ActionEmergencyOver, ActionRate,
+            ActionWithdrawTicket, ActionFixTicketCategory, ActionAddToTicket, ActionRequestCallback,
+            ActionCommunityContact]
 
 
 def build_app(deps: Deps) -> Sanic:

@@ -199,7 +199,7 @@ class ActionStartReport(GridAction):
             return [*events, SlotSet("category", None), SlotSet("category_candidates", others[:5] + ["other"])]
 
         common.safety_first(dispatcher, tracker)
-        if (followed_up := followup.attach_if_own(dispatcher, tracker)) is not None:
+        if (followed_up := followup.attach_if_own(self.deps, dispatcher, tracker)) is not None:
             return followed_up  # her own ticket of this already took it (actions/followup.py)
         if tracker.latest_message.get("out_of_scope_also"):
             dispatcher.utter_message(text=t("report.also_out_of_scope"))

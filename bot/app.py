@@ -410,7 +410,7 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         await schedule_chat.on_press(update, context, data)  # type: ignore[arg-type]
         return
     if followup.is_press(data):
-        await followup.on_press(update, context, data)  # type: ignore[arg-type]
+        await followup.on_press(update, context, data, svc.settings.tz)  # type: ignore[arg-type]
         await svc.dispatch()
         return
     if isinstance(data, str):

@@ -179,7 +179,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
                 show(out, label)
                 return
             show(out, t("bind.done", place=label) + "\n" + t("bind.consent_yes" if consent else "bind.consent_no"))
-            person = workflow.person_by_telegram(s, user.id)
+            person = residents.person_by_telegram(s, user.id)
             if consent and person is not None and not person.phone:  # follow-up needs a number (bot/followup.py)
                 followup.ask_phone(out, s, user.id, chat_id)
 

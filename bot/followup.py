@@ -3,12 +3,12 @@
 - Buttons the actions (actions/followup.py) offer on the reporter's own tickets, data in the
   database like every button: "rc:w:<id>" 撤回, "rc:c:<id>" 改类别 (shows the categories),
   "rc:c:<id>:<code>" the new category, "rc:s:<id>" 补充 (asks for the text or photo: a prompt,
-  core.prompts.SUPPLEMENT, whose answer is her next private message, also after a restart).
-  Every press goes through core.ticket_changes, which checks afresh who may change what.
+  core.messaging.prompts.SUPPLEMENT, whose answer is her next private message, also after a restart).
+  Every press goes through core.tickets.changes, which checks afresh who may change what.
 - The phone: after 同意 at /start (bot/binding.py) and when a callback request finds no phone,
-  the bot asks with Telegram's share-contact button (prompt core.prompts.PHONE). Her own
-  contact (user id = sender) is stored (core.phones); someone else's card is not.
-- The callback request's card (core.callbacks): "cb:contact:<id>" shows the phone as an alert
+  the bot asks with Telegram's share-contact button (prompt core.messaging.prompts.PHONE). Her own
+  contact (user id = sender) is stored (core.people.phones); someone else's card is not.
+- The callback request's card (core.people.callbacks): "cb:contact:<id>" shows the phone as an alert
   only the presser sees (audited), "cb:done:<id>" marks it 已回电 and the card says so.
 """
 
@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.replies import Outgoing, respond, take_answer
-from core import callbacks, phones, prompts, ticket_changes, workflow
+from core.access.permissions import NotAllowed
 from core.messages import t
-from core.models import Category, CategoryKind, Ticket
-from core.permissions import NotAllowed
+from core.messaging import prompts
+from core.people import callbacks, phones, residents
+from core.presentation import cards
+from core.tickets import changes
 
 log = logging.getLogger("gridbot.bot.followup")
 PROMPTS = frozenset({prompts.SUPPLEMENT, prompts.PHONE})
@@ -50,14 +53,12 @@ def ask_phone(out: Outgoing, s: Session, user_id: int, chat_id: int) -> None:
     out.send_with(chat_id, t("phone.ask"), **phones.keyboard())
 
 
-def _category_buttons(s: Session, ticket: Ticket) -> list[list[dict[str, Any]]]:
-    categories = [c for c in s.query(Category).filter(Category.active.is_(True)).order_by(Category.code)
-                  if c.kind is not CategoryKind.emergency and c.code != ticket.category_code]
-    buttons = [{"text": c.name, "callback_data": f"rc:c:{ticket.id}:{c.code}"} for c in categories]
+def _category_buttons(ticket_id: int, choices: list[tuple[str, str]]) -> list[list[dict[str, Any]]]:
+    buttons = [{"text": name, "callback_data": f"rc:c:{ticket_id}:{code}"} for code, name in choices]
     return [buttons[i:i + 3] for i in range(0, len(buttons), 3)]
 
 
-async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: str) -> None:
+async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: str, tz: ZoneInfo) -> None:
     """A press on one of this module's buttons (is_press(data) is true)."""
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
@@ -67,7 +68,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: str
 
     def work(s: Session, out: Outgoing) -> tuple[str | None, bool]:
         """(the answer to the press, shown as an alert?)"""
-        person = workflow.person_by_telegram(s, user.id)
+        person = residents.person_by_telegram(s, user.id)
         try:
             if request is not None:
                 action, request_id = request
@@ -75,30 +76,30 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: str
                     return callbacks.contact(s, request_id, person), True
                 row = callbacks.mark_done(s, request_id, person)
                 if message_id is not None:
-                    card = callbacks.card_payload(s, row)
+                    card = callbacks.card_payload(s, row, tz=tz)
                     assert person is not None
                     out.edit(chat_id, message_id, card["text"] + "\n" + t(
-                        "callback.done_line", id=row.id, handler=workflow.first_name(person)))
+                        "callback.done_line", id=row.id, handler=residents.first_name(person)))
                 return t("callback.done_toast"), False
             assert parsed is not None
             what, ticket_id, code = parsed
             if what == "w":
-                ticket = ticket_changes.withdraw(s, ticket_id, person)
+                ticket = changes.withdraw(s, ticket_id, person)
                 _finish(out, chat_id, message_id, t("change.withdrawn", number=ticket.number))
             elif what == "c" and code is None:
-                ticket = _own_ticket(s, ticket_id, person)
+                ticket = changes.own(s, ticket_id, person)
                 out.send(chat_id, t("change.pick_new_category", number=ticket.number, category=ticket.category.name),
-                         _category_buttons(s, ticket))
+                         _category_buttons(ticket.id, changes.other_categories(s, ticket)))
                 _finish(out, chat_id, message_id, None)
             elif what == "c":
                 assert code is not None
-                event = ticket_changes.recategorise(s, ticket_id, person, code)
+                event = changes.recategorise(s, ticket_id, person, code, tz=tz)
                 changed = event.ticket
                 _finish(out, chat_id, message_id, t("change.recategorised", number=changed.number,
                                                     category=changed.category.name,
                                                     resolve=_days(changed.category.resolve_minutes)))
             else:
-                ticket = _own_ticket(s, ticket_id, person)
+                ticket = changes.own(s, ticket_id, person)
                 prompts.ask(s, user.id, prompts.SUPPLEMENT, {"ticket": ticket.id})
                 out.send(chat_id, t("change.ask_supplement", number=ticket.number))
                 _finish(out, chat_id, message_id, None)
@@ -108,15 +109,6 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: str
 
     (answer, alert), _ = await respond(context, work)
     await query.answer(answer, show_alert=alert)
-
-
-def _own_ticket(s: Session, ticket_id: int, person: Any) -> Ticket:
-    ticket = s.get(Ticket, ticket_id)
-    if ticket is None:
-        raise NotAllowed(t("ticket.not_found"))
-    if person is None or ticket.reporter_id != person.id:
-        raise NotAllowed(t("change.not_yours"))
-    return ticket
 
 
 def _finish(out: Outgoing, chat_id: int, message_id: int | None, text: str | None) -> None:
@@ -149,13 +141,12 @@ async def on_prompt(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: p
                 return
             prompts.clear(s, user.id, prompts.SUPPLEMENT)
             try:
-                event = ticket_changes.supplement(s, ticket_id, workflow.person_by_telegram(s, user.id), text, photo)
+                event = changes.supplement(s, ticket_id, residents.person_by_telegram(s, user.id), text, photo)
             except NotAllowed as exc:
                 out.send(chat_id, str(exc))
                 return
-            ticket = s.get(Ticket, event.ticket_id)
-            assert ticket is not None
-            out.send(chat_id, t("change.supplemented", number=ticket.number, status=workflow.status_name(ticket.status)))
+            ticket = event.ticket
+            out.send(chat_id, t("change.supplemented", number=ticket.number, status=cards.status_name(ticket.status)))
 
         await respond(context, add)
         return True
@@ -173,7 +164,7 @@ async def on_prompt(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: p
         if number is not None:
             prompts.clear(s, user.id, prompts.PHONE)
             phones.store(s, user.id, user.full_name, number)
-            out.send_with(chat_id, t("phone.saved", masked=workflow.mask_phone(number)), remove_keyboard=True)
+            out.send_with(chat_id, t("phone.saved", masked=cards.mask_phone(number)), remove_keyboard=True)
             return True
         prompts.clear(s, user.id, prompts.PHONE)  # words: the question is over, the words go on
         return False
@@ -200,6 +191,6 @@ async def on_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
             out.send(chat_id, t("phone.invalid"))
             return
         prompts.clear(s, user.id, prompts.PHONE)
-        out.send_with(chat_id, t("phone.saved", masked=workflow.mask_phone(person.phone)), remove_keyboard=True)
+        out.send_with(chat_id, t("phone.saved", masked=cards.mask_phone(person.phone)), remove_keyboard=True)
 
     await respond(context, work)

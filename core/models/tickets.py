@@ -43,7 +43,7 @@ class TicketStatus(str, enum.Enum):
     rejected = "rejected"
     duplicate = "duplicate"
     reopened = "reopened"
-    withdrawn = "withdrawn"  # 撤回 by its reporter before anyone claimed it (core.ticket_changes)
+    withdrawn = "withdrawn"  # 撤回 by its reporter before anyone claimed it (core.tickets.changes)
 
 
 class TicketCounter(Base):
@@ -123,7 +123,7 @@ class TicketEvent(Base):
     note: Mapped[str | None] = mapped_column(Text, default=None)
     # "status" for a move from → to; a change that leaves the status as it was (from = to) names
     # itself: "supplement" (补充: text or photo), "category" (corrected by the reporter). See
-    # core.ticket_changes.
+    # core.tickets.changes.
     kind: Mapped[str] = mapped_column(String(16), default="status", server_default="status")
     # codes and file ids of a change that is not a move: {"photo": file_id}, {"from": code, "to": code}
     detail: Mapped[dict | None] = mapped_column(JSON, default=None)

@@ -40,7 +40,7 @@ LEGAL_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
     S.closed: frozenset(),
     S.rejected: frozenset(),
     S.duplicate: frozenset(),
-    S.withdrawn: frozenset(),  # 撤回 by the reporter before a claim (core.ticket_changes)
+    S.withdrawn: frozenset(),  # 撤回 by the reporter before a claim (core.tickets.changes)
 }
 
 # Moves whose note is required, because the next reader needs to know why.

@@ -1,5 +1,6 @@
-"""The reporter's changes to a filed ticket (core.ticket_changes), callback requests
-(core.callbacks), phones (core.phones) and the community's contact details (core.community_info),
+"""The reporter's changes to a filed ticket (core.tickets.changes), callback requests
+(core.people.callbacks), phones (core.people.phones) and the community's contact details
+(core.places.contacts),
 on SQLite and PostgreSQL with the demo registry."""
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core import audit, callbacks, community_info, phones, prompts, ticket_changes, workflow
+from core import audit
+from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
+from core.messaging import prompts
 from core.models import (
     Building,
     CallbackState,
@@ -24,8 +27,12 @@ from core.models import (
     TicketEvent,
     TicketStatus,
 )
-from core.permissions import NotAllowed
-from core.tickets import NewTicket
+from core.people import callbacks, phones
+from core.places import contacts as community_info
+from core.presentation import cards
+from core.tickets import changes as ticket_changes
+from core.tickets import service as workflow
+from core.tickets.lifecycle import NewTicket
 
 TZ = ZoneInfo("Asia/Shanghai")
 S = TicketStatus
@@ -80,7 +87,7 @@ def test_withdraw_before_a_claim_only_by_the_reporter(demo_factory: sessionmaker
 def test_correct_the_category_before_a_claim_moves_the_due_times(demo_factory: sessionmaker[Session]) -> None:
     with session_scope(demo_factory) as s:
         ticket = report(s, category="sanitation")  # general: 7 days
-        event = ticket_changes.recategorise(s, ticket.id, who(s, REPORTER), "elevator", now=T0 + HOUR)
+        event = ticket_changes.recategorise(s, ticket.id, who(s, REPORTER), "elevator", tz=TZ, now=T0 + HOUR)
         assert (event.kind, event.from_status, event.to_status) == ("category", S.accepted, S.accepted)
         assert event.detail == {"from": "sanitation", "to": "elevator"}
         assert ticket.category_code == "elevator"
@@ -89,13 +96,13 @@ def test_correct_the_category_before_a_claim_moves_the_due_times(demo_factory: s
         assert card.chat_id == BRANCH_CHAT and "电梯" in card.payload["text"] and card.payload["buttons"]
         for code in ("elevator", "emergency", "no_such_category"):
             with pytest.raises(NotAllowed):
-                ticket_changes.recategorise(s, ticket.id, who(s, REPORTER), code)
+                ticket_changes.recategorise(s, ticket.id, who(s, REPORTER), code, tz=TZ)
         with pytest.raises(NotAllowed, match=t("change.not_yours")):
-            ticket_changes.recategorise(s, ticket.id, who(s, NEIGHBOUR), "noise")
+            ticket_changes.recategorise(s, ticket.id, who(s, NEIGHBOUR), "noise", tz=TZ)
         workflow.claim(s, ticket.id, who(s, MEMBER))
         with pytest.raises(NotAllowed):
-            ticket_changes.recategorise(s, ticket.id, who(s, REPORTER), "noise")
-        lines = workflow.history_text(s, ticket, who(s, REPORTER), tz=TZ).splitlines()
+            ticket_changes.recategorise(s, ticket.id, who(s, REPORTER), "noise", tz=TZ)
+        lines = cards.history_text(s, ticket, who(s, REPORTER), tz=TZ).splitlines()
         assert any(t("event.category") in x and "环境卫生 → 电梯" in x for x in lines), lines
 
 
@@ -142,7 +149,7 @@ def test_follow_up_target_is_her_own_open_or_recently_closed_ticket(demo_factory
 
         workflow.claim(s, ticket.id, who(s, MEMBER), now=T0 + HOUR)
         workflow.resolve(s, ticket.id, who(s, MEMBER), "已修好", now=T0 + 2 * HOUR)
-        workflow.rate(s, ticket.id, me, 3, now=T0 + 3 * HOUR)
+        workflow.rate(s, ticket.id, me, 3, tz=TZ, now=T0 + 3 * HOUR)
         assert ticket.status is S.closed
         now = T0 + 2 * DAY
         assert ticket_changes.followup_target(s, me, "elevator", "电梯还是不动，根本没修好", now=now) == ticket
@@ -159,12 +166,12 @@ def test_follow_up_target_is_her_own_open_or_recently_closed_ticket(demo_factory
 def test_callback_request_card_permissions_and_audit(demo_factory: sessionmaker[Session]) -> None:
     with session_scope(demo_factory) as s:
         resident = who(s, REPORTER)  # bound to a building of G-HPL-01, phone in the registry
-        row, new = callbacks.request(s, resident, "找个人给我打电话", now=T0)
+        row, new = callbacks.request(s, resident, "找个人给我打电话", tz=TZ, now=T0)
         assert new and row is not None and row.state is CallbackState.open
         [card] = [m for m in s.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key.like("callback:%")))]
         assert card.chat_id == who(s, WORKER).telegram_id
         assert "****0071" in card.payload["text"] and "13800000071" not in card.payload["text"]
-        assert callbacks.request(s, resident, "转人工", now=T0 + HOUR) == (row, False)
+        assert callbacks.request(s, resident, "转人工", tz=TZ, now=T0 + HOUR) == (row, False)
 
         for outsider in (who(s, OTHER_WORKER), who(s, MEMBER), resident):
             with pytest.raises(NotAllowed, match=t("callback.deny")):
@@ -184,7 +191,7 @@ def test_callback_request_card_permissions_and_audit(demo_factory: sessionmaker[
         stranger = Person(telegram_id=790000001, display_name="路人")  # bound nowhere: nobody to ask
         s.add(stranger)
         s.flush()
-        assert callbacks.request(s, stranger, "转人工") == (None, False)
+        assert callbacks.request(s, stranger, "转人工", tz=TZ) == (None, False)
 
 
 def test_phones_are_normalised_stored_audited_and_asked_with_the_button(demo_factory: sessionmaker[Session]) -> None:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import audit, workflow
-from core.config import get_settings
+from core import audit
+from core.access.permissions import NotAllowed, Scope, allowed, scope_of_community, scope_of_grid
 from core.messages import t
+from core.messaging.outbox import enqueue
 from core.models import (
     Building,
     CallbackRequest,
@@ -31,8 +33,7 @@ from core.models import (
     RoleGrant,
     utcnow,
 )
-from core.outbox import enqueue
-from core.permissions import NotAllowed, Scope, allowed, scope_of_community, scope_of_grid
+from core.presentation.cards import mask_name, mask_phone
 
 log = logging.getLogger("gridbot.callbacks")
 OPEN_FOR = timedelta(hours=24)  # an open request this young is the one a second ask finds
@@ -60,13 +61,13 @@ def scope_of(session: Session, request: CallbackRequest) -> Scope:
     return scope_of_community(request.community_id) if request.community_id is not None else Scope()
 
 
-def card_payload(session: Session, request: CallbackRequest) -> dict[str, Any]:
+def card_payload(session: Session, request: CallbackRequest, *, tz: ZoneInfo) -> dict[str, Any]:
     person = session.get(Person, request.person_id)
     assert person is not None
     building = session.get(Building, person.building_id) if person.building_id is not None else None
-    at = request.created_at.astimezone(get_settings().tz).strftime("%m-%d %H:%M")
-    text = t("callback.card", id=request.id, name=workflow.mask_name(person.display_name),
-             phone=workflow.mask_phone(person.phone), place=building.address if building else t("card.place_unknown"),
+    at = request.created_at.astimezone(tz).strftime("%m-%d %H:%M")
+    text = t("callback.card", id=request.id, name=mask_name(person.display_name),
+             phone=mask_phone(person.phone), place=building.address if building else t("card.place_unknown"),
              said=request.said or "", at=at)
     return {"text": text, "buttons": [[{"text": t(f"callback.button_{b}"), "callback_data": f"cb:{b}:{request.id}"}
                                        for b in BUTTONS]]}
@@ -79,7 +80,7 @@ def open_request(session: Session, person: Person, now: datetime | None = None) 
         CallbackRequest.created_at >= since).order_by(CallbackRequest.id.desc()).limit(1))
 
 
-def request(session: Session, person: Person, said: str | None, *,
+def request(session: Session, person: Person, said: str | None, *, tz: ZoneInfo,
             now: datetime | None = None) -> tuple[CallbackRequest | None, bool]:
     """(the request, True when new); (None, False) when nobody can take it (the resident is not
     bound to a building, so no grid or community is known)."""
@@ -95,7 +96,7 @@ def request(session: Session, person: Person, said: str | None, *,
                           said=(said or "").strip()[:500] or None, state=CallbackState.open, created_at=now)
     session.add(row)
     session.flush()
-    card = card_payload(session, row)
+    card = card_payload(session, row, tz=tz)
     for handler in handlers(session, row):
         assert handler.telegram_id is not None
         enqueue(session, dedupe_key=f"callback:{row.id}:{handler.telegram_id}", kind="card",

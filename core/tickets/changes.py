@@ -1,7 +1,7 @@
 """What a ticket's reporter may change after filing it, each change a TicketEvent.
 
 - 撤回 (withdraw): before anyone claimed it (new, accepted) the ticket moves to `withdrawn`
-  through core.tickets.change_status; whoever got its card is told.
+  through core.tickets.lifecycle.change_status; whoever got its card is told.
 - 补充 (supplement): text and/or a photo, at any time; an event of kind "supplement" that
   leaves the status as it was (from = to); the photo joins the ticket's photos. The handler
   is told: the claimer in private once someone claimed it, else whoever got the card.
@@ -13,7 +13,7 @@
 
 Only the reporter may make these changes (not followers, not handlers). Every function works
 in the caller's transaction, locks the ticket's row and checks afresh, and never commits;
-refusals are core.permissions.NotAllowed with a Chinese reason. Notices are outbox rows keyed
+refusals are core.access.permissions.NotAllowed with a Chinese reason. Notices are outbox rows keyed
 by the event, so a retried call never queues one twice.
 """
 
@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import destinations, workflow
+from core.access.permissions import NotAllowed
 from core.messages import t
+from core.messaging.outbox import enqueue
 from core.models import (
     Category,
     CategoryKind,
@@ -37,9 +39,10 @@ from core.models import (
     TicketStatus,
     utcnow,
 )
-from core.outbox import enqueue
-from core.permissions import NotAllowed
-from core.tickets import change_status
+from core.presentation import cards
+from core.tickets import destinations
+from core.tickets.lifecycle import change_status
+from core.tickets.service import OPEN
 
 S = TicketStatus
 STATUS, SUPPLEMENT, CATEGORY = "status", "supplement", "category"  # TicketEvent.kind
@@ -73,7 +76,7 @@ def _event(session: Session, ticket: Ticket, person: Person, kind: str, note: st
 
 
 def _card_chats(session: Session, ticket: Ticket) -> list[int]:
-    """Every chat that got the ticket's card (core.destinations), plus the community's admins
+    """Every chat that got the ticket's card (core.tickets.destinations), plus the community's admins
     once it was escalated to them."""
     chats: list[int] = []
     for destination in destinations.for_new_ticket(destinations.situation(session, ticket)):
@@ -91,7 +94,7 @@ def handler_chats(session: Session, ticket: Ticket) -> list[int]:
         claimer = session.get(Person, ticket.claimed_by_id)
         if claimer is not None and claimer.telegram_id is not None:
             chats.append(claimer.telegram_id)
-    if not chats or ticket.status not in workflow.OPEN:
+    if not chats or ticket.status not in OPEN:
         chats += _card_chats(session, ticket)
     return list(dict.fromkeys(chats))
 
@@ -109,7 +112,7 @@ def withdraw(session: Session, ticket_id: int, person: Person | None, *, now: da
     ticket = _own(session, ticket_id, person)
     assert person is not None
     if ticket.status not in BEFORE_CLAIM:
-        raise NotAllowed(t("change.withdraw_too_late", number=ticket.number, status=workflow.status_name(ticket.status)))
+        raise NotAllowed(t("change.withdraw_too_late", number=ticket.number, status=cards.status_name(ticket.status)))
     event = change_status(session, ticket, S.withdrawn, actor=person, note=t("note.withdrawn"), now=now or utcnow())
     _tell(session, ticket, event, _card_chats(session, ticket), {"text": t("line.withdrawn", number=ticket.number)})
     followers = select(TicketFollower.person_id).where(TicketFollower.ticket_id == ticket.id).order_by(TicketFollower.id)
@@ -143,7 +146,7 @@ def supplement(session: Session, ticket_id: int, person: Person | None, text: st
     if photo and photo not in (ticket.photo_file_ids or []):
         ticket.photo_file_ids = [*(ticket.photo_file_ids or []), photo]  # a new list: JSON columns see assignment
     words = text or t("change.photo_only")
-    payload: dict[str, Any] = {"text": t("line.supplement", number=ticket.number, status=workflow.status_name(ticket.status),
+    payload: dict[str, Any] = {"text": t("line.supplement", number=ticket.number, status=cards.status_name(ticket.status),
                                          text=words)}
     if photo:
         payload["photo"] = photo
@@ -152,12 +155,12 @@ def supplement(session: Session, ticket_id: int, person: Person | None, text: st
 
 
 def recategorise(session: Session, ticket_id: int, person: Person | None, category_code: str, *,
-                 now: datetime | None = None) -> TicketEvent:
+                 tz: ZoneInfo, now: datetime | None = None) -> TicketEvent:
     """更正类别 before anyone claimed it: the due times follow the new category's limits."""
     ticket = _own(session, ticket_id, person)
     assert person is not None
     if ticket.status not in BEFORE_CLAIM:
-        raise NotAllowed(t("change.category_too_late", number=ticket.number, status=workflow.status_name(ticket.status)))
+        raise NotAllowed(t("change.category_too_late", number=ticket.number, status=cards.status_name(ticket.status)))
     category = session.get(Category, category_code)
     if category is None or not category.active or category.kind is CategoryKind.emergency or ticket.urgent:
         raise NotAllowed(t("change.category_not_possible"))
@@ -169,13 +172,30 @@ def recategorise(session: Session, ticket_id: int, person: Person | None, catego
     ticket.resolve_due_at = ticket.created_at + timedelta(minutes=category.resolve_minutes)
     event = _event(session, ticket, person, CATEGORY, t("note.recategorised", old=old.name, new=category.name),
                    {"from": old.code, "to": category.code}, now or utcnow())
-    card = workflow.card_payload(session, ticket, lead=t("card.recategorised", number=ticket.number, old=old.name,
+    card = cards.card_payload(session, ticket, tz=tz, lead=t("card.recategorised", number=ticket.number, old=old.name,
                                                           new=category.name))
     _tell(session, ticket, event, _card_chats(session, ticket), card)
     return event
 
 
 # -- which of the reporter's tickets ----------------------------------------------------------
+
+def own(session: Session, ticket_id: int, person: Person | None) -> Ticket:
+    """The ticket if `person` reported it, else NotAllowed (a read: no lock)."""
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotAllowed(t("ticket.not_found"))
+    if person is None or ticket.reporter_id != person.id:
+        raise NotAllowed(t("change.not_yours"))
+    return ticket
+
+
+def other_categories(session: Session, ticket: Ticket) -> list[tuple[str, str]]:
+    """(code, name) of the categories the ticket may be corrected to: active, no emergency, not its own."""
+    query = select(Category).where(Category.active.is_(True)).order_by(Category.code)
+    return [(c.code, c.name) for c in session.scalars(query)
+            if c.kind is not CategoryKind.emergency and c.code != ticket.category_code]
+
 
 def changeable(session: Session, person: Person, what: str, *, now: datetime | None = None,
                limit: int = 5) -> list[Ticket]:
@@ -193,7 +213,7 @@ def changeable(session: Session, person: Person, what: str, *, now: datetime | N
         raise ValueError(f"unknown change {what!r}")
     since = (now or utcnow()) - timedelta(days=FOLLOW_UP_DAYS)
     return [x for x in session.scalars(query.limit(50))
-            if x.status in workflow.OPEN or (x.status is S.closed and _closed_since(session, x, since))][:limit]
+            if x.status in OPEN or (x.status is S.closed and _closed_since(session, x, since))][:limit]
 
 
 def _closed_since(session: Session, ticket: Ticket, since: datetime) -> bool:
@@ -223,7 +243,7 @@ def followup_target(session: Session, person: Person | None, category_code: str,
     if building_id is not None:
         query = query.where((Ticket.building_id == building_id) | Ticket.building_id.is_(None))
     mine = list(session.scalars(query))
-    open_ = [x for x in mine if x.status in workflow.OPEN]
+    open_ = [x for x in mine if x.status in OPEN]
     if open_:
         return open_[0]
     if still_there(text):

@@ -3,8 +3,8 @@
 After 同意 to follow-up at /start the bot asks for it with a reply-keyboard button; Telegram
 then sends the person's own contact. Only a contact whose user id is the sender's is taken
 (anyone can forward someone else's card). Storing it is audited (`resident.phone`, without the
-number); the number is never logged. It reaches handlers only as core.permissions allows: masked
-on cards, whole through 联系人 (core.workflow.contact_details) and callback requests.
+number); the number is never logged. It reaches handlers only as core.access.permissions allows: masked
+on cards, whole through 联系人 (core.tickets.service.contact_details) and callback requests.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from core import audit, prompts, workflow
+from core import audit
 from core.messages import t
+from core.messaging import prompts
+from core.messaging.outbox import enqueue
 from core.models import Person, utcnow
-from core.outbox import enqueue
+from core.people import residents
 
 _KEEP = re.compile(r"[^\d+]")
 MIN_DIGITS, MAX_DIGITS = 7, 15  # E.164 allows at most 15
@@ -49,7 +51,7 @@ def store(session: Session, telegram_id: int, display_name: str, phone: str, *,
     number = normalise(phone)
     if number is None:
         return None
-    person = workflow.reporter_for(session, telegram_id, display_name)
+    person = residents.reporter_for(session, telegram_id, display_name)
     assert person is not None
     changed = person.phone != number
     person.phone = number
@@ -65,7 +67,7 @@ def keyboard() -> dict[str, dict[str, str]]:
 
 def ask(session: Session, telegram_id: int, *, text: str | None = None, now: datetime | None = None) -> None:
     """Ask for the phone with the share-contact button, from outside a bot handler (an action):
-    the question is a prompt (core.prompts.PHONE) and an outbox notice, in the caller's transaction."""
+    the question is a prompt (core.messaging.prompts.PHONE) and an outbox notice, in the caller's transaction."""
     now = now or utcnow()
     prompts.ask(session, telegram_id, prompts.PHONE, {}, now=now)
     enqueue(session, dedupe_key=f"ask-phone:{telegram_id}:{now.timestamp():.0f}", kind="notice", chat_id=telegram_id,
