@@ -40,7 +40,7 @@ COMPLAINT_PREFIX = "complaint_"
 SURE_CONFIDENCE = 0.55  # below this the resident picks among the top categories
 MIN_DESCRIPTION = 4  # characters left once places and fillers are removed
 # Intents that interrupt the form instead of answering its question.
-INTERRUPTIONS = {"cancel", "emergency", "change_category", "share_photo", "join_ticket", "check_status", "help"}
+INTERRUPTIONS = {"cancel", "emergency", "change_category", "share_photo", "join_ticket", "check_status", "help", "request_callback", "community_contact"}
 REPORT_SLOTS = ("category", "category_candidates", "place", "place_candidates", "building_code",
                 "landmark_code", "grid_code", "latitude", "longitude", "description", "photo_ids",
                 "duplicate_ticket", "form_failures", "report_id", "more_reports")

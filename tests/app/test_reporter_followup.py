@@ -306,3 +306,21 @@ def test_someone_not_bound_is_asked_to_start_and_gets_the_community_phones(
     with factory() as s:
         me = s.scalars(select(Person).where(Person.telegram_id == stranger)).one()
         assert s.scalar(select(CallbackRequest.id).where(CallbackRequest.person_id == me.id)) is None
+
+
+def test_asking_for_a_person_in_the_middle_of_a_report_ends_the_form(
+        factory: sessionmaker[Session], rasa_stack: Stack) -> None:
+    resident = 720000008  # not bound: the form has to ask where
+
+    async def scenario() -> None:
+        async with journey(factory, rasa_stack.rasa_url) as j:
+            asked = await j.say(resident, "路灯坏了好几天了，晚上黑乎乎的")
+            assert t("report.ask_place") in asked, asked
+            answers = await j.say(resident, "转人工")  # not taken as the place
+            assert answers[0].startswith(t("callback.bind_first")), answers
+            assert not any(t("report.place_unknown") in x for x in answers)
+            info = await j.say(resident, "社区电话多少")
+            assert any("010-6420-0001" in x for x in info), info
+            assert not any(t("report.place_unknown") in x for x in info)
+
+    asyncio.run(scenario())
