@@ -14,6 +14,7 @@ Input, one per line::
     @press 2                 press button 2 of the last buttons printed (any chat)
     @location 39.93 116.44   share a location
     @photo [说明]             send a photo (a made-up file_id; downloads give a small JPEG)
+    @contact [电话]           press 发送我的手机号: the user's own contact (a made-up number by default)
     @as 700000005            speak as another user from now on
     @wait [秒]               let N seconds (default 5) pass, printing what arrives meanwhile
     # ...                    a comment: nothing is sent, nothing is printed
@@ -64,10 +65,10 @@ log = logging.getLogger("gridbot.shell")
 PROMPT = "你> "
 HELP = (
     "离线模式：直接输入文字就是发给机器人的消息（/start 等命令也可以）。"
-    "@press N 按下第 N 个按钮，@location 纬度 经度 发送位置，@photo [说明] 发送照片，"
+    "@press N 按下第 N 个按钮，@location 纬度 经度 发送位置，@photo [说明] 发送照片，@contact [电话] 发送自己的手机号，"
     "@as 用户ID 换成另一个用户（如领单的党员），@wait 秒数 等一会儿看新消息，# 开头是注释，@help 再看一遍，Ctrl-D 退出。"
 )
-USAGE = "可用：@press N、@location 纬度 经度、@photo [说明]、@as 用户ID、@wait [秒]、@help"
+USAGE = "可用：@press N、@location 纬度 经度、@photo [说明]、@contact [电话]、@as 用户ID、@wait [秒]、@help"
 WAIT_SECONDS = 5.0  # @wait without a number
 WAIT_LIMIT = 600.0
 TICK_SECONDS = 0.3  # live: how often what arrived between turns is looked for
@@ -208,6 +209,9 @@ class Shell:
         elif method.startswith("send"):
             if isinstance(call.result, dict):
                 self._show_message(f"→ {where}", call.result, numbered)
+                keyboard = (call.params.get("reply_markup") or {}).get("keyboard")
+                if keyboard:  # a reply keyboard under the input field (发送我的手机号: @contact)
+                    self.say("  （键盘）" + "｜".join(str(b.get("text", "")) for row in keyboard for b in row))
             else:
                 self.say(f"→ {where}", f"  [{call.method}]")
         elif method == "editmessagereplymarkup":
@@ -261,6 +265,12 @@ class Shell:
             self.fake.file_contents[file_id] = TINY_JPEG
             await self.send(self.updates.photo(self.user_id, caption=rest or None, file_id=file_id,
                                                first_name=self.first_name(self.user_id)))
+        elif command == "contact":  # what Telegram sends when 发送我的手机号 (request_contact) is pressed
+            user = self.updates.user(self.user_id, self.first_name(self.user_id))
+            content = {"contact": {"phone_number": rest or f"1380000{self.user_id % 10000:04d}",
+                                   "first_name": self.first_name(self.user_id), "user_id": self.user_id}}
+            await self.send(self.updates.update(message=self.updates.message_json(
+                user, self.updates.private_chat(user), content)))
         elif command == "as":
             self.switch(rest)
         elif command in ("wait", "等"):

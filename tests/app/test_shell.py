@@ -24,6 +24,7 @@ from core.config import PROJECT_ROOT, Settings
 from core.db import session_scope
 from core.messaging import buttons, outbox
 from core.models import Branch
+from core.people import residents
 from tests.app.stack import Stack, free_port, greetings
 
 RESIDENT, NEIGHBOUR = 700000201, 700000202  # not in the demo registry: fresh conversations
@@ -177,3 +178,15 @@ def test_buttons_are_numbered_and_a_press_sends_the_bots_callback_data(
     assert pressed[0][0] == RESIDENT and pressed[0][1] == RESIDENT and pressed[0][3] == "/deny"
     assert pressed[0][2] in keyboard_ids
     assert member_chat_card and member_chat_card[0][0] == 700000005 and member_chat_card[0][3] == "t:claim:424242"
+
+
+def test_contact_sends_the_users_own_number(sqlite_demo_factory: sessionmaker[Session]) -> None:
+    out = io.StringIO()
+    code = run_shell(_settings("sqlite://"), sqlite_demo_factory, RESIDENT,
+                     io.StringIO("@contact 13912345678\n"), out, interactive=False)
+    steps = dict(turns(out.getvalue()))
+    assert code == 0
+    assert "已记下您的手机号 ****5678" in replies_to(steps["@contact 13912345678"], f"用户 {RESIDENT}"), out.getvalue()
+    with session_scope(sqlite_demo_factory) as s:
+        person = residents.person_by_telegram(s, RESIDENT)
+        assert person is not None and person.phone == "13912345678"
