@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.access.permissions import NotAllowed
@@ -34,6 +34,7 @@ from core.models import (
     CategoryKind,
     Person,
     Ticket,
+    TicketDeadline,
     TicketEvent,
     TicketFollower,
     TicketStatus,
@@ -167,15 +168,28 @@ def recategorise(session: Session, ticket_id: int, person: Person | None, catego
     old = ticket.category
     if old.code == category.code:
         raise NotAllowed(t("change.category_same", category=category.name))
+    now = now or utcnow()
     ticket.category_code, ticket.category = category.code, category
-    ticket.respond_due_at = ticket.created_at + timedelta(minutes=category.respond_minutes)
-    ticket.resolve_due_at = ticket.created_at + timedelta(minutes=category.resolve_minutes)
+    _limits_of_category(session, ticket, category, now)
     event = _event(session, ticket, person, CATEGORY, t("note.recategorised", old=old.name, new=category.name),
-                   {"from": old.code, "to": category.code}, now or utcnow())
+                   {"from": old.code, "to": category.code}, now)
     card = cards.card_payload(session, ticket, tz=tz, lead=t("card.recategorised", number=ticket.number, old=old.name,
                                                           new=category.name))
     _tell(session, ticket, event, _card_chats(session, ticket), card)
     return event
+
+
+def _limits_of_category(session: Session, ticket: Ticket, category: Category, now: datetime) -> None:
+    """The new category's time limits, counted from the filing; the deadline steps planned for the
+    old ones are skipped and a new round is planned (core.tickets.deadlines, as on reopening)."""
+    ticket.respond_due_at = ticket.created_at + timedelta(minutes=category.respond_minutes)
+    ticket.resolve_due_at = ticket.created_at + timedelta(minutes=category.resolve_minutes)
+    ticket.overdue_at = None  # the sweep marks it again at once if the new limits have passed too
+    session.execute(update(TicketDeadline).where(TicketDeadline.ticket_id == ticket.id, TicketDeadline.done_at.is_(None))
+                    .values(done_at=now, outcome="skipped"))
+    ticket.deadline_round += 1
+    ticket.deadlines_pending = True
+    session.flush()
 
 
 # -- which of the reporter's tickets ----------------------------------------------------------

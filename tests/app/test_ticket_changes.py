@@ -21,9 +21,11 @@ from core.models import (
     Building,
     CallbackState,
     Community,
+    DeadlineStep,
     OutboxMessage,
     Person,
     Ticket,
+    TicketDeadline,
     TicketEvent,
     TicketStatus,
 )
@@ -31,6 +33,7 @@ from core.people import callbacks, phones
 from core.places import contacts as community_info
 from core.presentation import cards
 from core.tickets import changes as ticket_changes
+from core.tickets import deadlines
 from core.tickets import service as workflow
 from core.tickets.lifecycle import NewTicket
 
@@ -87,7 +90,17 @@ def test_withdraw_before_a_claim_only_by_the_reporter(demo_factory: sessionmaker
 def test_correct_the_category_before_a_claim_moves_the_due_times(demo_factory: sessionmaker[Session]) -> None:
     with session_scope(demo_factory) as s:
         ticket = report(s, category="sanitation")  # general: 7 days
+        assert deadlines.plan_one(s, ticket.id, limits=deadlines.Limits()) > 0
         event = ticket_changes.recategorise(s, ticket.id, who(s, REPORTER), "elevator", tz=TZ, now=T0 + HOUR)
+        # the old limits' deadline steps are skipped and the new ones planned (a new round)
+        steps = list(s.scalars(select(TicketDeadline).where(TicketDeadline.ticket_id == ticket.id)))
+        assert steps and all(x.done_at is not None and x.outcome == "skipped" for x in steps)
+        assert ticket.deadline_round == 1 and ticket.deadlines_pending
+        assert deadlines.plan_one(s, ticket.id, limits=deadlines.Limits()) > 0
+        overdue = s.scalars(select(TicketDeadline).where(TicketDeadline.ticket_id == ticket.id,
+                                                         TicketDeadline.round == 1,
+                                                         TicketDeadline.step == DeadlineStep.resolve_overdue)).one()
+        assert overdue.due_at == T0 + DAY
         assert (event.kind, event.from_status, event.to_status) == ("category", S.accepted, S.accepted)
         assert event.detail == {"from": "sanitation", "to": "elevator"}
         assert ticket.category_code == "elevator"

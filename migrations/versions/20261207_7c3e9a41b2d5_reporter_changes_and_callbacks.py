@@ -1,8 +1,8 @@
 """reporter's changes as ticket events (kind, detail), community contact details, callback requests
 
-Revision ID: e1f2a3b4c5d6
-Revises: d0e1f2a3b4c5
-Create Date: 2026-12-07 09:00:00.000000+00:00
+Revision ID: 7c3e9a41b2d5
+Revises: e1f2a3b4c5d6
+Create Date: 2026-12-07 10:00:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = 'e1f2a3b4c5d6'
-down_revision: str | None = 'd0e1f2a3b4c5'
+revision: str = '7c3e9a41b2d5'
+down_revision: str | None = 'e1f2a3b4c5d6'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
