@@ -86,7 +86,7 @@ async def report(j: Journey, user: int, words: str) -> str:
 
 def test_consent_asks_for_the_phone_with_the_share_contact_button_and_the_card_has_it(
         factory: sessionmaker[Session], rasa_stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
-    resident = 720000001
+    resident = 735000001
     phone = "+86 139-1234-5678"
     caplog.set_level(logging.INFO)
 
@@ -128,7 +128,7 @@ def test_consent_asks_for_the_phone_with_the_share_contact_button_and_the_card_h
 
 
 def test_withdraw_correct_category_and_add_to_a_filed_ticket(factory: sessionmaker[Session], rasa_stack: Stack) -> None:
-    resident = 720000002
+    resident = 735000002
 
     async def scenario() -> None:
         async with journey(factory, rasa_stack.rasa_url) as j:
@@ -185,7 +185,7 @@ def test_withdraw_correct_category_and_add_to_a_filed_ticket(factory: sessionmak
 
 
 def test_a_claimed_ticket_cannot_be_withdrawn_or_recategorised(factory: sessionmaker[Session], rasa_stack: Stack) -> None:
-    resident = 720000003
+    resident = 735000003
 
     async def scenario() -> None:
         async with journey(factory, rasa_stack.rasa_url) as j:
@@ -202,7 +202,7 @@ def test_a_claimed_ticket_cannot_be_withdrawn_or_recategorised(factory: sessionm
 
 
 def test_a_follow_up_joins_her_own_ticket_instead_of_me_too(factory: sessionmaker[Session], rasa_stack: Stack) -> None:
-    resident, neighbour = 720000004, 720000005
+    resident, neighbour = 735000004, 735000005
 
     async def scenario() -> None:
         async with journey(factory, rasa_stack.rasa_url) as j:
@@ -232,7 +232,7 @@ def test_a_follow_up_joins_her_own_ticket_instead_of_me_too(factory: sessionmake
 
 def test_a_person_to_talk_to_and_the_community_phone(factory: sessionmaker[Session], rasa_stack: Stack,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    resident = 720000006
+    resident = 735000006
     caplog.set_level(logging.INFO)
 
     async def scenario() -> None:
@@ -293,7 +293,7 @@ def test_a_person_to_talk_to_and_the_community_phone(factory: sessionmaker[Sessi
 
 def test_someone_not_bound_is_asked_to_start_and_gets_the_community_phones(
         factory: sessionmaker[Session], rasa_stack: Stack) -> None:
-    stranger = 720000007
+    stranger = 735000007
 
     async def scenario() -> None:
         async with journey(factory, rasa_stack.rasa_url) as j:
@@ -310,7 +310,7 @@ def test_someone_not_bound_is_asked_to_start_and_gets_the_community_phones(
 
 def test_asking_for_a_person_in_the_middle_of_a_report_ends_the_form(
         factory: sessionmaker[Session], rasa_stack: Stack) -> None:
-    resident = 720000008  # not bound: the form has to ask where
+    resident = 735000008  # not bound: the form has to ask where
 
     async def scenario() -> None:
         async with journey(factory, rasa_stack.rasa_url) as j:
