@@ -1,7 +1,7 @@
 """reporter's changes as ticket events (kind, detail), community contact details, callback requests
 
 Revision ID: 7c3e9a41b2d5
-Revises: 7c3e91a5d2f0
+Revises: f2a3b4c5d6e7
 Create Date: 2026-12-07 10:00:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '7c3e9a41b2d5'
-down_revision: str | None = '7c3e91a5d2f0'
+down_revision: str | None = 'f2a3b4c5d6e7'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
