@@ -322,7 +322,7 @@ def mark_overdue(session: Session, step: TicketDeadline, ticket: Ticket, sweep: 
     if ticket.overdue_at is None:
         ticket.overdue_at = sweep.now
     session.add(TicketEvent(ticket_id=ticket.id, actor_id=None, at=sweep.now, from_status=ticket.status,
-                            to_status=ticket.status, note=t(f"deadline.overdue_{which}")))
+                            to_status=ticket.status, note=t(f"deadline.overdue_{which}"), kind="overdue"))
     card = card_payload(session, ticket, tz=sweep.tz, lead=t(f"deadline.escalated_{which}", number=ticket.number))
     card["buttons"] = escalation_buttons(ticket)
     priority = PRIORITY_URGENT if ticket.urgent else None
@@ -347,7 +347,7 @@ def urge(session: Session, ticket: Ticket, admin: Person, *, now: datetime, wind
     if recent is not None:
         return False
     event = TicketEvent(ticket_id=ticket.id, actor_id=admin.id, at=now, from_status=ticket.status,
-                        to_status=ticket.status, note=note)
+                        to_status=ticket.status, note=note, kind="urge")
     session.add(event)
     session.flush()
     text = t("deadline.urged", number=ticket.number, admin=admin.display_name)

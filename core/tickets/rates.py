@@ -13,7 +13,7 @@ short, for the period [start, end):
 - 满意率: of the same answers, the share 满意 or 基本满意.
   Until the return visit asks its two questions apart, one answer gives both: 不满意 means
   unsolved and reopens the ticket, so 解决率 and 满意率 coincide.
-- A duplicate is not counted at all (its original is). A transferred ticket counts for the grid
+- A duplicate is not counted at all (its original is), nor a ticket its reporter withdrew. A transferred ticket counts for the grid
   it is in now. A reopened ticket counts once in 响应率 and 办结率 (its first limits) and each of
   its answers counts in 解决率 and 满意率, in the period it was given.
 - Also: tickets filed (and per category), overdue marks, and the median minutes from filing to
@@ -104,7 +104,7 @@ def figures(session: Session, start: datetime, end: datetime, grid_ids: Iterable
     """Figures per grid (key: grid id; None for tickets without one) for [start, end), of the
     given grids (every grid when None)."""
     grids = list(grid_ids) if grid_ids is not None else None
-    scope = [Ticket.status != S.duplicate]
+    scope = [Ticket.status.not_in((S.duplicate, S.withdrawn))]
     if grids is not None:
         scope.append(Ticket.grid_id.in_(grids))
     out: dict[int | None, Figures] = {}
@@ -127,7 +127,8 @@ def figures(session: Session, start: datetime, end: datetime, grid_ids: Iterable
         for ticket_id, to_status, at in session.execute(
                 select(TicketEvent.ticket_id, TicketEvent.to_status, TicketEvent.at)
                 .where(TicketEvent.ticket_id.in_(ids[chunk:chunk + CHUNK]), TicketEvent.to_status.in_(ACTED),
-                       TicketEvent.actor_id.is_not(None), TicketEvent.from_status != TicketEvent.to_status)):
+                       TicketEvent.actor_id.is_not(None), TicketEvent.kind == "status",
+                       TicketEvent.from_status != TicketEvent.to_status)):
             if ticket_id not in acted or at < acted[ticket_id]:
                 acted[ticket_id] = at
             first = claimed if to_status is S.claimed else resolved if to_status is S.resolved else None
@@ -150,7 +151,7 @@ def figures(session: Session, start: datetime, end: datetime, grid_ids: Iterable
         if limit is not None and start <= limit < end and row.status is not S.rejected:
             fig.resolve_due += 1
             fig.resolved_in_time += row.id in resolved and resolved[row.id] <= limit
-    answer = and_(TicketEvent.from_status == S.resolved, TicketEvent.to_status.in_((S.closed, S.reopened)),
+    answer = and_(TicketEvent.kind == "status", TicketEvent.from_status == S.resolved, TicketEvent.to_status.in_((S.closed, S.reopened)),
                   TicketEvent.actor_id.is_not(None), TicketEvent.at >= start, TicketEvent.at < end)
     for grid_id, note in session.execute(select(Ticket.grid_id, TicketEvent.note).select_from(TicketEvent)
                                          .join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*scope, answer)):
@@ -161,10 +162,9 @@ def figures(session: Session, start: datetime, end: datetime, grid_ids: Iterable
         fig.answers += 1
         fig.solved += score >= 2
         fig.satisfied += score >= 2
-    overdue_notes = (t("deadline.overdue_respond"), t("deadline.overdue_resolve"))
     for (grid_id,) in session.execute(select(Ticket.grid_id).select_from(TicketEvent)
                                       .join(Ticket, Ticket.id == TicketEvent.ticket_id)
-                                      .where(*scope, TicketEvent.note.in_(overdue_notes),
+                                      .where(*scope, TicketEvent.kind == "overdue",
                                              TicketEvent.at >= start, TicketEvent.at < end)):
         of(grid_id).overdue += 1
     return out

@@ -19,7 +19,7 @@ def remark(session: Session, ticket: Ticket, person: Person | None, note: str, l
            now: datetime | None = None) -> TicketEvent:
     """Record `note` on `ticket` as an event by `person`, and send `line` to its handlers."""
     event = TicketEvent(ticket_id=ticket.id, actor_id=person.id if person else None, at=now or utcnow(),
-                        from_status=ticket.status, to_status=ticket.status, note=note)
+                        from_status=ticket.status, to_status=ticket.status, note=note, kind="remark")
     session.add(event)
     session.flush()
     priority = PRIORITY_URGENT if ticket.urgent else None
