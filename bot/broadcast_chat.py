@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from dateutil import parser as dateparser
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
@@ -54,7 +52,8 @@ log = logging.getLogger("gridbot.bot.broadcast")
 
 TAG = "bcc"  # button data: ["bcc", step, value?]
 TYPED_STEPS = {"content", "when"}  # steps whose answer is a message, not a press
-PRESS_STEPS = {"aud": "audience", "ess": "essential", "read": "read", "now": "confirm", "later": "confirm"}
+PRESS_STEPS = {"aud": "audience", "ess": "essential", "read": "read", "now": "confirm", "later": "confirm",
+               "when_ok": "when"}
 
 
 def _factory(context: ContextTypes.DEFAULT_TYPE) -> sessionmaker[Session]:
@@ -88,40 +87,10 @@ def wants_content(asked: prompts.Asked | None) -> bool:
 
 # -- time ---------------------------------------------------------------------------------------
 
-_DAY = {"今天": 0, "今日": 0, "明天": 1, "明日": 1, "后天": 2}
-_CN_TIME = re.compile(r"^(今天|今日|明天|明日|后天)?\s*(早上|上午|中午|下午|晚上)?\s*(\d{1,2})\s*(?:[点:：时]\s*(\d{1,2}|半)?\s*分?)?$")
-
-
-def parse_when(text: str, now: datetime) -> datetime | None:
-    """A time the sender typed, in the bot's zone ("明天9点", "下午3点半", "2026-11-25 09:00"); aware."""
-    tz = get_settings().tz
-    local_now = now.astimezone(tz)
-    text = text.strip()
-    m = _CN_TIME.match(text)
-    if m:
-        day, part, hour_s, minute_s = m.groups()
-        hour = int(hour_s)
-        minute = 30 if minute_s == "半" else int(minute_s or 0)
-        if part in ("下午", "晚上") and hour < 12:
-            hour += 12
-        if hour > 23 or minute > 59:
-            return None
-        when = (local_now + timedelta(days=_DAY.get(day or "今天", 0))).replace(
-            hour=hour, minute=minute, second=0, microsecond=0)
-        if day is None and when <= local_now:
-            when += timedelta(days=1)  # "9点" said after nine: tomorrow
-        return when
-    try:
-        parsed = dateparser.parse(text, default=local_now.replace(second=0, microsecond=0, tzinfo=None))
-    except (ValueError, OverflowError):
-        return None
-    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
-
-
-def when_of(text: str, now: datetime) -> datetime | None:
-    """The answer to 定时发送's question: the one place the draft's typed time is read."""
-    reading = schedule_words.parse_when(text, now, get_settings().tz) if text else None  # jionlp's reading
-    return reading.at if reading is not None else None
+def when_of(text: str, now: datetime) -> schedule_words.Reading | None:
+    """The answer to 定时发送's question: the one place the draft's typed time is read (jionlp's
+    reading; `sure` is False when the bot filled something in, e.g. the hour of 下周一上午)."""
+    return schedule_words.parse_when(text, now, get_settings().tz) if text else None
 
 
 # -- the state machine -----------------------------------------------------------------------
@@ -257,6 +226,19 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
             if message_id is not None:
                 out.markup(chat_id, message_id)
             out.send(user.id, t("broadcast.sending", count=count))
+        elif action == "when_ok":  # the bot's reading of an unclear time, confirmed
+            when = datetime.fromisoformat(str(value))
+            if when <= broadcasts.utcnow():
+                show(out, t("broadcast.deny.in_past"))
+                return True
+            prompts.clear(s, user.id, prompts.BROADCAST)
+            try:
+                count = _queue(s, user.id, draft, when)
+            except NotAllowed as exc:
+                show(out, str(exc))
+                return True
+            show(out, t("broadcast.scheduled", when=when.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M"),
+                        count=count))
         else:  # later
             _step(s, user.id, draft, "when")
             if message_id is not None:
@@ -332,11 +314,16 @@ async def _on_when(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: di
         return
     chat_id = message.chat_id
     now = broadcasts.utcnow()
-    when = when_of(text, now)
+    reading = when_of(text, now)
+    when = reading.at if reading is not None else None
 
     def work(s: Session, out: Outgoing) -> None:
         if when is None or when <= now:  # the prompt stays: the next message is the time again
             out.send(chat_id, t("broadcast.bad_time") if when is None else t("broadcast.deny.in_past"))
+            return
+        if reading is not None and not reading.sure:  # say what was read; a press confirms, a new time replaces it
+            out.send(chat_id, t("broadcast.confirm_when", when=reading.says(get_settings().tz)),
+                     _buttons([(t("broadcast.button_when_ok"), ["when_ok", when.isoformat()])]))
             return
         try:
             count = _queue(s, user.id, draft, when)

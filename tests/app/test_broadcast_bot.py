@@ -8,7 +8,6 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.broadcast_chat import parse_when
 from bot.broadcast_sender import BroadcastSender, sender_bot
 from core.config import get_settings
 from core.db import session_scope
@@ -89,7 +88,13 @@ def test_broadcast_later_and_cancel_and_refusal(sqlite_demo_factory) -> None:  #
             asked = await j.press(SECRETARY, SECRETARY, "定时发送")
             assert "请输入发送时间" in asked[-1]
             assert "没看懂" in (await j.say(SECRETARY, "某一天"))[-1]
-            done = await j.say(SECRETARY, "明天9点")
+            done = await j.say(SECRETARY, "明天上午9点")
+            assert done[-1].startswith("已定时，将于") and "09:00" in done[-1]
+            await _compose(j, "周一的通知", read=False)
+            await j.press(SECRETARY, SECRETARY, "定时发送")
+            unsure = await j.say(SECRETARY, "下周一上午")  # no hour given: the bot says what it read
+            assert unsure[-1].startswith("我理解为：") and "09:00" in unsure[-1] and "对吗" in unsure[-1]
+            done = await j.press(SECRETARY, SECRETARY, "对，就这个时间")
             assert done[-1].startswith("已定时，将于") and "09:00" in done[-1]
             await _compose(j, "这条不发了", read=False)
             assert (await j.press(SECRETARY, SECRETARY, "取消"))[-1] == "已取消，这条通知不会发出。"
@@ -102,6 +107,8 @@ def test_broadcast_later_and_cancel_and_refusal(sqlite_demo_factory) -> None:  #
         local = later.scheduled_at.astimezone(get_settings().tz)
         assert (local.hour, local.minute) == (9, 0)
         assert rows["这条不发了"].state is BroadcastState.cancelled
+        monday = rows["周一的通知"].scheduled_at.astimezone(get_settings().tz)
+        assert rows["周一的通知"].state is BroadcastState.queued and (monday.weekday(), monday.hour) == (0, 9)
 
 
 def test_notify_off_and_on(sqlite_demo_factory) -> None:  # type: ignore[no-untyped-def]
@@ -119,17 +126,3 @@ def test_notify_off_and_on(sqlite_demo_factory) -> None:  # type: ignore[no-unty
                 assert not s.scalars(select(Person).where(Person.telegram_id == RESIDENT)).one().notify_off
 
     asyncio.run(scenario())
-
-
-def test_parse_when() -> None:
-    tz = get_settings().tz
-    now = utcnow().astimezone(tz).replace(hour=10, minute=0, second=0, microsecond=0)
-    tomorrow9 = parse_when("明天9点", now)
-    assert tomorrow9 is not None and (tomorrow9 - now) == timedelta(hours=23)
-    afternoon = parse_when("下午3点半", now)
-    assert afternoon is not None and (afternoon.hour, afternoon.minute, afternoon.date()) == (15, 30, now.date())
-    early = parse_when("9点", now)  # already past today: tomorrow
-    assert early is not None and early.date() == (now + timedelta(days=1)).date()
-    exact = parse_when("2026-11-25 09:00", now)
-    assert exact is not None and exact.tzinfo is not None and (exact.month, exact.day, exact.hour) == (11, 25, 9)
-    assert parse_when("某一天", now) is None
