@@ -14,13 +14,14 @@ import typer
 from sqlalchemy import select
 
 from core import audit
-from core.config import PROJECT_ROOT, get_settings
+from core.config import get_settings
 from core.db import make_engine, make_session_factory, session_scope, trial_scope
 from core.duties import demo as demo_schedule
 from core.migrate import upgrade
 from core.models import Building, Community, Grid, Person, Ticket
 from core.open311 import keys as open311_keys
 from core.places.router import Router
+from core.registry import demo as demo_registry
 from core.registry import grants
 from core.registry.importer import ImportFailed, import_registry
 from core.secret import SecretError
@@ -33,7 +34,6 @@ app.add_typer(route_app, name="route")
 apikey_app = typer.Typer(no_args_is_help=True, help="Open311 API keys of client systems (stored hashed).")
 app.add_typer(apikey_app, name="apikey")
 
-DEMO_REGISTRY = PROJECT_ROOT / "data" / "reference" / "demo"
 SHELL_USER = 700000101  # a resident id the demo registry does not use: not yet bound
 
 
@@ -90,10 +90,8 @@ def import_(
 @app.command()
 def demo() -> None:
     """Migrate, then load the categories and the demo community (idempotent)."""
-    migrate()
-    factory = _factory()
+    factory, report = demo_registry.prepare(_factory().kw["bind"])
     with session_scope(factory) as session:
-        report = import_registry(session, [DEMO_REGISTRY])
         calendar = demo_schedule.schedule(session, tz=get_settings().tz)
     typer.echo(f"demo community loaded: {report.changes} change(s)")
     if calendar.branches:

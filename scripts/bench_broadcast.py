@@ -49,7 +49,6 @@ from urllib.parse import parse_qs
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-DEMO = ROOT / "data" / "reference" / "demo"
 SECRETARY = 700000001
 BASE_CHAT = 820_000_000
 TOKEN = "123456:BENCH"
@@ -190,18 +189,12 @@ def setup(url: str, n: int) -> int:
     from sqlalchemy import select
 
     from core.broadcasts import service as broadcasts
-    from core.db import make_engine, make_session_factory, session_scope
-    from core.migrate import upgrade
+    from core.db import make_engine, session_scope
     from core.models import Branch, BroadcastAudience, Building, Person
-    from core.registry.importer import import_registry
-    from core.tickets.categories import sync_categories
+    from core.registry import demo
 
     engine = make_engine(url)
-    upgrade(engine)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as s:
-        sync_categories(s)
-        import_registry(s, [DEMO])
+    factory, _ = demo.prepare(engine)
     with session_scope(factory) as s:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
         building = s.scalars(select(Building).where(Building.grid_id == branch.grid_id)).first()

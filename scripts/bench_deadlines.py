@@ -43,7 +43,6 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from core.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from core.messages import t  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
 from core.models import (  # noqa: E402
     Category,
     CategoryKind,
@@ -55,13 +54,11 @@ from core.models import (  # noqa: E402
     TicketEvent,
     TicketStatus,
 )
-from core.registry.importer import import_registry  # noqa: E402
+from core.registry import demo  # noqa: E402
 from core.scheduler import DutyScheduler  # noqa: E402
 from core.tickets import deadlines  # noqa: E402
-from core.tickets.categories import sync_categories  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
-DEMO = ROOT / "data" / "reference" / "demo"
 CATEGORY = "bench_deadlines"
 ESCALATIONS = {DeadlineStep.respond_overdue, DeadlineStep.resolve_overdue}
 GRACE = 15.0  # seconds after the last due time for the last steps
@@ -77,11 +74,8 @@ def percentile(values: list[float], q: float) -> float:
 def setup(url: str, tickets: int, window: float, respond: float, resolve: float, lead: float) -> datetime:
     """The tickets, their steps planned; returns when the window starts."""
     engine = make_engine(url)
-    upgrade(engine)
-    factory = make_session_factory(engine)
+    factory, _ = demo.prepare(engine)
     with session_scope(factory) as s:
-        sync_categories(s)
-        import_registry(s, [DEMO])
         if s.get(Category, CATEGORY) is None:
             s.add(Category(code=CATEGORY, name="压测", kind=CategoryKind.general, description="压测用",
                            respond_minutes=1, resolve_minutes=2, active=False))

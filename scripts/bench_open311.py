@@ -41,13 +41,10 @@ import httpx  # noqa: E402
 from sqlalchemy import create_engine, insert, select, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from core.db import make_engine, make_session_factory, normalise_url, session_scope  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
+from core.db import make_engine, normalise_url, session_scope  # noqa: E402
 from core.models import Building, Category, CategoryKind, Grid, Ticket, TicketStatus  # noqa: E402
-from core.registry.importer import import_registry  # noqa: E402
-from core.tickets.categories import sync_categories  # noqa: E402
+from core.registry import demo  # noqa: E402
 
-DEMO = ROOT / "data" / "reference" / "demo"
 TARGET_P95_MS = 300.0
 TIMING = re.compile(r"app;dur=([\d.]+)")
 STATES = [TicketStatus.accepted] * 4 + [TicketStatus.claimed, TicketStatus.resolved, TicketStatus.closed,
@@ -66,11 +63,8 @@ def seed(url: str, tickets: int, now: datetime) -> float:
     """Migrate, load the demo, write `tickets` tickets; seconds taken."""
     started = time.monotonic()
     engine = make_engine(url)
-    upgrade(engine)
-    factory = make_session_factory(engine)
+    factory, _ = demo.prepare(engine)
     with session_scope(factory) as s:
-        sync_categories(s)
-        import_registry(s, [DEMO])
         codes = [c.code for c in s.scalars(select(Category).where(Category.kind != CategoryKind.emergency))]
         buildings = [(b.id, b.grid_id) for b in s.scalars(select(Building))]
         grids = {g.id: g.community_id for g in s.scalars(select(Grid))}

@@ -45,15 +45,12 @@ from sqlalchemy import select  # noqa: E402
 from core.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from core.duties import events as duty_events  # noqa: E402
 from core.messaging import outbox  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
 from core.models import Audience, Branch, EventKind, EventOccurrence, OutboxMessage, Person  # noqa: E402
-from core.registry.importer import import_registry  # noqa: E402
+from core.registry import demo  # noqa: E402
 from core.scheduler import DutyScheduler  # noqa: E402
-from core.tickets.categories import sync_categories  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
 
-DEMO = ROOT / "data" / "reference" / "demo"
 OFFSET = 1  # minutes before the start
 GRACE = 20.0  # seconds after the last due time for the last reminders to be delivered
 
@@ -103,11 +100,7 @@ def setup(url: str, members: int, events: int, lead: float, spacing: float, grou
           ) -> tuple[dict[int, datetime], dict[int, list[int]]]:
     """Members and events; the due time of each occurrence and the person ids it reminds."""
     engine = make_engine(url)
-    upgrade(engine)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as s:
-        sync_categories(s)
-        import_registry(s, [DEMO])
+    factory, _ = demo.prepare(engine)
     base_tg = 900_000_000 + int(time.time()) % 1_000_000 * 100  # fresh ids on a reused database
     with session_scope(factory) as s:
         people = [Person(telegram_id=base_tg + i, display_name=f"党员{i:04d}") for i in range(members)]

@@ -29,24 +29,17 @@ from sqlalchemy import func, insert, select  # noqa: E402
 
 from core.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from core.messages import t  # noqa: E402
-from core.migrate import upgrade  # noqa: E402
 from core.models import Grid, Person, Ticket, TicketEvent, TicketStatus  # noqa: E402
-from core.registry.importer import import_registry  # noqa: E402
+from core.registry import demo  # noqa: E402
 from core.tickets import rates  # noqa: E402
-from core.tickets.categories import sync_categories  # noqa: E402
 
 TZ = ZoneInfo("Asia/Shanghai")
-DEMO = ROOT / "data" / "reference" / "demo"
 S = TicketStatus
 
 
 def setup(url: str, tickets: int, end: datetime) -> int:
     engine = make_engine(url)
-    upgrade(engine)
-    factory = make_session_factory(engine)
-    with session_scope(factory) as s:
-        sync_categories(s)
-        import_registry(s, [DEMO])
+    factory, _ = demo.prepare(engine)
     rng = random.Random(11)
     with session_scope(factory) as s:
         grids = [(g.id, g.community_id) for g in s.scalars(select(Grid).order_by(Grid.id))]
