@@ -112,7 +112,7 @@ def _select() -> Select[Any]:
             .outerjoin(Landmark, Landmark.id == Ticket.landmark_id)
             .outerjoin(Branch, Branch.grid_id == Ticket.grid_id)
             .outerjoin(community, community.id == Ticket.community_id)
-            .where(Ticket.urgent.is_(False)))
+            .where(Ticket.urgent.is_(False), Ticket.status != TicketStatus.withdrawn))
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,8 @@ def _request(row: Any, grid: tuple[str, tuple[float, float] | None] | None, note
 
 def photo_file_id(session: Session, number: str, index: int = 1) -> str | None:
     """The Telegram file id behind a published request's media_url (never published itself)."""
-    ticket = session.scalar(select(Ticket).where(Ticket.number == number, Ticket.urgent.is_(False)))
+    ticket = session.scalar(select(Ticket).where(Ticket.number == number, Ticket.urgent.is_(False),
+                                                 Ticket.status != TicketStatus.withdrawn))
     if ticket is None or not 1 <= index <= len(ticket.photo_file_ids or []):
         return None
     return ticket.photo_file_ids[index - 1]

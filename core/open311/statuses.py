@@ -23,6 +23,7 @@ STATUS: dict[TicketStatus, str] = {
     S.closed: CLOSED,
     S.rejected: CLOSED,
     S.duplicate: CLOSED,
+    S.withdrawn: CLOSED,  # its reporter took it back before anyone claimed it
 }
 
 

@@ -453,7 +453,8 @@ def test_masking_catches_the_usual_forms() -> None:
 def test_every_state_maps_to_open_or_closed() -> None:
     assert set(statuses.STATUS) == set(TicketStatus)
     assert {s for s, p in statuses.STATUS.items() if p == "closed"} == {
-        TicketStatus.resolved, TicketStatus.closed, TicketStatus.rejected, TicketStatus.duplicate}
+        TicketStatus.resolved, TicketStatus.closed, TicketStatus.rejected, TicketStatus.duplicate,
+        TicketStatus.withdrawn}
     assert statuses.notes(TicketStatus.claimed) == "处理中"
     assert sorted(statuses.ours("open") + statuses.ours("closed")) == sorted(TicketStatus)
 
@@ -509,3 +510,21 @@ def test_gridbot_apikey_create_list_revoke(tmp_path: Path) -> None:
     assert [a for a in actions if a.startswith("apikey.")] == \
         ["apikey.create", "apikey.use", "apikey.revoke", "apikey.refused"]
     engine.dispose()
+
+
+def test_a_ticket_its_reporter_withdrew_is_not_published(web: Web) -> None:
+    from core.models import Person
+    from core.tickets import changes
+
+    with session_scope(web.factory) as s:
+        reporter = s.scalars(select(Person).where(Person.code == "P-0071")).one()
+        reporter_id = reporter.id
+    number = _file(web.factory, reporter_id=reporter_id)
+    assert web.get(f"/requests/{number}.json").status_code == 200
+    with session_scope(web.factory) as s:
+        ticket = s.scalar(select(Ticket).where(Ticket.number == number))
+        assert ticket is not None
+        changes.withdraw(s, ticket.id, s.get(Person, reporter_id))
+    (error,) = web.both(f"/requests/{number}", "errors", expect=404)
+    assert error["code"] == 404
+    assert number not in web.get("/requests.json").text
