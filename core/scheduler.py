@@ -68,6 +68,7 @@ SYNC_INTERVAL = 30.0
 POLL_INTERVAL = 5.0
 DEADLINE_INTERVAL = 0.2  # how often the leader looks for due deadline steps (core.tickets.deadlines)
 DEADLINE_CHUNK = 50  # deadline steps done in one transaction
+DIGEST_INTERVAL = 10.0  # how often the leader looks for branch groups whose digest may go (windows are minutes)
 
 # The leader in this process. The one module-level name left: a stored job is a pickled
 # reference ("core.scheduler:remind" and its arguments), so the job finds the leader's
@@ -271,7 +272,7 @@ class DutyScheduler:
                             reminder.due_at.isoformat(timespec="seconds"), queued)
         return swept
 
-    def deadlines(self, now: datetime | None = None) -> dict[str, int]:
+    def deadlines(self, now: datetime | None = None, *, digests: bool = True) -> dict[str, int]:
         """Plan the deadline steps of tickets filed or reopened since, do every step that is due,
         then send the branch groups' digests (core.tickets.deadlines); counts by outcome.
 
@@ -299,6 +300,8 @@ class DutyScheduler:
             if len(page) < 500:
                 break
             after = (page[-1][1], page[-1][0])
+        if not digests:
+            return counts
         with session_scope(self.factory) as session:
             chats = deadline_steps.digest_chats(session)
         for chat_id in chats:
@@ -383,7 +386,7 @@ class DutyScheduler:
     # -- the election loop -------------------------------------------------------------
 
     def _run(self) -> None:
-        next_sync = next_deadlines = 0.0
+        next_sync = next_deadlines = next_digests = 0.0
         try:
             while not self._stopping.is_set():
                 try:
@@ -411,11 +414,14 @@ class DutyScheduler:
                         log.exception("reminder sweep failed")
                     next_sync = time.monotonic() + self.sync_interval
                 if self.is_leader and time.monotonic() >= next_deadlines and not self._stopping.is_set():
+                    digests = time.monotonic() >= next_digests
                     try:
-                        self.deadlines()
+                        self.deadlines(digests=digests)
                     except Exception:  # noqa: BLE001 - e.g. the database: try again next round
                         log.exception("deadline sweep failed")
                     next_deadlines = time.monotonic() + self.deadline_interval
+                    if digests:
+                        next_digests = time.monotonic() + DIGEST_INTERVAL
                 wait = self.poll_interval
                 if self.is_leader:
                     wait = max(0.0, min(wait, next_sync - time.monotonic(), next_deadlines - time.monotonic()))

@@ -27,7 +27,8 @@ class SendState(str, enum.Enum):
 
 class OutboxMessage(TimestampMixin, Base):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "send_state", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_due", "send_state", "next_attempt_at"),
+                      Index("ix_outbox_chat_kind", "chat_id", "kind"))  # a group's last deadline digest
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Unique per message meaning, e.g. "ticket-card:2026-000123": enqueueing the

@@ -30,6 +30,7 @@ def upgrade() -> None:
     # the rates read a period's tickets and events by time
     op.create_index('ix_tickets_created_at', 'tickets', ['created_at'])
     op.create_index('ix_ticket_events_at', 'ticket_events', ['at'])
+    op.create_index('ix_outbox_chat_kind', 'outbox', ['chat_id', 'kind'])  # a group's last digest
     op.add_column('tickets', sa.Column('deadline_round', sa.Integer(), nullable=False, server_default='0'))
     op.add_column('tickets', sa.Column('deadlines_pending', sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_index('ix_tickets_deadlines_pending', 'tickets', ['deadlines_pending'])
@@ -61,6 +62,7 @@ def downgrade() -> None:
     op.drop_index('ix_ticket_deadlines_ticket_id', table_name='ticket_deadlines')
     op.drop_table('ticket_deadlines')
     op.drop_index('ix_tickets_deadlines_pending', table_name='tickets')
+    op.drop_index('ix_outbox_chat_kind', table_name='outbox')
     op.drop_index('ix_ticket_events_at', table_name='ticket_events')
     op.drop_index('ix_tickets_created_at', table_name='tickets')
     op.drop_index('ix_tickets_first_resolve_due_at', table_name='tickets')
