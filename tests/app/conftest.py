@@ -228,3 +228,16 @@ def rasa_stack(stack_db_url: str) -> Iterator[Stack]:
         yield running
     finally:
         stop_stack(running, signal.SIGTERM)
+
+
+# Files that take a minute or more each (they start Rasa, restart processes, or evaluate the
+# NLU). With `-n auto --dist loadfile` (make test) a file runs whole on one worker, in
+# collection order: starting these first keeps one of them from being the last thing left.
+SLOW_FIRST = ("test_eval_nlu.py", "test_tracker_store.py", "test_telegram_link.py", "test_run.py",
+              "test_resident_journeys.py", "test_reporter_followup.py", "test_scheduler.py", "test_broadcasts.py",
+              "test_limits.py", "test_duty_words.py", "test_shell_live.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))  # stable: the rest keep their order
