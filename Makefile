@@ -50,7 +50,7 @@ test-stories: model
 
 pytest: model
 	$(RASA)/python -m pytest tests/nlu -p no:cacheprovider -W ignore::pytest.PytestConfigWarning
-	$(APP)/python -m pytest tests/app -n auto --dist loadfile
+	$(APP)/python -m pytest tests/app -n 3 --dist loadfile
 
 test: lint validate test-stories pytest
 

@@ -171,7 +171,7 @@ def test_an_unfinished_broadcast_goes_on_after_restarts(sqlite_demo_factory: ses
 
     async def when() -> None:
         async with journey(factory, NO_RASA, fake) as j:
-            done = await j.say(SECRETARY, "明天9点")
+            done = await j.say(SECRETARY, "明天上午9点")
             assert any(x.startswith("已定时") and "7 人" in x for x in done), done
             assert j.prompt(SECRETARY) is None
 
