@@ -231,14 +231,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: lis
             if when <= broadcasts.utcnow():
                 show(out, t("broadcast.deny.in_past"))
                 return True
-            prompts.clear(s, user.id, prompts.BROADCAST)
-            try:
-                count = _queue(s, user.id, draft, when)
-            except NotAllowed as exc:
-                show(out, str(exc))
-                return True
-            show(out, t("broadcast.scheduled", when=when.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M"),
-                        count=count))
+            _schedule(s, user.id, draft, when, lambda text: show(out, text))
         else:  # later
             _step(s, user.id, draft, "when")
             if message_id is not None:
@@ -305,6 +298,17 @@ def _queue(s: Session, user_id: int, draft: dict[str, Any], when: datetime | Non
     return b.recipients
 
 
+def _schedule(s: Session, user_id: int, draft: dict[str, Any], when: datetime, say: Any) -> None:
+    """Queue the draft for `when` and close it, or say why not (the draft stays open)."""
+    try:
+        count = _queue(s, user_id, draft, when)
+    except NotAllowed as exc:
+        say(str(exc))
+        return
+    prompts.clear(s, user_id, prompts.BROADCAST)
+    say(t("broadcast.scheduled", when=when.astimezone(get_settings().tz).strftime("%Y-%m-%d %H:%M"), count=count))
+
+
 async def _on_when(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: dict[str, Any]) -> None:
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
@@ -325,14 +329,7 @@ async def _on_when(update: Update, context: ContextTypes.DEFAULT_TYPE, draft: di
             out.send(chat_id, t("broadcast.confirm_when", when=reading.says(get_settings().tz)),
                      _buttons([(t("broadcast.button_when_ok"), ["when_ok", when.isoformat()])]))
             return
-        try:
-            count = _queue(s, user.id, draft, when)
-        except NotAllowed as exc:
-            out.send(chat_id, str(exc))
-            return
-        prompts.clear(s, user.id, prompts.BROADCAST)
-        out.send(chat_id, t("broadcast.scheduled", when=when.astimezone(get_settings().tz).strftime(
-            "%Y-%m-%d %H:%M"), count=count))
+        _schedule(s, user.id, draft, when, lambda text: out.send(chat_id, text))
 
     await respond(context, work)
 
