@@ -38,13 +38,14 @@ from core.models import TicketStatus
 from core.people import residents
 from core.presentation import callbacks, cards
 from core.tickets import assign as ticket_assign
-from core.tickets import lifecycle, ratings
+from core.tickets import lifecycle, ratings, transfer
 from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.bot.tickets")
 
-NOTE_ACTIONS = {"resolve", "reject", "escalate", "return"}
+NOTE_ACTIONS = {"resolve", "reject", "escalate", "return", "merge"}
 PICK = "ta"  # data of a member button of 指派: ["ta", ticket id, person id] (core.messaging.buttons)
+GRID = "tt"  # data of a grid button of 改派: ["tt", ticket id, grid id]
 
 
 class Refused(Exception):
@@ -90,6 +91,9 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
         if action == "claim":
             await asyncio.to_thread(_run, factory, user.id, ticket_service.claim, ticket_id)
             await query.answer(t("ticket.claimed_toast"))
+        elif action == "take":
+            await asyncio.to_thread(_run, factory, user.id, transfer.take_over, ticket_id)
+            await query.answer(t("take.toast"))
         elif action == "urge":
             counted = await asyncio.to_thread(_run, factory, user.id, ticket_service.urge, ticket_id)
             await query.answer(t("deadline.urge_toast" if counted else "deadline.urge_again"))
@@ -104,12 +108,18 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
                                 [[button(residents.first_name(m) + f" {m.display_name}", [PICK, ticket_id, m.id])]
                                  for m in members])
 
-            key, delivery = await respond(context, pick)
-            if delivery.failed(key):
-                await query.answer(t("ticket.start_private_first"), show_alert=True)
-                return False
-            await query.answer(None if _private(update) else t("ticket.see_private"))
-            return False
+            return await _in_private(update, context, pick)
+        elif action == "transfer":
+            def grids(s: Session, out: Outgoing) -> str:
+                ticket, found = as_person(s, user.id, transfer.targets, ticket_id)
+                if not found:
+                    raise Refused(t("transfer.no_grids"))
+                return out.send(user.id, t("transfer.pick_grid", number=ticket.number, category=ticket.category.name,
+                                           place=cards.place(s, ticket)),
+                                [[button(t("transfer.grid_button", grid=g.name, community=c.name), [GRID, ticket_id, g.id])]
+                                 for g, c in found[:ticket_assign.LIST_LIMIT]])
+
+            return await _in_private(update, context, grids)
         elif action == "contact":
             details = await asyncio.to_thread(_run, factory, user.id, ticket_service.contact_details, ticket_id)
             await query.answer(details, show_alert=True)
@@ -147,6 +157,20 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
     return True
 
 
+async def _in_private(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                      work: Callable[[Session, Outgoing], str]) -> bool:
+    """Send the presser a private message (`work` queues it and returns its key); the press is
+    answered with where to look, or with why nothing came (no private chat with the bot yet)."""
+    query = update.callback_query
+    assert query is not None
+    key, delivery = await respond(context, work)
+    if delivery.failed(key):
+        await query.answer(t("ticket.start_private_first"), show_alert=True)
+        return False
+    await query.answer(None if _private(update) else t("ticket.see_private"))
+    return False
+
+
 def _forget(factory: sessionmaker[Session], user_id: int) -> None:
     with session_scope(factory) as s:
         prompts.clear(s, user_id, prompts.NOTE)
@@ -168,18 +192,27 @@ async def on_note(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: pro
                            needed="ticket.note_needed", cancelled="ticket.note_cancelled"):
             return
         try:
+            done = t(f"ticket.{action}_done") if action in ("resolve", "escalate", "return") else ""
             if action == "resolve":
                 as_person(s, user.id, ticket_service.resolve, ticket_id, note, photo)
             elif action == "escalate":
                 as_person(s, user.id, partial(ticket_service.escalate, tz=tz), ticket_id, note)
             elif action == "return":
                 as_person(s, user.id, partial(ticket_assign.return_to_branch, tz=tz), ticket_id, note)
+            elif action == "transfer":
+                ticket = as_person(s, user.id, partial(transfer.transfer, tz=tz), ticket_id, int(asked.value["grid"]),
+                                   note)
+                done = t("transfer.done", grid=transfer.grid_name(s, ticket.grid_id))
+            elif action == "merge":
+                duplicate, original = as_person(s, user.id, partial(transfer.merge, tz=tz), ticket_id, note)
+                done = t("merge.done", duplicate=duplicate.number, original=original.number)
             else:
-                as_person(s, user.id, ticket_service.reject, ticket_id, note)
+                ticket = as_person(s, user.id, partial(ticket_service.reject, tz=tz), ticket_id, note)
+                done = t("triage.done" if ticket.status is TicketStatus.triage else "ticket.reject_done")
         except Refused as exc:
             out.send(chat_id, str(exc))
             return
-        out.send(chat_id, t(f"ticket.{action}_done"))
+        out.send(chat_id, done)
 
     await respond(context, answer)
 
@@ -193,17 +226,46 @@ def _private(update: Update) -> bool:
     return message is not None and message.chat.type == "private"
 
 
-# -- 指派: the member picked -----------------------------------------------------------------
+# -- 指派: the member picked; 改派: the grid picked ---------------------------------------------
 
 def is_pick(data: object) -> bool:
-    return (isinstance(data, list) and len(data) == 3 and data[0] == PICK
+    return (isinstance(data, list) and len(data) == 3 and data[0] in (PICK, GRID)
             and isinstance(data[1], int) and isinstance(data[2], int))
+
+
+async def on_grid(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list[Any]) -> None:
+    """A grid button of 改派: the presser is asked for the reason (a prompt; their next private
+    message), after the transfer is checked once already, so a refusal comes before the typing."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None
+    ticket_id, grid_id = int(data[1]), int(data[2])
+
+    def ask(s: Session, out: Outgoing) -> str | None:
+        try:
+            ticket, found = as_person(s, user.id, transfer.targets, ticket_id)
+            grid = next((g for g, _ in found if g.id == grid_id), None)
+            if grid is None:  # a button of an earlier list: say why not
+                person = residents.person_by_telegram(s, user.id)
+                assert person is not None
+                transfer.check_target(s, ticket, person, transfer.grid_of(s, grid_id))
+                raise Refused(t("transfer.deny.no_grid"))
+        except (Refused, NotAllowed) as exc:
+            return str(exc)
+        prompts.ask(s, user.id, prompts.NOTE, {"action": "transfer", "ticket": ticket_id, "grid": grid_id})
+        out.send(user.id, t("transfer.ask_note", number=ticket.number, grid=grid.name))
+        return None
+
+    refused, _ = await respond(context, ask)
+    await query.answer(refused, show_alert=refused is not None)
 
 
 async def on_pick(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list[Any]) -> None:
     """A member button of 指派 (`is_pick(data)`): the ticket is assigned, or the presser hears why not."""
     query, user = update.callback_query, update.effective_user
     assert query is not None and user is not None
+    if data[0] == GRID:
+        await on_grid(update, context, data)
+        return
     ticket_id, person_id = int(data[1]), int(data[2])
     message = query.message
     tz = _tz(context)
@@ -237,9 +299,14 @@ def tickets_reply(s: Session, user_id: int, tz: ZoneInfo) -> tuple[str, Buttons]
         return t("deny.unknown_person"), []
     listings = ticket_assign.branch_listing(s, person, tz=tz)
     escalated = ticket_assign.escalated_listing(s, person, tz=tz)
+    triage = ticket_assign.triage_listing(s, person, tz=tz)
     if not listings and not escalated:
         return t("tickets.not_allowed"), []
     parts, rows = [], []
+    for listing in triage:
+        parts.append("\n".join([listing.title, *listing.lines]))
+        rows += [[button(t("ticket.button_transfer", number=x.number), callbacks.ticket_action("transfer", x.id))]
+                 for x in listing.tickets]
     for listing in escalated:
         parts.append("\n".join([listing.title, *listing.lines]))
         rows += [[button(t("ticket.button_return", number=x.number), callbacks.ticket_action("return", x.id))]

@@ -49,6 +49,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "ticket.list": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
     "ticket.assign": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     "ticket.return": frozenset({R.community_admin, R.street_admin}),
+    # 改派 to another grid (another community's only for a street admin), 接手 and 合并 by the community
+    "ticket.transfer": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
+    "ticket.take": frozenset({R.community_admin, R.street_admin}),
+    "ticket.merge": frozenset({R.community_admin, R.street_admin}),
     # the three rates: a secretary their grid, an admin their community's grids, a street admin the street's
     "stats.view": frozenset({R.secretary, R.community_admin, R.street_admin}),
     # a resident's request to be called back (找个人给我打电话): its card, the phone, 已回电

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.access.permissions import NotAllowed, Scope, allowed
+from core.access.permissions import NotAllowed, Scope, allowed, roles_at
 from core.messages import t
-from core.models import Grid, Person, Ticket, TicketFollower, TicketStatus
+from core.models import Grid, Person, Role, Ticket, TicketFollower, TicketStatus
 from core.tickets import destinations
 from core.tickets.lifecycle import LEGAL_TRANSITIONS
 
@@ -26,6 +26,9 @@ PERMISSION: dict[str, str] = {
     "reject": "ticket.reject",
     "contact": "ticket.contact",
     "urge": "ticket.urge",
+    "transfer": "ticket.transfer",
+    "take": "ticket.take",
+    "merge": "ticket.merge",
 }
 
 RELATIONS: dict[str, frozenset[str]] = {
@@ -36,6 +39,14 @@ RELATIONS: dict[str, frozenset[str]] = {
 ACTIONS = frozenset(PERMISSION) | frozenset(RELATIONS)
 
 TARGET = {"claim": S.claimed, "resolve": S.resolved, "escalate": S.escalated, "reject": S.rejected}
+# 退回 by the community (an admin, the street, an operator) is final: not a grid matter at all. By a
+# branch it is "not ours": the ticket goes to the community's triage queue (core.tickets.transfer).
+COMMUNITY_LEVEL = frozenset({Role.community_admin, Role.street_admin, Role.operator})
+
+
+def reject_target(session: Session, person: Person, ticket: Ticket) -> TicketStatus:
+    """Where `person`'s 退回 takes `ticket`: rejected (the community's word) or triage (a branch's)."""
+    return S.rejected if roles_at(session, person, scope_of_ticket(session, ticket)) & COMMUNITY_LEVEL else S.triage
 
 
 def community_id_of(session: Session, ticket: Ticket) -> int | None:
@@ -86,5 +97,6 @@ def check(session: Session, person: Person | None, action: str, ticket: Ticket) 
     if action == "rate" and ticket.status is not S.resolved:
         raise NotAllowed(t("deny.rated") if ticket.rating is not None
                          else t("deny.state_closed") if ticket.status is S.closed else t("deny.not_resolved"))
-    if action in TARGET and TARGET[action] not in LEGAL_TRANSITIONS[ticket.status]:
+    target = reject_target(session, person, ticket) if action == "reject" else TARGET.get(action)
+    if target is not None and target not in LEGAL_TRANSITIONS[ticket.status]:
         raise NotAllowed(t(f"deny.state_{ticket.status.value}"))

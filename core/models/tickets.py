@@ -44,6 +44,9 @@ class TicketStatus(str, enum.Enum):
     duplicate = "duplicate"
     reopened = "reopened"
     withdrawn = "withdrawn"  # 撤回 by its reporter before anyone claimed it (core.tickets.changes)
+    # 退回 by a branch: not its matter; in the community's triage queue until an admin transfers,
+    # returns, takes, merges or rejects it (core.tickets.transfer)
+    triage = "triage"
 
 
 class TicketCounter(Base):
@@ -122,8 +125,10 @@ class TicketEvent(Base):
     to_status: Mapped[TicketStatus] = mapped_column(SAEnum(TicketStatus, native_enum=False, length=16))
     note: Mapped[str | None] = mapped_column(Text, default=None)
     # "status" for a move from → to; a change that leaves the status as it was (from = to) names
-    # itself: "supplement" (补充: text or photo), "category" (corrected by the reporter). See
-    # core.tickets.changes.
+    # itself: "supplement" (补充: text or photo), "category" (corrected by the reporter), see
+    # core.tickets.changes; "overdue", "urge" (core.tickets.deadlines); "transfer" (改派 to another
+    # grid: detail {"from": grid id, "to": grid id}, the status becomes accepted) and "merge" (a
+    # duplicate joined this ticket: detail {"duplicate": ticket id}), see core.tickets.transfer.
     kind: Mapped[str] = mapped_column(String(16), default="status", server_default="status")
     # codes and file ids of a change that is not a move: {"photo": file_id}, {"from": code, "to": code}
     detail: Mapped[dict | None] = mapped_column(JSON, default=None)

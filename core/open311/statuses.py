@@ -19,6 +19,7 @@ STATUS: dict[TicketStatus, str] = {
     S.claimed: OPEN,
     S.escalated: OPEN,
     S.reopened: OPEN,
+    S.triage: OPEN,  # back with the community, to be placed
     S.resolved: CLOSED,
     S.closed: CLOSED,
     S.rejected: CLOSED,

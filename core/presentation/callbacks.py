@@ -4,6 +4,7 @@ A button's data is a short string (well under Telegram's 64 bytes), stored behin
 in the buttons table (core.messaging.buttons):
 - "t:<action>:<ticket id>" a handler's button on a ticket card (and 指派, 发回 under /tickets);
 - ["ta", <ticket id>, <person id>] the member picked for 指派 (JSON data, bot/ticket_buttons.py);
+- ["tt", <ticket id>, <grid id>] the grid picked for 改派 (likewise);
 - "r:<ticket id>:<score>" the resident's 问题解决了吗 answer;
 - "ev:<y|n|c|m>:<occurrence or event id>" attend, leave, check in, mute reminders;
 - "sh:<s|x|w|t>:<shift or signup id>" sign up, cancel, ask for a swap, take a swap;
@@ -15,7 +16,8 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-TICKET_ACTIONS = ("claim", "resolve", "escalate", "reject", "contact", "urge", "assign", "return")
+TICKET_ACTIONS = ("claim", "resolve", "escalate", "reject", "contact", "urge", "assign", "return", "transfer",
+                  "take", "merge")
 SCORES = (3, 2, 1)  # 满意, 基本满意, 不满意
 READ_PREFIX = "bc:r:"
 

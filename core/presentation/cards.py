@@ -72,8 +72,9 @@ def _reporter_masked(session: Session, ticket: Ticket) -> str:
 
 def card_payload(session: Session, ticket: Ticket, *, tz: ZoneInfo,
                  lead: str | None = None, admin: bool = False) -> dict[str, Any]:
-    """The ticket card for the branch group: masked reporter, the handler buttons. An admin's
-    copy (`admin`) has no 上报社区 (the admin is the community) and, once escalated, 发回."""
+    """The ticket card for the branch group: masked reporter, the handler buttons (领单 办结 上报社区
+    改派 退回 联系人). An admin's copy (`admin`) has 接手 for 领单, no 上报社区 (the admin is the
+    community), 发回 once escalated or returned to the community (triage), and 合并."""
     text = t("card.text", urgent=(t("card.urgent") if ticket.urgent else "") + (t("card.overdue") if ticket.overdue_at else ""),
              number=ticket.number,
              status=status_name(ticket.status), category=ticket.category.name,
@@ -84,12 +85,14 @@ def card_payload(session: Session, ticket: Ticket, *, tz: ZoneInfo,
     def button(action: str) -> dict[str, str]:
         return {"text": t(f"card.button_{action}"), "callback_data": callbacks.ticket_action(action, ticket.id)}
 
-    middle = [button("return")] if admin and ticket.status is TicketStatus.escalated else []
-    middle += [button("reject")] if admin else [button("escalate"), button("reject")]
-    payload: dict[str, Any] = {
-        "text": f"{lead}\n\n{text}" if lead else text,
-        "buttons": [[button("claim"), button("resolve")], middle, [button("contact")]],
-    }
+    if admin:  # the community: 接手 rather than 领单, 发回 what came up to it, 不予受理 (退回), 合并
+        back = [button("return")] if ticket.status in (TicketStatus.escalated, TicketStatus.triage) else []
+        rows = [[button("take"), button("resolve")], [*back, button("transfer"), button("reject")],
+                [button("contact"), button("merge")]]
+    else:
+        rows = [[button("claim"), button("resolve")], [button("escalate"), button("transfer"), button("reject")],
+                [button("contact")]]
+    payload: dict[str, Any] = {"text": f"{lead}\n\n{text}" if lead else text, "buttons": rows}
     if ticket.photo_file_ids:
         payload["photo"] = ticket.photo_file_ids[0]
     return payload

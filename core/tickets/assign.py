@@ -51,6 +51,7 @@ from core.people.residents import first_name
 from core.presentation import callbacks, cards
 from core.tickets import service
 from core.tickets.lifecycle import LEGAL_TRANSITIONS, change_status
+from core.tickets.transfer import transferred_out
 
 S = TicketStatus
 # The states a branch still has work on, in the order /tickets shows them.
@@ -121,6 +122,11 @@ def branch_listing(session: Session, person: Person | None, *, tz: ZoneInfo,
                     listing.tickets.append(ticket)
         if listing.more:
             listing.lines.append(t("tickets.more", n=listing.more))
+        gone = transferred_out(session, branch.grid_id, now=now)
+        if gone:  # 首接负责: what this branch passed on, until it is finished
+            listing.lines.append(t("transfer.out_header", n=len(gone)))
+            listing.lines += [t("transfer.out_line", number=x.number, category=x.category.name, grid=grid,
+                                status=cards.status_name(x.status)) for x, grid in gone[:LIST_LIMIT]]
         out.append(listing)
     return out
 
@@ -165,6 +171,39 @@ def escalated_listing(session: Session, person: Person | None, *, tz: ZoneInfo,
             listing.lines.append(t("tickets.escalated_line", number=ticket.number, category=ticket.category.name,
                                    place=cards.place(session, ticket), grid=grid.name if grid else "",
                                    handler=who, reason=reason, due=_due(ticket, tz, now)))
+            listing.tickets.append(ticket)
+        listing.more = max(0, len(tickets) - LIST_LIMIT)
+        if listing.more:
+            listing.lines.append(t("tickets.more", n=listing.more))
+        out.append(listing)
+    return out
+
+
+def triage_listing(session: Session, person: Person | None, *, tz: ZoneInfo,
+                   now: datetime | None = None) -> list[Listing]:
+    """One listing per community `person` administers: its triage queue, the tickets a branch
+    退回 to the community and those no grid could be found for, oldest first, with the reasons."""
+    now = now or utcnow()
+    out = []
+    for community in admin_communities(session, person):
+        grids = select(Grid.id).where(Grid.community_id == community.id)
+        tickets = list(session.scalars(select(Ticket).where(
+            (Ticket.status == S.triage) & ((Ticket.community_id == community.id) | Ticket.grid_id.in_(grids))
+            | (Ticket.status == S.new) & Ticket.grid_id.is_(None) & (Ticket.community_id == community.id))
+            .order_by(Ticket.id)))
+        listing = Listing(t("tickets.triage_header", community=community.name, n=len(tickets)))
+        if not tickets:
+            listing.lines.append(t("tickets.none_triage"))
+        for ticket in tickets[:LIST_LIMIT]:
+            grid = session.get(Grid, ticket.grid_id) if ticket.grid_id else None
+            last = session.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                                   .order_by(TicketEvent.id.desc())).first()
+            reason = (last.note if last is not None and last.to_status is S.triage and last.note
+                      else t("tickets.unrouted_reason") if grid is None else t("tickets.no_reason"))
+            listing.lines.append(t("tickets.triage_line", number=ticket.number, category=ticket.category.name,
+                                   place=cards.place(session, ticket),
+                                   grid=t("tickets.triage_grid", grid=grid.name) if grid else "",
+                                   reason=reason, due=_due(ticket, tz, now)))
             listing.tickets.append(ticket)
         listing.more = max(0, len(tickets) - LIST_LIMIT)
         if listing.more:
@@ -234,13 +273,14 @@ def assign(session: Session, ticket_id: int, actor: Person | None, assignee_id: 
 def check_return(session: Session, person: Person | None, ticket: Ticket) -> None:
     """Raise NotAllowed unless `person` may hand `ticket` back to its branch now."""
     _require(session, person, "ticket.return", ticket)
-    if ticket.status is not S.escalated:
+    if ticket.status not in (S.escalated, S.triage) or ticket.grid_id is None:
         raise NotAllowed(t("tickets.deny.not_escalated"))
 
 
 def return_to_branch(session: Session, ticket_id: int, actor: Person | None, note: str, *, tz: ZoneInfo,
                      now: datetime | None = None) -> Ticket:
-    """发回: an escalated ticket goes back to its branch (escalated → accepted) with a note."""
+    """发回: an escalated ticket (or one its branch 退回 to the community) goes back to its branch
+    (→ accepted) with a note."""
     now = now or utcnow()
     ticket = service.ticket_for_change(session, ticket_id, lock=True)
     check_return(session, actor, ticket)

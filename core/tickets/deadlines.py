@@ -6,7 +6,7 @@ planned as rows of `ticket_deadlines`, each due at a point of the category's lim
 | step | due at | if still | who is told |
 | --- | --- | --- | --- |
 | respond_first, respond_second | the first and second fraction (default 50 %, 80 %) of the response limit | unclaimed | the branch group, in a digest; the grid workers, each privately |
-| respond_overdue | the response limit | unclaimed | overdue; the community's admins get the card with 督办 |
+| respond_overdue | the response limit | unclaimed | overdue; the community's admins get the card with 督办 改派 接手 |
 | resolve_first | the first fraction of the resolve limit | unresolved | the claimer |
 | resolve_second | the second fraction | unresolved | the claimer and the branch secretary |
 | resolve_overdue | the resolve limit | unresolved | overdue; the admins, as above |
@@ -64,7 +64,7 @@ log = logging.getLogger("gridbot.deadlines")
 D = DeadlineStep
 S = TicketStatus
 UNCLAIMED = frozenset({S.new, S.accepted, S.reopened})
-UNRESOLVED = frozenset({S.new, S.accepted, S.claimed, S.escalated, S.reopened})
+UNRESOLVED = frozenset({S.new, S.accepted, S.claimed, S.escalated, S.triage, S.reopened})
 RESPOND_STEPS = frozenset({D.respond_first, D.respond_second, D.respond_overdue, D.emergency_recall})
 REMINDERS = frozenset({D.respond_first, D.respond_second})  # the ones a branch group hears in a digest
 DIGEST_KIND = "digest"
@@ -312,8 +312,12 @@ def _act(session: Session, step: TicketDeadline, ticket: Ticket, sweep: Pass) ->
 
 
 def escalation_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
-    return [[{"text": t("deadline.button_urge"), "callback_data": callbacks.ticket_action("urge", ticket.id)},
-             {"text": t("card.button_contact"), "callback_data": callbacks.ticket_action("contact", ticket.id)}]]
+    def button(text: str, action: str) -> dict[str, str]:
+        return {"text": t(text), "callback_data": callbacks.ticket_action(action, ticket.id)}
+
+    return [[button("deadline.button_urge", "urge"), button("card.button_transfer", "transfer"),
+             button("card.button_take", "take")],
+            [button("card.button_contact", "contact"), button("card.button_merge", "merge")]]
 
 
 def mark_overdue(session: Session, step: TicketDeadline, ticket: Ticket, sweep: Pass) -> None:

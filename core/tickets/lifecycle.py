@@ -4,7 +4,9 @@ Every change appends a TicketEvent (who, when, from → to, note); nothing else
 in the code base may assign `Ticket.status`. Legal moves follow BRIEF's loop:
 
     new → accepted → claimed → resolved → closed
-    side paths: escalated (and back), rejected, duplicate, reopened, withdrawn
+    side paths: escalated (and back), triage (退回 by a branch, for the community to place),
+    rejected, duplicate, reopened, withdrawn; and a transfer to another grid (`transfer_grid`),
+    which is an event of its own kind that leaves the ticket accepted in its new grid.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.models import (
     Category,
+    Grid,
     Person,
     Ticket,
     TicketCounter,
@@ -31,12 +34,13 @@ from core.models import (
 S = TicketStatus
 
 LEGAL_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
-    S.new: frozenset({S.accepted, S.escalated, S.rejected, S.duplicate, S.withdrawn}),
-    S.accepted: frozenset({S.claimed, S.escalated, S.rejected, S.duplicate, S.withdrawn}),
-    S.claimed: frozenset({S.resolved, S.escalated, S.accepted}),  # → accepted: released
-    S.escalated: frozenset({S.accepted, S.claimed, S.resolved, S.rejected}),  # handed back
+    S.new: frozenset({S.accepted, S.escalated, S.triage, S.rejected, S.duplicate, S.withdrawn}),
+    S.accepted: frozenset({S.claimed, S.escalated, S.triage, S.rejected, S.duplicate, S.withdrawn}),
+    S.claimed: frozenset({S.resolved, S.escalated, S.accepted, S.triage, S.duplicate}),  # → accepted: released
+    S.escalated: frozenset({S.accepted, S.claimed, S.resolved, S.rejected, S.duplicate}),  # handed back
+    S.triage: frozenset({S.accepted, S.claimed, S.rejected, S.duplicate}),  # placed, taken, or not ours
     S.resolved: frozenset({S.closed, S.reopened}),
-    S.reopened: frozenset({S.claimed, S.escalated, S.resolved}),
+    S.reopened: frozenset({S.claimed, S.escalated, S.resolved, S.accepted, S.triage, S.duplicate}),
     S.closed: frozenset(),
     S.rejected: frozenset(),
     S.duplicate: frozenset(),
@@ -44,7 +48,10 @@ LEGAL_TRANSITIONS: dict[TicketStatus, frozenset[TicketStatus]] = {
 }
 
 # Moves whose note is required, because the next reader needs to know why.
-NOTE_REQUIRED = {S.resolved: "what was done", S.rejected: "the reason and where to turn"}
+NOTE_REQUIRED = {S.resolved: "what was done", S.rejected: "the reason and where to turn",
+                 S.triage: "the reason and whose matter it is"}
+# Where a ticket may be transferred from (改派): anything still waiting for a handler or handled.
+TRANSFERABLE = frozenset({S.new, S.accepted, S.claimed, S.escalated, S.triage, S.reopened})
 
 
 class IllegalTransition(ValueError):
@@ -162,7 +169,7 @@ def change_status(
         if actor is None:
             raise IllegalTransition(ticket, to_status, "a claim needs the person who claims")
         ticket.claimed_by_id = actor.id
-    elif to_status in (S.accepted, S.escalated, S.reopened):
+    elif to_status in (S.accepted, S.escalated, S.reopened, S.triage):
         ticket.claimed_by_id = None
     event = TicketEvent(
         ticket_id=ticket.id,
@@ -178,6 +185,28 @@ def change_status(
     session.flush()
     if to_status == S.reopened:
         renew_limits(session, ticket, now=now)
+    return event
+
+
+def transfer_grid(session: Session, ticket: Ticket, grid: Grid, *, actor: Person, note: str,
+                  now: datetime | None = None) -> TicketEvent:
+    """改派: the ticket moves to `grid` (and its community) and waits there, accepted and unclaimed;
+    one event of kind "transfer" says from which grid to which. Its limits stay as they were: the
+    resident's wait does not start again. Who may, and to where, is core.tickets.transfer's."""
+    now = now or utcnow()
+    if ticket.status not in TRANSFERABLE:
+        raise IllegalTransition(ticket, S.accepted, "only an open ticket nobody has finished can be transferred")
+    if grid.id == ticket.grid_id:
+        raise IllegalTransition(ticket, S.accepted, "a transfer goes to another grid")
+    if not note.strip():
+        raise IllegalTransition(ticket, S.accepted, "a note is required: the reason")
+    event = TicketEvent(ticket_id=ticket.id, actor_id=actor.id, at=now, from_status=ticket.status,
+                        to_status=S.accepted, note=note.strip(), kind="transfer",
+                        detail={"from": ticket.grid_id, "to": grid.id})
+    ticket.grid_id, ticket.community_id = grid.id, grid.community_id
+    ticket.status, ticket.claimed_by_id, ticket.updated_at = S.accepted, None, now
+    session.add(event)
+    session.flush()
     return event
 
 

@@ -5,7 +5,7 @@ events, for any period and any set of grids. docs/rates.md gives the definitions
 short, for the period [start, end):
 
 - 响应率 (response): of the tickets whose first response limit falls in the period, the share
-  a handler acted on (claimed, resolved, escalated or rejected) by that limit. An emergency's
+  a handler acted on (claimed, resolved, escalated, or 退回: to the community or rejected by it) by that limit. An emergency's
   response limit is its dispatch limit (its resolve limit): the resident's advice is immediate.
 - 办结率 (handler side): of the tickets whose first resolve limit falls in the period, the share
   resolved by it. A rejected ticket (not a grid matter) is not counted.
@@ -13,8 +13,9 @@ short, for the period [start, end):
 - 满意率: of the same answers, the share 满意 or 基本满意.
   Until the return visit asks its two questions apart, one answer gives both: 不满意 means
   unsolved and reopens the ticket, so 解决率 and 满意率 coincide.
-- A duplicate is not counted at all (its original is), nor a ticket its reporter withdrew. A transferred ticket counts for the grid
-  it is in now. A reopened ticket counts once in 响应率 and 办结率 (its first limits) and each of
+- A duplicate is not counted at all (its original is), nor a ticket its reporter withdrew. A
+  transferred ticket counts for the grid it is in now, with its limits as filed; a branch's 退回
+  (to the community's triage queue) is a response, not an end (docs/rates.md). A reopened ticket counts once in 响应率 and 办结率 (its first limits) and each of
   its answers counts in 解决率 and 满意率, in the period it was given.
 - Also: tickets filed (and per category), overdue marks, and the median minutes from filing to
   the first claim and to the first resolution, of the tickets filed in the period.
@@ -36,7 +37,7 @@ from core.messages import t
 from core.models import Ticket, TicketEvent, TicketStatus
 
 S = TicketStatus
-ACTED = (S.claimed, S.resolved, S.escalated, S.rejected)
+ACTED = (S.claimed, S.resolved, S.escalated, S.rejected, S.triage)
 SCORES = {3: "satisfied", 2: "fair", 1: "unsatisfied"}
 CHUNK = 900  # ticket ids per IN (…): under SQLite's 999 bound parameters
 

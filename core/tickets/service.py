@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.access.permissions import NotAllowed
-from core.access.tickets import TARGET, check, follower_ids
+from core.access.tickets import TARGET, check, follower_ids, reject_target
 from core.messages import t
 from core.messaging.outbox import PRIORITY_URGENT, enqueue
 from core.models import Grid, Person, Ticket, TicketEvent, TicketFollower, TicketStatus, utcnow
@@ -139,7 +139,7 @@ def _move(session: Session, ticket_id: int, person: Person | None, action: str, 
     ticket = ticket_for_change(session, ticket_id, lock=True)
     check(session, person, action, ticket)
     assert person is not None  # check() refuses nobody
-    if action in ("resolve", "reject") and not (note and note.strip()):
+    if action == "resolve" and not (note and note.strip()):
         raise NotAllowed(t(f"deny.note_{action}"))
     event = change_status(session, ticket, TARGET[action], actor=person,
                           note=note.strip() if note else None, now=now)
@@ -181,14 +181,30 @@ def escalate(session: Session, ticket_id: int, person: Person | None, note: str 
     return ticket
 
 
-def reject(session: Session, ticket_id: int, person: Person | None, reason: str, *,
+def reject(session: Session, ticket_id: int, person: Person | None, reason: str, *, tz: ZoneInfo,
            now: datetime | None = None) -> Ticket:
-    """Not a grid matter: the residents get the reason and the 12345 referral."""
-    ticket, event, person = _move(session, ticket_id, person, "reject", reason, now)
+    """退回. By a branch: not its matter, so the ticket goes to the community's triage queue and its
+    admins get the card to place it (core.tickets.transfer). By the community: not a grid matter at
+    all, and the residents get the reason and the 12345 referral."""
+    ticket = ticket_for_change(session, ticket_id, lock=True)
+    check(session, person, "reject", ticket)
+    assert person is not None
+    if not (reason and reason.strip()):
+        raise NotAllowed(t("deny.note_reject"))
+    target = reject_target(session, person, ticket)
+    event = change_status(session, ticket, target, actor=person, note=reason.strip(), now=now)
+    handler = first_name(person)
+    if target is S.triage:
+        lead = t("card.triage", number=ticket.number, handler=handler, note=event.note)
+        _tell_admins(session, ticket, event, card_payload(session, ticket, tz=tz, lead=lead, admin=True))
+        tell_residents(session, ticket, event, "triage", {"text": t("triage.notify", number=ticket.number)})
+        tell_branch(session, ticket, event, {"text": t("triage.line", number=ticket.number, handler=handler,
+                                                       note=event.note)})
+        return ticket
     tell_residents(session, ticket, event, "rejected",
                     {"text": t("notify.rejected", number=ticket.number, reason=event.note)})
     tell_branch(session, ticket, event, {"text": t(
-        "line.rejected", number=ticket.number, handler=first_name(person), reason=event.note)})
+        "line.rejected", number=ticket.number, handler=handler, reason=event.note)})
     return ticket
 
 

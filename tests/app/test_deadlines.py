@@ -168,7 +168,8 @@ def test_past_the_response_limit_the_ticket_is_overdue_and_escalated_with_urge(
     card = [p for p in payloads(demo_factory, ADMIN_HPL) if number in p.get("text", "")][-1]
     assert card["text"].startswith(t("deadline.escalated_respond", number=number))
     assert "【已超期】" in card["text"]
-    assert [b["callback_data"] for b in card["buttons"][0]] == [f"t:urge:{ticket_id}", f"t:contact:{ticket_id}"]
+    assert [b["callback_data"] for row in card["buttons"] for b in row] == [
+        f"t:{action}:{ticket_id}" for action in ("urge", "transfer", "take", "contact", "merge")]
     assert any(number in x and "已超过响应时限" in x for x in texts(demo_factory, BRANCH_CHAT))
     assert leader.deadlines(T0 + DAY + MINUTE).get("sent", 0) == 0  # once
 

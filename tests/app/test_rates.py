@@ -72,8 +72,8 @@ def month(s: Session) -> None:
     claim(t1, D + HOUR), resolve(t1, D + 2 * DAY), rate(t1, 3, D + 3 * DAY)
     t2 = file(s, A, D)  # late, late, 基本满意
     claim(t2, D + 25 * HOUR), resolve(t2, D + 8 * DAY), rate(t2, 2, D + 9 * DAY)
-    t3 = file(s, A, D)  # rejected: a response; not counted for 办结
-    ticket_service.reject(s, t3.id, sec_a, "不属于网格事项，请拨打12345", now=D + 2 * HOUR)
+    t3 = file(s, A, D)  # rejected by the community (final): a response; not counted for 办结
+    ticket_service.reject(s, t3.id, who(s, "P-0069"), "不属于网格事项，请拨打12345", now=D + 2 * HOUR, tz=TZ)
     t4 = file(s, A, D)  # escalated in time: a response; never resolved
     ticket_service.escalate(s, t4.id, worker_a, "涉及多个部门", now=D + 3 * HOUR, tz=TZ)
     t5 = file(s, A, D)  # a duplicate of t1: not counted anywhere

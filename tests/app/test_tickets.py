@@ -36,6 +36,7 @@ PATH_TO = {
     S.rejected: [S.rejected],
     S.duplicate: [S.duplicate],
     S.withdrawn: [S.accepted, S.withdrawn],  # 撤回 by the reporter (core.ticket_changes)
+    S.triage: [S.accepted, S.triage],  # 退回 by the branch, to the community
 }
 
 

@@ -119,7 +119,7 @@ def test_card_goes_to_the_branch_chat_with_the_reporter_masked(sqlite_demo_facto
         assert "13800000071" not in dumped and "戴春生" not in dumped
         assert card["photo"] == "photo-1"
         data = [b["callback_data"] for row in card["buttons"] for b in row]
-        assert data == [f"t:{a}:{ticket.id}" for a in ("claim", "resolve", "escalate", "reject", "contact")]
+        assert data == [f"t:{a}:{ticket.id}" for a in ("claim", "resolve", "escalate", "transfer", "reject", "contact")]
         assert all(len(d.encode()) <= 64 for d in data)
         assert sent(s, ADMIN_HPL) == []  # not urgent: the community is not bothered
         anonymous = report(s, anonymous=True)
@@ -222,8 +222,8 @@ def test_escalate_and_reject_are_for_secretary_worker_and_admin(sqlite_demo_fact
         assert ticket.status is S.escalated
         assert sent(s, ADMIN_HPL)[-1]["text"].startswith(f"【吹哨】{ticket.number} 已由 史同志 上报社区：涉及多个部门")
         with pytest.raises(NotAllowed, match="退回"):
-            ticket_service.reject(s, ticket.id, who(s, "P-0002"), "不归我们管")
-        ticket_service.reject(s, ticket.id, who(s, "P-0069"), "属于市政管理范围")
+            ticket_service.reject(s, ticket.id, who(s, "P-0002"), "不归我们管", tz=TZ)
+        ticket_service.reject(s, ticket.id, who(s, "P-0069"), "属于市政管理范围", tz=TZ)
         assert ticket.status is S.rejected
         last = sent(s, 700000071)[-1]["text"]
         assert "属于市政管理范围" in last and "12345" in last
@@ -291,7 +291,7 @@ def test_duplicates_same_category_and_place_within_seven_days(sqlite_demo_factor
         report(s, category="noise", now=T0 + DAY)  # other category
         report(s, building="B-HPL-02-12", now=T0 + DAY)  # other grid
         rejected = report(s, now=T0 + DAY)
-        ticket_service.reject(s, rejected.id, who(s, "P-0001"), "重复反映")
+        ticket_service.reject(s, rejected.id, who(s, "P-0069"), "重复反映", tz=TZ)
         grid, building = first.grid_id, first.building_id
         assert grid is not None and building is not None
         assert ticket_service.find_duplicates(s, "parking", grid, building, now=T0 + 2 * DAY) == [second, first]
