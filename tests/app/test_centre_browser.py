@@ -8,6 +8,7 @@ var/screenshots/ (the README shows the map)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import re
@@ -62,10 +63,8 @@ def browser(tmp_path: Path) -> Iterator[tuple[WebDriver, Path]]:
     try:
         yield driver, downloads
     finally:
-        try:
+        with contextlib.suppress(Exception):  # already quit by the test
             driver.quit()
-        except Exception:  # noqa: BLE001 - already quit by the test
-            pass
 
 
 def _web_link(factory: sessionmaker[Session], base: str, telegram_id: int, monkeypatch: pytest.MonkeyPatch) -> str:
