@@ -26,6 +26,7 @@ help:
 	@echo "make bench-deadlines [TICKETS=20000] - time limits of 20,000 tickets due over 5 minutes, a restart"
 	@echo "make bench-stats - one month's rates over 100,000 historical tickets (DATABASE_URL_BENCH for PostgreSQL)"
 	@echo "make bench-open311 [TICKETS=100000] - Open311 GET requests of 1,000 results, SQLite and PostgreSQL"
+	@echo "make bench-dashboard [TICKETS=100000] - the command centre's main page and filtered list, SQLite and PostgreSQL"
 
 setup:
 	@scripts/setup-envs.sh all
@@ -111,3 +112,9 @@ bench-stats: setup
 # time p95 on SQLite and PostgreSQL (TEST_POSTGRES_URL's server); last line JSON.
 bench-open311: setup
 	@$(APP)/python scripts/bench_open311.py $(if $(TICKETS),--tickets $(TICKETS))
+
+.PHONY: bench-dashboard
+# make bench-dashboard [TICKETS=100000]: the command centre's main page and its ticket list filtered by grid
+# and month, server time p95 on SQLite and PostgreSQL (TEST_POSTGRES_URL's server); last line JSON.
+bench-dashboard: setup
+	@$(APP)/python scripts/bench_dashboard.py $(if $(TICKETS),--tickets $(TICKETS))

@@ -51,6 +51,7 @@ from bot import (
     schedule_chat,
     stats,
     ticket_buttons,
+    web_login,
 )
 from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
@@ -317,6 +318,17 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     svc = services(context)
     await asyncio.to_thread(stats.stats_message, svc.factory, svc.settings, user.id, message.chat_id,
+                            message.message_id)
+    await svc.dispatch()
+
+
+async def on_web(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/web (secretaries, grid workers, community and street admins): a one-time login link."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    svc = services(context)
+    await asyncio.to_thread(web_login.link_message, svc.factory, svc.settings, user.id, message.chat_id,
                             message.message_id)
     await svc.dispatch()
 
@@ -618,6 +630,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     app.add_handler(CommandHandler("report", on_report, filters=private))
     app.add_handler(CommandHandler("tickets", ticket_buttons.on_tickets, filters=private))
     app.add_handler(CommandHandler("stats", on_stats, filters=private))
+    app.add_handler(CommandHandler("web", on_web, filters=private))
     app.add_handler(CallbackQueryHandler(on_callback))
     app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
     app.add_handler(MessageHandler(private & filters.COMMAND, on_unknown_command))  # after every CommandHandler

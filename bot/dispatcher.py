@@ -50,6 +50,7 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    LinkPreviewOptions,
     Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
@@ -99,6 +100,7 @@ class Piece:
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None
     edit: int | None = None  # the message to edit instead of sending a new one
     markup_only: bool = False  # an edit of the buttons alone
+    no_preview: bool = False  # no link preview (a /web login link: a preview must not fetch it)
 
 
 def keyboard(buttons: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup | None:
@@ -136,7 +138,8 @@ def pieces_of(payload: dict[str, Any]) -> list[Piece]:
             return pieces
         text = rest
     parts = split_message(text)
-    pieces.extend(Piece(text=part, markup=markup if index == len(parts) - 1 else None)
+    no_preview = bool(payload.get("no_preview"))
+    pieces.extend(Piece(text=part, markup=markup if index == len(parts) - 1 else None, no_preview=no_preview)
                   for index, part in enumerate(parts))
     return pieces
 
@@ -160,6 +163,9 @@ async def send_piece(bot: Bot, chat_id: int, piece: Piece) -> Message | None:
         return done if isinstance(done, Message) else None
     if piece.photo is not None:
         return await bot.send_photo(chat_id, piece.photo, caption=piece.text, reply_markup=piece.markup)
+    if piece.no_preview:
+        return await bot.send_message(chat_id, piece.text or "", reply_markup=piece.markup,
+                                      link_preview_options=LinkPreviewOptions(is_disabled=True))
     return await bot.send_message(chat_id, piece.text or "", reply_markup=piece.markup)
 
 

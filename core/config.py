@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     web_public_url: str | None = Field(
         default=None, description="The web process's address as clients reach it (links such as "
                                   "media_url); unset: taken from each request.")
+    # The command centre (web/centre, README "The command centre").
+    web_base_url: str = Field(
+        default="http://127.0.0.1:8080", description="Where the command centre's login links point "
+                                                     "(the web process as browsers reach it).")
+    web_cookie_secure: bool = Field(
+        default=True, description="The session cookie is Secure (HTTPS only); false only for "
+                                  "http://127.0.0.1 in tests and demos.")
+    web_login_minutes: int = Field(default=10, ge=1, le=60, description="How long a /web login link is good for.")
+    web_idle_minutes: int = Field(default=60, ge=5, description="A command-centre session unused this long ends.")
     open311_get_needs_key: bool = Field(
         default=False, description="Open311 GETs need an api_key too (they are public by default).")
 

@@ -76,12 +76,32 @@ sync_env() {  # name lockfile [editable]
 }
 
 # Our own packages too (a second or two; skips what is up to date).
-compile_own() { .venv-app/bin/python -m compileall -q -j 0 core bot actions cli nlu >/dev/null; }
+compile_own() { .venv-app/bin/python -m compileall -q -j 0 core bot actions cli nlu web >/dev/null; }
+
+# The command centre's browser tests (tests/app/test_centre_browser.py) drive Debian's chromium
+# through chromium-driver, and its pages are Chinese: install them when missing (as root, with
+# apt-get; elsewhere say what to install). GRIDBOT_NO_BROWSER=1 skips this.
+ensure_browser() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+    fc-list 2>/dev/null | grep -qiE 'wenquanyi|noto sans cjk|droid sans fallback' || missing+=(fonts-wqy-microhei)
+    if [[ ${#missing[@]} -eq 0 || -n "${GRIDBOT_NO_BROWSER:-}" ]]; then return 0; fi
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing ${missing[*]} (the command centre's browser tests)" >&2
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; then
+            apt-get update -q >/dev/null 2>&1 || true
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+        fi
+    else
+        echo "setup: warning: the browser tests need: apt-get install -y ${missing[*]}" >&2
+    fi
+}
 
 case $which_env in
     rasa) sync_env rasa locks/rasa.txt ;;
-    app) sync_env app locks/app.txt editable; compile_own ;;
-    all) sync_env app locks/app.txt editable; sync_env rasa locks/rasa.txt; compile_own ;;
+    app) sync_env app locks/app.txt editable; compile_own; ensure_browser ;;
+    all) sync_env app locks/app.txt editable; sync_env rasa locks/rasa.txt; compile_own; ensure_browser ;;
     tools) ;;
     *) echo "usage: $0 [rasa|app|all|tools]" >&2; exit 2 ;;
 esac

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import VAR_DIR, Settings
 from core.places.router import RouterCache
+from web.centre import routes as centre_routes
 from web.open311 import routes as open311_routes
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -54,4 +55,5 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *, name: str 
         return response.json({"ok": True})
 
     open311_routes.register(app)
+    centre_routes.register(app)
     return app

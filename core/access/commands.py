@@ -47,6 +47,7 @@ COMMANDS = (
     Command("schedule", ("event.manage",)),
     Command("tickets", ("ticket.list",)),
     Command("stats", ("stats.view",)),
+    Command("web", ("web.login",)),
     Command("broadcast", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
     Command("broadcasts", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
     Command("invite", ("invite.create",)),

@@ -71,6 +71,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "invite.create": frozenset({R.secretary}),
     "role.grant": frozenset({R.operator}),
     "audit.read": frozenset({R.operator, R.community_admin, R.street_admin}),
+    # the command centre in the browser (web/centre): a login link by /web, and what it shows,
+    # each grid's map, tickets and figures only where the role holds
+    "web.login": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
 }
 
 

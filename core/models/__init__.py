@@ -52,8 +52,11 @@ from core.models.tickets import (
     TicketStatus,
 )
 from core.models.updates import ReceivedUpdate
+from core.models.web import WebLoginToken, WebSession
 
 __all__ = [
+    "WebLoginToken",
+    "WebSession",
     "ApiKey",
     "Open311Request",
     "JOINED_GRANT",

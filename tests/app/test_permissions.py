@@ -95,6 +95,7 @@ PINNED: dict[str, set[Role]] = {
     "invite.create": {R.secretary},
     "role.grant": {R.operator},
     "audit.read": {R.operator, R.community_admin, R.street_admin},
+    "web.login": {R.secretary, R.grid_worker, R.community_admin, R.street_admin},
 }
 
 

@@ -1,0 +1,401 @@
+"""The command centre at /centre: sign-in by a /web link, the map, the ticket list and page
+(督办, the audited contact, 改派/接手/合并 where core offers them), the figures, CSV exports.
+
+Server-rendered with Jinja2 (web/centre/templates), texts from the catalogue (`web.*`); the
+map and charts are ECharts, served from web/centre/static with the app. Every page checks the
+session; every POST its CSRF token; what a page shows is the grids the person holds
+(core.centre.scope). A page polls a small JSON every 5 s and reloads (or redraws) on a change,
+so what is done in chat shows here within 10 s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sanic import Request, Sanic, response
+from sanic.response import HTTPResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.access.permissions import NotAllowed
+from core.access.tickets import check
+from core.centre import figures, listing, logins
+from core.centre.listing import Filters
+from core.messages import t
+from core.models import Grid, Person, utcnow
+from core.tickets import service
+from core.tickets.rate_reports import month_of
+from web.centre import exports
+from web.centre.auth import (
+    COOKIE,
+    PATH,
+    PRE_COOKIE,
+    Refused,
+    Who,
+    clear_cookie,
+    db,
+    new_pre_token,
+    pre_token_ok,
+    set_cookie,
+    settings_of,
+    who,
+)
+from web.open311.routes import _download  # the photo fetch, the bot's token kept in this process
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+def _transfers() -> Any:
+    """改派 / 接手 / 合并 (core.tickets.transfer), or None where core does not have them yet."""
+    try:
+        return importlib.import_module("core.tickets.transfer")
+    except ImportError:
+        return None
+
+
+transfers = _transfers()
+
+
+def _pct(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else t("web.no_value")
+
+
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(t=t, pct=_pct)
+    return env
+
+
+def _page(request: Request, name: str, status: int = 200, **values: Any) -> HTTPResponse:
+    tz = settings_of(request).tz
+    values.setdefault("who", None)
+
+    def local(at: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+        return at.astimezone(tz).strftime(fmt) if at else t("web.no_value")
+
+    html = request.app.ctx.centre_env.get_template(name).render(local=local, path=request.path, **values)
+    resp = response.html(html, status=status)
+    resp.headers["Content-Security-Policy"] = CSP
+    resp.headers["X-Frame-Options"] = "DENY"
+    resp.headers["Referrer-Policy"] = "no-referrer"  # the login URL carries its token
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _message(request: Request, key: str, status: int) -> HTTPResponse:
+    return _page(request, "message.html", status=status, text=t(key))
+
+
+# -- signing in and out --------------------------------------------------------------
+
+
+async def login_page(request: Request, token: str) -> HTTPResponse:
+    """The page behind the link: a button. A GET (a link preview, a scanner) redeems nothing."""
+    pre = new_pre_token()
+    resp = _page(request, "login.html", token=token, csrf=pre)
+    set_cookie(resp, settings_of(request), PRE_COOKIE, pre, path=f"{PATH}/login", max_age=900, same_site="Strict")
+    return resp
+
+
+async def login(request: Request) -> HTTPResponse:
+    if not pre_token_ok(request):
+        return _message(request, "web.csrf_failed", 403)
+    token = request.form.get("token") or ""
+    signed = await db(request, lambda s: logins.redeem(s, token), write=True)
+    if signed is None:
+        return _message(request, "web.login_failed", 403)
+    resp = response.redirect(f"{PATH}/", status=303)
+    settings = settings_of(request)
+    set_cookie(resp, settings, COOKIE, signed.cookie)
+    clear_cookie(resp, settings, PRE_COOKIE, path=f"{PATH}/login")
+    return resp
+
+
+async def logout(request: Request) -> HTTPResponse:
+    await who(request, post=True)
+    cookie = request.cookies.get(COOKIE)
+    await db(request, lambda s: logins.end(s, cookie), write=True)
+    resp = _message(request, "web.signed_out", 200)
+    clear_cookie(resp, settings_of(request), COOKIE)
+    return resp
+
+
+# -- the map -------------------------------------------------------------------------
+
+
+async def home(request: Request) -> HTTPResponse:
+    me = await who(request)
+    tz = settings_of(request).tz
+
+    def work(s: Session) -> dict[str, Any]:
+        return figures.grid_map(s, me.view, tz, utcnow())
+
+    data = await db(request, work)
+    return _page(request, "map.html", who=me, data=data)
+
+
+async def map_json(request: Request) -> HTTPResponse:
+    me = await who(request)
+    tz = settings_of(request).tz
+    data = await db(request, lambda s: figures.grid_map(s, me.view, tz, utcnow()))
+    return response.json(data, ensure_ascii=False)
+
+
+async def version_json(request: Request) -> HTTPResponse:
+    """The newest event in view (or of one ticket, ?ticket=<number>): what the pages poll."""
+    me = await who(request)
+    number = request.args.get("ticket")
+
+    def work(s: Session) -> int | None:
+        if number:
+            ticket = listing.find(s, me.view, number)
+            return listing.last_change(s, me.view, ticket.id) if ticket is not None else None
+        return listing.last_change(s, me.view)
+
+    last = await db(request, work)
+    if last is None:
+        return response.json({"error": "not found"}, status=404)
+    return response.json({"last": last})
+
+
+# -- tickets -------------------------------------------------------------------------
+
+
+def _filters(request: Request) -> Filters:
+    return Filters.parse({k: request.args.get(k) or "" for k in ("grid", "category", "status", "overdue",
+                                                                  "from", "to", "q")})
+
+
+def _grids(s: Session, me: Who) -> list[tuple[int, str]]:
+    return list(s.execute(select(Grid.id, Grid.name).where(Grid.id.in_(sorted(me.view.grid_ids)))
+                          .order_by(Grid.code)).tuples())
+
+
+async def ticket_list(request: Request) -> HTTPResponse:
+    me = await who(request)
+    tz, filters = settings_of(request).tz, _filters(request)
+    page_no = int(request.args.get("page") or 1) if (request.args.get("page") or "1").isdigit() else 1
+
+    def work(s: Session) -> tuple[listing.Page, list[tuple[int, str]], list[tuple[str, str]], int]:
+        return (listing.page_of(s, me.view, filters, tz, page_no), _grids(s, me), listing.categories(s),
+                listing.last_change(s, me.view))
+
+    page, grids, categories, last = await db(request, work)
+    query = filters.query_string()
+    return _page(request, "tickets.html", who=me, page=page, grids=grids, categories=categories, f=filters,
+                 statuses=[(st, t(f"status.{st}")) for st in
+                           ("new", "accepted", "claimed", "resolved", "closed", "escalated", "rejected",
+                            "duplicate", "reopened", "withdrawn")],
+                 query=urlencode(query), last=last,
+                 page_url=lambda n: f"{PATH}/tickets?{urlencode({**query, 'page': n})}")
+
+
+async def tickets_csv(request: Request) -> HTTPResponse:
+    me = await who(request)
+    tz, filters = settings_of(request).tz, _filters(request)
+    rows = await db(request, lambda s: listing.all_rows(s, me.view, filters, tz))
+    return exports.tickets(rows, tz)
+
+
+def _ticket_values(s: Session, me: Who, number: str) -> dict[str, Any] | None:
+    ticket = listing.find(s, me.view, number)
+    if ticket is None:
+        return None
+    person = s.get(Person, me.person_id)
+    may = {}
+    # 改派 / 接手 / 合并 are core.access.tickets' "transfer", "take", "merge" where main has them
+    for action, key in (("contact", "contact"), ("urge", "urge"), ("transfer", "transfer"), ("take", "take_over"),
+                        ("merge", "merge")):
+        try:
+            check(s, person, action, ticket)
+            may[key] = key in ("contact", "urge") or transfers is not None
+        except (NotAllowed, ValueError):  # ValueError: an action core does not know yet
+            may[key] = False
+    claimer = s.get(Person, ticket.claimed_by_id) if ticket.claimed_by_id else None
+    d = listing.detail(s, ticket)
+    s.expunge(ticket)  # read after the session: its loaded values, not a refresh
+    grids = _grids(s, me)
+    if may["transfer"] and hasattr(transfers, "targets"):  # where core says this ticket may go
+        try:
+            grids = [(g.id, g.name) for g, _community in transfers.targets(s, ticket.id, person)[1]]
+        except NotAllowed:
+            may["transfer"] = False
+    return {"d": d, "may": may, "claimer": claimer.display_name if claimer else None, "grids": grids}
+
+
+async def ticket_page(request: Request, number: str, *, contact: str | None = None, note: str | None = None,
+                      me: Who | None = None, status: int = 200) -> HTTPResponse:
+    me = me or await who(request)
+    values = await db(request, lambda s: _ticket_values(s, me, number))
+    if values is None:
+        return _message(request, "web.not_found", 404)
+    done = {"urged": "web.urged", "urged_again": "web.urged_again", "done": "web.done"}.get(
+        request.args.get("done") or "")
+    return _page(request, "ticket.html", status=status, who=me, contact=contact,
+                 note=note or (t(done) if done else None), **values)
+
+
+async def ticket_contact(request: Request, number: str) -> HTTPResponse:
+    """The reporter's contact, on a press, through service.contact_details (which audits it)."""
+    me = await who(request, post=True)
+
+    def work(s: Session) -> str | None:
+        ticket = listing.find(s, me.view, number)
+        if ticket is None:
+            return None
+        return service.contact_details(s, ticket.id, s.get(Person, me.person_id))
+
+    try:
+        text = await db(request, work, write=True)
+    except NotAllowed as exc:
+        return await ticket_page(request, number, note=str(exc), me=me, status=403)
+    if text is None:
+        return _message(request, "web.not_found", 404)
+    return await ticket_page(request, number, contact=text, me=me)
+
+
+async def ticket_urge(request: Request, number: str) -> HTTPResponse:
+    """督办: service.urge, the same check and event as the chat's button."""
+    me = await who(request, post=True)
+
+    def work(s: Session) -> bool | None:
+        ticket = listing.find(s, me.view, number)
+        if ticket is None:
+            return None
+        return service.urge(s, ticket.id, s.get(Person, me.person_id))
+
+    try:
+        urged = await db(request, work, write=True)
+    except NotAllowed as exc:
+        return await ticket_page(request, number, note=str(exc), me=me, status=403)
+    if urged is None:
+        return _message(request, "web.not_found", 404)
+    return response.redirect(f"{PATH}/tickets/{number}?done={'urged' if urged else 'urged_again'}", status=303)
+
+
+async def ticket_change(request: Request, number: str, what: str) -> HTTPResponse:
+    """改派 / 接手 / 合并 through core.tickets.transfer, when core has it."""
+    me = await who(request, post=True)
+    if transfers is None or what not in ("transfer", "take_over", "merge"):
+        return _message(request, "web.not_found", 404)
+    tz = settings_of(request).tz
+    form = {k: (request.form.get(k) or "").strip() for k in ("grid", "reason", "original")}
+
+    def work(s: Session) -> bool:
+        ticket = listing.find(s, me.view, number)
+        if ticket is None:
+            return False
+        actor = s.get(Person, me.person_id)
+        if what == "transfer":
+            if not form["grid"].isdigit():
+                raise NotAllowed(t("web.not_found"))
+            transfers.transfer(s, ticket.id, actor, int(form["grid"]), form["reason"], tz=tz)
+        elif what == "take_over":
+            takes_tz = "tz" in inspect.signature(transfers.take_over).parameters
+            transfers.take_over(s, ticket.id, actor, **({"tz": tz} if takes_tz else {}))
+        else:
+            transfers.merge(s, ticket.id, actor, form["original"], tz=tz)
+        return True
+
+    try:
+        found = await db(request, work, write=True)
+    except (NotAllowed, ValueError) as exc:
+        return await ticket_page(request, number, note=str(exc), me=me, status=403)
+    if not found:
+        return _message(request, "web.not_found", 404)
+    return response.redirect(f"{PATH}/tickets/{number}?done=done", status=303)
+
+
+async def ticket_photo(request: Request, number: str, index: str) -> HTTPResponse:
+    me = await who(request)
+    settings = settings_of(request)
+    file_id = await db(request, lambda s: (lambda tk: listing.photo_file_id(tk, int(index)) if tk else None)(
+        listing.find(s, me.view, number))) if index.isdigit() else None
+    if file_id is None or not settings.telegram_bot_token:
+        return response.text("", status=404)
+    media_dir: Path = request.app.ctx.media_dir
+    path = media_dir / (hashlib.sha256(file_id.encode()).hexdigest() + ".jpg")
+    if not path.exists():
+        content = await _download(settings, file_id)
+        if content is None:
+            return response.text("", status=404)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".part").write_bytes(content)
+        path.with_suffix(".part").replace(path)
+    resp = await response.file(str(path), mime_type="image/jpeg")
+    resp.headers["Cache-Control"] = "private, max-age=3600"
+    return resp
+
+
+# -- figures -------------------------------------------------------------------------
+
+
+def _month(request: Request) -> datetime:
+    tz = settings_of(request).tz
+    start, _ = month_of(utcnow(), tz)
+    given = request.args.get("month") or ""
+    try:
+        year, month = (int(part) for part in given.split("-"))
+        return start.replace(year=year, month=month) if 2000 <= year <= 2100 and 1 <= month <= 12 else start
+    except ValueError:
+        return start
+
+
+async def figures_page(request: Request) -> HTTPResponse:
+    me = await who(request)
+    tz, start = settings_of(request).tz, _month(request)
+    end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+    def work(s: Session) -> dict[str, Any]:
+        return {"table": figures.month_table(s, me.view, start), "trend": figures.trend(s, me.view, tz, end),
+                "overdue": figures.overdue_oldest(s, me.view), "by_category": figures.by_category(s, me.view, start, end)}
+
+    values = await db(request, work)
+    chart = {"trend": values["trend"], "by_category": values["by_category"]}
+    return _page(request, "figures.html", who=me, month=start.strftime("%Y-%m"), chart=chart, **values)
+
+
+async def rates_csv(request: Request) -> HTTPResponse:
+    me = await who(request)
+    start = _month(request)
+    table = await db(request, lambda s: figures.month_table(s, me.view, start))
+    return exports.rates(table, start)
+
+
+# -- wiring --------------------------------------------------------------------------
+
+
+def register(app: Sanic) -> None:
+    app.ctx.centre_env = _environment()
+    app.static(f"{PATH}/static", str(STATIC), name="centre_static")
+    app.add_route(login_page, f"{PATH}/login/<token>", methods=["GET"], name="centre_login_page")
+    app.add_route(login, f"{PATH}/login", methods=["POST"], name="centre_login")
+    app.add_route(logout, f"{PATH}/logout", methods=["POST"], name="centre_logout")
+    app.add_route(home, f"{PATH}/", methods=["GET"], name="centre_home")
+    app.add_route(map_json, f"{PATH}/map.json", methods=["GET"], name="centre_map")
+    app.add_route(version_json, f"{PATH}/version.json", methods=["GET"], name="centre_version")
+    app.add_route(ticket_list, f"{PATH}/tickets", methods=["GET"], name="centre_tickets")
+    app.add_route(tickets_csv, f"{PATH}/tickets.csv", methods=["GET"], name="centre_tickets_csv")
+    app.add_route(ticket_page, f"{PATH}/tickets/<number>", methods=["GET"], name="centre_ticket")
+    app.add_route(ticket_contact, f"{PATH}/tickets/<number>/contact", methods=["POST"], name="centre_contact")
+    app.add_route(ticket_urge, f"{PATH}/tickets/<number>/urge", methods=["POST"], name="centre_urge")
+    app.add_route(ticket_change, f"{PATH}/tickets/<number>/<what>", methods=["POST"], name="centre_change")
+    app.add_route(ticket_photo, f"{PATH}/tickets/<number>/photo/<index>", methods=["GET"], name="centre_photo")
+    app.add_route(figures_page, f"{PATH}/figures", methods=["GET"], name="centre_figures")
+    app.add_route(rates_csv, f"{PATH}/rates.csv", methods=["GET"], name="centre_rates_csv")
+
+    @app.exception(Refused)
+    async def _refused(request: Request, exc: Refused) -> HTTPResponse:
+        if request.path.endswith(".json") or request.path.endswith(".csv"):
+            return response.json({"error": exc.key}, status=exc.status)
+        return _message(request, exc.key, exc.status)
