@@ -30,6 +30,7 @@ from core.models import Ticket, TicketStatus
 from core.people import callbacks, phones, residents
 from core.places import contacts, directory
 from core.places.router import RouteStatus
+from core.presentation import callbacks as button_data
 from core.presentation import cards
 from core.tickets import changes
 
@@ -132,8 +133,8 @@ def attach_if_own(deps: Deps, dispatcher: CollectingDispatcher, tracker: Tracker
     if photo:
         reply += t("change.followup_photo")
     buttons: list[dict[str, Any]] = []
-    if status is TicketStatus.resolved:  # 不满意 reopens it (bot/ticket_buttons.py)
-        buttons = [{"title": t("rating.1"), "payload": f"r:{ticket_id}:1"}]
+    if status is TicketStatus.resolved:  # 未解决 reopens it (bot/ticket_buttons.py, core.tickets.visit)
+        buttons = [{"title": t("visit.solved_0"), "payload": button_data.solved(ticket_id, False)}]
     dispatcher.utter_message(text=reply, buttons=buttons)
     from actions.report_form import reset_report  # here: report_form calls this module first
     return [*reset_report(), FollowupAction("action_listen")]

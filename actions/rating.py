@@ -1,7 +1,10 @@
-"""A rating typed in words: "满意", "还行", "不满意" (Rasa's `rate` intent).
+"""The return visit answered in words (Rasa's `rate` intent): "好了，谢谢", "还是不行", "满意", "还行".
 
-It rates the newest ticket the resident may still rate (core.tickets.ratings); 不满意 reopens it and asks
-what is still wrong — their next message is the answer (core.messaging.prompts.REOPEN, taken by the bot).
+The words answer the newest ticket whose visit still takes an answer (core.tickets.ratings): what
+they say about solving answers 问题解决了吗, what they say of satisfaction answers 您满意吗, and
+whatever is still missing is asked with the buttons of that row only. 未解决 reopens the ticket and
+asks what is still wrong — the next message is the answer (core.messaging.prompts.REOPEN, taken
+by the bot).
 """
 
 from __future__ import annotations
@@ -18,16 +21,21 @@ from actions.deps import GridAction
 from actions.report_form import pending, show_summary
 from core.access.permissions import NotAllowed
 from core.messages import t
-from core.models import TicketStatus
 from core.people import residents
-from core.tickets import ratings
+from core.tickets import ratings, visit
 
 log = logging.getLogger("gridbot.actions.rating")
 
 
-def rating_buttons(ticket_id: int) -> list[dict[str, str]]:
-    """Rasa buttons whose payload is the bot's rating data (bot/ticket_buttons.py takes the press)."""
-    return [{"title": title, "payload": data} for title, data in ratings.payloads(ticket_id)]
+def visit_buttons(ticket_id: int, questions: tuple[str, ...]) -> list[dict[str, str]]:
+    """Rasa buttons whose payload is the bot's answer data (bot/ticket_buttons.py takes the press)."""
+    return [{"title": title, "payload": data} for title, data in ratings.payloads(ticket_id, questions)]
+
+
+def ask(dispatcher: CollectingDispatcher, ticket_id: int, number: str, question: str, lead: str = "") -> None:
+    """One question of the visit, with its row of buttons."""
+    dispatcher.utter_message(text=lead + t(f"visit.ask_{question}", number=number),
+                             buttons=visit_buttons(ticket_id, (question,)))
 
 
 class ActionRate(GridAction):
@@ -36,7 +44,7 @@ class ActionRate(GridAction):
 
     def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[EventType]:
         sender = common.sender_id(tracker)
-        score = ratings.score_of(common.message_text(tracker))
+        said = ratings.answers_of(common.message_text(tracker))
         with self.deps.session() as s:
             person = residents.person_by_telegram(s, sender) if sender is not None else None
             waiting = ratings.awaiting(s, person) if person is not None else []
@@ -47,16 +55,24 @@ class ActionRate(GridAction):
                     dispatcher.utter_message(text=t("rating.nothing"))
                 return []
             ticket = waiting[0]
-            if score is None:
-                dispatcher.utter_message(text=t("rating.offer") + f"（{ticket.number}）",
-                                         buttons=rating_buttons(ticket.id))
+            number, ticket_id, open_ = ticket.number, ticket.id, visit.missing(ticket)
+            solved = said.solved if "solved" in open_ else None
+            score = said.score if "score" in open_ else None
+            given = [q for q, v in (("solved", solved), ("score", score)) if v is not None]
+            if not given:  # nothing (new) understood: the first question still open, by buttons
+                ask(dispatcher, ticket_id, number, open_[0])
                 return []
             try:
-                rated = ratings.rate(s, ticket.id, person, score, tz=self.deps.tz)
+                answered = ratings.answer(s, ticket_id, person, solved=solved, score=score, tz=self.deps.tz)
             except NotAllowed as exc:
                 dispatcher.utter_message(text=str(exc))
                 return []
-            number, reopened = rated.number, rated.status is TicketStatus.reopened
-        log.info("ticket %s rated %d in words", number, score)
-        dispatcher.utter_message(text=t("rating.ask_reason", number=number) if reopened else t("rating.thanks"))
+            missing = answered.missing
+        log.info("ticket %s: return visit answered in words %s", number, given)
+        if answered.reopened:
+            dispatcher.utter_message(text=t("rating.ask_reason", number=number))
+        elif not missing:
+            dispatcher.utter_message(text=t("rating.thanks"))
+        if missing:
+            ask(dispatcher, ticket_id, number, missing[0], lead="" if answered.reopened else t("visit.noted"))
         return []

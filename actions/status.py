@@ -10,14 +10,13 @@ from rasa_sdk.types import DomainDict
 from actions import common
 from actions.common import button, entity
 from actions.deps import GridAction
-from actions.rating import rating_buttons
+from actions.rating import visit_buttons
 from actions.report_form import pending
 from core.access import commands
 from core.messages import t
-from core.models import TicketStatus
 from core.people import residents
 from core.presentation import cards
-from core.tickets import ratings
+from core.tickets import ratings, visit
 from core.tickets import service as ticket_service
 from core.tickets.lifecycle import get_by_number
 
@@ -40,11 +39,12 @@ class ActionCheckStatus(GridAction):
                 if ticket is None or ticket not in ticket_service.tickets_of(s, person, limit=1000):
                     dispatcher.utter_message(text=t("status.not_yours"))
                     return []
-                rate = ticket.status is TicketStatus.resolved and ticket in ratings.awaiting(s, person)
-                # still open to a rating: offer it here too (the 办结 notice may be long gone)
+                questions = visit.missing(ticket) if ticket in ratings.awaiting(s, person) else ()
+                # the return visit still open: its first question offered here too (the 办结 notice may be long gone)
                 dispatcher.utter_message(text=cards.history_text(s, ticket, person, tz=self.deps.tz)
-                                         + ("\n\n" + t("rating.offer") if rate else ""),
-                                         buttons=rating_buttons(ticket.id) if rate else None)
+                                         + ("\n\n" + t(f"visit.ask_{questions[0]}", number=ticket.number)
+                                            if questions else ""),
+                                         buttons=visit_buttons(ticket.id, questions[:1]) if questions else None)
                 return []
             tickets = ticket_service.tickets_of(s, person)
             if not tickets:

@@ -1,9 +1,9 @@
-"""The buttons on ticket cards (领单 办结 上报社区 退回 联系人, an admin's 发回), the rating
-question, and /tickets with its 指派 and 发回 buttons.
+"""The buttons on ticket cards (领单 办结 上报社区 退回 联系人, an admin's 发回), the return
+visit's two rows (已解决/未解决, 满意/基本满意/不满意), and /tickets with its 指派 and 发回 buttons.
 
 Every press is re-checked by core.tickets.service (core.tickets.assign for 指派 and 发回): who
 is pressing, may they do this to this ticket, now. A button's data is a short string
-("t:claim:12", "r:12:3") kept in the database under the token the button carries
+("t:claim:12", "r:12:3", "r:12:y") kept in the database under the token the button carries
 (core.messaging.buttons), so data the bot never issued is refused before this module sees it.
 办结, 退回, 上报社区 and 发回 need a note (what was done, the reason): the presser is asked for it
 in their private chat, the question is a prompt (core.messaging.prompts, committed with the
@@ -34,7 +34,6 @@ from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
 from core.messaging import prompts
-from core.models import TicketStatus
 from core.people import residents
 from core.presentation import callbacks, cards
 from core.tickets import assign as ticket_assign
@@ -124,17 +123,20 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: c
             details = await asyncio.to_thread(_run, factory, user.id, ticket_service.contact_details, ticket_id)
             await query.answer(details, show_alert=True)
             return False
-        elif action == "rate":
-            # core.tickets.ratings: after 不满意 the presser is asked what is still wrong (a prompt)
-            rated = await asyncio.to_thread(_run, factory, user.id, partial(ratings.rate, tz=tz), ticket_id, score)
-            await query.answer(t("ticket.rated_toast"))
-            reopened, number = rated.status is TicketStatus.reopened, rated.number
-            if query.message is not None:  # one press per question: the rating buttons go
+        elif action in ("rate", "solved"):
+            # core.tickets.ratings: one answer of the return visit; after 未解决 the presser is asked
+            # what is still wrong (a prompt)
+            answer = {"score": score} if action == "rate" else {"solved": bool(score)}
+            answered = await asyncio.to_thread(_run, factory, user.id, partial(ratings.answer, tz=tz, **answer),
+                                               ticket_id)
+            await query.answer(t("visit.more_toast" if answered.missing else "visit.done_toast"))
+            number, rest = answered.ticket.number, cards.visit_buttons(ticket_id, answered.missing)
+            if query.message is not None:  # the answered row goes; the other stays until answered
                 chat_id, message_id = query.message.chat.id, query.message.message_id
 
                 def done(_s: Session, out: Outgoing) -> None:
-                    out.markup(chat_id, message_id)
-                    if reopened:
+                    out.markup(chat_id, message_id, rest or None)
+                    if answered.reopened:
                         out.send(user.id, t("rating.ask_reason", number=number))
                 await respond(context, done)
         else:  # resolve / reject / escalate / return: ask for the note in private

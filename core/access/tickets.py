@@ -94,7 +94,9 @@ def check(session: Session, person: Person | None, action: str, ticket: Ticket) 
                                                 scope_of_ticket(session, ticket))
     if not by_role and not relations(session, person, ticket) & RELATIONS.get(action, frozenset()):
         raise NotAllowed(t(f"deny.role_{action}"))
-    if action == "rate" and ticket.status is not S.resolved:
+    # the return visit (core.tickets.visit) takes answers while the ticket is resolved, and its
+    # satisfaction after 未解决 reopened it, until it is resolved again
+    if action == "rate" and ticket.status is not S.resolved and not (ticket.solved is False and ticket.rating is None):
         raise NotAllowed(t("deny.rated") if ticket.rating is not None
                          else t("deny.state_closed") if ticket.status is S.closed else t("deny.not_resolved"))
     target = reject_target(session, person, ticket) if action == "reject" else TARGET.get(action)

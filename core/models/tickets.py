@@ -94,7 +94,10 @@ class Ticket(TimestampMixin, Base):
     first_resolve_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None, index=True)
     # The handler's photo of the finished work, sent to the resident with the result.
     resolution_photo_id: Mapped[str | None] = mapped_column(String(255), default=None)
-    # The resident's answer to 问题解决了吗: 3 满意, 2 基本满意, 1 不满意 (the last one reopens).
+    # The return visit (回访) of the latest resolution, two answers (core.tickets.visit): `solved`
+    # 已解决/未解决, and `rating` 3 满意, 2 基本满意, 1 不满意 with when it was given. Both are cleared
+    # when the ticket is resolved again; every answer is also a TicketEvent of kind "visit".
+    solved: Mapped[bool | None] = mapped_column(default=None)
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
     rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # Set when a response or resolve deadline passed (core.tickets.deadlines): a flag, not a status.
@@ -128,9 +131,11 @@ class TicketEvent(Base):
     # itself: "supplement" (补充: text or photo), "category" (corrected by the reporter), see
     # core.tickets.changes; "overdue", "urge" (core.tickets.deadlines); "transfer" (改派 to another
     # grid: detail {"from": grid id, "to": grid id}, the status becomes accepted) and "merge" (a
-    # duplicate joined this ticket: detail {"duplicate": ticket id}), see core.tickets.transfer.
+    # duplicate joined this ticket: detail {"duplicate": ticket id}), see core.tickets.transfer;
+    # "visit": an answer of the return visit (core.tickets.visit).
     kind: Mapped[str] = mapped_column(String(16), default="status", server_default="status")
-    # codes and file ids of a change that is not a move: {"photo": file_id}, {"from": code, "to": code}
+    # codes and file ids of a change that is not a move: {"photo": file_id}, {"from": code, "to": code},
+    # {"solved": true, "resolution": <event id>} or {"score": 2, "resolution": <event id>}
     detail: Mapped[dict | None] = mapped_column(JSON, default=None)
 
     ticket: Mapped[Ticket] = relationship(back_populates="events")

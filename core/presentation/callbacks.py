@@ -5,7 +5,8 @@ in the buttons table (core.messaging.buttons):
 - "t:<action>:<ticket id>" a handler's button on a ticket card (and 指派, 发回 under /tickets);
 - ["ta", <ticket id>, <person id>] the member picked for 指派 (JSON data, bot/ticket_buttons.py);
 - ["tt", <ticket id>, <grid id>] the grid picked for 改派 (likewise);
-- "r:<ticket id>:<score>" the resident's 问题解决了吗 answer;
+- "r:<ticket id>:<score>" the resident's 满意/基本满意/不满意 in the return visit (回访), and
+  "r:<ticket id>:<y|n>" their 已解决/未解决 (a button of the old single question, "r:12:1", is a score);
 - "ev:<y|n|c|m>:<occurrence or event id>" attend, leave, check in, mute reminders;
 - "sh:<s|x|w|t>:<shift or signup id>" sign up, cancel, ask for a swap, take a swap;
 - "bc:r:<broadcast id>" the 已读 button under a notice.
@@ -23,7 +24,7 @@ READ_PREFIX = "bc:r:"
 
 
 class TicketPress(NamedTuple):
-    action: str  # one of TICKET_ACTIONS, or "rate"
+    action: str  # one of TICKET_ACTIONS, "rate" (score 3, 2, 1) or "solved" (score 1 yes, 0 no)
     ticket_id: int
     score: int | None
 
@@ -46,13 +47,20 @@ def rating(ticket_id: int, score: int) -> str:
     return f"r:{ticket_id}:{score}"
 
 
+def solved(ticket_id: int, yes: bool) -> str:
+    return f"r:{ticket_id}:{'y' if yes else 'n'}"
+
+
 def parse_ticket(data: str) -> TicketPress | None:
-    """("claim", 12, None) for "t:claim:12"; ("rate", 12, 3) for "r:12:3"; None for anything else."""
-    match = re.fullmatch(rf"t:({'|'.join(TICKET_ACTIONS)}):(\d{{1,18}})|r:(\d{{1,18}}):([123])", data or "")
+    """("claim", 12, None) for "t:claim:12"; ("rate", 12, 3) for "r:12:3"; ("solved", 12, 0) for
+    "r:12:n"; None for anything else."""
+    match = re.fullmatch(rf"t:({'|'.join(TICKET_ACTIONS)}):(\d{{1,18}})|r:(\d{{1,18}}):([123yn])", data or "")
     if match is None:
         return None
     if match.group(1):
         return TicketPress(match.group(1), int(match.group(2)), None)
+    if match.group(4) in ("y", "n"):
+        return TicketPress("solved", int(match.group(3)), int(match.group(4) == "y"))
     return TicketPress("rate", int(match.group(3)), int(match.group(4)))
 
 

@@ -17,7 +17,7 @@ from core.messages import t
 from core.models import Building, Landmark, Person, Ticket, TicketStatus
 from core.people.residents import first_name
 from core.presentation import callbacks
-from core.tickets.lifecycle import RATINGS, events_of
+from core.tickets.lifecycle import events_of
 
 
 def mask_name(name: str) -> str:
@@ -98,8 +98,16 @@ def card_payload(session: Session, ticket: Ticket, *, tz: ZoneInfo,
     return payload
 
 
-def rating_buttons(ticket: Ticket) -> list[list[dict[str, str]]]:
-    return [[{"text": t(f"rating.{score}"), "callback_data": callbacks.rating(ticket.id, score)} for score in RATINGS]]
+VISIT_QUESTIONS = ("solved", "score")  # the return visit's two rows: 已解决/未解决, 满意/基本满意/不满意
+
+
+def visit_buttons(ticket_id: int, questions: tuple[str, ...] = VISIT_QUESTIONS) -> list[list[dict[str, str]]]:
+    """One row of buttons per question of the return visit still to answer (core.tickets.visit)."""
+    rows = {"solved": [{"text": t(f"visit.solved_{int(yes)}"), "callback_data": callbacks.solved(ticket_id, yes)}
+                       for yes in (True, False)],
+            "score": [{"text": t(f"rating.{score}"), "callback_data": callbacks.rating(ticket_id, score)}
+                      for score in callbacks.SCORES]}
+    return [rows[q] for q in VISIT_QUESTIONS if q in questions]
 
 
 def history_text(session: Session, ticket: Ticket, viewer: Person | None, *,

@@ -232,9 +232,6 @@ def get_by_number(session: Session, number: str) -> Ticket | None:
     return session.scalar(select(Ticket).where(Ticket.number == number))
 
 
-RATINGS = {3: S.closed, 2: S.closed, 1: S.reopened}  # 满意, 基本满意, 不满意
-
-
 def events_of(session: Session, ticket: Ticket) -> list[TicketEvent]:
     """The ticket's events, oldest first, fresh from the database (not the possibly stale relationship)."""
     query = select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id)

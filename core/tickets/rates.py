@@ -9,10 +9,12 @@ short, for the period [start, end):
   response limit is its dispatch limit (its resolve limit): the resident's advice is immediate.
 - 办结率 (handler side): of the tickets whose first resolve limit falls in the period, the share
   resolved by it. A rejected ticket (not a grid matter) is not counted.
-- 解决率: of the 回访 answers given in the period, the share saying the problem is solved.
-- 满意率: of the same answers, the share 满意 or 基本满意.
-  Until the return visit asks its two questions apart, one answer gives both: 不满意 means
-  unsolved and reopens the ticket, so 解决率 and 满意率 coincide.
+- 解决率: of the return visits' (回访) answers to 问题解决了吗 given in the period, the share 已解决.
+- 满意率: of their answers to 您满意吗 given in the period, the share 满意 or 基本满意. The two
+  questions are answered apart (core.tickets.visit: events of kind "visit"), so each rate has
+  its own denominator. An answer of the old single question (a resolved → closed/reopened event
+  whose note is 满意, 基本满意 or 不满意) gives both: 满意 and 基本满意 solved, 不满意 not.
+- `answers` counts the visits answered (one answer or both) in the period.
 - A duplicate is not counted at all (its original is), nor a ticket its reporter withdrew. A
   transferred ticket counts for the grid it is in now, with its limits as filed; a branch's 退回
   (to the community's triage queue) is a response, not an end (docs/rates.md). A reopened ticket counts once in 响应率 and 办结率 (its first limits) and each of
@@ -36,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from core.messages import t
 from core.models import Ticket, TicketEvent, TicketStatus
+from core.tickets.visit import KIND as VISIT
 
 S = TicketStatus
 ACTED = (S.claimed, S.resolved, S.escalated, S.rejected, S.triage)
@@ -54,8 +57,10 @@ class Figures:
     responded_in_time: int = 0
     resolve_due: int = 0
     resolved_in_time: int = 0
-    answers: int = 0
+    answers: int = 0  # visits with an answer in the period
+    solved_answers: int = 0
     solved: int = 0
+    satisfaction_answers: int = 0
     satisfied: int = 0
     overdue: int = 0
     by_category: Counter[str] = field(default_factory=Counter)
@@ -72,11 +77,11 @@ class Figures:
 
     @property
     def solved_rate(self) -> float | None:
-        return _rate(self.solved, self.answers)
+        return _rate(self.solved, self.solved_answers)
 
     @property
     def satisfaction_rate(self) -> float | None:
-        return _rate(self.satisfied, self.answers)
+        return _rate(self.satisfied, self.satisfaction_answers)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -94,7 +99,8 @@ def _median(values: list[float]) -> float | None:
 
 
 def _score(note: str | None) -> int | None:
-    """The rating an answer event carries (its note is the answer's label)."""
+    """The rating an answer of the old single question carries (its note is the answer's label;
+    core.tickets.visit never writes a bare label as a status event's note)."""
     for score in SCORES:
         if note == t(f"rating.{score}"):
             return score
@@ -163,17 +169,38 @@ def figures(session: Session, start: datetime, end: datetime, grid_ids: Iterable
         if limit is not None and start <= limit < end and row.status is not S.rejected:
             fig.resolve_due += 1
             fig.resolved_in_time += row.id in resolved and resolved[row.id] <= limit
-    answer = and_(TicketEvent.kind == "status", TicketEvent.from_status == S.resolved, TicketEvent.to_status.in_((S.closed, S.reopened)),
-                  TicketEvent.actor_id.is_not(None), TicketEvent.at >= start, TicketEvent.at < end)
-    for grid_id, note in session.execute(select(Ticket.grid_id, TicketEvent.note).select_from(TicketEvent)
-                                         .join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*scope, answer)):
+    visits: dict[int | None, set[tuple[int, str]]] = {}  # per grid: (ticket, which visit) answered
+    in_time = (TicketEvent.actor_id.is_not(None), TicketEvent.at >= start, TicketEvent.at < end)
+    old_answer = and_(TicketEvent.kind == "status", TicketEvent.from_status == S.resolved,
+                      TicketEvent.to_status.in_((S.closed, S.reopened)), *in_time)
+    for grid_id, ticket_id, event_id, note in session.execute(
+            select(Ticket.grid_id, TicketEvent.ticket_id, TicketEvent.id, TicketEvent.note).select_from(TicketEvent)
+            .join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*scope, old_answer)):
         score = _score(note)
-        if score is None:
+        if score is None:  # a visit completed by core.tickets.visit: its answers are counted below
             continue
         fig = of(grid_id)
-        fig.answers += 1
+        fig.solved_answers += 1
         fig.solved += score >= 2
+        fig.satisfaction_answers += 1
         fig.satisfied += score >= 2
+        visits.setdefault(grid_id, set()).add((ticket_id, f"event {event_id}"))
+    for grid_id, ticket_id, detail in session.execute(
+            select(Ticket.grid_id, TicketEvent.ticket_id, TicketEvent.detail).select_from(TicketEvent)
+            .join(Ticket, Ticket.id == TicketEvent.ticket_id).where(*scope, TicketEvent.kind == VISIT, *in_time)):
+        detail = detail or {}
+        fig = of(grid_id)
+        if detail.get("solved") is not None:
+            fig.solved_answers += 1
+            fig.solved += bool(detail["solved"])
+        elif detail.get("score") is not None:
+            fig.satisfaction_answers += 1
+            fig.satisfied += int(detail["score"]) >= 2
+        else:
+            continue
+        visits.setdefault(grid_id, set()).add((ticket_id, f"resolution {detail.get('resolution')}"))
+    for grid_id, answered in visits.items():
+        of(grid_id).answers = len(answered)
     for (grid_id,) in session.execute(select(Ticket.grid_id).select_from(TicketEvent)
                                       .join(Ticket, Ticket.id == TicketEvent.ticket_id)
                                       .where(*scope, TicketEvent.kind == "overdue",
@@ -187,7 +214,7 @@ def total(per_grid: dict[int | None, Figures]) -> Figures:
     out = Figures()
     for fig in per_grid.values():
         for name in ("filed", "response_due", "responded_in_time", "resolve_due", "resolved_in_time", "answers",
-                     "solved", "satisfied", "overdue"):
+                     "solved_answers", "solved", "satisfaction_answers", "satisfied", "overdue"):
             setattr(out, name, getattr(out, name) + getattr(fig, name))
         out.by_category.update(fig.by_category)
         out.claim_minutes += fig.claim_minutes

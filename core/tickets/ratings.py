@@ -1,64 +1,100 @@
-"""A resident's rating of a resolved ticket, in words or by button, and what 不满意 asks next.
+"""The return visit in words or by button (core.tickets.visit), and what 未解决 asks next.
 
-`满意`, `还行`, `不满意` typed in words (Rasa's `rate` intent, actions/rating.py) rate the newest
-ticket the person may still rate; the buttons of the 办结 notice and of /my → 查看 do the same
-by ticket. 不满意 reopens the ticket (core.tickets.service.rate) and asks what is still wrong: the
-question is a prompt (core.messaging.prompts.REOPEN), so the person's next message is the answer, which
-becomes a remark on the reopened ticket (core.tickets.remarks) that the handlers see.
+Words typed to the bot (Rasa's `rate` intent, actions/rating.py) answer the newest ticket whose
+visit still takes an answer: words about solving (修好了, 好了, 还是不行) answer 问题解决了吗, words of
+satisfaction (满意, 还行, 不满意) answer 您满意吗; `answers_of` reads both from one message. The
+buttons of the 办结 notice and of /my → 查看 do the same by ticket. 未解决 reopens the ticket and asks
+what is still wrong: the question is a prompt (core.messaging.prompts.REOPEN), so the person's next
+message is the answer, which becomes a remark on the reopened ticket (core.tickets.remarks) that
+the handlers see.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from core.messages import t
 from core.messaging import prompts
 from core.models import Person, Ticket, TicketFollower, TicketStatus
 from core.presentation import callbacks
-from core.tickets import remarks, service
-from core.tickets.lifecycle import RATINGS
+from core.presentation.cards import VISIT_QUESTIONS
+from core.tickets import remarks, visit
 
-# Words, most specific first ("不满意" contains "满意"); the score is lifecycle.RATINGS's.
-_WORDS = (
-    (1, ("不满意", "不太满意", "没解决", "没有解决", "没修好", "没弄好", "还是不行", "还没好", "还是坏", "不行", "很差", "差评")),
-    (2, ("基本满意", "还行", "还可以", "一般", "凑合", "马马虎虎", "差不多", "还好")),
-    (3, ("非常满意", "很满意", "满意", "解决了", "修好了", "挺好", "很好", "好评")),
+# 问题解决了吗 in words; "not solved" is read first ("还没好" holds "好", "没解决" holds "解决").
+_UNSOLVED = ("没解决", "没有解决", "未解决", "不解决", "没修好", "没有修好", "没弄好", "没处理好", "没好",
+             "还是坏", "还坏", "又坏", "还是不行", "还不行", "不行", "没用", "没有用", "老样子", "照旧", "依旧",
+             "还是一样", "还有问题", "没人来", "没人管", "还漏", "还是漏", "还堵", "还是堵", "还是吵", "没通")
+_SOLVED = ("解决了", "已解决", "解决啦", "修好了", "修好啦", "弄好了", "处理好了", "搞定", "好了", "好啦",
+           "没问题了", "没事了", "恢复了", "通了", "能用了", "可以用了", "不漏了", "不堵了", "亮了", "挪走了", "清走了")
+# 您满意吗 in words, most specific first ("不满意" holds "满意"); scores as core.tickets.visit.SCORES.
+_SATISFACTION = (
+    (1, ("不满意", "不太满意", "很差", "太差", "差评", "糟糕", "敷衍")),
+    (2, ("基本满意", "还行", "还可以", "一般", "凑合", "马马虎虎", "差不多", "还好", "过得去")),
+    (3, ("非常满意", "很满意", "满意", "挺好", "很好", "好评", "太好了")),
 )
+
+
+class Answers(NamedTuple):
+    solved: bool | None
+    score: int | None
+
+
+def solved_of(text: str) -> bool | None:
+    """True 已解决, False 未解决 — or None when the words do not say."""
+    if any(w in text for w in _UNSOLVED):
+        return False
+    if any(w in text for w in _SOLVED):
+        return True
+    return None
 
 
 def score_of(text: str) -> int | None:
     """3 满意, 2 基本满意, 1 不满意 — or None when the words rate nothing."""
-    for score, words in _WORDS:
+    for score, words in _SATISFACTION:
         if any(w in text for w in words):
             return score
     return None
 
 
+def answers_of(text: str) -> Answers:
+    """Both answers one message gives: "好了，谢谢" (solved), "修好了，满意" (both), "还是不行" (not solved)."""
+    return Answers(solved_of(text), score_of(text))
+
+
 def awaiting(session: Session, person: Person) -> list[Ticket]:
-    """Resolved tickets `person` reported or follows and may still rate, newest first."""
+    """Tickets `person` reported or follows whose return visit still takes an answer (resolved ones,
+    and the satisfaction after 未解决), newest first."""
     followed = select(TicketFollower.ticket_id).where(TicketFollower.person_id == person.id)
-    return list(session.scalars(
-        select(Ticket).where(Ticket.status == TicketStatus.resolved,
+    after_unsolved = and_(Ticket.solved.is_(False), Ticket.rating.is_(None), Ticket.status.not_in(visit.FINISHED))
+    found = session.scalars(
+        select(Ticket).where(or_(Ticket.status == TicketStatus.resolved, after_unsolved),
                              or_(Ticket.reporter_id == person.id, Ticket.id.in_(followed)))
-        .order_by(Ticket.updated_at.desc(), Ticket.id.desc())))
+        .order_by(Ticket.updated_at.desc(), Ticket.id.desc()))
+    return [x for x in found if visit.missing(x)]
 
 
-def payloads(ticket_id: int) -> list[tuple[str, str]]:
-    """(title, callback data) of the rating buttons for a ticket (handled by bot/ticket_buttons.py)."""
-    return [(t(f"rating.{score}"), callbacks.rating(ticket_id, score)) for score in RATINGS]
+def payloads(ticket_id: int, questions: tuple[str, ...] = VISIT_QUESTIONS) -> list[tuple[str, str]]:
+    """(title, callback data) of the buttons of the questions asked (handled by bot/ticket_buttons.py)."""
+    out = [(visit.label(solved=yes), callbacks.solved(ticket_id, yes)) for yes in (True, False)] \
+        if "solved" in questions else []
+    if "score" in questions:
+        out += [(visit.label(score=score), callbacks.rating(ticket_id, score)) for score in visit.SCORES]
+    return out
 
 
-def rate(session: Session, ticket_id: int, person: Person | None, score: int, *,
-         tz: ZoneInfo) -> Ticket:
-    """Rate (core.tickets.service.rate, which checks who may); after 不满意 the person is asked what
-    is still wrong (a prompt: their next message is the answer). NotAllowed as there."""
-    ticket = service.rate(session, ticket_id, person, score, tz=tz)
-    if ticket.status is TicketStatus.reopened and person is not None and person.telegram_id is not None:
-        prompts.ask(session, person.telegram_id, prompts.REOPEN, {"ticket": ticket.id})
-    return ticket
+def answer(session: Session, ticket_id: int, person: Person | None, *, solved: bool | None = None,
+           score: int | None = None, tz: ZoneInfo, now: datetime | None = None) -> visit.Answered:
+    """Answer the visit (core.tickets.visit.answer, which checks who may); after 未解决 the person is
+    asked what is still wrong (a prompt: their next message is the answer). NotAllowed as there."""
+    answered = visit.answer(session, ticket_id, person, solved=solved, score=score, tz=tz, now=now)
+    if answered.reopened and person is not None and person.telegram_id is not None:
+        prompts.ask(session, person.telegram_id, prompts.REOPEN, {"ticket": ticket_id})
+    return answered
 
 
 def still_wrong(session: Session, ticket_id: int, person: Person | None, text: str) -> Ticket | None:

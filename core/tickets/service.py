@@ -1,5 +1,6 @@
 """The ticket service both front ends call: filing, claim, resolve, escalate, reject, contact,
-rating, auto-close, duplicates and joining, and who hears of each.
+auto-close, duplicates and joining, and who hears of each (the return visit's answers:
+core.tickets.visit).
 
 Every function works in the caller's transaction and never commits. Status changes go
 through core.tickets.lifecycle.change_status, after locking the ticket's row and checking the
@@ -26,9 +27,9 @@ from core.messages import t
 from core.messaging.outbox import PRIORITY_URGENT, enqueue
 from core.models import Grid, Person, Ticket, TicketEvent, TicketFollower, TicketStatus, utcnow
 from core.people.residents import first_name
-from core.presentation.cards import card_payload, local_time, rating_buttons, status_name
+from core.presentation.cards import card_payload, local_time, status_name, visit_buttons
 from core.tickets import deadlines, destinations
-from core.tickets.lifecycle import RATINGS, NewTicket, change_status, events_of, file_ticket
+from core.tickets.lifecycle import NewTicket, change_status, events_of, file_ticket
 
 S = TicketStatus
 log = logging.getLogger("gridbot.workflow")
@@ -159,8 +160,9 @@ def resolve(session: Session, ticket_id: int, person: Person | None, note: str,
             photo_file_id: str | None = None, *, now: datetime | None = None) -> Ticket:
     ticket, event, person = _move(session, ticket_id, person, "resolve", note, now)
     ticket.resolution_photo_id = photo_file_id
+    ticket.solved = ticket.rating = ticket.rated_at = None  # a new return visit (core.tickets.visit)
     payload: dict[str, Any] = {"text": t("notify.resolved", number=ticket.number, note=event.note),
-                               "buttons": rating_buttons(ticket)}
+                               "buttons": visit_buttons(ticket.id)}
     if photo_file_id:
         payload["photo"] = photo_file_id
     tell_residents(session, ticket, event, "resolved", payload)
@@ -226,27 +228,6 @@ def contact_details(session: Session, ticket_id: int, person: Person | None) -> 
              phone=reporter.phone or t("card.no_phone"))
 
 
-def rate(session: Session, ticket_id: int, person: Person | None, score: int, *,
-         tz: ZoneInfo, now: datetime | None = None) -> Ticket:
-    """3 满意 / 2 基本满意 close the ticket; 1 不满意 reopens it and puts the card back in the group."""
-    if score not in RATINGS:
-        raise ValueError(f"a rating is 1, 2 or 3, not {score!r}")
-    now = now or utcnow()
-    ticket = ticket_for_change(session, ticket_id, lock=True)
-    check(session, person, "rate", ticket)
-    label = t(f"rating.{score}")
-    event = change_status(session, ticket, RATINGS[score], actor=person, note=label, now=now)
-    ticket.rating, ticket.rated_at = score, now
-    if event.to_status is S.reopened:
-        tell_branch(session, ticket, event,
-                     card_payload(session, ticket, tz=tz, lead=t("card.reopened", number=ticket.number)))
-        tell_residents(session, ticket, event, "reopened")
-    else:
-        tell_branch(session, ticket, event, {"text": t("line.rated", number=ticket.number, rating=label)})
-        tell_residents(session, ticket, event, "closed")
-    return ticket
-
-
 def urge(session: Session, ticket_id: int, person: Person | None, *, now: datetime | None = None) -> bool:
     """督办 (core.tickets.deadlines.urge) by someone the table allows; False when pressed again within a minute."""
     ticket = ticket_for_change(session, ticket_id, lock=True)
@@ -256,7 +237,8 @@ def urge(session: Session, ticket_id: int, person: Person | None, *, now: dateti
 
 
 def close_unrated(session: Session, now: datetime | None = None, days: int = 3) -> int:
-    """Close resolved tickets the residents left unrated for `days`; how many were closed."""
+    """Close resolved tickets whose return visit was not completed within `days` of the resolution
+    (no answer, or only one of the two: it is kept); how many were closed."""
     now = now or utcnow()
     resolved_at = (select(TicketEvent.ticket_id, func.max(TicketEvent.at).label("at"))
                    .where(TicketEvent.to_status == S.resolved, TicketEvent.kind == "status").group_by(TicketEvent.ticket_id).subquery())
@@ -266,9 +248,11 @@ def close_unrated(session: Session, now: datetime | None = None, days: int = 3) 
     closed = 0
     for ticket_id in stale:
         ticket = ticket_for_change(session, ticket_id, lock=True)
-        if ticket.status is not S.resolved:  # rated (or reopened) meanwhile
+        if ticket.status is not S.resolved:  # answered (or reopened) meanwhile
             continue
-        event = change_status(session, ticket, S.closed, actor=None, note=t("note.auto_closed"), now=now)
+        half = ticket.solved is not None or ticket.rating is not None  # one of the visit's two answers, kept
+        event = change_status(session, ticket, S.closed, actor=None,
+                              note=t("note.auto_closed_half" if half else "note.auto_closed"), now=now)
         tell_residents(session, ticket, event, "closed")
         closed += 1
     return closed

@@ -30,7 +30,7 @@ from core.models import (
 )
 from core.presentation import cards
 from core.scheduler import DutyScheduler
-from core.tickets import deadlines, lifecycle
+from core.tickets import deadlines, lifecycle, visit
 from core.tickets import service as ticket_service
 from core.tickets.lifecycle import NewTicket
 from tests.app.journey import journey
@@ -201,7 +201,7 @@ def test_a_reopened_ticket_gets_fresh_limits_and_a_new_round(
     with session_scope(demo_factory) as s:
         ticket_service.claim(s, ticket_id, who(s, MEMBER), now=T0 + DAY + HOUR)
         ticket_service.resolve(s, ticket_id, who(s, MEMBER), "已挪车", now=T0 + DAY + 2 * HOUR)
-        ticket_service.rate(s, ticket_id, who(s, "P-0071"), 1, now=T0 + 2 * DAY, tz=TZ)  # 不满意: reopened
+        visit.answer(s, ticket_id, who(s, "P-0071"), solved=False, now=T0 + 2 * DAY, tz=TZ)  # 未解决: reopened
         ticket = s.get(Ticket, ticket_id)
         assert ticket is not None and ticket.status is S.reopened and ticket.overdue_at is None
         assert ticket.respond_due_at == T0 + 3 * DAY and ticket.deadline_round == 1

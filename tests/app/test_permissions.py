@@ -50,6 +50,7 @@ from core.models import (
 from core.registry import grants
 from core.registry.importer import import_registry
 from core.tickets import service as ticket_service
+from core.tickets import visit
 from core.tickets.categories import sync_categories
 from core.tickets.lifecycle import NewTicket
 from tests.app.conftest import DEMO
@@ -403,7 +404,7 @@ def test_forged_tampered_and_stale_callback_data_are_refused(sqlite_demo_factory
             assert state(factory, ticket_id) == after_claim
             with session_scope(factory) as s:
                 ticket_service.resolve(s, ticket_id, who(s, "P-0002"), "已挪车")
-                ticket_service.rate(s, ticket_id, who(s, "P-0071"), 3, tz=TZ)
+                visit.answer(s, ticket_id, who(s, "P-0071"), solved=True, score=3, tz=TZ)
             closed = state(factory, ticket_id)
             assert closed[0] is S.closed
             for button in ("领单", "上报社区", "退回"):

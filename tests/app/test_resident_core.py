@@ -12,7 +12,7 @@ from core.db import session_scope
 from core.messages import t
 from core.messaging import fragments, inbox, prompts
 from core.models import InboxMessage, TicketStatus
-from core.tickets import lifecycle, ratings, remarks
+from core.tickets import lifecycle, ratings, remarks, visit
 from tests.app.test_workflow import (
     BRANCH_CHAT,
     REPORTER,
@@ -60,21 +60,29 @@ def test_a_gap_longer_than_the_window_inside_the_chain_ends_it(factory: sessionm
         assert [p for _, p in fragments.before(s, SENDER, now.id, now.received_at)] == ["楼道的灯"]
 
 
-@pytest.mark.parametrize(("words", "score"), [
-    ("满意", 3), ("很满意，谢谢", 3), ("还行", 2), ("一般般吧", 2), ("基本满意", 2),
-    ("不满意", 1), ("还是没修好", 1), ("问题没解决", 1), ("你好", None)])
-def test_rating_words(words: str, score: int | None) -> None:
-    assert ratings.score_of(words) == score
+@pytest.mark.parametrize(("words", "solved", "score"), [
+    ("满意", None, 3), ("很满意，谢谢", None, 3), ("还行", None, 2), ("一般般吧", None, 2), ("基本满意", None, 2),
+    ("不满意", None, 1), ("差评", None, 1), ("你好", None, None), ("谢谢", None, None),
+    ("好了，谢谢", True, None), ("修好了", True, None), ("解决了", True, None), ("已经好了", True, None),
+    ("灯亮了", True, None), ("修好了，很满意", True, 3), ("解决了，但是不满意", True, 1),
+    ("还是不行", False, None), ("还没好", False, None), ("还是坏的", False, None), ("没解决", False, None),
+    ("还是没修好", False, None), ("问题没解决", False, None), ("还没好了", False, None),
+    ("没解决，不满意", False, 1), ("没修好，不过态度还行", False, 2)])
+def test_visit_words(words: str, solved: bool | None, score: int | None) -> None:
+    assert ratings.answers_of(words) == (solved, score)
+    assert (ratings.solved_of(words), ratings.score_of(words)) == (solved, score)
 
 
-def test_not_satisfied_asks_what_is_still_wrong_and_the_answer_reaches_the_handlers(
+def test_unsolved_asks_what_is_still_wrong_and_the_answer_reaches_the_handlers(
         demo_factory: sessionmaker[Session]) -> None:
     with session_scope(demo_factory) as s:
         ticket = resolved_ticket(s)
         reporter = who(s, REPORTER)
         assert ratings.awaiting(s, reporter) == [ticket]
-        ratings.rate(s, ticket.id, reporter, 1, tz=TZ)
-        assert ticket.status is TicketStatus.reopened and ratings.awaiting(s, reporter) == []
+        ratings.answer(s, ticket.id, reporter, solved=False, tz=TZ)
+        # reopened at once; its satisfaction is still welcome, so it still awaits that answer
+        assert ticket.status is TicketStatus.reopened and ratings.awaiting(s, reporter) == [ticket]
+        assert visit.missing(ticket) == ("score",)
         asked = prompts.current(s, reporter.telegram_id or 0)
         assert asked == prompts.Asked(prompts.REOPEN, {"ticket": ticket.id})
         ratings.still_wrong(s, ticket.id, reporter, "车还停在那里")

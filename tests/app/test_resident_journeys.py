@@ -4,7 +4,7 @@ Telegram transport), the real Rasa server and action server, one database.
 - a summary nobody confirmed is kept and shown again; a stale button says what became of it;
 - fragments typed one after another become one report;
 - several problems in one message become separate reports, filed with one press;
-- a rating typed in words, offered again from /my, and 不满意 asking what is still wrong;
+- the return visit answered in words, offered again from /my, and 未解决 asking what is still wrong;
 - an emergency cannot be "cancelled": the resident can say it is over or was a false alarm,
   which is an event on the ticket that the handlers see.
 
@@ -145,51 +145,60 @@ async def _resolved(j, resident: int, words: str) -> str:  # type: ignore[no-unt
     return str(number)
 
 
-def test_rating_in_words_from_my_and_what_is_still_wrong(factory: sessionmaker[Session],  # noqa: F811
-                                                         rasa_stack: Stack) -> None:
+def test_visit_in_words_from_my_and_what_is_still_wrong(factory: sessionmaker[Session],  # noqa: F811
+                                                        rasa_stack: Stack) -> None:
     resident = 751000004
 
     async def scenario() -> None:
         async with journey(factory, rasa_stack.rasa_url) as j:
             await bind(j, resident, "和平里社区", "和平里2号楼")
             await _resolved(j, resident, "2号楼单元门的门禁坏了，刷卡打不开")
+            # "好了，谢谢" answers 问题解决了吗; the satisfaction is asked with its row of buttons only
+            first_number = tickets_of(factory, resident)[0].number
+            asked = await j.say(resident, "好了，谢谢")
+            assert any(t("visit.ask_score", number=first_number) in x for x in asked), asked
+            message, _ = j.find_button(resident, t("rating.2"))
+            titles = [b["text"] for row in message["reply_markup"]["inline_keyboard"] for b in row]
+            assert titles == [t("rating.3"), t("rating.2"), t("rating.1")]
             rated = await j.say(resident, "还行")
             assert t("rating.thanks") in rated, rated
             first = tickets_of(factory, resident)[0]
-            assert first.status is TicketStatus.closed and first.rating == 2
+            assert first.status is TicketStatus.closed and (first.solved, first.rating) == (True, 2)
 
-            # /my → 查看: the rating is offered while it is still open
+            # /my → 查看: the visit is offered while it is still open, a row at a time
             number = await _resolved(j, resident, "2号楼旁边的路灯不亮了，晚上看不见路")
             await j.say(resident, "/my")
             shown = await j.press(resident, resident, t("status.button_history", number=number))
-            assert any(t("rating.offer") in x for x in shown), shown
-            await j.press(resident, resident, t("rating.3"))
+            assert any(t("visit.ask_solved", number=number) in x for x in shown), shown
+            await j.press(resident, resident, t("visit.solved_1"))
+            await j.press(resident, resident, t("rating.3"))  # the row the edit left on that message
             second = tickets_of(factory, resident)[1]
-            assert second.status is TicketStatus.closed and second.rating == 3
+            assert second.status is TicketStatus.closed and (second.solved, second.rating) == (True, 3)
 
-            # 不满意 in words reopens it and asks what is still wrong; the answer reaches the handler
+            # "还是不行" reopens it and asks what is still wrong; the answer reaches the handler
             await _resolved(j, resident, "2号楼下水道堵了，污水往外冒")
-            asked = await j.say(resident, "不满意")
+            asked = await j.say(resident, "还是不行")
             third = tickets_of(factory, resident)[2]
             assert any(t("rating.ask_reason", number=third.number) in x for x in asked), asked
+            assert any(t("visit.ask_score", number=third.number) in x for x in asked), asked
             told = await j.say(resident, "下水道还是堵着，只掏了一半")
             assert told == [t("rating.reason_sent")], told
             assert any("只掏了一半" in x for x in j.texts(BRANCH_CHAT)[-2:]), j.texts(BRANCH_CHAT)[-2:]
 
-            # the 不满意 button of the 办结 notice asks the same question; 取消 leaves it unsaid
+            # the 未解决 button of the 办结 notice asks the same question; 取消 leaves it unsaid
             await _resolved(j, resident, "2号楼楼顶有人私自搭了个彩钢棚子")
-            pressed = await j.press(resident, resident, t("rating.1"))
+            pressed = await j.press(resident, resident, t("visit.solved_0"))
             fourth = tickets_of(factory, resident)[3]
             assert any(t("rating.ask_reason", number=fourth.number) in x for x in pressed), pressed
             assert await j.say(resident, "取消") == [t("rating.reason_skipped")]
 
     asyncio.run(scenario())
     third = tickets_of(factory, resident)[2]
-    assert third.status is TicketStatus.reopened and third.rating == 1
+    assert third.status is TicketStatus.reopened and (third.solved, third.rating) == (False, None)
     assert third.events[-1].note == t("rating.note_still_wrong", text="下水道还是堵着，只掏了一半")
     assert third.events[-1].to_status is TicketStatus.reopened
     fourth = tickets_of(factory, resident)[3]
-    assert fourth.status is TicketStatus.reopened and fourth.events[-1].note == t("rating.1")
+    assert fourth.status is TicketStatus.reopened and fourth.events[-1].note == t("visit.note_unsolved")
 
 
 def test_an_emergency_is_not_cancelled_but_marked_over_or_false_alarm(factory: sessionmaker[Session],  # noqa: F811

@@ -33,7 +33,7 @@ from core.people import callbacks, phones
 from core.places import contacts as community_info
 from core.presentation import cards
 from core.tickets import changes as ticket_changes
-from core.tickets import deadlines
+from core.tickets import deadlines, visit
 from core.tickets import service as workflow
 from core.tickets.lifecycle import NewTicket
 
@@ -162,7 +162,7 @@ def test_follow_up_target_is_her_own_open_or_recently_closed_ticket(demo_factory
 
         workflow.claim(s, ticket.id, who(s, MEMBER), now=T0 + HOUR)
         workflow.resolve(s, ticket.id, who(s, MEMBER), "已修好", now=T0 + 2 * HOUR)
-        workflow.rate(s, ticket.id, me, 3, tz=TZ, now=T0 + 3 * HOUR)
+        visit.answer(s, ticket.id, me, solved=True, score=3, tz=TZ, now=T0 + 3 * HOUR)
         assert ticket.status is S.closed
         now = T0 + 2 * DAY
         assert ticket_changes.followup_target(s, me, "elevator", "电梯还是不动，根本没修好", now=now) == ticket

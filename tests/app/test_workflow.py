@@ -1,4 +1,5 @@
-"""The ticket workflow: routing to the branch, permissions, notices, rating, duplicates."""
+"""The ticket workflow: routing to the branch, permissions, notices, the return visit, duplicates
+(the visit's own cases: tests/app/test_visit.py)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from core.models import (
 )
 from core.people import residents
 from core.presentation import cards
-from core.tickets import lifecycle
+from core.tickets import lifecycle, visit
 from core.tickets import service as ticket_service
 from core.tickets.categories import sync_categories
 from core.tickets.lifecycle import NewTicket, change_status, file_ticket
@@ -84,27 +85,33 @@ def test_full_loop_records_who_and_when_and_tells_everyone(demo_factory: session
         assert ticket.status is S.accepted
         ticket_service.claim(s, ticket.id, handler, now=T0 + HOUR)
         ticket_service.resolve(s, ticket.id, handler, "已联系车主挪车", "photo-after", now=T0 + 2 * HOUR)
-        ticket_service.rate(s, ticket.id, reporter, 3, now=T0 + 3 * HOUR, tz=TZ)
-        assert ticket.status is S.closed and ticket.rating == 3 and ticket.rated_at == T0 + 3 * HOUR
-        assert [(e.from_status, e.to_status, e.actor_id, e.at, e.note) for e in lifecycle.events_of(s, ticket)] == [
-            (None, S.new, reporter.id, T0, None),
-            (S.new, S.accepted, None, T0, "派至和平里第一网格"),
-            (S.accepted, S.claimed, handler.id, T0 + HOUR, None),
-            (S.claimed, S.resolved, handler.id, T0 + 2 * HOUR, "已联系车主挪车"),
-            (S.resolved, S.closed, reporter.id, T0 + 3 * HOUR, "满意"),
+        visit.answer(s, ticket.id, reporter, solved=True, now=T0 + 3 * HOUR, tz=TZ)
+        visit.answer(s, ticket.id, reporter, score=3, now=T0 + 4 * HOUR, tz=TZ)
+        assert ticket.status is S.closed and ticket.rating == 3 and ticket.rated_at == T0 + 4 * HOUR and ticket.solved
+        assert [(e.kind, e.from_status, e.to_status, e.actor_id, e.at, e.note)
+                for e in lifecycle.events_of(s, ticket)] == [
+            ("status", None, S.new, reporter.id, T0, None),
+            ("status", S.new, S.accepted, None, T0, "派至和平里第一网格"),
+            ("status", S.accepted, S.claimed, handler.id, T0 + HOUR, None),
+            ("status", S.claimed, S.resolved, handler.id, T0 + 2 * HOUR, "已联系车主挪车"),
+            ("visit", S.resolved, S.resolved, reporter.id, T0 + 3 * HOUR, "已解决"),
+            ("visit", S.resolved, S.resolved, reporter.id, T0 + 4 * HOUR, "满意"),
+            ("status", S.resolved, S.closed, reporter.id, T0 + 4 * HOUR, "回访：已解决，满意"),
         ]
         to_reporter = sent(s, 700000071)
         assert [ticket.number in m["text"] for m in to_reporter] == [True] * 4
         accepted, claimed, resolved, closed = to_reporter
         assert "11-27 10:00" in accepted["text"]  # 7 days, in Shanghai time
         assert "梁同志" in claimed["text"] and "梁海涛" not in json.dumps(to_reporter, ensure_ascii=False)
-        assert "已联系车主挪车" in resolved["text"] and "问题解决了吗" in resolved["text"]
+        assert "已联系车主挪车" in resolved["text"] and "问题解决了吗？您对处理满意吗？" in resolved["text"]
         assert resolved["photo"] == "photo-after"
-        assert [b["callback_data"] for b in resolved["buttons"][0]] == [f"r:{ticket.id}:{n}" for n in (3, 2, 1)]
+        assert [[(b["text"], b["callback_data"]) for b in row] for row in resolved["buttons"]] == [
+            [("已解决", f"r:{ticket.id}:y"), ("未解决", f"r:{ticket.id}:n")],
+            [("满意", f"r:{ticket.id}:3"), ("基本满意", f"r:{ticket.id}:2"), ("不满意", f"r:{ticket.id}:1")]]
         assert "已关闭" in closed["text"]
         group = [m["text"] for m in sent(s, BRANCH_CHAT)]
         assert group[1:] == [f"{ticket.number} 已由 梁同志 领单", f"{ticket.number} 已由 梁同志 办结",
-                             f"{ticket.number} 居民评价：满意，已关闭"]
+                             f"{ticket.number} 居民回访：已解决，满意，已关闭"]
 
 
 def test_card_goes_to_the_branch_chat_with_the_reporter_masked(sqlite_demo_factory: sessionmaker[Session]) -> None:
@@ -240,37 +247,6 @@ def test_contact_is_visible_only_to_secretary_worker_and_admin(sqlite_demo_facto
                 ticket_service.contact_details(s, ticket.id, who(s, code))
 
 
-def test_rating_1_reopens_and_puts_the_card_back_in_the_group(sqlite_demo_factory: sessionmaker[Session]) -> None:
-    with session_scope(sqlite_demo_factory) as s:
-        ticket = resolved_ticket(s)
-        with pytest.raises(NotAllowed, match="只有报告人"):
-            ticket_service.rate(s, ticket.id, who(s, "P-0002"), 3, tz=TZ)
-        ticket_service.rate(s, ticket.id, who(s, REPORTER), 1, tz=TZ)
-        assert ticket.status is S.reopened and ticket.claimed_by_id is None and ticket.rating == 1
-        card = sent(s, BRANCH_CHAT)[-1]
-        assert card["text"].startswith(f"{ticket.number} 居民不满意，已重新打开")
-        assert card["buttons"][0][0]["callback_data"] == f"t:claim:{ticket.id}"
-        with pytest.raises(NotAllowed, match="您已经评价过了"):
-            ticket_service.rate(s, ticket.id, who(s, REPORTER), 3, tz=TZ)
-        ticket_service.claim(s, ticket.id, who(s, "P-0002"))
-        ticket_service.resolve(s, ticket.id, who(s, "P-0002"), "车主已承诺不再停放")
-        ticket_service.rate(s, ticket.id, who(s, REPORTER), 2, tz=TZ)
-        assert ticket.status is S.closed and lifecycle.events_of(s, ticket)[-1].note == "基本满意"
-        with pytest.raises(NotAllowed, match="您已经评价过了"):
-            ticket_service.rate(s, ticket.id, who(s, REPORTER), 3, tz=TZ)
-
-
-def test_rating_an_unresolved_or_auto_closed_ticket_is_refused(sqlite_demo_factory: sessionmaker[Session]) -> None:
-    with session_scope(sqlite_demo_factory) as s:
-        ticket = report(s)
-        with pytest.raises(NotAllowed, match="还没有办结"):
-            ticket_service.rate(s, ticket.id, who(s, REPORTER), 3, tz=TZ)
-        ticket = resolved_ticket(s)
-        ticket_service.close_unrated(s, now=T0 + 4 * DAY)
-        with pytest.raises(NotAllowed, match="已关闭"):
-            ticket_service.rate(s, ticket.id, who(s, REPORTER), 3, tz=TZ)
-
-
 def test_close_unrated_only_after_three_days(sqlite_demo_factory: sessionmaker[Session]) -> None:
     with session_scope(sqlite_demo_factory) as s:
         old, recent = resolved_ticket(s, now=T0), resolved_ticket(s, now=T0 + 2 * DAY)
@@ -317,7 +293,7 @@ def test_join_is_idempotent_and_the_follower_hears_of_changes(sqlite_demo_factor
         assert [m["text"].splitlines()[0] for m in sent(s, 800000001)[1:]] == [
             f"工单 {ticket.number} 已由梁同志领单，正在处理。", f"工单 {ticket.number} 已办结。"]
         assert ticket_service.tickets_of(s, neighbour) == [ticket]
-        ticket_service.rate(s, ticket.id, neighbour, 3, tz=TZ)  # a follower may answer the survey
+        visit.answer(s, ticket.id, neighbour, solved=True, score=3, tz=TZ)  # a follower may answer the visit
         assert ticket.status is S.closed
 
 
