@@ -22,12 +22,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('tickets') as batch_op:
-        batch_op.add_column(sa.Column('solved', sa.Boolean(), nullable=True))
+    op.add_column('tickets', sa.Column('solved', sa.Boolean(), nullable=True))
     op.execute("UPDATE tickets SET rating = NULL, rated_at = NULL WHERE status = 'resolved'")
     op.execute("UPDATE tickets SET solved = (rating >= 2) WHERE rating IS NOT NULL")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('tickets') as batch_op:
+    with op.batch_alter_table('tickets', recreate='never') as batch_op:  # tickets are referenced: no copy
         batch_op.drop_column('solved')

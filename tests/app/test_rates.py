@@ -4,6 +4,9 @@ Twenty tickets in December 2026 (Asia/Shanghai) and around it, in two grids of �
 青年湖, each an edge case: on time and late, exactly at the limit, rejected, escalated, a
 duplicate, untouched, reopened and answered twice, urgent and emergency limits, auto-closed
 without an answer, filed in November with a limit in December, filed on the last evening.
+The return visits (回访) answer the two questions apart: both, split (已解决 + 不满意, 未解决 + 满意),
+one only (已解决 alone, 满意 alone and auto-closed, 未解决 alone), and answers of the old single
+question (满意, 不满意) written as the old flow wrote them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,8 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import PROJECT_ROOT
 from core.db import session_scope
+from core.messages import t as T
 from core.models import Branch, Building, Grid, Person, Ticket, TicketStatus
-from core.tickets import lifecycle, rates
+from core.tickets import lifecycle, rates, visit
 from core.tickets import service as ticket_service
 from core.tickets.lifecycle import NewTicket, change_status
 
@@ -65,13 +70,19 @@ def month(s: Session) -> None:
     def resolve(t: Ticket, at: datetime, person: Person = member) -> None:
         ticket_service.resolve(s, t.id, person, "已处理", now=at)
 
-    def rate(t: Ticket, score: int, at: datetime) -> None:
-        ticket_service.rate(s, t.id, reporter, score, now=at, tz=TZ)
+    def answer(t: Ticket, at: datetime, **given: Any) -> None:
+        visit.answer(s, t.id, reporter, now=at, tz=TZ, **given)
 
-    t1 = file(s, A, D)  # on time, on time, 满意
-    claim(t1, D + HOUR), resolve(t1, D + 2 * DAY), rate(t1, 3, D + 3 * DAY)
-    t2 = file(s, A, D)  # late, late, 基本满意
-    claim(t2, D + 25 * HOUR), resolve(t2, D + 8 * DAY), rate(t2, 2, D + 9 * DAY)
+    def old_answer(t: Ticket, score: int, at: datetime) -> None:
+        """The single question before the visit asked two: 满意/基本满意 closed, 不满意 reopened."""
+        change_status(s, t, S.closed if score >= 2 else S.reopened, actor=reporter, note=T(f"rating.{score}"), now=at)
+        t.rating, t.rated_at = score, at
+
+    t1 = file(s, A, D)  # on time, on time; 已解决 + 满意
+    claim(t1, D + HOUR), resolve(t1, D + 2 * DAY), answer(t1, D + 3 * DAY, solved=True, score=3)
+    t2 = file(s, A, D)  # late, late; 已解决, then 基本满意 an hour later
+    claim(t2, D + 25 * HOUR), resolve(t2, D + 8 * DAY)
+    answer(t2, D + 9 * DAY, solved=True), answer(t2, D + 9 * DAY + HOUR, score=2)
     t3 = file(s, A, D)  # rejected by the community (final): a response; not counted for 办结
     ticket_service.reject(s, t3.id, who(s, "P-0069"), "不属于网格事项，请拨打12345", now=D + 2 * HOUR, tz=TZ)
     t4 = file(s, A, D)  # escalated in time: a response; never resolved
@@ -79,36 +90,39 @@ def month(s: Session) -> None:
     t5 = file(s, A, D)  # a duplicate of t1: not counted anywhere
     change_status(s, t5, S.duplicate, actor=sec_a, duplicate_of=t1, now=D + HOUR)
     file(s, A, D)  # t6 untouched: late, late
-    t7 = file(s, A, D)  # on time, on time; answered 不满意 (reopened), then 满意: two answers
-    claim(t7, D + HOUR), resolve(t7, D + DAY), rate(t7, 1, D + 2 * DAY)
-    claim(t7, D + 2 * DAY + HOUR), resolve(t7, D + 3 * DAY), rate(t7, 3, D + 4 * DAY)
-    t8 = file(s, A, D, "heating")  # urgent 2 h / 24 h: claimed after 3 h (late), resolved in 20 h
-    claim(t8, D + 3 * HOUR), resolve(t8, D + 20 * HOUR)
-    t9 = file(s, A, D, "emergency")  # dispatch limit 60 min: claimed in 30, resolved in 50
-    claim(t9, D + 30 * MIN), resolve(t9, D + 50 * MIN)
+    t7 = file(s, A, D)  # on time, on time; visit 1: 未解决 (reopened) + 满意 after it; visit 2: 已解决 + 满意
+    claim(t7, D + HOUR), resolve(t7, D + DAY), answer(t7, D + 2 * DAY, solved=False)
+    answer(t7, D + 2 * DAY + MIN, score=3)
+    claim(t7, D + 2 * DAY + HOUR), resolve(t7, D + 3 * DAY), answer(t7, D + 4 * DAY, score=3, solved=True)
+    t8 = file(s, A, D, "heating")  # urgent 2 h / 24 h: claimed after 3 h (late), resolved in 20 h;
+    claim(t8, D + 3 * HOUR), resolve(t8, D + 20 * HOUR)  # answered the old way: 不满意 (reopened)
+    old_answer(t8, 1, D + DAY)
+    t9 = file(s, A, D, "emergency")  # dispatch limit 60 min: claimed in 30, resolved in 50; 未解决 only
+    claim(t9, D + 30 * MIN), resolve(t9, D + 50 * MIN), answer(t9, D + 2 * HOUR, solved=False)
     t10 = file(s, A, D, "emergency")  # claimed after 90 min: late, and never resolved
     claim(t10, D + 90 * MIN)
-    t11 = file(s, B, D)  # B: on time, on time, 满意
-    claim(t11, D + 2 * HOUR, sec_b), resolve(t11, D + DAY, sec_b), rate(t11, 3, D + 2 * DAY)
+    t11 = file(s, B, D)  # B: on time, on time; 满意 only, then closed after 3 days keeping it
+    claim(t11, D + 2 * HOUR, sec_b), resolve(t11, D + DAY, sec_b), answer(t11, D + 2 * DAY, score=3)
     t12 = file(s, B, D)  # B: on time, on time, no answer: closed unrated (not an answer)
     claim(t12, D + 2 * HOUR, sec_b), resolve(t12, D + DAY, sec_b)
     nov = datetime(2026, 11, 25, 2, 0, tzinfo=timezone.utc)
-    t13 = file(s, B, nov)  # filed in November; its resolve limit (2 Dec) and its answer (3 Dec) count
+    t13 = file(s, B, nov)  # filed in November; its resolve limit (2 Dec) and its old-style 满意 (3 Dec) count
     claim(t13, nov + HOUR, sec_b), resolve(t13, nov + 2 * DAY, sec_b)
-    rate(t13, 3, datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc))
+    old_answer(t13, 3, datetime(2026, 12, 3, 2, 0, tzinfo=timezone.utc))
     file(s, B, datetime(2026, 12, 31, 4, 0, tzinfo=timezone.utc))  # t14 filed 31 Dec 12:00: limits in January
     file(s, B, datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc))  # t15 filed 30 Nov 23:00: late limits in Dec
-    t16 = file(s, B, D, "noise")  # B: on time, on time, 基本满意
-    claim(t16, D + HOUR, sec_b), resolve(t16, D + 3 * DAY, sec_b), rate(t16, 2, D + 4 * DAY)
+    t16 = file(s, B, D, "noise")  # B: on time, on time; 已解决 only (still resolved: not 3 days yet)
+    claim(t16, D + HOUR, sec_b), resolve(t16, D + 3 * DAY, sec_b), answer(t16, D + 4 * DAY, solved=True)
     t17 = file(s, Q, D)  # another community: on time, never resolved
     claim(t17, D + HOUR, sec_q)
     t18 = file(s, A, D + 20 * DAY)  # 30 Dec: on time; its resolve limit is in January
     claim(t18, D + 20 * DAY + HOUR)
     t19 = file(s, A, D + DAY)  # claimed exactly at its limit: on time; never resolved
     claim(t19, D + 2 * DAY)
-    t20 = file(s, A, D + 2 * DAY)  # on time, on time, 满意
-    claim(t20, D + 2 * DAY + HOUR), resolve(t20, D + 2 * DAY + 2 * HOUR), rate(t20, 3, D + 3 * DAY)
-    ticket_service.close_unrated(s, now=D + 5 * DAY)  # t12 (and nothing answered)
+    t20 = file(s, A, D + 2 * DAY)  # on time, on time; 已解决 + 不满意: closed, solved, not satisfied
+    claim(t20, D + 2 * DAY + HOUR), resolve(t20, D + 2 * DAY + 2 * HOUR)
+    answer(t20, D + 3 * DAY, score=1), answer(t20, D + 3 * DAY + MIN, solved=True)
+    assert ticket_service.close_unrated(s, now=D + 5 * DAY) == 2  # t12 (no answer), t11 (满意 only)
 
 
 @pytest.fixture
@@ -127,19 +141,24 @@ def test_each_grid_and_the_whole_month_as_worked_out_by_hand(worked: sessionmake
         per_grid = rates.figures(s, START, END)
         a, b, q = (per_grid[grid_id(s, c)] for c in ("G-HPL-01", "G-HPL-02", "G-QNH-01"))
     assert (a.filed, a.response_due, a.responded_in_time, a.resolve_due, a.resolved_in_time) == (12, 12, 8, 10, 5)
-    assert (a.answers, a.solved, a.satisfied) == (5, 4, 4)
+    # visits: t1, t2, t7 twice, t8 (old), t9, t20; 已解决 of 7 solved answers (t1 t2 t7 t20);
+    # 满意/基本满意 of 6 satisfaction answers (t1 t2 t7 t7; not t8's old 不满意 nor t20's 不满意)
+    assert (a.answers, a.solved_answers, a.solved, a.satisfaction_answers, a.satisfied) == (7, 7, 4, 6, 4)
     assert a.by_category == {"parking": 9, "heating": 1, "emergency": 2}
-    assert (a.response_rate, a.resolve_rate, a.satisfaction_rate) == (round(8 / 12, 4), 0.5, 0.8)
+    assert (a.response_rate, a.resolve_rate, a.solved_rate, a.satisfaction_rate) == (
+        round(8 / 12, 4), 0.5, round(4 / 7, 4), round(4 / 6, 4))
     assert sorted(a.claim_minutes) == [30, 60, 60, 60, 60, 90, 180, 1440, 1500]
     assert (b.filed, b.response_due, b.responded_in_time, b.resolve_due, b.resolved_in_time) == (4, 4, 3, 5, 4)
-    assert (b.answers, b.satisfied) == (3, 3)
+    # t11 (满意 only), t13 (old 满意: both), t16 (已解决 only)
+    assert (b.answers, b.solved_answers, b.solved, b.satisfaction_answers, b.satisfied) == (3, 2, 2, 2, 2)
     assert b.as_dict()["median_claim_minutes"] == 120 and b.as_dict()["median_resolve_minutes"] == 1440
     assert (q.filed, q.response_due, q.responded_in_time, q.resolve_due, q.resolved_in_time, q.answers) == \
         (1, 1, 1, 1, 0, 0)
     everything = rates.total(per_grid)
     assert (everything.responded_in_time, everything.response_due) == (12, 17)
     assert (everything.resolved_in_time, everything.resolve_due) == (9, 16)
-    assert (everything.satisfied, everything.answers) == (7, 8)
+    assert (everything.answers, everything.solved, everything.solved_answers) == (10, 6, 9)
+    assert (everything.satisfied, everything.satisfaction_answers) == (6, 8)
     assert everything.overdue == 0  # no deadline sweep ran in this month
 
 
@@ -158,8 +177,8 @@ def test_a_ticket_counts_for_the_grid_it_is_in_now(worked: sessionmaker[Session]
     with session_scope(worked) as s:
         per_grid = rates.figures(s, START, END)
         a, b = per_grid[grid_id(s, "G-HPL-01")], per_grid[grid_id(s, "G-HPL-02")]
-    assert (a.filed, a.responded_in_time, a.answers) == (11, 7, 4)
-    assert (b.filed, b.responded_in_time, b.answers) == (5, 4, 4)
+    assert (a.filed, a.responded_in_time, a.answers, a.solved_answers) == (11, 7, 6, 6)
+    assert (b.filed, b.responded_in_time, b.answers, b.solved_answers) == (5, 4, 4, 3)
 
 
 def test_overdue_marks_are_counted_in_the_month_they_were_made(engine: Engine, demo_factory: sessionmaker[Session]
@@ -193,7 +212,8 @@ def test_gridbot_stats_json_table_and_bad_input(worked: sessionmaker[Session], e
     data = json.loads(result.stdout)
     assert [g["grid"] for g in data["grids"]] == ["G-HPL-01", "G-HPL-02"]
     assert data["total"]["response_rate"] == round(11 / 16, 4) and data["total"]["resolve_rate"] == 0.6
-    assert data["total"]["satisfaction_rate"] == round(7 / 8, 4)
+    assert data["total"]["satisfaction_rate"] == 0.75 and data["total"]["solved_rate"] == round(6 / 9, 4)
+    assert (data["total"]["answers"], data["total"]["solved_answers"], data["total"]["satisfaction_answers"]) == (10, 9, 8)
     table = gridbot(["stats", "--month", "2026-12"], url)
     assert table.returncode == 0 and "G-QNH-01" in table.stdout and "total" in table.stdout
     for bad, message in ((["--month", "2026-13"], "must be a month"), (["--month", "12/2026"], "must be a month"),
@@ -211,13 +231,13 @@ def test_what_each_role_reads_in_chat(worked: sessionmaker[Session]) -> None:
         resident = rate_reports.report_text(s, who(s, "P-0071"), START, END, TZ, min_tickets=5)
     assert resident is None
     assert secretary_a is not None and secretary_a.startswith("📊 2026-12")
-    # their grid, then the community's whole (和平里: 16 filed, 11 of 16 on time, 9 of 15, 7 of 8)
-    assert "和平里第一网格：受理12件｜响应率67%｜办结率50%｜解决率80%｜满意率80%" in secretary_a
-    assert "和平里社区（全社区）：受理16件｜响应率69%｜办结率60%｜解决率88%｜满意率88%" in secretary_a
+    # their grid, then the community's whole (和平里: 16 filed, 11 of 16 on time, 9 of 15, 6 of 9, 6 of 8)
+    assert "和平里第一网格：受理12件｜响应率67%｜办结率50%｜解决率57%｜满意率67%" in secretary_a
+    assert "和平里社区（全社区）：受理16件｜响应率69%｜办结率60%｜解决率67%｜满意率75%" in secretary_a
     assert "青年湖" not in secretary_a
     assert admin is not None and "和平里第二网格：受理4件" in admin
     # ranked by 满意率, only the grids with at least 5 tickets: the second grid has 4
-    assert "1. 和平里第一网格 80%" in admin and "2. 和平里第二网格" not in admin
+    assert "1. 和平里第一网格 67%" in admin and "2. 和平里第二网格" not in admin
 
 
 def test_the_monthly_report_goes_out_once_in_the_first_round_of_the_month(
