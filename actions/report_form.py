@@ -776,7 +776,11 @@ class ActionReply(GridAction):
         if pending(tracker):
             show_summary(self.deps, dispatcher, tracker, lead=t("report.pending"))
         elif intent in ("thank", "deny", "greet"):
-            dispatcher.utter_message(response=f"utter_{intent}")
+            from actions.rating import visit_in_words  # here: actions.rating imports this module
+
+            # "已经好了 太谢谢了" while a ticket waits for its return visit: the visit's answer
+            if intent != "thank" or not visit_in_words(self.deps, dispatcher, tracker, thanks=True):
+                dispatcher.utter_message(response=f"utter_{intent}")
         return []
 
 

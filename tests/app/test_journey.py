@@ -79,6 +79,7 @@ def test_report_claim_resolve_rate(factory: sessionmaker[Session], rasa_stack: S
             assert done == [t("ticket.resolve_done")]
             assert any("已联系车主挪车" in x for x in j.texts(resident)[-2:]), j.texts(resident)
 
+            await j.press(resident, resident, "已解决")
             await j.press(resident, resident, "满意")
 
     asyncio.run(scenario())
@@ -88,9 +89,12 @@ def test_report_claim_resolve_rate(factory: sessionmaker[Session], rasa_stack: S
     steps = [(e.from_status, e.to_status) for e in ticket.events]
     assert steps == [(None, TicketStatus.new), (TicketStatus.new, TicketStatus.accepted),
                      (TicketStatus.accepted, TicketStatus.claimed), (TicketStatus.claimed, TicketStatus.resolved),
+                     (TicketStatus.resolved, TicketStatus.resolved), (TicketStatus.resolved, TicketStatus.resolved),
                      (TicketStatus.resolved, TicketStatus.closed)]
+    assert [e.kind for e in ticket.events][-3:] == ["visit", "visit", "status"]
     with factory() as s:
-        who = {e.to_status: s.get(Person, e.actor_id).telegram_id if e.actor_id else None for e in ticket.events}
+        who = {e.to_status: s.get(Person, e.actor_id).telegram_id if e.actor_id else None for e in ticket.events
+               if e.kind == "status"}
     assert who[TicketStatus.claimed] == MEMBER and who[TicketStatus.resolved] == SECRETARY
     assert who[TicketStatus.closed] == resident
     assert all(e.at is not None for e in ticket.events)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from actions.deps import Deps
 from actions.rating import ActionRate
-from actions.report_form import ActionSubmitReport
+from actions.report_form import ActionReply, ActionSubmitReport
 from core.db import read_scope, session_scope
 from core.messages import t
 from core.messaging import prompts
@@ -102,6 +102,12 @@ def test_still_broken_reopens_asks_what_is_wrong_and_the_satisfaction(resolved: 
         assert prompts.current(s, RESIDENT) == prompts.Asked(prompts.REOPEN, {"ticket": ticket.id})
 
 
+def test_thanks_answer_the_visit_when_one_waits(resolved: Ticket, deps: Deps, db: sessionmaker[Session]) -> None:
+    ran = run(ActionReply(deps), "visit_thanks_solved")
+    assert ran.texts == [t("visit.noted") + t("visit.ask_score", number=resolved.number)]
+    assert _ticket(db).solved is True and _ticket(db).status is S.resolved
+
+
 def test_words_that_answer_nothing_ask_the_first_question(resolved: Ticket, deps: Deps,
                                                           db: sessionmaker[Session]) -> None:
     ran = run(ActionRate(deps), "visit_unclear")
@@ -112,3 +118,13 @@ def test_words_that_answer_nothing_ask_the_first_question(resolved: Ticket, deps
 
 def test_nothing_to_answer(deps: Deps) -> None:
     assert run(ActionRate(deps), "visit_fair").texts == [t("rating.nothing")]
+
+
+def test_thanks_that_say_it_is_solved_answer_a_waiting_visit(deps: Deps, db: sessionmaker[Session]) -> None:
+    """"已经好了 太谢谢了" is Rasa's `thank`: with nothing waiting, the usual answer; with a visit
+    waiting, its 已解决 (and the satisfaction asked)."""
+    ran = run(ActionReply(deps), "visit_thanks_solved")
+    assert [m["response"] for m in ran.messages] == ["utter_thank"]
+    run(ActionSubmitReport(deps), "submit_confirmed")
+    ran = run(ActionReply(deps), "visit_thanks_solved")
+    assert [m["response"] for m in ran.messages] == ["utter_thank"]  # filed, not resolved: nothing waits
