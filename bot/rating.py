@@ -1,4 +1,4 @@
-"""The answer to "还有哪里没解决？" after 不满意 (core.tickets.ratings): the resident's next private message
+"""The answer to "还有哪里没解决？" after 未解决 (core.tickets.ratings): the resident's next private message
 becomes a remark on the reopened ticket, which the handlers see (core.tickets.remarks)."""
 
 from __future__ import annotations

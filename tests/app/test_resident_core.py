@@ -1,5 +1,5 @@
 """The core of the residents' journeys: fragments joined from the inbox, ratings in words and the
-question after 不满意, a remark on a ticket that the handlers see (SQLite and PostgreSQL)."""
+question after 未解决, a remark on a ticket that the handlers see (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
