@@ -223,10 +223,19 @@ def test_a_follow_up_joins_her_own_ticket_instead_of_me_too(factory: sessionmake
             assert any(number in x for x in summary), summary
             j.find_button(neighbour, t("report.button_me_too"))
 
+            # resolved: the same words are added too, and carry 未解决, which reopens it
+            await j.press(MEMBER, BRANCH_CHAT, t("card.button_resolve"))
+            await j.say(MEMBER, "已经修好了")
+            answer = await j.say(resident, "电梯还是不动啊，你们根本没修")
+            assert answer == [t("change.followup_resolved", number=number, status=t("status.resolved"))], answer
+            pressed = await j.press(resident, resident, t("visit.solved_0"))
+            assert any(t("rating.ask_reason", number=number) in x for x in pressed), pressed
+
     asyncio.run(scenario())
     [ticket] = tickets_of(factory, resident)
-    assert [e.kind for e in ticket.events][-1] == "supplement"
-    assert ticket.events[-1].note == "电梯还是不动啊，你们根本没修"
+    assert [e.kind for e in ticket.events][-5:] == ["supplement", "status", "supplement", "visit", "status"]
+    assert ticket.events[-3].note == "电梯还是不动啊，你们根本没修"
+    assert ticket.status is TicketStatus.reopened and ticket.solved is False
     assert tickets_of(factory, neighbour) == []
 
 
