@@ -34,6 +34,7 @@ from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
 from core.messaging import prompts
+from core.models import TicketStatus
 from core.people import residents
 from core.presentation import callbacks, cards
 from core.tickets import assign as ticket_assign

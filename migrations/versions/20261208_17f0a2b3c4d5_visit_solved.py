@@ -6,7 +6,7 @@ on), but `rating` kept the answer of an earlier visit after a reopening; the new
 stays, `solved` is filled in from it (满意 and 基本满意 closed the ticket, 不满意 reopened it).
 
 Revision ID: 17f0a2b3c4d5
-Revises: 7c3e9a41b2d5
+Revises: 18e0c1d2e3f4
 Create Date: 2026-12-08 10:00:00.000000+00:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '17f0a2b3c4d5'
-down_revision: str | None = '7c3e9a41b2d5'
+down_revision: str | None = '18e0c1d2e3f4'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -28,7 +28,7 @@ from core.models import (
 )
 from core.presentation.cards import history_text
 from core.registry import grants
-from core.tickets import assign, deadlines, transfer
+from core.tickets import assign, deadlines, transfer, visit
 from core.tickets import service as ticket_service
 from core.tickets.lifecycle import NewTicket, events_of
 
@@ -129,7 +129,7 @@ def test_a_branch_rejects_into_the_triage_queue_and_the_community_transfers_it(
         [first] = assign.branch_listing(s, who(s, SECRETARY_1), tz=TZ, now=T0 + 4 * HOUR)
         assert f"{number} 乱停车｜转至和平里第二网格｜处理中" in "\n".join(first.lines)
         ticket_service.resolve(s, ticket_id, who(s, 700000008), "已联系商户挪车", now=T0 + 5 * HOUR)
-        ticket_service.rate(s, ticket_id, who(s, REPORTER), 3, tz=TZ, now=T0 + 6 * HOUR)
+        visit.answer(s, ticket_id, who(s, REPORTER), solved=True, score=3, tz=TZ, now=T0 + 6 * HOUR)
         [first] = assign.branch_listing(s, who(s, SECRETARY_1), tz=TZ, now=T0 + 7 * HOUR)
         assert "已转出" not in "\n".join(first.lines)  # finished: off the list
 
@@ -281,7 +281,7 @@ def test_merging_a_duplicate_moves_its_people_to_the_original(demo_factory: sess
         with pytest.raises(NotAllowed, match="不在本社区"):
             transfer.merge(s, third.id, who(s, ADMIN_HPL), other.number, tz=TZ)
         ticket_service.resolve(s, original.id, who(s, MEMBER), "已挪车", now=T0 + 5 * HOUR)
-        ticket_service.rate(s, original.id, who(s, REPORTER), 3, tz=TZ, now=T0 + 6 * HOUR)
+        visit.answer(s, original.id, who(s, REPORTER), solved=True, score=3, tz=TZ, now=T0 + 6 * HOUR)
         with pytest.raises(NotAllowed, match="不能作为原工单"):
             transfer.merge(s, third.id, who(s, ADMIN_HPL), original.number, tz=TZ)
 

@@ -191,7 +191,7 @@ def test_the_migration_adds_solved_and_clears_a_resolved_tickets_old_rating(empt
     with session_scope(make_session_factory(engine)) as s:
         sync_categories(s)
         ids = [lifecycle.file_ticket(s, NewTicket("noise", f"楼上装修太吵{i}"), tz=TZ).id for i in range(3)]
-    downgrade(engine, "7c3e9a41b2d5")
+    downgrade(engine, "18e0c1d2e3f4")
     assert "solved" not in columns()
     with engine.begin() as c:  # as the old flow left them: resolved again after 不满意; closed 满意; reopened
         for ticket_id, status, rating in zip(ids, ("resolved", "closed", "reopened"), (1, 3, 1), strict=True):
@@ -201,7 +201,7 @@ def test_the_migration_adds_solved_and_clears_a_resolved_tickets_old_rating(empt
     with engine.connect() as c:
         rows = c.execute(text("SELECT rating, solved FROM tickets ORDER BY id")).all()
     assert [(r[0], None if r[1] is None else bool(r[1])) for r in rows] == [(None, None), (3, True), (1, False)]
-    downgrade(engine, "7c3e9a41b2d5")
+    downgrade(engine, "18e0c1d2e3f4")
     assert "solved" not in columns() and "rating" in columns()
     engine.dispose()
 
