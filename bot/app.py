@@ -679,8 +679,14 @@ def main() -> int:
     except shared.SecretError as exc:
         log.error("%s", exc)
         return 2
-    if settings.telegram_webhook_url and not settings.telegram_webhook_url.startswith("https://"):
-        log.warning("TELEGRAM_WEBHOOK_URL is not https://: Telegram delivers to HTTPS URLs only")
+    if settings.telegram_webhook_url:
+        if not settings.telegram_webhook_url.startswith("https://"):
+            log.warning("TELEGRAM_WEBHOOK_URL is not https://: Telegram delivers to HTTPS URLs only")
+        try:
+            settings.webhook_secret()
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
     factory = make_session_factory(make_engine(settings.database_url))
     link = TelegramLink()
     quiet_network_tracebacks()

@@ -154,11 +154,10 @@ class Settings(BaseSettings):
     @field_validator("telegram_webhook_secret", mode="before")
     @classmethod
     def _webhook_secret(cls, value: object) -> object:
-        # Telegram's rule for secret_token. The error never prints the value.
+        # Blank is unset. Telegram's rule is checked by webhook_secret(), not here: a validation
+        # error would print the value.
         if isinstance(value, str):
-            value = value.strip() or None
-            if value is not None and not WEBHOOK_SECRET.fullmatch(value):
-                raise ValueError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+            return value.strip() or None
         return value
 
     @field_validator("log_level")
@@ -177,7 +176,10 @@ class Settings(BaseSettings):
         """TELEGRAM_WEBHOOK_SECRET, or one derived from the shared secret (an HMAC, so it tells
         nothing of it): every replica with the same GRIDBOT_SECRET sets and checks the same token."""
         if self.telegram_webhook_secret is not None:
-            return self.telegram_webhook_secret.get_secret_value()
+            value = self.telegram_webhook_secret.get_secret_value()
+            if not WEBHOOK_SECRET.fullmatch(value):
+                raise ValueError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+            return value
         digest = hmac.new(self.shared_secret().encode(), b"telegram-webhook-secret", hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
