@@ -163,7 +163,7 @@ def serve_in_thread(metrics: Metrics, host: str, port: int, secret: str) -> Call
                         environ.get("REMOTE_ADDR"))
             start_response("401 Unauthorized", [("Content-Type", "text/plain")])
             return [b"unauthorized\n"]
-        return exposition(environ, start_response)  # type: ignore[no-any-return]
+        return exposition(environ, start_response)
 
     server = make_server(host, port, app, _Server, handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, name="gridbot-metrics", daemon=True)
