@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import zlib
 from collections.abc import Callable
 
@@ -54,6 +55,7 @@ from actions.report_form import (
 from actions.status import ActionCheckStatus, ActionHelp
 from core import secret as shared
 from core.config import get_settings
+from core.metrics import CONTENT_TYPE, Metrics, authorised
 
 log = logging.getLogger("gridbot.actions")
 
@@ -85,7 +87,10 @@ def guard(app: Sanic, secret: str, max_body: int = MAX_BODY_BYTES) -> None:
 
     @app.middleware("request")
     async def authenticate(request: Request) -> HTTPResponse | None:
-        if not shared.matches(request.headers.get(shared.SECRET_HEADER), secret):
+        # /metrics also takes the secret as Prometheus sends it (Authorization: Bearer).
+        allowed = authorised(request.headers, secret) if request.path == "/metrics" \
+            else shared.matches(request.headers.get(shared.SECRET_HEADER), secret)
+        if not allowed:
             log.warning("refused %s %s from %s: no or wrong %s", request.method, request.path,
                         request.ip, shared.SECRET_HEADER)
             return response.json({"error": "unauthorized"}, status=401)
@@ -117,12 +122,18 @@ def action_classes() -> list[Callable[[Deps], Action]]:
             ActionCommunityContact]
 
 
-def build_app(deps: Deps) -> Sanic:
-    """rasa_sdk's /health, /actions and /webhook, with every action given `deps` when it is made."""
-    app = Sanic("gridbot_actions", configure_logging=False)
+def build_app(deps: Deps, metrics: Metrics | None = None, name: str = "gridbot_actions") -> Sanic:
+    """rasa_sdk's /health, /actions and /webhook, with every action given `deps` when it is made,
+    and /metrics: calls, errors and time per action (core/metrics.py)."""
+    app = Sanic(name, configure_logging=False)
     executor = ActionExecutor()
     for cls in action_classes():
         executor.register_action(cls(deps))
+    counted = metrics or Metrics()
+
+    @app.get("/metrics")
+    async def exposition(_: Request) -> HTTPResponse:
+        return response.raw(counted.exposition(), content_type=CONTENT_TYPE)
 
     @app.get("/health")
     async def health(_: Request) -> HTTPResponse:
@@ -137,13 +148,23 @@ def build_app(deps: Deps) -> Sanic:
         action_call = request.json  # `guard` has inflated a deflate body already
         if action_call is None:
             return response.json({"error": "Invalid body request"}, status=400)
+        called = action_call.get("next_action") if isinstance(action_call, dict) else None
+        action = called if isinstance(called, str) and called in executor.actions else "unknown"
+        counted.action_calls.labels(action).inc()
+        started = time.perf_counter()
         try:
             result = await executor.run(action_call)
         except ActionExecutionRejection as exc:
             return response.json({"error": exc.message, "action_name": exc.action_name}, status=400)
         except ActionNotFoundException as exc:
             log.error("%s", exc.message)
+            counted.action_errors.labels(action).inc()
             return response.json({"error": exc.message, "action_name": exc.action_name}, status=404)
+        except Exception:
+            counted.action_errors.labels(action).inc()
+            raise
+        finally:
+            counted.action_seconds.labels(action).observe(time.perf_counter() - started)
         return response.json(result)
 
     return app

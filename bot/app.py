@@ -64,9 +64,12 @@ from core import secret as shared
 from core.access import commands
 from core.config import Settings, get_settings
 from core.db import make_engine, make_session_factory, read_scope, session_scope
+from core.health import Health
 from core.logs import install_redaction
 from core.messages import t
 from core.messaging import buttons, inbox, outbox, prompts
+from core.metrics import HealthCollector, Metrics, serve_in_thread
+from core.models import utcnow
 from core.people import residents
 from core.places.router import Router, RouterCache
 from core.presentation import callbacks
@@ -104,10 +107,12 @@ LIVE_LOCATION = "live_location_answered"  # chat_data: the live location whose m
 class Services:
     """Long-lived resources of one Application, created in post_init."""
 
-    def __init__(self, factory: sessionmaker[Session], rasa: RasaClient, settings: Settings) -> None:
+    def __init__(self, factory: sessionmaker[Session], rasa: RasaClient, settings: Settings,
+                 metrics: Metrics | None = None) -> None:
         self.factory = factory
         self.settings = settings
         self.rasa = rasa
+        self.metrics = metrics or Metrics()  # this process's /metrics (core/metrics.py)
         self.dispatcher: OutboxDispatcher | None = None
         self.scheduler: DutyScheduler | None = None  # duty reminders; only with background=True
         self.broadcasts: BroadcastSender | None = None  # /broadcast notices; only with background=True
@@ -131,7 +136,17 @@ class Services:
             result = await answer_pending(self.factory, self.rasa, sender_id, claim=dispatcher is not None)
             if dispatcher is not None and result.claimed:
                 await dispatcher.send_claimed(result.claimed)
+            self._count(result)
             return result
+
+    def _count(self, result: PassResult) -> None:
+        metrics, now = self.metrics, utcnow()
+        for received in result.received:  # replies sent now (or queued, without a dispatcher)
+            metrics.reply_seconds.observe(max(0.0, (now - received).total_seconds()))
+        if result.rasa_down:
+            metrics.rasa_errors.labels("refused" if result.refused else "unavailable").inc()
+        for action in result.failed_actions:
+            metrics.action_errors.labels(action).inc()
 
     async def answer_all(self) -> None:
         """Replay every sender's waiting messages (after a Rasa outage)."""
@@ -558,10 +573,11 @@ async def _replay_loop(svc: Services) -> None:
 
 def build_application(settings: Settings, factory: sessionmaker[Session], *,
                       request: BaseRequest | None = None, rasa: RasaClient | None = None,
-                      background: bool = True, link: TelegramLink | None = None) -> Application:
+                      background: bool = True, link: TelegramLink | None = None,
+                      metrics: Metrics | None = None) -> Application:
     """`link`: told when Telegram stops and starts answering getUpdates (only without `request`).
     core.secret.SecretError when the shared secret is not available (see Settings.shared_secret)."""
-    svc = Services(factory, rasa or RasaClient(settings.rasa_url, settings.shared_secret()), settings)
+    svc = Services(factory, rasa or RasaClient(settings.rasa_url, settings.shared_secret()), settings, metrics)
     api_url = settings.telegram_api_url.rstrip("/")
 
     async def post_init(app: Application) -> None:
@@ -570,7 +586,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         # for SQLite's single write lock and for Python's GIL.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=DB_THREADS, thread_name_prefix="gridbot-db"))
-        svc.dispatcher = OutboxDispatcher(app.bot, factory, limiter=svc.limiter)
+        svc.dispatcher = OutboxDispatcher(app.bot, factory, limiter=svc.limiter, metrics=svc.metrics)
         if background:
             svc.tasks = [asyncio.create_task(_warm_up(svc)),
                          asyncio.create_task(svc.dispatcher.run_forever(svc.stop)),
@@ -580,6 +596,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             svc.scheduler = DutyScheduler(settings.database_url, tz=settings.tz, limits=deadlines.Limits.of(settings),
                                           stats_rank_min=settings.stats_rank_min)
             svc.scheduler.start()
+            scheduler = svc.scheduler
+            svc.metrics.scheduler_leading.set_function(lambda: 1.0 if scheduler.is_leader else 0.0)
             # Broadcasts: their own plain Bot and transport (see bot/broadcast_sender.py).
             bot = sender_bot(app.bot.token, request or LastByteRequest(connection_pool_size=8),
                              base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot")
@@ -661,10 +679,20 @@ def main() -> int:
     except shared.SecretError as exc:
         log.error("%s", exc)
         return 2
+    if settings.telegram_webhook_url:
+        if not settings.telegram_webhook_url.startswith("https://"):
+            log.warning("TELEGRAM_WEBHOOK_URL is not https://: Telegram delivers to HTTPS URLs only")
+        try:
+            settings.webhook_secret()
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
     factory = make_session_factory(make_engine(settings.database_url))
     link = TelegramLink()
     quiet_network_tracebacks()
-    app = build_application(settings, factory, link=link)
+    metrics = Metrics()
+    app = build_application(settings, factory, link=link, metrics=metrics)
+    stop_metrics = serve_metrics(settings, factory, metrics)
 
     async def run() -> int:
         # Telegram may not answer at start: connect() retries getMe with backoff (and logs once).
@@ -679,11 +707,40 @@ def main() -> int:
         with contextlib.suppress(TelegramError):
             await app.bot.set_my_commands([BotCommand(c.name, c.description) for c in commands.commands_for(frozenset())],
                                           scope=BotCommandScopeAllPrivateChats())
-        # Our getUpdates loop (bot/polling.py): an update is stored before Telegram is told it
-        # arrived; network failures while running are retried there, never fatal.
-        from bot import polling
-        await polling.serve(app, factory)
+        if settings.telegram_webhook_url:
+            # Telegram posts updates to us (bot/webhook.py): 200 only once an update is committed.
+            from bot import webhook
+            await webhook.serve(app, factory, settings, metrics)
+        else:
+            # Our getUpdates loop (bot/polling.py): an update is stored before Telegram is told it
+            # arrived; network failures while running are retried there, never fatal.
+            from bot import polling
+            await polling.serve(app, factory, metrics)
         log.info("bot stopped")
         return 0
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    finally:
+        stop_metrics()
+
+
+def serve_metrics(settings: Settings, factory: sessionmaker[Session], metrics: Metrics) -> Callable[[], None]:
+    """The bot's /metrics on BIND_HOST:BOT_METRICS_PORT, with the figures of `gridbot health`;
+    the function that stops it. A taken port is logged, not fatal: the bot serves without it."""
+    from core.health import check
+
+    def read() -> Health:
+        with read_scope(factory) as session:
+            return check(session, redis_url=settings.redis_url)
+
+    metrics.registry.register(HealthCollector(read))
+    if not settings.bot_metrics_port:
+        return lambda: None
+    try:
+        stop = serve_in_thread(metrics, settings.bind_host, settings.bot_metrics_port, settings.shared_secret())
+    except OSError as exc:
+        log.error("no /metrics: cannot listen on %s:%d (%s)", settings.bind_host, settings.bot_metrics_port, exc)
+        return lambda: None
+    log.info("/metrics on %s:%d", settings.bind_host, settings.bot_metrics_port)
+    return stop

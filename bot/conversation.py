@@ -35,6 +35,9 @@ class PassResult:
     rasa_down: bool = False
     failed: int = 0  # answers in which an action failed: the message waits for a retry
     claimed: list[outbox.Claimed] = field(default_factory=list)
+    received: list[datetime] = field(default_factory=list)  # when each answered message was kept
+    failed_actions: list[str] = field(default_factory=list)  # the action that failed, per failure
+    refused: bool = False  # Rasa refused the secret (RasaRefused), not merely down
 
 
 def _pending(factory: sessionmaker[Session],
@@ -115,6 +118,7 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
             log.log(logging.ERROR if isinstance(exc, RasaRefused) else logging.WARNING,
                     "Rasa unavailable (%s); %d message(s) wait", exc, len(rows) - result.answered)
             result.rasa_down = True
+            result.refused = isinstance(exc, RasaRefused)
             result.waiting = len(rows) - result.answered
             return result
         payloads = [to_payload(r) for r in replies if r.text or r.buttons]
@@ -123,10 +127,12 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
             log.warning("inbox message %s: action %s failed; the message waits for a retry", inbox_id, failed)
             result.claimed += await asyncio.to_thread(_record_failure, factory, inbox_id, chat_id, payloads, claim)
             result.failed += 1
+            result.failed_actions.append(failed)
             blocked.add(sender_id)
             continue
         fragment = any(isinstance(r.custom, dict) and r.custom.get(FRAGMENT) for r in replies)
         result.claimed += await asyncio.to_thread(_record, factory, inbox_id, chat_id, payloads, claim, fragment)
         rasa.sent_inbox.discard(inbox_id)  # done: never sent again
         result.answered += 1
+        result.received.append(received_at)
     return result

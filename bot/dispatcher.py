@@ -69,6 +69,7 @@ from bot.ratelimit import RateLimiter
 from bot.textsplit import split_message, utf16_len
 from core.db import read_scope, session_scope
 from core.messaging import outbox
+from core.metrics import Metrics
 from core.models import SendState
 
 log = logging.getLogger("gridbot.dispatcher")
@@ -182,8 +183,9 @@ def _seconds(exc: RetryAfter) -> float:
 
 class OutboxDispatcher:
     def __init__(self, bot: Bot, factory: sessionmaker[Session], batch: int = 20,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, metrics: Metrics | None = None) -> None:
         self.bot = bot
+        self.metrics = metrics
         self.factory = factory
         self.batch = batch
         self.limiter = limiter or RateLimiter()
@@ -222,8 +224,14 @@ class OutboxDispatcher:
                 log.exception("outbox %s (%s): dispatching failed", item.id, item.kind)
                 outcome = "error"
             stats.outcomes[item.id] = outcome
+            if outcome == "sent" and self.metrics is not None:
+                self.metrics.messages_out.labels(item.kind).inc()
             setattr(stats, outcome, getattr(stats, outcome) + 1)
         return stats
+
+    def _failed(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.delivery_failures.labels(kind).inc()
 
     # -- per chat state -------------------------------------------------------------------------
 
@@ -271,6 +279,7 @@ class OutboxDispatcher:
             pieces = pieces_of(item.payload)
         except Exception as exc:  # noqa: BLE001 - a payload no request can be built from
             log.error("outbox %s (%s): malformed payload (%s)", item.id, item.kind, type(exc).__name__)
+            self._failed("malformed")
             return await self._settle(outbox.mark_failed, item, f"malformed payload: {type(exc).__name__}",
                                       "failed")
         chat_id = self._chat(item.chat_id)
@@ -296,6 +305,7 @@ class OutboxDispatcher:
                 message = await send_piece(self.bot, chat_id, pieces[index])
             except RetryAfter as exc:
                 seconds = _seconds(exc)
+                self._failed("retry_after")
                 if self.limiter.retry_after(seconds):
                     log.warning("Telegram limits the bot: every send paused for %gs", seconds)
                 self._hold(chat_id, item.id, seconds)
@@ -316,12 +326,15 @@ class OutboxDispatcher:
                 continue
             except Forbidden as exc:
                 log.info("outbox %s: recipient unreachable (%s)", item.id, exc.message)
+                self._failed("forbidden")
                 return await self._settle(outbox.mark_failed, item, f"Forbidden: {exc.message} ({where})", "failed")
             except BadRequest as exc:
                 log.warning("outbox %s (%s): refused by Telegram: %s", item.id, item.kind, exc.message)
+                self._failed("bad_request")
                 return await self._settle(outbox.mark_failed, item, f"BadRequest: {exc.message} ({where})",
                                           "failed")
             except TimedOut as exc:
+                self._failed("timed_out" if nothing_sent(exc) else "unconfirmed")
                 if nothing_sent(exc):  # never written: try again later
                     return await self._retry(item, f"TimedOut: {exc.message} ({where})")
                 log.warning("outbox %s (%s): no answer to %s (%s); Telegram may have it: unconfirmed, "
@@ -330,8 +343,10 @@ class OutboxDispatcher:
                 return await self._settle(outbox.mark_unconfirmed, item, f"TimedOut: {exc.message} ({where})",
                                           "unconfirmed")
             except NetworkError as exc:  # a 5xx answer, or the connection failed: nothing carried out
+                self._failed("network")
                 return await self._retry(item, f"{type(exc).__name__}: {exc.message} ({where})")
             except TelegramError as exc:
+                self._failed("telegram" if type(exc) is not TelegramError else "unconfirmed")
                 if type(exc) is not TelegramError:  # InvalidToken, Conflict, ...: Telegram answered no
                     return await self._retry(item, f"{type(exc).__name__}: {exc.message} ({where})")
                 # a plain TelegramError is an answer that could not be read: it may be a success
@@ -340,6 +355,7 @@ class OutboxDispatcher:
                 return await self._settle(outbox.mark_unconfirmed, item, f"TelegramError: {exc.message} ({where})",
                                           "unconfirmed")
             except Exception as exc:  # noqa: BLE001 - the request may have gone out: do not repeat it
+                self._failed("unconfirmed")
                 log.exception("outbox %s (%s): %s failed in the bot (%s); unconfirmed, not sent again",
                               item.id, item.kind, where, type(exc).__name__)
                 return await self._settle(outbox.mark_unconfirmed, item, f"{type(exc).__name__} ({where})",

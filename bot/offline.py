@@ -293,6 +293,7 @@ class FakeTelegram(BaseRequest):
         self._messages: dict[tuple[int | str, int], JSONDict] = {}
         self._chats: dict[int | str, JSONDict] = {}
         self._updates: list[JSONDict] = []
+        self.webhook: JSONDict = {}  # what setWebhook set: url, secret_token, allowed_updates
         self._file_counter = 0
 
     # -- BaseRequest -------------------------------------------------------------------
@@ -809,7 +810,33 @@ class FakeTelegram(BaseRequest):
         return []
 
     def _api_getwebhookinfo(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        info: JSONDict = {"url": self.webhook.get("url", ""), "has_custom_certificate": False,
+                          "pending_update_count": 0}
+        if self.webhook.get("allowed_updates") is not None:
+            info["allowed_updates"] = self.webhook["allowed_updates"]
+        return info
+
+    def _api_setwebhook(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
+        """Like Telegram: an HTTPS URL (http only for a loopback test address) and a secret
+        token of 1-256 characters of A-Z a-z 0-9 _ -; kept for getWebhookInfo and for tests."""
+        url = str(params.get("url") or "")
+        if not url:
+            self.webhook = {}
+            return True
+        if not (url.startswith("https://") or url.startswith("http://127.0.0.1")):
+            raise _ApiError(400, "Bad Request: bad webhook: HTTPS url must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise _ApiError(400, "Bad Request: secret token contains unallowed characters")
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, str):
+            allowed = json.loads(allowed)
+        self.webhook = {"url": url, "secret_token": secret, "allowed_updates": allowed}
+        return True
+
+    def _api_deletewebhook(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
+        self.webhook = {}
+        return True
 
     # answerCallbackQuery, sendChatAction, setMyCommands, deleteWebhook, ... answer `true`
     # through the default branch of do_request.

@@ -40,6 +40,7 @@ from telegram.ext import Application
 from bot.replies import HANDLING
 from core.db import read_scope, session_scope
 from core.messaging import updates as stored
+from core.metrics import Metrics
 
 log = logging.getLogger("gridbot.polling")
 
@@ -74,8 +75,10 @@ class PollingStopped(Exception):
 class Poller:
     def __init__(self, app: AnyApplication, factory: sessionmaker[Session], *,
                  poll_timeout: int = POLL_TIMEOUT, backoff_first: float = BACKOFF_FIRST,
-                 backoff_max: float = BACKOFF_MAX, prune_seconds: float = PRUNE_SECONDS) -> None:
+                 backoff_max: float = BACKOFF_MAX, prune_seconds: float = PRUNE_SECONDS,
+                 metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
         self.factory = factory
         self.poll_timeout = poll_timeout
         self.backoff_first = backoff_first
@@ -94,6 +97,13 @@ class Poller:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    async def until_stopped(self) -> None:
+        await self._stop.wait()
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if stopped meanwhile."""
+        await self._pause(seconds)
 
     async def run(self) -> None:
         """Poll until `stop()`; raises PollingStopped on Conflict or InvalidToken."""
@@ -139,11 +149,13 @@ class Poller:
                 break
             if batch:
                 try:
-                    await asyncio.to_thread(self._store, batch)  # committed: only now is the offset moved
+                    new = await asyncio.to_thread(self._store, batch)  # committed: only now is the offset moved
                 except Exception:  # noqa: BLE001 - not acknowledged: Telegram sends them again
                     log.exception("storing %d update(s) failed; fetching them again", len(batch))
                     await self._pause(self.backoff_max)
                     continue
+                if self.metrics is not None and new:
+                    self.metrics.messages_in.labels("polling").inc(new)
                 self.offset = max(u["update_id"] for u in batch) + 1
                 self._offset_at = time.monotonic()
             try:
@@ -249,11 +261,11 @@ class Poller:
             return stored.prune(session)
 
 
-async def serve(app: AnyApplication, factory: sessionmaker[Session],
+async def serve(app: AnyApplication, factory: sessionmaker[Session], metrics: Metrics | None = None,
                 signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
     """Run `app` with a `Poller` until SIGINT/SIGTERM, with the Application's whole life cycle
     (the order of Application.run_polling)."""
-    poller = Poller(app, factory)
+    poller = Poller(app, factory, metrics=metrics)
     loop = asyncio.get_running_loop()
     for sig in signals:
         loop.add_signal_handler(sig, poller.stop)

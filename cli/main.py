@@ -238,23 +238,30 @@ def health(
     stuck_after: Annotated[int, typer.Option(min=1, help="Seconds after which a row that should "
                                                          "have moved on counts as stuck.")] = 300,
 ) -> None:
-    """The queues: inbox, outbox and due reminders — how many rows, the oldest's age.
+    """The queues (inbox, outbox, due reminders, Telegram updates), the scheduler's leader and
+    lag, and Redis when REDIS_URL is set: the figures of the bot's /metrics on one screen.
 
     Exit status 0 when all is well, 1 when any inbox or outbox row failed, 3 when nothing
-    failed but something is stuck (see core/health.py). Counts and ages only: no texts, no people.
+    failed but something is stuck: a queue, no scheduler leader, the scheduler lagging, Redis
+    unreachable (see core/health.py). Counts and ages only: no texts, no people.
     """
     from datetime import timedelta
 
     from core.health import check
 
     with session_scope(_factory()) as session:
-        state = check(session, stuck_after=timedelta(seconds=stuck_after))
+        state = check(session, stuck_after=timedelta(seconds=stuck_after),
+                      redis_url=get_settings().redis_url)
     if as_json:
         _echo_json(state.as_dict())
     else:
         typer.echo(f"{'queue':<20} {'count':>7} {'oldest':>8} {'stuck':>6}")
         for q in state.queues:
             typer.echo(f"{q.name:<20} {q.count:>7} {_duration(q.oldest_seconds):>8} {q.stuck:>6}")
+        leader = state.leader.holder or "none" if state.leader.known else "the bot process (SQLite)"
+        typer.echo(f"scheduler leader: {leader}; lag {_duration(state.scheduler_lag_seconds)}")
+        if state.redis is not None:
+            typer.echo(f"redis: {state.redis}")
         verdict = state.as_dict()["status"]
         typer.echo(f"status: {verdict}" + (f" ({'; '.join(state.problems)})" if state.problems else ""))
     raise typer.Exit(state.exit_status)

@@ -6,6 +6,10 @@ deployment is configured in one place. See README "Configuration".
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +21,7 @@ from core import secret as shared
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
+WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
 
 
 class Settings(BaseSettings):
@@ -39,6 +44,21 @@ class Settings(BaseSettings):
                     "(refused with a non-loopback BIND_HOST). See core/secret.py.")
     telegram_api_url: str = Field(default="https://api.telegram.org",
                                   description="Bot API server (a local one, or a test double).")
+    # Webhook mode (bot/webhook.py): set the URL and Telegram delivers updates to it instead of
+    # the bot polling. The local server binds TELEGRAM_WEBHOOK_HOST:PORT and serves the URL's path.
+    telegram_webhook_url: str | None = Field(
+        default=None, description="Public HTTPS URL Telegram posts updates to (nginx in front); "
+                                  "unset: the bot polls getUpdates.")
+    telegram_webhook_secret: SecretStr | None = Field(
+        default=None, description="The X-Telegram-Bot-Api-Secret-Token every delivery must carry "
+                                  "(1-256 of A-Z a-z 0-9 _ -); unset: derived from the shared secret, "
+                                  "so every replica sets the same one.")
+    telegram_webhook_host: str = Field(default="127.0.0.1", description="Address the webhook server binds to.")
+    telegram_webhook_port: int = Field(default=8081, ge=1, le=65535, description="Port of the webhook server.")
+    bot_metrics_port: int = Field(default=9108, ge=0, le=65535,
+                                  description="Port of the bot's /metrics (on BIND_HOST); 0: none.")
+    redis_url: str | None = Field(default=None, description=(
+        "Redis (Rasa's lock store when several Rasa servers run); `gridbot health` checks it is reachable."))
     timezone: str = Field(default="Asia/Shanghai", description="Zone for display and ticket years; storage is UTC.")
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_dir: Path = Field(default=VAR_DIR / "log",
@@ -117,6 +137,29 @@ class Settings(BaseSettings):
             return value.strip() or None
         return value
 
+    @field_validator("telegram_webhook_url", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
+    @field_validator("telegram_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError(f"TELEGRAM_WEBHOOK_URL must be an https:// URL, not {value!r}")
+        return value
+
+    @field_validator("telegram_webhook_secret", mode="before")
+    @classmethod
+    def _webhook_secret(cls, value: object) -> object:
+        # Blank is unset. Telegram's rule is checked by webhook_secret(), not here: a validation
+        # error would print the value.
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -128,6 +171,17 @@ class Settings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def webhook_secret(self) -> str:
+        """TELEGRAM_WEBHOOK_SECRET, or one derived from the shared secret (an HMAC, so it tells
+        nothing of it): every replica with the same GRIDBOT_SECRET sets and checks the same token."""
+        if self.telegram_webhook_secret is not None:
+            value = self.telegram_webhook_secret.get_secret_value()
+            if not WEBHOOK_SECRET.fullmatch(value):
+                raise ValueError("TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+            return value
+        digest = hmac.new(self.shared_secret().encode(), b"telegram-webhook-secret", hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def shared_secret(self) -> str:
         """GRIDBOT_SECRET, or the generated one in var/secret; core.secret.SecretError when

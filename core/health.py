@@ -10,6 +10,13 @@
 | outbox unconfirmed | sent, no answer from Telegram (may have arrived; never resent) | (informational) |
 | outbox failed | given up: blocked, chat gone, attempts used up | (failed) |
 | reminders unqueued | due duty reminders with no outbox row (`core.duties.reminders.unqueued_reminders`) | due `stuck_after` ago |
+| updates pending | Telegram updates stored (polling or webhook) and not handled yet | received longer ago than `stuck_after` |
+
+Besides the queues (each a reason to exit non-zero, named in `problems`):
+- the scheduler leader (core/leader.py): none on PostgreSQL is a problem; SQLite cannot tell;
+- scheduler lag: how long the oldest ticket time-limit step (core/tickets/deadlines.py) has
+  been due and not done, a problem past `stuck_after`;
+- Redis, when REDIS_URL is set: unreachable is a problem (Rasa's lock store cannot do without it).
 
 A queue's age is that of its oldest row: since a message was received (inbox), queued
 (outbox), or since a reminder fell due.
@@ -17,15 +24,27 @@ A queue's age is that of its oldest row: since a message was received (inbox), q
 
 from __future__ import annotations
 
+import socket
+import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from core import leader as leadership
 from core.duties import reminders
-from core.models import InboxMessage, InboxState, OutboxMessage, SendState, utcnow
+from core.models import (
+    InboxMessage,
+    InboxState,
+    OutboxMessage,
+    ReceivedUpdate,
+    SendState,
+    TicketDeadline,
+    utcnow,
+)
 
 STUCK_AFTER = timedelta(minutes=5)
 # Exit statuses of `gridbot health`.
@@ -50,6 +69,10 @@ class Health:
     stuck_after: timedelta
     at: datetime
     problems: list[str] = field(default_factory=list)
+    leader: leadership.Leader = leadership.Leader(known=False)
+    scheduler_lag_seconds: float = 0.0  # 0 when nothing is overdue
+    redis: str | None = None  # "ok", "unreachable: <why>"; None when REDIS_URL is not set
+    alarms: list[str] = field(default_factory=list)  # stuck beyond the queues: leader, lag, Redis
 
     @property
     def failed(self) -> int:
@@ -62,13 +85,16 @@ class Health:
     @property
     def exit_status(self) -> int:
         """FAILED (1) if any row failed, else STUCK (3) if any is stuck, else OK (0)."""
-        return FAILED if self.failed else STUCK if self.stuck else OK
+        return FAILED if self.failed else STUCK if self.stuck or self.alarms else OK
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": {OK: "ok", FAILED: "failed", STUCK: "stuck"}[self.exit_status],
                 "failed": self.failed, "stuck": self.stuck,
                 "stuck_after_seconds": self.stuck_after.total_seconds(),
-                "queues": {q.name: q.as_dict() for q in self.queues}}
+                "queues": {q.name: q.as_dict() for q in self.queues},
+                "leader": self.leader.holder if self.leader.known else "unknown (SQLite)",
+                "scheduler_lag_seconds": self.scheduler_lag_seconds, "redis": self.redis,
+                "problems": self.problems}
 
 
 def _age(now: datetime, at: datetime | None) -> float | None:
@@ -83,7 +109,46 @@ def _queue(session: Session, name: str, now: datetime, where: ColumnElement[bool
     return Queue(name, int(count), _age(now, oldest), int(n_stuck or 0), failure)
 
 
-def check(session: Session, *, now: datetime | None = None, stuck_after: timedelta = STUCK_AFTER) -> Health:
+def scheduler_lag(session: Session, now: datetime) -> float:
+    """Seconds the oldest time-limit step has been due and not done (the leader does them every
+    fraction of a second); 0 when none is overdue."""
+    oldest = session.scalar(select(func.min(TicketDeadline.due_at)).where(
+        TicketDeadline.done_at.is_(None), TicketDeadline.due_at <= now))
+    return _age(now, oldest) or 0.0
+
+
+def redis_problem(url: str, timeout: float = 2.0) -> str | None:
+    """None if the Redis at `url` answers PING (after AUTH when the URL has a password), else why
+    not. A plain RESP exchange: nothing else here talks to Redis."""
+    parsed = make_url(url.replace("rediss://", "redis+tls://", 1)) if "://" in url else None
+    if parsed is None or parsed.drivername not in ("redis", "redis+tls"):
+        return f"not a redis:// URL ({url.split('://')[0]}://)"
+    host, port = parsed.host or "127.0.0.1", parsed.port or 6379
+    commands = []
+    if parsed.password:
+        user = [parsed.username] if parsed.username else []
+        commands.append(["AUTH", *user, str(parsed.password)])
+    commands.append(["PING"])
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            conn: socket.socket = raw
+            if parsed.drivername == "redis+tls":
+                conn = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+            for command in commands:
+                conn.sendall(b"".join([f"*{len(command)}\r\n".encode()] + [
+                    f"${len(part.encode())}\r\n".encode() + part.encode() + b"\r\n" for part in command]))
+                answer = conn.recv(512).split(b"\r\n")[0]
+                if answer.startswith(b"-"):
+                    return f"{host}:{port} answered {command[0]} with an error"
+                if not answer:
+                    return f"{host}:{port} closed the connection"
+        return None
+    except OSError as exc:
+        return f"{host}:{port} unreachable ({type(exc).__name__}: {exc.strerror or exc})"
+
+
+def check(session: Session, *, now: datetime | None = None, stuck_after: timedelta = STUCK_AFTER,
+          redis_url: str | None = None) -> Health:
     now = now or utcnow()
     late = now - stuck_after
     inbox_pending = InboxMessage.state == InboxState.pending
@@ -106,6 +171,21 @@ def check(session: Session, *, now: datetime | None = None, stuck_after: timedel
     owed = reminders.unqueued_reminders(session, now)
     queues.append(Queue("reminders_unqueued", len(owed), _age(now, owed[0].due_at) if owed else None,
                         sum(1 for r in owed if r.due_at < late)))
+    queues.append(_queue(session, "updates_pending", now, ReceivedUpdate.processed_at.is_(None),
+                         ReceivedUpdate.received_at, ReceivedUpdate.received_at < late))
     problems = [f"{q.name}: {q.count} failed" for q in queues if q.failure and q.count]
     problems += [f"{q.name}: {q.stuck} stuck" for q in queues if q.stuck]
-    return Health(queues, stuck_after, now, problems)
+    alarms = []
+    leader = leadership.current(session)
+    if leader.missing:
+        alarms.append("no scheduler leader (no bot process holds the lock)")
+    lag = scheduler_lag(session, now)
+    if lag > stuck_after.total_seconds():
+        alarms.append(f"scheduler lag {lag:.0f} s")
+    redis = None
+    if redis_url:
+        why = redis_problem(redis_url)
+        redis = "ok" if why is None else f"unreachable: {why}"
+        if why is not None:
+            alarms.append(f"Redis (REDIS_URL) {redis}")
+    return Health(queues, stuck_after, now, problems + alarms, leader, lag, redis, alarms)

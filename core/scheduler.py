@@ -49,6 +49,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from core import leader
 from core.db import make_engine, make_session_factory, normalise_url, session_scope
 from core.duties import recurrence, reminders, shifts
 from core.messaging import buttons
@@ -60,7 +61,7 @@ from core.tickets import service as ticket_service
 
 log = logging.getLogger("gridbot.scheduler")
 
-LOCK_KEY = 0x6772_6964_6475_7479  # "gridduty": the advisory lock of the scheduler leader
+LOCK_KEY = leader.LOCK_KEY  # the advisory lock of the scheduler leader
 JOB_TABLE = "apscheduler_jobs"
 REMIND_FUNC = "core.scheduler:remind"
 LATE_AFTER = timedelta(minutes=2)  # a reminder later than this says 迟到的提醒
@@ -129,7 +130,7 @@ class LeaderLock:
         # Client-side keepalives and a TCP user timeout: a partitioned leader notices within ~15 s.
         self._engine: Engine | None = make_engine(url, poolclass=NullPool, connect_args=dict(
             keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
-            tcp_user_timeout=15000)) if self.postgres else None
+            tcp_user_timeout=15000, application_name=leader.application_name())) if self.postgres else None
         self._conn: Connection | None = None
         self.held = False
         self.backend_pid: int | None = None

@@ -4,11 +4,13 @@
 and keeps them on `app.ctx`, with the registry's router (core.places.router.RouterCache, as the
 bot and the action server hold it). Database work runs in worker threads, off the event loop.
 Every answer carries `Server-Timing: app;dur=<ms>` (the benchmark reads it); bodies are capped.
+`/metrics` (for the shared secret): requests by route name and status.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,12 @@ from sanic.response import HTTPResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import VAR_DIR, Settings
+from core.metrics import CONTENT_TYPE, Metrics, authorised
 from core.places.router import RouterCache
 from web.centre import routes as centre_routes
 from web.open311 import routes as open311_routes
+
+log = logging.getLogger("gridbot.web")
 
 MAX_BODY_BYTES = 1024 * 1024
 _names = itertools.count(1)
@@ -38,6 +43,7 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *, name: str 
     app.ctx.factory = factory
     app.ctx.routers = RouterCache(factory)
     app.ctx.media_dir = media_dir or VAR_DIR / "media"  # photos fetched for media_url
+    metrics = app.ctx.metrics = Metrics()  # requests by route and status, at /metrics
 
     @app.middleware("request")
     async def _start_clock(request: Request) -> None:
@@ -49,10 +55,20 @@ def create_app(settings: Settings, factory: sessionmaker[Session], *, name: str 
         if started is not None:
             resp.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.2f}"
         resp.headers["X-Content-Type-Options"] = "nosniff"
+        route = request.route.name.split(".", 1)[-1] if request.route is not None else "unmatched"
+        metrics.http_requests.labels(route, str(resp.status)).inc()  # a route's name, never its path
 
     @app.get("/health")
     async def _health(request: Request) -> HTTPResponse:
         return response.json({"ok": True})
+
+    @app.get("/metrics")
+    async def _metrics(request: Request) -> HTTPResponse:
+        """Prometheus text format (core/metrics.py), for the shared secret only."""
+        if not authorised(request.headers, settings.shared_secret()):
+            log.warning("refused GET /metrics from %s: no or wrong secret", request.ip)
+            return response.json({"error": "unauthorized"}, status=401)
+        return response.raw(metrics.exposition(), content_type=CONTENT_TYPE)
 
     open311_routes.register(app)
     centre_routes.register(app)

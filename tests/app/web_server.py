@@ -30,7 +30,13 @@ def free_port() -> int:
 @contextmanager
 def serving(settings: Settings, factory: sessionmaker[Session], media_dir: Path | None = None) -> Iterator[str]:
     """The base URL (http://127.0.0.1:PORT) while the app serves; stopped on exit."""
-    app = create_app(settings, factory, media_dir=media_dir)
+    with serving_app(create_app(settings, factory, media_dir=media_dir)) as url:
+        yield url
+
+
+@contextmanager
+def serving_app(app: Sanic) -> Iterator[str]:
+    """Any Sanic app (the web app, the action server's) served the same way."""
     port = free_port()
     loop = asyncio.new_event_loop()
     ready = threading.Event()
