@@ -172,11 +172,16 @@ def escalated_listing(session: Session, person: Person | None, *, tz: ZoneInfo,
                                    place=cards.place(session, ticket), grid=grid.name if grid else "",
                                    handler=who, reason=reason, due=_due(ticket, tz, now)))
             listing.tickets.append(ticket)
-        listing.more = max(0, len(tickets) - LIST_LIMIT)
-        if listing.more:
-            listing.lines.append(t("tickets.more", n=listing.more))
-        out.append(listing)
+        out.append(_counted(listing, tickets))
     return out
+
+
+def _counted(listing: Listing, tickets: list[Ticket]) -> Listing:
+    """The listing with a line for the tickets beyond LIST_LIMIT it does not show."""
+    listing.more = max(0, len(tickets) - LIST_LIMIT)
+    if listing.more:
+        listing.lines.append(t("tickets.more", n=listing.more))
+    return listing
 
 
 def triage_listing(session: Session, person: Person | None, *, tz: ZoneInfo,
@@ -205,10 +210,7 @@ def triage_listing(session: Session, person: Person | None, *, tz: ZoneInfo,
                                    grid=t("tickets.triage_grid", grid=grid.name) if grid else "",
                                    reason=reason, due=_due(ticket, tz, now)))
             listing.tickets.append(ticket)
-        listing.more = max(0, len(tickets) - LIST_LIMIT)
-        if listing.more:
-            listing.lines.append(t("tickets.more", n=listing.more))
-        out.append(listing)
+        out.append(_counted(listing, tickets))
     return out
 
 
