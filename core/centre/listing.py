@@ -20,8 +20,9 @@ from core.models import Building, Category, Grid, Person, Ticket, TicketEvent, T
 from core.presentation.cards import status_name
 
 S = TicketStatus
-# Still waiting on the grid: what the map counts as open and what can be overdue.
-ACTIVE = (S.new, S.accepted, S.claimed, S.escalated, S.reopened)
+# Still waiting on the grid (or, in triage, on the community): what the map counts as open and what
+# can be overdue (core.tickets.deadlines.UNRESOLVED).
+ACTIVE = (S.new, S.accepted, S.claimed, S.escalated, S.triage, S.reopened)
 PAGE = 50
 
 

@@ -11,8 +11,6 @@ so what is done in chat shows here within 10 s.
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,8 @@ from core.access.tickets import check
 from core.centre import figures, listing, logins
 from core.centre.listing import Filters
 from core.messages import t
-from core.models import Grid, Person, utcnow
-from core.tickets import service
+from core.models import Grid, Person, Ticket, TicketEvent, TicketStatus, utcnow
+from core.tickets import service, transfer
 from core.tickets.rate_reports import month_of
 from web.centre import exports
 from web.centre.auth import (
@@ -53,17 +51,6 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-
-def _transfers() -> Any:
-    """改派 / 接手 / 合并 (core.tickets.transfer), or None where core does not have them yet."""
-    try:
-        return importlib.import_module("core.tickets.transfer")
-    except ImportError:
-        return None
-
-
-transfers = _transfers()
-
 
 def _pct(value: float | None) -> str:
     return f"{value:.0%}" if value is not None else t("web.no_value")
@@ -186,16 +173,18 @@ async def ticket_list(request: Request) -> HTTPResponse:
     tz, filters = settings_of(request).tz, _filters(request)
     page_no = int(request.args.get("page") or 1) if (request.args.get("page") or "1").isdigit() else 1
 
-    def work(s: Session) -> tuple[listing.Page, list[tuple[int, str]], list[tuple[str, str]], int]:
-        return (listing.page_of(s, me.view, filters, tz, page_no), _grids(s, me), listing.categories(s),
-                listing.last_change(s, me.view))
+    moved = request.args.get("moved") or ""
 
-    page, grids, categories, last = await db(request, work)
+    def work(s: Session) -> tuple[listing.Page, list[tuple[int, str]], list[tuple[str, str]], int, str | None]:
+        return (listing.page_of(s, me.view, filters, tz, page_no), _grids(s, me), listing.categories(s),
+                listing.last_change(s, me.view), _moved_note(s, me, moved) if moved else None)
+
+    page, grids, categories, last, note = await db(request, work)
     query = filters.query_string()
-    return _page(request, "tickets.html", who=me, page=page, grids=grids, categories=categories, f=filters,
+    return _page(request, "tickets.html", who=me, page=page, grids=grids, categories=categories, f=filters, note=note,
                  statuses=[(st, t(f"status.{st}")) for st in
-                           ("new", "accepted", "claimed", "resolved", "closed", "escalated", "rejected",
-                            "duplicate", "reopened", "withdrawn")],
+                           ("new", "accepted", "claimed", "resolved", "closed", "escalated", "triage",
+                            "rejected", "duplicate", "reopened", "withdrawn")],
                  query=urlencode(query), last=last,
                  page_url=lambda n: f"{PATH}/tickets?{urlencode({**query, 'page': n})}")
 
@@ -207,29 +196,42 @@ async def tickets_csv(request: Request) -> HTTPResponse:
     return exports.tickets(rows, tz)
 
 
+def _moved_note(s: Session, me: Who, number: str) -> str | None:
+    """After 改派 took a ticket out of the person's view: where it went, only if they moved it."""
+    ticket_id = s.scalar(select(Ticket.id).where(Ticket.number == number))
+    last = s.scalar(select(TicketEvent).where(TicketEvent.ticket_id == ticket_id, TicketEvent.kind == "transfer")
+                    .order_by(TicketEvent.id.desc()).limit(1)) if ticket_id is not None else None
+    if last is None or last.actor_id != me.person_id:
+        return None
+    return t("web.transferred", number=number, grid=transfer.grid_name(s, (last.detail or {}).get("to")))
+
+
 def _ticket_values(s: Session, me: Who, number: str) -> dict[str, Any] | None:
     ticket = listing.find(s, me.view, number)
     if ticket is None:
         return None
     person = s.get(Person, me.person_id)
     may = {}
-    # 改派 / 接手 / 合并 are core.access.tickets' "transfer", "take", "merge" where main has them
     for action, key in (("contact", "contact"), ("urge", "urge"), ("transfer", "transfer"), ("take", "take_over"),
                         ("merge", "merge")):
         try:
             check(s, person, action, ticket)
-            may[key] = key in ("contact", "urge") or transfers is not None
-        except (NotAllowed, ValueError):  # ValueError: an action core does not know yet
+            may[key] = True
+        except NotAllowed:
             may[key] = False
+    # 接手 and 合并 where their state allows (core.tickets.transfer says why not, if pressed anyway)
+    may["take_over"] = may["take_over"] and ticket.status in transfer.TAKEABLE and not (
+        ticket.status is TicketStatus.claimed and ticket.claimed_by_id == me.person_id)
+    may["merge"] = may["merge"] and ticket.status in transfer.MERGEABLE
     claimer = s.get(Person, ticket.claimed_by_id) if ticket.claimed_by_id else None
     d = listing.detail(s, ticket)
-    s.expunge(ticket)  # read after the session: its loaded values, not a refresh
-    grids = _grids(s, me)
-    if may["transfer"] and hasattr(transfers, "targets"):  # where core says this ticket may go
+    grids: list[tuple[int, str]] = []
+    if may["transfer"]:  # where core says this ticket may go
         try:
-            grids = [(g.id, g.name) for g, _community in transfers.targets(s, ticket.id, person)[1]]
+            grids = [(g.id, g.name) for g, _community in transfer.targets(s, ticket.id, person)[1]]
         except NotAllowed:
             may["transfer"] = False
+    s.expunge(ticket)  # read after the session: its loaded values, not a refresh
     return {"d": d, "may": may, "claimer": claimer.display_name if claimer else None, "grids": grids}
 
 
@@ -284,35 +286,38 @@ async def ticket_urge(request: Request, number: str) -> HTTPResponse:
 
 
 async def ticket_change(request: Request, number: str, what: str) -> HTTPResponse:
-    """改派 / 接手 / 合并 through core.tickets.transfer, when core has it."""
+    """改派 / 接手 / 合并 through core.tickets.transfer: the chat buttons' checks, events and notices.
+    A refusal is shown on the ticket's page in Chinese; nothing is changed then (one transaction)."""
     me = await who(request, post=True)
-    if transfers is None or what not in ("transfer", "take_over", "merge"):
+    if what not in ("transfer", "take_over", "merge"):
         return _message(request, "web.not_found", 404)
     tz = settings_of(request).tz
     form = {k: (request.form.get(k) or "").strip() for k in ("grid", "reason", "original")}
 
-    def work(s: Session) -> bool:
+    def work(s: Session) -> bool | None:
+        """None: not found; True: the ticket is still in the person's view afterwards."""
         ticket = listing.find(s, me.view, number)
         if ticket is None:
-            return False
+            return None
         actor = s.get(Person, me.person_id)
         if what == "transfer":
             if not form["grid"].isdigit():
-                raise NotAllowed(t("web.not_found"))
-            transfers.transfer(s, ticket.id, actor, int(form["grid"]), form["reason"], tz=tz)
+                raise NotAllowed(t("transfer.deny.no_grid"))
+            ticket = transfer.transfer(s, ticket.id, actor, int(form["grid"]), form["reason"], tz=tz)
         elif what == "take_over":
-            takes_tz = "tz" in inspect.signature(transfers.take_over).parameters
-            transfers.take_over(s, ticket.id, actor, **({"tz": tz} if takes_tz else {}))
+            ticket = transfer.take_over(s, ticket.id, actor)
         else:
-            transfers.merge(s, ticket.id, actor, form["original"], tz=tz)
-        return True
+            ticket, _original = transfer.merge(s, ticket.id, actor, form["original"], tz=tz)
+        return me.view.sees(ticket)
 
     try:
         found = await db(request, work, write=True)
-    except (NotAllowed, ValueError) as exc:
+    except NotAllowed as exc:
         return await ticket_page(request, number, note=str(exc), me=me, status=403)
-    if not found:
+    if found is None:
         return _message(request, "web.not_found", 404)
+    if not found:  # 改派 out of the person's grids: their list, with where it went
+        return response.redirect(f"{PATH}/tickets?{urlencode({'moved': number})}", status=303)
     return response.redirect(f"{PATH}/tickets/{number}?done=done", status=303)
 
 
