@@ -186,17 +186,21 @@ def find(session: Session, view: View, number: str) -> Ticket | None:
     return ticket if ticket is not None and view.sees(ticket) else None
 
 
-def _change(event: TicketEvent) -> str:
+# Events that leave the status as it was name themselves as the chat's history does (event.<kind>).
+NAMED = frozenset({"overdue", "urge", "supplement", "category", "transfer", "merge"})
+
+
+def _change(event: TicketEvent, grids: dict[int, str]) -> str:
     if event.kind == "status" and event.from_status is not None and event.from_status != event.to_status:
         return f"{status_name(event.from_status)} → {status_name(event.to_status)}"
     if event.kind == "status" and event.from_status is None:
         return t("web.event_filed", status=status_name(event.to_status))
-    key = f"web.event_{event.kind}"
-    return t(key) if key in _event_keys() else event.kind
-
-
-def _event_keys() -> frozenset[str]:
-    return frozenset({"web.event_overdue", "web.event_urge", "web.event_remark"})
+    if event.kind == "transfer" and event.detail:  # which grid to which, beside the status it left
+        return t("web.event_transfer", from_grid=grids.get(event.detail.get("from"), ""),
+                 to_grid=grids.get(event.detail.get("to"), ""))
+    if event.kind == "remark":
+        return t("web.event_remark")
+    return t(f"event.{event.kind}") if event.kind in NAMED else event.kind
 
 
 def detail(session: Session, ticket: Ticket) -> Detail:
@@ -204,8 +208,9 @@ def detail(session: Session, ticket: Ticket) -> Detail:
                                   .order_by(TicketEvent.at, TicketEvent.id)))
     actors = {p.id: p.display_name for p in session.scalars(
         select(Person).where(Person.id.in_({e.actor_id for e in events if e.actor_id is not None})))}
+    _categories, grids = _names(session)
     lines = [EventLine(id=e.id, at=e.at, who=actors.get(e.actor_id, "") if e.actor_id else t("web.system"),
-                       change=_change(e), note=e.note or "", kind=e.kind) for e in events]
+                       change=_change(e, grids), note=e.note or "", kind=e.kind) for e in events]
     photos = len(ticket.photo_file_ids or []) + (1 if ticket.resolution_photo_id else 0)
     return Detail(ticket, rows_of(session, [ticket])[0], lines, photos, max((e.id for e in events), default=0))
 

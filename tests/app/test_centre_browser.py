@@ -2,7 +2,7 @@
 chromium-driver, against the real web app on a demo database. A community admin asks the bot
 for /web (the real Application, an offline Bot API), opens the link, presses 登录, sees every grid
 of the community on the map, opens a ticket, presses 督办 and sees the event, sees a change made in
-chat appear within 10 s, and exports the filtered list as CSV and reads it back. Screenshots go to
+chat appear within 10 s, transfers it (改派) to another grid, and exports the filtered list as CSV and reads it back. Screenshots go to
 var/screenshots/ (the README shows the map)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -170,6 +170,19 @@ def test_the_command_centre_in_a_browser(sqlite_demo_factory: sessionmaker[Sessi
         assert time.monotonic() - started < 10
         assert "处理中" in driver.find_element(By.ID, "number").text
         _shot(driver, "centre-ticket")
+
+        # 改派 to the second grid with a reason: the claimer is released, the history says where it went
+        Select(driver.find_element(By.ID, "transfer-grid")).select_by_visible_text(grids[1])
+        driver.find_element(By.ID, "transfer-reason").send_keys("纸箱是二网格商户的")
+        driver.find_element(By.ID, "transfer").click()
+        wait.until(ec.presence_of_element_located((By.ID, "note")))
+        assert "已完成" in driver.find_element(By.ID, "note").text
+        last = driver.find_elements(By.CSS_SELECTOR, "#history tbody tr.ev-transfer")[-1].text
+        assert f"改派：{grids[0]} → {grids[1]}" in last and "纸箱是二网格商户的" in last
+        with session_scope(factory) as s:
+            moved = s.get(Ticket, ticket_id)
+            assert moved is not None and moved.claimed_by_id is None
+            assert moved.grid_id == s.scalars(select(Grid.id).where(Grid.name == grids[1])).one()
 
         # the CSV of the filtered list, downloaded by the browser and read back
         driver.get(f"{base}/centre/tickets?q=%E8%B7%AF%E7%81%AF")  # 路灯

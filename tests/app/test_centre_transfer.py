@@ -117,7 +117,8 @@ def test_the_admin_transfers_on_the_web_as_in_chat(demo_factory: sessionmaker[Se
         assert done.status_code == 303
         shown = c.get(done.headers["location"])  # the admin still sees it (the whole community)
         assert shown.status_code == 200 and t("web.done") in shown.text and "和平里第二网格" in shown.text
-        assert "商户在第二网格" in shown.text  # the history's note
+        assert "商户在第二网格" in shown.text  # the history's note, and which grid to which
+        assert "改派：和平里第一网格 → 和平里第二网格" in shown.text
     assert last_events(demo_factory, number, 1) == [
         ("transfer", S.accepted, S.accepted, person_id(demo_factory, ADMIN), {"from": own, "to": second})]
     status, grid, *_ = state(demo_factory, number)
@@ -214,7 +215,9 @@ def test_the_admin_merges_on_the_web(demo_factory: sessionmaker[Session], site: 
         assert done.status_code == 303
         assert t("web.done") in c.get(done.headers["location"]).text
         # the original's page records the merge
-        assert duplicate in c.get(f"/centre/tickets/{original}").text
+        joined_page = c.get(f"/centre/tickets/{original}").text
+        assert duplicate in joined_page and '<tr class="ev-merge"><td>' in joined_page
+        assert ">合并<" in joined_page.split('class="ev-merge"')[1]
     admin = person_id(demo_factory, ADMIN)
     with session_scope(demo_factory) as s:
         dup = s.scalars(select(Ticket).where(Ticket.number == duplicate)).one()
