@@ -196,8 +196,8 @@ def _change(event: TicketEvent, grids: dict[int, str]) -> str:
     if event.kind == "status" and event.from_status is None:
         return t("web.event_filed", status=status_name(event.to_status))
     if event.kind == "transfer" and event.detail:  # which grid to which, beside the status it left
-        return t("web.event_transfer", from_grid=grids.get(event.detail.get("from"), ""),
-                 to_grid=grids.get(event.detail.get("to"), ""))
+        return t("web.event_transfer", from_grid=grids.get(event.detail.get("from") or 0, ""),
+                 to_grid=grids.get(event.detail.get("to") or 0, ""))
     if event.kind == "remark":
         return t("web.event_remark")
     return t(f"event.{event.kind}") if event.kind in NAMED else event.kind
