@@ -16,7 +16,9 @@ def link_message(factory: sessionmaker[Session], settings: Settings, user_id: in
                  message_id: int) -> None:
     """Queue the link (or the refusal) for the sender of /web."""
     with session_scope(factory) as s:
-        text = links.link_text(s, residents.person_by_telegram(s, user_id), base_url=settings.web_base_url,
-                               minutes=settings.web_login_minutes)
+        found = links.answer(s, residents.person_by_telegram(s, user_id), base_url=settings.web_base_url,
+                             minutes=settings.web_login_minutes)
+        # the token is kept only until the message has gone out
         outbox.enqueue(s, dedupe_key=f"web:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
-                       payload={"text": text, "no_preview": True})
+                       payload={"text": found.text, "no_preview": True},
+                       payload_after={"text": found.kept, "no_preview": True} if found.kept else None)

@@ -26,6 +26,9 @@ reached Telegram is never made again:
 * `retry_later` with Telegram's `retry_after` (429) does not count an attempt: no
   number of rate limits drops a message. Other temporary failures (network, 5xx)
   back off exponentially and give up after MAX_ATTEMPTS.
+* A message that carries a secret (a /web login link) is queued with `payload_after`, what its
+  payload becomes once the row is settled — sent, failed or unconfirmed, when no request of it
+  will be made again — so the secret lives in the table only while it is on its way.
 * `attempts` grows by one with every claim, so (id, attempts) names one lease: the
   dispatcher passes it as `token`, and a dispatcher whose lease another one has
   taken over changes nothing (`begin_request` refuses it, so it sends nothing).
@@ -39,7 +42,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, func, null, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -98,11 +101,13 @@ def _insert(dialect: str) -> Any:
 
 
 def enqueue(session: Session, *, dedupe_key: str, kind: str, chat_id: int, payload: dict[str, Any],
-            not_before: datetime | None = None, priority: int | None = None) -> bool:
+            not_before: datetime | None = None, priority: int | None = None,
+            payload_after: dict[str, Any] | None = None) -> bool:
     """Queue a message in the caller's transaction; False if `dedupe_key` was already queued.
-    Its buttons' data is stored in the same transaction (core.messaging.buttons): they carry tokens."""
+    Its buttons' data is stored in the same transaction (core.messaging.buttons): they carry tokens.
+    `payload_after`: what the row keeps instead of `payload` once it is settled (a secret's message)."""
     payload, issued = buttons.tokenize(payload)
-    values = dict(dedupe_key=dedupe_key, kind=kind, chat_id=chat_id, payload=payload,
+    values = dict(dedupe_key=dedupe_key, kind=kind, chat_id=chat_id, payload=payload, payload_after=payload_after,
                   priority=priority_of(kind, priority), send_state=SendState.pending, attempts=0,
                   next_attempt_at=(not_before or utcnow()), created_at=utcnow(), updated_at=utcnow())
     # Core, not the ORM's bulk path: the statement is compiled once, not once per message.
@@ -134,6 +139,10 @@ def enqueue_many(session: Session, messages: list[dict[str, Any]], *, kind: str 
     return queued
 
 
+# Set with every settled state: a secret's payload is replaced by what it may keep.
+SETTLED = {"payload": func.coalesce(OutboxMessage.payload_after, OutboxMessage.payload), "payload_after": null()}
+
+
 def _lapsed(now: datetime) -> Any:
     return (OutboxMessage.send_state == SendState.sending) & (OutboxMessage.lease_until <= now)
 
@@ -158,7 +167,7 @@ def settle_abandoned(session: Session, now: datetime | None = None) -> int:
         update(OutboxMessage)
         .where(_lapsed(now or utcnow()), OutboxMessage.in_flight.is_(True))
         .values(send_state=SendState.unconfirmed, lease_until=None, in_flight=False,
-                last_error="no answer: the dispatcher stopped during the request")
+                last_error="no answer: the dispatcher stopped during the request", **SETTLED)
         .execution_options(synchronize_session=False))
     n = int(getattr(result, "rowcount", 0) or 0)
     if n:
@@ -259,7 +268,8 @@ def mark_sent(session: Session, message_id: int, telegram_message_id: int | None
               now: datetime | None = None, *, token: int | None = None,
               pieces_sent: int | None = None) -> bool:
     values: dict[str, Any] = dict(send_state=SendState.sent, sent_at=now or utcnow(), lease_until=None,
-                                  in_flight=False, telegram_message_id=telegram_message_id, last_error=None)
+                                  in_flight=False, telegram_message_id=telegram_message_id, last_error=None,
+                                  **SETTLED)
     if pieces_sent is not None:
         values["pieces_sent"] = pieces_sent
     return _updated(session, message_id, token, "sent", **values)
@@ -309,7 +319,7 @@ def release(session: Session, message_id: int, token: int, now: datetime | None 
 def mark_failed(session: Session, message_id: int, error: str, *, token: int | None = None) -> SendState | None:
     """A permanent failure: never retried."""
     if not _updated(session, message_id, token, "failure", send_state=SendState.failed, lease_until=None,
-                    in_flight=False, last_error=error[:1000]):
+                    in_flight=False, last_error=error[:1000], **SETTLED):
         return None
     return SendState.failed
 
@@ -318,7 +328,7 @@ def mark_unconfirmed(session: Session, message_id: int, error: str, *,
                      token: int | None = None) -> SendState | None:
     """Telegram may have the request, but no answer came: never sent again, not a failure."""
     if not _updated(session, message_id, token, "unconfirmed", send_state=SendState.unconfirmed,
-                    lease_until=None, in_flight=False, last_error=error[:1000]):
+                    lease_until=None, in_flight=False, last_error=error[:1000], **SETTLED):
         return None
     return SendState.unconfirmed
 

@@ -56,3 +56,7 @@ class OutboxMessage(TimestampMixin, Base):
     # 0 replies and emergencies, 1 cards, notices and reminders, 2 bulk (core.messaging.outbox.PRIORITY_*):
     # claims take the most urgent first, and the rate budget serves them first (bot/ratelimit.py).
     priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
+    # What `payload` becomes once the row is settled (sent, failed or unconfirmed: no request of
+    # it will be made again), for a message that carries a secret: a /web login link is kept
+    # only until it has gone out (core.messaging.outbox). SQL NULL (not JSON null) when unset.
+    payload_after: Mapped[dict | None] = mapped_column(JSON(none_as_null=True), default=None)

@@ -1,5 +1,5 @@
 """The command centre over real HTTP (web.app on a free port; SQLite and PostgreSQL): the /web link
-signs in once and only by a press, an expired link, a forged cookie, an idle session and a POST
+signs in once and only by a press and is not kept in the outbox once sent, an expired link, a forged cookie, an idle session and a POST
 without its CSRF token are refused, each person sees only their grids, 督办 and the contact go
 through the ticket service (its event, its audit), and the CSV exports read back."""
 
@@ -18,7 +18,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db import session_scope
-from core.models import AuditEntry, Grid, Ticket, TicketEvent, WebLoginToken, WebSession, utcnow
+from core.messages import t
+from core.models import (
+    AuditEntry,
+    Grid,
+    OutboxMessage,
+    SendState,
+    Ticket,
+    TicketEvent,
+    WebLoginToken,
+    WebSession,
+    utcnow,
+)
 from tests.app.centre_helpers import (
     ADMIN,
     RESIDENT,
@@ -218,3 +229,34 @@ def test_the_cookie_is_secure_by_default(demo_factory: sessionmaker[Session], tm
         cookie = next(v for k, v in signed.headers.multi_items()
                       if k == "set-cookie" and v.startswith("gridbot_centre="))
         assert "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_the_link_is_not_kept_once_sent(demo_factory: sessionmaker[Session], site: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """/web through the real Application: the link reaches the chat, then the outbox row keeps a
+    text without it (its token only as a digest, in web_login_tokens), and the link still works."""
+    import asyncio
+    import re
+
+    from tests.app.journey import journey
+
+    monkeypatch.setenv("WEB_BASE_URL", site)
+    with session_scope(demo_factory) as s:
+        admin_tg = person(s, ADMIN).telegram_id
+
+    async def scenario() -> str:
+        async with journey(demo_factory, "http://127.0.0.1:9") as j:
+            [text] = await j.say(admin_tg, "/web")
+            found = re.search(r"https?://\S+", text)
+            assert found is not None, text
+            return found.group(0)
+
+    url = asyncio.run(scenario())
+    raw = url.rsplit("/", 1)[1]
+    with session_scope(demo_factory) as s:
+        [row] = s.scalars(select(OutboxMessage).where(OutboxMessage.dedupe_key.like(f"web:{admin_tg}:%"))).all()
+        assert row.send_state is SendState.sent and row.payload_after is None
+        assert raw not in str(row.payload) and "/centre/login/" not in row.payload["text"]
+        assert row.payload["text"] == t("web.link_kept", minutes=10) and row.payload["no_preview"] is True
+    with client(site) as c:
+        assert sign_in(c, url).status_code == 303

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
@@ -276,3 +276,48 @@ def test_claims_take_the_most_urgent_first(factory: sessionmaker[Session]) -> No
         assert [(c.dedupe_key, c.priority) for c in first] == [("emergency", 0), ("reply", 0), ("card", 1)]
         rest = outbox.claim(s, limit=10, now=now)
         assert [c.dedupe_key for c in rest] == ["bulk:0", "bulk:1", "bulk:2"]
+
+
+def test_a_secret_is_kept_only_until_its_row_is_settled(factory: sessionmaker[Session]) -> None:
+    """payload_after replaces the payload once no request of the row will be made again: sent,
+    failed (at once or after its attempts), or unconfirmed (a read timeout, or a dispatcher that died
+    in the middle); a retry, a release or a 429 keeps the secret, since the message still has to go."""
+    secret, kept = {"text": "链接 https://x/centre/login/SECRET", "no_preview": True}, {"text": "链接已发出"}
+    with session_scope(factory) as s:
+        for name in ("sent", "failed", "timeout", "died", "plain"):
+            outbox.enqueue(s, dedupe_key=f"secret:{name}", kind="reply", chat_id=1,
+                           payload=secret if name != "plain" else {"text": "普通"},
+                           payload_after=kept if name != "plain" else None)
+    now = utcnow()
+    with session_scope(factory) as s:
+        rows = {c.dedupe_key.split(":")[1]: c for c in outbox.claim(s, limit=10, now=now)}
+        assert all("SECRET" in c.payload["text"] for name, c in rows.items() if name != "plain")
+    with session_scope(factory) as s:
+        sent, failed, timeout, died = (rows[n] for n in ("sent", "failed", "timeout", "died"))
+        # still to go: the secret stays
+        assert outbox.retry_later(s, sent.id, "429", retry_after=1, now=now, token=sent.attempts)
+        assert "SECRET" in s.get(OutboxMessage, sent.id, populate_existing=True).payload["text"]  # type: ignore[union-attr]
+        assert outbox.begin_request(s, failed.id, failed.attempts, now=now)
+        assert outbox.mark_failed(s, failed.id, "Forbidden", token=failed.attempts)
+        assert outbox.begin_request(s, timeout.id, timeout.attempts, now=now)
+        assert outbox.mark_unconfirmed(s, timeout.id, "TimedOut", token=timeout.attempts)
+        assert outbox.begin_request(s, died.id, died.attempts, now=now)  # ... and the process dies
+        assert outbox.mark_sent(s, rows["plain"].id, 1, token=rows["plain"].attempts)
+    later = now + outbox.LEASE + timedelta(seconds=2)
+    with session_scope(factory) as s:
+        [again] = outbox.claim(s, now=later)  # the 429'd one; `died` is settled as unconfirmed
+        assert again.id == sent.id and "SECRET" in again.payload["text"]
+    with session_scope(factory) as s:
+        assert outbox.begin_request(s, again.id, again.attempts, now=later)
+        assert outbox.mark_sent(s, again.id, 9, token=again.attempts, pieces_sent=1)
+    with session_scope(factory) as s:
+        stored = {r.dedupe_key.split(":")[1]: r for r in s.scalars(select(OutboxMessage))}
+        assert {n: r.send_state for n, r in stored.items()} == {
+            "sent": SendState.sent, "failed": SendState.failed, "timeout": SendState.unconfirmed,
+            "died": SendState.unconfirmed, "plain": SendState.sent}
+        for name in ("sent", "failed", "timeout", "died"):
+            assert stored[name].payload == kept and stored[name].payload_after is None, name
+        assert stored["plain"].payload == {"text": "普通"} and stored["plain"].payload_after is None
+        # nothing of the secret is left anywhere in the table
+        assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
+            func.cast(OutboxMessage.payload, String).like("%SECRET%"))) == 0
