@@ -2,7 +2,8 @@
 month's three rates, buildings as points with their counts, each grid's rates beside the month
 before, a 12-month trend, overdue tickets oldest first, and tickets by category.
 
-The rates are core.tickets.rates' (the same figures /stats and the monthly report give).
+The rates are core.tickets.rates' (the same figures /stats and the monthly report give), closed
+months' kept by core.centre.kept.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from core.centre.kept import Keeper
 from core.centre.listing import ACTIVE, Row, in_view, rows_of
 from core.centre.scope import View
 from core.models import Building, Category, Grid, Ticket
@@ -72,21 +74,24 @@ class GridRates:
     before: rates.Figures
 
 
-def month_table(session: Session, view: View, start: datetime) -> list[GridRates]:
+def month_table(session: Session, view: View, start: datetime, keeper: Keeper | None = None) -> list[GridRates]:
     """Each grid's figures for the month starting at `start` and for the month before; a total first."""
+    keeper = keeper or Keeper()
     end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
     grids = list(session.execute(select(Grid.id, Grid.name).where(Grid.id.in_(sorted(view.grid_ids)))
                                  .order_by(Grid.code)).tuples())
     ids = [gid for gid, _ in grids]
-    this = rates.figures(session, start, end, ids) if ids else {}
-    before = rates.figures(session, previous_month(start), start, ids) if ids else {}
+    this = keeper.figures(session, start, end, ids)
+    before = keeper.figures(session, previous_month(start), start, ids)
     rows = [GridRates(gid, name, this.get(gid, rates.Figures()), before.get(gid, rates.Figures()))
             for gid, name in grids]
     return [GridRates(None, "", rates.total(this), rates.total(before)), *rows]
 
 
-def trend(session: Session, view: View, tz: ZoneInfo, now: datetime, months: int = 12) -> list[dict[str, Any]]:
+def trend(session: Session, view: View, tz: ZoneInfo, now: datetime, months: int = 12,
+          keeper: Keeper | None = None) -> list[dict[str, Any]]:
     """The three rates of all the person's grids together, month by month, oldest first."""
+    keeper = keeper or Keeper()
     start, _ = month_of(now, tz)
     starts = [start]
     for _ in range(months - 1):
@@ -95,7 +100,7 @@ def trend(session: Session, view: View, tz: ZoneInfo, now: datetime, months: int
     out = []
     for first in starts:
         end = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
-        fig = rates.total(rates.figures(session, first, end, ids)) if ids else rates.Figures()
+        fig = rates.total(keeper.figures(session, first, end, ids))
         out.append({"month": first.strftime("%Y-%m"), "filed": fig.filed, **_rate_values(fig)})
     return out
 

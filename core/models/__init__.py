@@ -26,6 +26,7 @@ from core.models.duties import (
 )
 from core.models.inbox import InboxMessage, InboxState
 from core.models.invites import InviteCode
+from core.models.kept import FigureVersion, KeptFigures
 from core.models.open311 import ApiKey, Open311Request
 from core.models.outbox import OutboxMessage, SendState
 from core.models.people import (
@@ -55,6 +56,8 @@ from core.models.updates import ReceivedUpdate
 from core.models.web import WebLoginToken, WebSession
 
 __all__ = [
+    "FigureVersion",
+    "KeptFigures",
     "WebLoginToken",
     "WebSession",
     "ApiKey",

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.access.permissions import NotAllowed
 from core.access.tickets import check
-from core.centre import figures, listing, logins
+from core.centre import figures, kept, listing, logins
 from core.centre.listing import Filters
 from core.messages import t
 from core.models import Grid, Person, Ticket, TicketEvent, TicketStatus, utcnow
@@ -360,12 +360,16 @@ async def figures_page(request: Request) -> HTTPResponse:
     me = await who(request)
     tz, start = settings_of(request).tz, _month(request)
     end = start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    keeper = kept.Keeper()
 
     def work(s: Session) -> dict[str, Any]:
-        return {"table": figures.month_table(s, me.view, start), "trend": figures.trend(s, me.view, tz, end),
+        return {"table": figures.month_table(s, me.view, start, keeper),
+                "trend": figures.trend(s, me.view, tz, start, keeper=keeper),  # the 12 months up to this one
                 "overdue": figures.overdue_oldest(s, me.view), "by_category": figures.by_category(s, me.view, start, end)}
 
     values = await db(request, work)
+    if keeper.fresh:  # closed months computed now: kept for the next view, in a short write of their own
+        await db(request, lambda s: kept.save(s, keeper.fresh), write=True)
     chart = {"trend": values["trend"], "by_category": values["by_category"]}
     return _page(request, "figures.html", who=me, month=start.strftime("%Y-%m"), chart=chart, **values)
 
@@ -373,7 +377,10 @@ async def figures_page(request: Request) -> HTTPResponse:
 async def rates_csv(request: Request) -> HTTPResponse:
     me = await who(request)
     start = _month(request)
-    table = await db(request, lambda s: figures.month_table(s, me.view, start))
+    keeper = kept.Keeper()
+    table = await db(request, lambda s: figures.month_table(s, me.view, start, keeper))
+    if keeper.fresh:
+        await db(request, lambda s: kept.save(s, keeper.fresh), write=True)
     return exports.rates(table, start)
 
 
