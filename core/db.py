@@ -38,6 +38,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("connect_args", {"timeout": 30})
+        # A connection reads the planner's statistics when it opens and never again: recycled hourly,
+        # a long-running process (the web's pool) plans with the leader's daily ANALYZE.
+        kwargs.setdefault("pool_recycle", 3600)
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -129,6 +132,18 @@ def _begin_immediate(dbapi_connection: Any) -> None:
 
 
 READ_ONLY = "gridbot_read_only"
+
+
+def refresh_statistics(engine: Engine) -> bool:
+    """Give SQLite's planner statistics (ANALYZE; PostgreSQL's autovacuum keeps its own): without them
+    it reads a month's tickets and events through the grid index, the command centre's figures about
+    five times slower at 100,000 tickets. A whole ANALYZE (a sampled one misjudged the grid index):
+    0.3 s at 100,000 tickets, on the leader once a day. False on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return False
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    return True
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -50,7 +50,13 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from core import leader
-from core.db import make_engine, make_session_factory, normalise_url, session_scope
+from core.db import (
+    make_engine,
+    make_session_factory,
+    normalise_url,
+    refresh_statistics,
+    session_scope,
+)
 from core.duties import recurrence, reminders, shifts
 from core.messaging import buttons
 from core.models import Event, EventOccurrence, utcnow
@@ -70,6 +76,7 @@ POLL_INTERVAL = 5.0
 DEADLINE_INTERVAL = 0.2  # how often the leader looks for due deadline steps (core.tickets.deadlines)
 DEADLINE_CHUNK = 50  # deadline steps done in one transaction
 DIGEST_INTERVAL = 10.0  # how often the leader looks for branch groups whose digest may go (windows are minutes)
+STATISTICS_EVERY = timedelta(days=1)  # SQLite ANALYZE on the leader (core.db.refresh_statistics)
 
 # The leader in this process. The one module-level name left: a stored job is a pickled
 # reference ("core.scheduler:remind" and its arguments), so the job finds the leader's
@@ -206,6 +213,7 @@ class DutyScheduler:
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
         self.engine = make_engine(self.url)
         self.factory = make_session_factory(self.engine)
+        self._analysed_at: datetime | None = None  # SQLite's statistics last refreshed (housekeeping)
         self._jobs_engine = make_engine(self.url)
         self._lock = LeaderLock(self.url, lock_key)
         self._scheduler: BackgroundScheduler | None = None
@@ -373,13 +381,17 @@ class DutyScheduler:
             return rate_reports.send_monthly(session, now, self.tz, min_tickets=self.stats_rank_min)
 
     def housekeeping(self, now: datetime | None = None) -> int:
-        """Close resolved tickets nobody rated within three days (BRIEF's ticket loop) and forget
-        buttons older than core.messaging.buttons.BUTTON_TTL; how many tickets were closed.
+        """Close resolved tickets nobody rated within three days (BRIEF's ticket loop), forget
+        buttons older than core.messaging.buttons.BUTTON_TTL, and once a day refresh SQLite's planner
+        statistics (core.db.refresh_statistics); how many tickets were closed.
         On the leader only, so several bot processes do it once."""
         now = now or utcnow()
         with session_scope(self.factory) as session:
             purged = buttons.purge(session, now=now)
             closed = ticket_service.close_unrated(session, now=now)
+        if self._analysed_at is None or now - self._analysed_at >= STATISTICS_EVERY:
+            self._analysed_at = now
+            refresh_statistics(self.engine)
         if purged or closed:
             log.info("housekeeping: %d button(s) forgotten, %d unrated ticket(s) closed", purged, closed)
         return closed

@@ -4,7 +4,9 @@ server).
 
 Setup per database: bench_open311's (migrated, the demo community, TICKETS tickets over the last
 360 days written in bulk), then each ticket's history as its status implies (`history`: the first
-limits, filed and routed, claimed, resolved, the resident's answer), so the rates read real events. Then the real web process (`python -m web`) on a free loopback port, a
+limits, filed and routed, claimed, resolved, the resident's answer), so the rates read real events,
+and SQLite's planner statistics as the bot's leader refreshes them daily (core.db.refresh_statistics;
+a year-old database has them, a bulk-loaded one not yet). Then the real web process (`python -m web`) on a free loopback port, a
 community admin of 和平里 signed in through a /web link (the page, then the press), and REQUESTS
 GETs of each page one after the other. The server's time is the `Server-Timing: app;dur=` header.
 
@@ -44,7 +46,13 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from core.centre import logins  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.db import make_engine, make_session_factory, normalise_url, session_scope  # noqa: E402
+from core.db import (  # noqa: E402
+    make_engine,
+    make_session_factory,
+    normalise_url,
+    refresh_statistics,
+    session_scope,
+)
 from core.messages import t  # noqa: E402
 from core.models import Grid, Person, Ticket, TicketEvent, TicketStatus  # noqa: E402
 from core.tickets.rate_reports import month_of  # noqa: E402
@@ -98,6 +106,7 @@ def history(url: str, now: datetime) -> int:
             s.execute(update(Ticket), limits[chunk:chunk + 5000])
         for chunk in range(0, len(events), 5000):
             s.execute(insert(TicketEvent), events[chunk:chunk + 5000])
+    refresh_statistics(engine)
     engine.dispose()
     return len(events)
 

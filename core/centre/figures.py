@@ -30,12 +30,18 @@ def previous_month(start: datetime) -> datetime:
     return start.replace(year=start.year - 1, month=12) if start.month == 1 else start.replace(month=start.month - 1)
 
 
-def _counts(session: Session, view: View, column: Any) -> dict[Any, tuple[int, int]]:
-    """Open and overdue (open and flagged) tickets per value of `column` (a grid or a building)."""
+def _counts(session: Session, view: View) -> tuple[dict[Any, tuple[int, int]], dict[Any, tuple[int, int]]]:
+    """Open and overdue (open and flagged) tickets per grid and per building, in one pass."""
     overdue = func.sum(case((Ticket.overdue_at.is_not(None), 1), else_=0))
-    rows = session.execute(select(column, func.count(), overdue).where(in_view(view), Ticket.status.in_(ACTIVE))
-                           .group_by(column))
-    return {key: (int(n), int(late or 0)) for key, n, late in rows}
+    rows = session.execute(select(Ticket.grid_id, Ticket.building_id, func.count(), overdue)
+                           .where(in_view(view), Ticket.status.in_(ACTIVE)).group_by(Ticket.grid_id, Ticket.building_id))
+    grids: dict[Any, tuple[int, int]] = {}
+    buildings: dict[Any, tuple[int, int]] = {}
+    for grid_id, building_id, n, late in rows:
+        for into, key in ((grids, grid_id), (buildings, building_id)):
+            was = into.get(key, (0, 0))
+            into[key] = (was[0] + int(n), was[1] + int(late or 0))
+    return grids, buildings
 
 
 def _rate_values(fig: rates.Figures | None) -> dict[str, float | None]:
@@ -46,7 +52,7 @@ def grid_map(session: Session, view: View, tz: ZoneInfo, now: datetime) -> dict[
     """The map's data: a GeoJSON FeatureCollection of the person's grids (properties: counts and the
     month's rates) and the buildings with a position, each with its open and overdue counts."""
     grids = list(session.scalars(select(Grid).where(Grid.id.in_(sorted(view.grid_ids))).order_by(Grid.code)))
-    counts = _counts(session, view, Ticket.grid_id)
+    counts, by_building = _counts(session, view)
     start, end = month_of(now, tz)
     month = rates.figures(session, start, end, [g.id for g in grids]) if grids else {}
     features = []
@@ -55,7 +61,6 @@ def grid_map(session: Session, view: View, tz: ZoneInfo, now: datetime) -> dict[
         features.append({"type": "Feature", "geometry": g.polygon,
                          "properties": {"name": g.name, "code": g.code, "id": g.id, "open": n_open,
                                         "overdue": n_overdue, **_rate_values(month.get(g.id))}})
-    by_building = _counts(session, view, Ticket.building_id)
     buildings = [{"name": (b.estate or "") + (b.number or "") or b.address, "address": b.address,
                   "value": [b.lon, b.lat], "open": by_building.get(b.id, (0, 0))[0],
                   "overdue": by_building.get(b.id, (0, 0))[1]}

@@ -424,3 +424,29 @@ def test_when_the_leading_process_is_killed_another_process_takes_over(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_the_leader_refreshes_sqlites_planner_statistics_once_a_day(engine: Engine) -> None:
+    """Without statistics SQLite reads a month's tickets through the grid index (core.db.refresh_statistics)."""
+    sched = DutyScheduler(url_of(engine), tz=TZ)
+    sqlite = engine.dialect.name == "sqlite"
+
+    def stats() -> int:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT name FROM sqlite_master WHERE name = 'sqlite_stat1'")).first()
+            return conn.execute(text("SELECT count(*) FROM sqlite_stat1")).scalar_one() if found else 0
+
+    try:
+        now = datetime(2026, 12, 7, 1, 0, tzinfo=TZ)
+        sched.housekeeping(now)
+        if not sqlite:  # PostgreSQL's autovacuum keeps its own
+            return
+        assert stats() > 0
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM sqlite_stat1"))
+        sched.housekeeping(now + timedelta(hours=23))
+        assert stats() == 0  # not again within the day
+        sched.housekeeping(now + timedelta(days=1))
+        assert stats() > 0
+    finally:
+        sched.stop()
