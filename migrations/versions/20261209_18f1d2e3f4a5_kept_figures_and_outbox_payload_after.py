@@ -1,7 +1,7 @@
 """Kept figures of closed months (kept_figures, kept_figure_versions) and outbox.payload_after
 
 Revision ID: 18f1d2e3f4a5
-Revises: 18e0c1d2e3f4
+Revises: 17f0a2b3c4d5
 Create Date: 2026-12-09 09:00:00.000000+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '18f1d2e3f4a5'
-down_revision: str | None = '18e0c1d2e3f4'
+down_revision: str | None = '17f0a2b3c4d5'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
