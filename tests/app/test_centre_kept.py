@@ -19,7 +19,7 @@ from core.centre.figures import previous_month
 from core.config import Settings
 from core.db import read_scope, session_scope
 from core.models import FigureVersion, Grid, KeptFigures, Ticket, utcnow
-from core.tickets import rates, service, transfer
+from core.tickets import rates, service, transfer, visit
 from core.tickets.rate_reports import month_of
 from tests.app.centre_helpers import ADMIN, TZ, file_ticket, link_for, person, sign_in
 from tests.app.web_server import serving
@@ -43,7 +43,8 @@ def handled(factory: sessionmaker[Session], number: str, at: datetime, *, answer
         service.claim(s, tk.id, person(s, MEMBER), now=at + timedelta(hours=1))
         service.resolve(s, tk.id, person(s, MEMBER), "已处理", now=at + timedelta(days=1))
         if answer is not None:
-            service.rate(s, tk.id, person(s, "P-0071"), answer, tz=TZ, now=at + timedelta(days=1, hours=2))
+            visit.answer(s, tk.id, person(s, "P-0071"), solved=True, score=answer, tz=TZ,
+                         now=at + timedelta(days=1, hours=2))
 
 
 def read(factory: sessionmaker[Session], start: datetime, end: datetime, ids: list[int]
@@ -96,7 +97,7 @@ def test_a_closed_month_is_kept_and_a_late_event_changes_it(demo_factory: sessio
     before, _ = read(demo_factory, start, end, ids)
     with session_scope(demo_factory) as s:
         tk = s.scalars(select(Ticket).where(Ticket.number == third)).one()
-        service.rate(s, tk.id, person(s, "P-0071"), 1, tz=TZ)  # 不满意: reopened today
+        visit.answer(s, tk.id, person(s, "P-0071"), solved=False, score=1, tz=TZ)  # 未解决: reopened today
     after, keeper = read(demo_factory, start, end, ids)
     assert keeper.computed == 1  # ... but its ticket's month is recomputed: its history changed
     assert after[g["G-HPL-01"]].answers == before[g["G-HPL-01"]].answers

@@ -20,7 +20,7 @@ from core.db import session_scope
 from core.messages import t
 from core.messaging import buttons
 from core.models import Grid, OutboxMessage, Ticket, TicketEvent, TicketFollower, TicketStatus
-from core.tickets import service
+from core.tickets import service, visit
 from tests.app.centre_helpers import ADMIN, TZ, csrf_of, file_ticket, link_for, person, sign_in
 from tests.app.web_server import serving
 
@@ -199,7 +199,7 @@ def test_the_admin_merges_on_the_web(demo_factory: sessionmaker[Session], site: 
         tk = s.scalars(select(Ticket).where(Ticket.number == closed)).one()
         service.claim(s, tk.id, person(s, MEMBER))
         service.resolve(s, tk.id, person(s, MEMBER), "已清运")
-        service.rate(s, tk.id, person(s, "P-0071"), 3, tz=TZ)
+        visit.answer(s, tk.id, person(s, "P-0071"), solved=True, score=3, tz=TZ)
         assert tk.status is S.closed
     with signed_in(demo_factory, site, ADMIN) as c:
         page = c.get(f"/centre/tickets/{duplicate}")
