@@ -39,6 +39,7 @@ from core.models.people import (
     Role,
     RoleGrant,
 )
+from core.models.ratebudget import RateBudget
 from core.models.registry import Building, Community, Grid, Landmark, Street
 from core.models.tickets import (
     Category,
@@ -55,6 +56,7 @@ from core.models.updates import ReceivedUpdate
 from core.models.web import WebLoginToken, WebSession
 
 __all__ = [
+    "RateBudget",
     "WebLoginToken",
     "WebSession",
     "ApiKey",
