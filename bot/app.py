@@ -57,7 +57,7 @@ from bot.broadcast_sender import BroadcastSender, LastByteRequest, sender_bot
 from bot.conversation import PassResult, answer_pending
 from bot.dispatcher import OutboxDispatcher
 from bot.rasa_client import RasaClient, RasaRefused, RasaUnavailable
-from bot.ratelimit import RateLimiter
+from bot.ratelimit import RateLimiter, shared_budget
 from bot.replies import respond, say
 from bot.telegram_link import TelegramLink, TrackedRequest, connect, quiet_network_tracebacks
 from core import secret as shared
@@ -67,7 +67,8 @@ from core.db import make_engine, make_session_factory, read_scope, session_scope
 from core.health import Health
 from core.logs import install_redaction
 from core.messages import t
-from core.messaging import buttons, inbox, outbox, prompts
+from core.messaging import buttons, claims, inbox, outbox, prompts
+from core.messaging.claims import Claims
 from core.metrics import HealthCollector, Metrics, serve_in_thread
 from core.models import utcnow
 from core.people import residents
@@ -87,6 +88,7 @@ NO_TOKEN_MESSAGE = (
 RASA_TEXT_LIMIT = 1000  # characters of one message that go to the classifier
 REPLAY_SECONDS = 5.0
 REPLAY_CONCURRENCY = 8
+CLAIM_RETRY_SECONDS = 0.02  # how often a sender's claim is asked for while another process holds it
 DB_THREADS = 1
 WARM_UP_RETRY_SECONDS = 2.0  # while Rasa loads its model
 WARM_UP_TRIES = 30  # answers without the action server's part: a minute, then no more
@@ -118,7 +120,11 @@ class Services:
         self.broadcasts: BroadcastSender | None = None  # /broadcast notices; only with background=True
         # One rate budget for everything this process sends (bot/ratelimit.py): the dispatcher's
         # replies, cards and reminders before the broadcast sender's notices.
-        self.limiter = RateLimiter()
+        # On PostgreSQL the budget is shared with every other bot process (core/ratebudget.py).
+        engine = factory.kw.get("bind")
+        self.limiter = RateLimiter(shared=shared_budget(engine))
+        # Which process answers a person now, across replicas (core/messaging/claims.py).
+        self.claims = Claims(engine)
         self.stop = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         # One inbox pass per sender at a time keeps each sender's order; different
@@ -129,15 +135,30 @@ class Services:
     def lock(self, sender_id: int) -> asyncio.Lock:
         return self._locks.setdefault(sender_id, asyncio.Lock())
 
-    async def answer(self, sender_id: int) -> PassResult:
-        """Answer one sender's waiting messages and send the replies straight away, in order."""
+    async def answer(self, sender_id: int, *, wait: bool = True) -> PassResult:
+        """Answer one sender's waiting messages and send the replies straight away, in order.
+        Across bot processes the sender's inbox claim makes it one process at a time; `wait`
+        False (the replay pass) leaves a sender another process is answering to that process."""
         async with self.lock(sender_id):
-            dispatcher = self.dispatcher
-            result = await answer_pending(self.factory, self.rasa, sender_id, claim=dispatcher is not None)
-            if dispatcher is not None and result.claimed:
-                await dispatcher.send_claimed(result.claimed)
+            if not await self._claim(sender_id, wait):
+                return PassResult()
+            try:
+                dispatcher = self.dispatcher
+                result = await answer_pending(self.factory, self.rasa, sender_id, claim=dispatcher is not None)
+                if dispatcher is not None and result.claimed:
+                    await dispatcher.send_claimed(result.claimed)
+            finally:
+                await asyncio.to_thread(self.claims.release, claims.INBOX, sender_id)
             self._count(result)
             return result
+
+    async def _claim(self, sender_id: int, wait: bool) -> bool:
+        while True:
+            if await asyncio.to_thread(self.claims.try_claim, claims.INBOX, sender_id):
+                return True
+            if not wait or self.stop.is_set():
+                return False
+            await self.pause(CLAIM_RETRY_SECONDS)  # another process answers this sender now
 
     def _count(self, result: PassResult) -> None:
         metrics, now = self.metrics, utcnow()
@@ -155,7 +176,7 @@ class Services:
 
         async def one(sender: int) -> PassResult:
             async with gate:
-                return await self.answer(sender)
+                return await self.answer(sender, wait=False)
 
         results = await asyncio.gather(*(one(s) for s in senders))
         if any(r.answered or r.rasa_down for r in results):
@@ -617,6 +638,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             with contextlib.suppress(Exception):
                 await svc.broadcasts.bot.shutdown()
         await svc.rasa.aclose()
+        await asyncio.to_thread(svc.claims.close)
 
     builder = (
         Application.builder()

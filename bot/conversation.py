@@ -41,10 +41,16 @@ class PassResult:
 
 
 def _pending(factory: sessionmaker[Session],
-             sender_id: int | None) -> list[tuple[int, int, int, str, dict, datetime | None, datetime]]:
+             sender_id: int | None) -> list[tuple[int, int, int, str, dict, datetime | None, datetime, bool]]:
     with read_scope(factory) as session:
-        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta), m.retry_at, m.received_at)
+        return [(m.id, m.sender_id, m.chat_id, m.text, dict(m.meta), m.retry_at, m.received_at,
+                 m.rasa_sent_at is not None)
                 for m in inbox.pending(session, sender_id=sender_id)]
+
+
+def _note_sent(factory: sessionmaker[Session], inbox_id: int) -> None:
+    with session_scope(factory) as session:
+        inbox.note_sent_to_rasa(session, inbox_id)
 
 
 def _record_failure(factory: sessionmaker[Session], inbox_id: int, chat_id: int, payloads: list[dict],
@@ -101,14 +107,18 @@ async def answer_pending(factory: sessionmaker[Session], rasa: RasaClient,
     result = PassResult()
     rows = await asyncio.to_thread(_pending, factory, sender_id)
     now, blocked = utcnow(), set()
-    for inbox_id, sender_id, chat_id, text, meta, retry_at, received_at in rows:
+    for inbox_id, sender_id, chat_id, text, meta, retry_at, received_at, sent_before in rows:
         if sender_id in blocked or (retry_at is not None and retry_at > now):
             blocked.add(sender_id)  # this sender's later messages wait behind it, in order
             result.waiting += 1
             continue
         # Rasa may have answered this message before only if this process sent it already (and
         # did not record the answer) or an earlier process did: only then does Rasa look it up.
-        again = inbox_id in rasa.sent_inbox or received_at < rasa.started
+        # Another bot process on the same database (a replica that died after sending it) shows
+        # in the row: each message's first sending is committed before it goes.
+        again = inbox_id in rasa.sent_inbox or received_at < rasa.started or sent_before
+        if not again:
+            await asyncio.to_thread(_note_sent, factory, inbox_id)
         rasa.sent_inbox.add(inbox_id)
         text, meta = await asyncio.to_thread(_with_fragments, factory, sender_id, inbox_id, text, meta, received_at)
         try:

@@ -39,7 +39,9 @@ from telegram.ext import Application
 
 from bot.replies import HANDLING
 from core.db import read_scope, session_scope
+from core.messaging import claims
 from core.messaging import updates as stored
+from core.messaging.claims import Claims
 from core.metrics import Metrics
 
 log = logging.getLogger("gridbot.polling")
@@ -76,8 +78,12 @@ class Poller:
     def __init__(self, app: AnyApplication, factory: sessionmaker[Session], *,
                  poll_timeout: int = POLL_TIMEOUT, backoff_first: float = BACKOFF_FIRST,
                  backoff_max: float = BACKOFF_MAX, prune_seconds: float = PRUNE_SECONDS,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, claims: Claims | None = None) -> None:
         self.app = app
+        # Several bot processes on one database: a person's updates are handled by the process
+        # holding that person's claim (core/messaging/claims.py); by default the Application's own.
+        self.claims: Claims | None = claims if claims is not None else \
+            getattr(app.bot_data.get("services"), "claims", None)
         self.metrics = metrics
         self.factory = factory
         self.poll_timeout = poll_timeout
@@ -189,27 +195,49 @@ class Poller:
         most LANES at a time), so one resident waiting on Rasa holds up nobody else."""
         handled = 0
         lanes_free = asyncio.Semaphore(LANES)
+        elsewhere: set[int] = set()  # updates of people another process is handling now
 
-        async def lane(updates: list[tuple[int, dict[str, Any]]]) -> int:
+        async def lane(key: tuple[int, int], updates: list[tuple[int, dict[str, Any]]]) -> int:
             done = 0
             async with lanes_free:
-                for update_id, data in updates:
-                    if self.stopping:
-                        break
-                    await self._handle(update_id, data)
-                    await asyncio.to_thread(self._mark, update_id)
-                    done += 1
+                if not await self._claim(key):
+                    elsewhere.update(update_id for update_id, _ in updates)
+                    return 0
+                try:
+                    # Another process may have handled some of them before it let the claim go.
+                    still = await asyncio.to_thread(self._still_unprocessed, [u for u, _ in updates])
+                    for update_id, data in updates:
+                        if self.stopping:
+                            break
+                        if update_id not in still:
+                            continue
+                        await self._handle(update_id, data)
+                        await asyncio.to_thread(self._mark, update_id)
+                        done += 1
+                finally:
+                    await self._release(key)
             return done
 
         while not self.stopping:
-            batch = await asyncio.to_thread(self._unprocessed)
+            batch = await asyncio.to_thread(self._unprocessed, elsewhere)
             if not batch:
                 break
-            lanes: dict[object, list[tuple[int, dict[str, Any]]]] = {}
+            lanes: dict[tuple[int, int], list[tuple[int, dict[str, Any]]]] = {}
             for update_id, data in batch:
-                lanes.setdefault(sender_of(data) or ("update", update_id), []).append((update_id, data))
-            handled += sum(await asyncio.gather(*(lane(updates) for updates in lanes.values())))
+                sender = sender_of(data)
+                key = (claims.UPDATES, sender) if sender is not None else (claims.UPDATE, update_id)
+                lanes.setdefault(key, []).append((update_id, data))
+            handled += sum(await asyncio.gather(*(lane(key, updates) for key, updates in lanes.items())))
         return handled
+
+    async def _claim(self, key: tuple[int, int]) -> bool:
+        if self.claims is None or not self.claims.shared:
+            return True
+        return await asyncio.to_thread(self.claims.try_claim, key[0], key[1])
+
+    async def _release(self, key: tuple[int, int]) -> None:
+        if self.claims is not None and self.claims.shared:
+            await asyncio.to_thread(self.claims.release, key[0], key[1])
 
     async def _handle(self, update_id: int, data: dict[str, Any]) -> None:
         bot = self.app.bot
@@ -248,9 +276,13 @@ class Poller:
         with session_scope(self.factory) as session:
             return stored.store(session, batch)
 
-    def _unprocessed(self) -> list[tuple[int, dict[str, Any]]]:
+    def _unprocessed(self, skip: set[int]) -> list[tuple[int, dict[str, Any]]]:
         with read_scope(self.factory) as session:
-            return stored.unprocessed(session, limit=BATCH)
+            return stored.unprocessed(session, limit=BATCH, skip=skip)
+
+    def _still_unprocessed(self, update_ids: list[int]) -> set[int]:
+        with read_scope(self.factory) as session:
+            return stored.still_unprocessed(session, update_ids)
 
     def _mark(self, update_id: int) -> None:
         with session_scope(self.factory) as session:

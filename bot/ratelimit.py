@@ -27,6 +27,11 @@ their sum stays within the limits, not each on its own.
   10,000-recipient broadcast, which simply gets the slots nobody more urgent wants.
 * Telegram's RetryAfter: a burst of them (BURST_429 within a second) pauses every send.
 
+* Several bot processes (replicas on one PostgreSQL database): `shared`
+  (core/ratebudget.py's SharedBudget.take) is asked too, once this process's own limits let a
+  request go, so the replicas' sum stays within Telegram's limits; priorities hold within each
+  process, across processes the earlier asker goes first.
+
 A waiter sleeps without holding anything, so a request waiting for its chat's second holds up
 no other chat. Everything runs on one event loop: the bookkeeping needs no lock.
 """
@@ -35,8 +40,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from core.ratebudget import SharedBudget
+
+# (chat_id, burst, spaced) -> 0.0 when a slot was taken, else the seconds to wait; blocking
+log = logging.getLogger("gridbot.ratelimit")
+
+SharedTake = Callable[[int | None, int | None, bool], float]
 
 RATE = 30
 PERIOD = 1.005
@@ -48,6 +63,7 @@ GROUP_PERIOD = 60.5  # Telegram's minute, with the same margin as PERIOD
 # not three: at 30/s a few recipients' own 429s (Telegram's per-chat answer) meet by chance.
 BURST_429 = 5
 URGENT, NORMAL, BULK = 0, 1, 2
+SHARED_RETRY_SECONDS = 1.0  # pause when the shared budget's database does not answer
 FORGET_CHATS = 50_000  # chat entries kept before those long past their second are dropped
 
 
@@ -56,8 +72,10 @@ class RateLimiter:
 
     def __init__(self, rate: int = RATE, period: float = PERIOD, per_chat: float = PER_CHAT_SECONDS,
                  group_rate: int = GROUP_RATE, group_period: float = GROUP_PERIOD,
-                 chat_burst: int = CHAT_BURST, clock: Callable[[], float] = time.monotonic) -> None:
+                 chat_burst: int = CHAT_BURST, clock: Callable[[], float] = time.monotonic,
+                 shared: SharedTake | None = None) -> None:
         self.rate, self.period, self.per_chat, self.clock = rate, period, per_chat, clock
+        self.shared = shared
         self.chat_burst = chat_burst
         self.group_rate, self.group_period = group_rate, group_period
         # one cell [time] per request: the slot's time, moved to the moment the request really went
@@ -172,9 +190,34 @@ class RateLimiter:
                 wait = max(chat_wait, self._overall_wait(now, spaced=priority >= BULK))
                 if wait <= 0 and any(self._ready[p] for p in range(priority)):
                     wait = self.period / self.rate  # a more urgent request takes this slot
+                if wait <= 0 and self.shared is not None:
+                    wait = await self._shared_wait(chat_id, burst, spaced=priority >= BULK)
+                    if wait <= 0:  # the other replicas' share taken; this process's own still free?
+                        now = self.clock()
+                        if max(self._chat_wait(chat_id, now, burst), self._overall_wait(now, priority >= BULK)) > 0:
+                            continue  # taken meanwhile here: the shared slot goes unused
                 if wait <= 0:
                     return self._take(chat_id, now)
                 await asyncio.sleep(wait)
         finally:
             if ready:
                 self._ready[priority] -= 1
+
+    async def _shared_wait(self, chat_id: int | None, burst: int | None, spaced: bool) -> float:
+        """The shared budget's answer; when the database cannot answer, a short pause (nothing
+        is sent unaccounted for, and the database coming back ends it)."""
+        assert self.shared is not None
+        try:
+            return await asyncio.to_thread(self.shared, chat_id, burst, spaced)
+        except Exception as exc:  # noqa: BLE001 - the database is away: wait for it
+            log.warning("shared rate budget unavailable (%s); waiting", exc)
+            return SHARED_RETRY_SECONDS
+
+
+def shared_budget(engine: Engine | None) -> SharedTake | None:
+    """The budget shared with every other bot process on this database (PostgreSQL), with the
+    same limits as RateLimiter's; None on SQLite (one process)."""
+    if engine is None or engine.dialect.name != "postgresql":
+        return None
+    return SharedBudget(engine, rate=RATE, period=PERIOD, per_chat=PER_CHAT_SECONDS, chat_burst=CHAT_BURST,
+                        group_rate=GROUP_RATE, group_period=GROUP_PERIOD).take

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TextIO
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -125,7 +126,7 @@ def servers() -> list[Child]:
         Child("rasa", [str(rasa_python), "-m", "nlu.server", "run", "--enable-api",
                        "-i", s.bind_host, "-p", str(s.rasa_port),
                        "--model", str(root / "models" / "gridbot.tar.gz"),
-                       "--endpoints", str(root / "endpoints.yml"),
+                       "--endpoints", str(endpoints_file(s.redis_url)),
                        "--credentials", str(root / "credentials.yml")]),
         # web/: Open311 GeoReport v2 on WEB_HOST:WEB_PORT (127.0.0.1:8080 by default).
         Child("web", [_app_python(), "-m", "web"]),
@@ -161,11 +162,31 @@ def _secret(out: TextIO) -> str | None:
     return secret
 
 
+def endpoints_file(redis_url: str | None) -> Path:
+    """Rasa's endpoints: ../endpoints.yml on one machine; with REDIS_URL, deploy/endpoints.yml
+    (Rasa's lock store in Redis, so several Rasa servers can share the tracker store)."""
+    return PROJECT_ROOT / ("deploy/endpoints.yml" if redis_url else "endpoints.yml")
+
+
+def rasa_lock_env(redis_url: str) -> dict[str, str]:
+    """deploy/endpoints.yml's RASA_LOCK_REDIS_* settings from a redis:// URL."""
+    url = urlsplit(redis_url)
+    if url.scheme not in ("redis", "rediss") or not url.hostname:
+        raise ValueError("REDIS_URL must look like redis://[:password@]host[:port][/db]")
+    db = url.path.strip("/") or "0"
+    return {"RASA_LOCK_REDIS_HOST": url.hostname, "RASA_LOCK_REDIS_PORT": str(url.port or 6379),
+            "RASA_LOCK_REDIS_DB": db if db.isdigit() else "0",
+            "RASA_LOCK_REDIS_PASSWORD": unquote(url.password or "")}
+
+
 def _env(secret: str) -> dict[str, str]:
     s = get_settings()
     env = dict(os.environ)
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     env.setdefault("ACTION_ENDPOINT_URL", f"http://127.0.0.1:{s.action_server_port}/webhook")
+    if s.redis_url:
+        for name, value in rasa_lock_env(s.redis_url).items():
+            env.setdefault(name, value)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
     env[shared.ENV_NAME] = secret

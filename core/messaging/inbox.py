@@ -82,6 +82,14 @@ def note_attempt(session: Session, message_id: int) -> None:
         message.attempts += 1
 
 
+def note_sent_to_rasa(session: Session, message_id: int, now: datetime | None = None) -> None:
+    """The message is about to go to Rasa for the first time: any later sending, by any bot
+    process, asks Rasa for the answer it gave then (bot/conversation.py)."""
+    message = session.get(InboxMessage, message_id)
+    if message is not None and message.rasa_sent_at is None:
+        message.rasa_sent_at = now or utcnow()
+
+
 def pending(session: Session, limit: int = 100, sender_id: int | None = None) -> list[InboxMessage]:
     """Oldest first, so each sender's messages replay in the order they were sent."""
     query = select(InboxMessage).where(InboxMessage.state == InboxState.pending)

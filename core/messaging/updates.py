@@ -46,12 +46,23 @@ def next_offset(session: Session, now: datetime | None = None) -> int | None:
     return int(newest.update_id) + 1
 
 
-def unprocessed(session: Session, limit: int = 100) -> list[tuple[int, dict[str, Any]]]:
-    """Stored updates not handled yet, oldest (lowest update_id) first: (update_id, JSON)."""
-    rows = session.execute(select(ReceivedUpdate.update_id, ReceivedUpdate.payload)
-                           .where(ReceivedUpdate.processed_at.is_(None))
-                           .order_by(ReceivedUpdate.update_id).limit(limit))
+def unprocessed(session: Session, limit: int = 100,
+                skip: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, dict[str, Any]]]:
+    """Stored updates not handled yet, oldest (lowest update_id) first: (update_id, JSON);
+    without those in `skip` (another bot process is handling them)."""
+    query = select(ReceivedUpdate.update_id, ReceivedUpdate.payload).where(ReceivedUpdate.processed_at.is_(None))
+    if skip:
+        query = query.where(ReceivedUpdate.update_id.not_in(sorted(skip)))
+    rows = session.execute(query.order_by(ReceivedUpdate.update_id).limit(limit))
     return [(int(update_id), payload) for update_id, payload in rows]
+
+
+def still_unprocessed(session: Session, update_ids: list[int]) -> set[int]:
+    """Which of `update_ids` are not handled yet (as of now: another process may have just)."""
+    if not update_ids:
+        return set()
+    return {int(u) for u in session.scalars(select(ReceivedUpdate.update_id).where(
+        ReceivedUpdate.update_id.in_(update_ids), ReceivedUpdate.processed_at.is_(None)))}
 
 
 def mark_processed(session: Session, update_id: int, now: datetime | None = None) -> None:

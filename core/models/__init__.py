@@ -40,6 +40,7 @@ from core.models.people import (
     Role,
     RoleGrant,
 )
+from core.models.ratebudget import RateBudget
 from core.models.registry import Building, Community, Grid, Landmark, Street
 from core.models.tickets import (
     Category,
@@ -58,6 +59,7 @@ from core.models.web import WebLoginToken, WebSession
 __all__ = [
     "FigureVersion",
     "KeptFigures",
+    "RateBudget",
     "WebLoginToken",
     "WebSession",
     "ApiKey",

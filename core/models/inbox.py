@@ -37,3 +37,6 @@ class InboxMessage(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     # After a failed answer (an action raised): not tried again before this time.
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    # When a bot process first sent it to Rasa: any process that sends it again (another replica,
+    # after the first died before recording the answer) asks Rasa for the earlier answer.
+    rasa_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
