@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '19b1c2d3e4f5'
-down_revision: str | None = '17f0a2b3c4d5'
+down_revision: str | None = '18f1d2e3f4a5'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
