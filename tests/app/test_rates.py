@@ -28,7 +28,7 @@ from core.config import PROJECT_ROOT
 from core.db import session_scope
 from core.messages import t as T
 from core.models import Branch, Building, Grid, Person, Ticket, TicketStatus
-from core.tickets import lifecycle, rates, visit
+from core.tickets import lifecycle, rates, transfer, visit
 from core.tickets import service as ticket_service
 from core.tickets.lifecycle import NewTicket, change_status
 
@@ -179,6 +179,35 @@ def test_a_ticket_counts_for_the_grid_it_is_in_now(worked: sessionmaker[Session]
         a, b = per_grid[grid_id(s, "G-HPL-01")], per_grid[grid_id(s, "G-HPL-02")]
     assert (a.filed, a.responded_in_time, a.answers, a.solved_answers) == (11, 7, 6, 6)
     assert (b.filed, b.responded_in_time, b.answers, b.solved_answers) == (5, 4, 4, 3)
+
+
+def test_transfers_the_triage_queue_and_merges_count_as_docs_rates_says(demo_factory: sessionmaker[Session]) -> None:
+    """docs/rates.md: a branch's 退回 is a response but no end; a transfer is no response, keeps the
+    limits as filed and counts for the grid it went to; a merged duplicate counts nowhere; only the
+    community's 退回 leaves 办结率. Parking: 24 h to respond, 7 days to resolve."""
+    with session_scope(demo_factory) as s:
+        sec_a, admin, sec_b = who(s, "P-0001"), who(s, "P-0069"), secretary(s, "BR-HPL-02")
+        to_b = grid_id(s, "G-HPL-02")
+        ta = file(s, A, D)  # 退回 by the branch in 2 h (a response), placed in B, resolved in time there
+        ticket_service.reject(s, ta.id, sec_a, "是第二网格商户的车", tz=TZ, now=D + 2 * HOUR)
+        transfer.transfer(s, ta.id, admin, to_b, "商户在第二网格", tz=TZ, now=D + 3 * HOUR)
+        ticket_service.claim(s, ta.id, sec_b, now=D + 30 * HOUR)
+        ticket_service.resolve(s, ta.id, sec_b, "已挪车", now=D + 2 * DAY)
+        tb = file(s, A, D)  # transferred by the branch in 1 h (no response), claimed in B after 30 h: late
+        transfer.transfer(s, tb.id, sec_a, to_b, "不在我们网格", tz=TZ, now=D + HOUR)
+        ticket_service.claim(s, tb.id, sec_b, now=D + 30 * HOUR)
+        tc = file(s, A, D)  # merged into ta: nowhere
+        transfer.merge(s, tc.id, admin, ta.number, tz=TZ, now=D + HOUR)
+        td = file(s, A, D)  # 退回 by the branch, then by the community (final): a response, no 办结
+        ticket_service.reject(s, td.id, sec_a, "不是网格的事", tz=TZ, now=D + 2 * HOUR)
+        ticket_service.reject(s, td.id, admin, "属于市政，请拨打12345", tz=TZ, now=D + 3 * HOUR)
+        assert (ta.status, tb.status, tc.status, td.status) == (S.resolved, S.claimed, S.duplicate, S.rejected)
+    with session_scope(demo_factory) as s:
+        per_grid = rates.figures(s, START, END)
+        a, b = per_grid[grid_id(s, "G-HPL-01")], per_grid[grid_id(s, "G-HPL-02")]
+    assert (a.filed, a.response_due, a.responded_in_time, a.resolve_due, a.resolved_in_time) == (1, 1, 1, 0, 0)
+    assert (b.filed, b.response_due, b.responded_in_time, b.resolve_due, b.resolved_in_time) == (2, 2, 1, 2, 1)
+    assert (a.response_rate, b.response_rate, b.resolve_rate) == (1.0, 0.5, 0.5)
 
 
 def test_overdue_marks_are_counted_in_the_month_they_were_made(engine: Engine, demo_factory: sessionmaker[Session]
