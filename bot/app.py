@@ -44,6 +44,7 @@ from telegram.request import BaseRequest
 from bot import (
     binding,
     broadcast_chat,
+    consult_chat,
     duties_buttons,
     followup,
     rating,
@@ -283,6 +284,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert asked is not None
         await broadcast_chat.on_message(update, context, asked)
         return
+    if consult_chat.takes_text(asked):  # 议事: a question, options, a comment, minutes, an answer
+        assert asked is not None
+        await consult_chat.on_message(update, context, asked)
+        return
     if schedule_chat.typed_step(asked):
         assert asked is not None
         await schedule_chat.on_message(update, context, asked)
@@ -456,6 +461,9 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         return
     if schedule_chat.is_press(data):
         await schedule_chat.on_press(update, context, data)  # type: ignore[arg-type]
+        return
+    if consult_chat.is_press(data):  # 议事 (bot/consult_chat.py)
+        await consult_chat.on_press(update, context, data)
         return
     if followup.is_press(data):
         await followup.on_press(update, context, data, svc.settings.tz)  # type: ignore[arg-type]
@@ -660,6 +668,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
         app.add_handler(handler)
     broadcast_chat.register(app)  # /broadcast, /cancel, /notify: before the catch-all of commands
     schedule_chat.register(app)  # /schedule
+    for handler in consult_chat.handlers():  # /yishi, /tiyi, /queren
+        app.add_handler(handler)
     # Only private chats are answered: the bot sits in branch groups, where it speaks only
     # through ticket cards and commands.
     app.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, on_edited))

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.config import get_settings
+from core.consult import figures as consult_figures
 from core.db import make_engine, make_session_factory, session_scope, trial_scope
 from core.duties import demo as demo_schedule
 from core.migrate import upgrade
@@ -209,14 +210,19 @@ def stats(
     rows = [{"grid": names.get(gid, (None, None))[0], "name": names.get(gid, (None, None))[1], **fig.as_dict()}
             for gid, fig in sorted(per_grid.items(), key=lambda kv: names.get(kv[0], ("~", None))[0] or "~")]
     everything = rates.total(per_grid).as_dict()
+    with session_scope(_factory()) as session:  # 议事 (core/consult/figures.py)
+        held = consult_figures.figures(session, start, end, [g.id for g in grids] if community is not None else None)
     if as_json:
-        _echo_json({"month": month, "community": community, "total": everything, "grids": rows})
+        _echo_json({"month": month, "community": community, "total": everything, "grids": rows,
+                    "consultations": held.as_dict()})
         return
     typer.echo(f"{'grid':<12} {'filed':>5} {'响应率':>7} {'办结率':>7} {'解决率':>7} {'满意率':>7} {'overdue':>7}")
     for row in [*rows, {**everything, "grid": "total"}]:
         typer.echo(f"{row['grid'] or '-':<12} {row['filed']:>5} {_pct(row['response_rate']):>8} "
                    f"{_pct(row['resolve_rate']):>8} {_pct(row['solved_rate']):>8} "
                    f"{_pct(row['satisfaction_rate']):>8} {row['overdue']:>7}")
+    typer.echo(f"议事 held {held.held}, participation {_pct(held.participation_rate)} "
+               f"({held.participants}/{held.eligible}); proposals {held.proposals}, on the agenda {held.on_agenda}")
 
 
 def _duration(seconds: float | None) -> str:

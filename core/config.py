@@ -69,6 +69,11 @@ class Settings(BaseSettings):
                                           description="Urgent tickets one resident may file in an hour.")
     binding_limit_per_day: int = Field(default=3, ge=1,
                                        description="Bindings (/start to the end) one person may make in 24 hours.")
+    proposal_supporters: int = Field(default=5, ge=1,
+                                     description="Residents of one grid (the proposer included) who must support a "
+                                                 "居民提议 before it goes on the secretary's agenda.")
+    proposal_answer_days: int = Field(default=7, ge=1,
+                                      description="Days a secretary has to answer a proposal on the agenda.")
     join_failures_per_hour: int = Field(default=5, ge=1,
                                         description="Wrong /join codes in an hour before a person is locked out.")
     offline_live: bool = Field(default=True, description=(

@@ -50,6 +50,8 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from core import leader
+from core.consult import proposals
+from core.consult import service as consult_service
 from core.db import (
     make_engine,
     make_session_factory,
@@ -370,7 +372,17 @@ class DutyScheduler:
             shifts.notify_short_shifts(session, now, tz=self.tz)
         self.housekeeping(now)
         self.monthly_report(now)
+        self.consultations(now)
         return written
+
+    def consultations(self, now: datetime | None = None) -> int:
+        """议事: close consultations past their deadline (results to the participants) and tell
+        the admins of proposals left unanswered past their limit (core.consult); how many closed."""
+        now = now or utcnow()
+        with session_scope(self.factory) as session:
+            closed = consult_service.close_due(session, now)
+            proposals.overdue(session, now)
+        return closed
 
     def monthly_report(self, now: datetime | None = None) -> int:
         """Last month's rates to every secretary and admin, once, in the first round of a month."""

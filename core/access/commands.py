@@ -51,6 +51,9 @@ COMMANDS = (
     Command("broadcast", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
     Command("broadcasts", ("broadcast.members", "broadcast.residents", "broadcast.volunteers", "broadcast.community")),
     Command("invite", ("invite.create",)),
+    Command("yishi", ("consult.vote", "consult.open")),
+    Command("tiyi", ("proposal.make",)),
+    Command("queren", ("resident.verify",)),
 )
 MEMBERS = PERMISSIONS["duty.view"]
 MANAGERS = PERMISSIONS["broadcast.residents"]

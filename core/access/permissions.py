@@ -71,6 +71,15 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "invite.create": frozenset({R.secretary}),
     "role.grant": frozenset({R.operator}),
     "audit.read": frozenset({R.operator, R.community_admin, R.street_admin}),
+    # 议事 (core/consult/): opening, moderating and minuting a consultation; voting and
+    # proposing take a verified resident on top (core.consult.residents); confirming a binding
+    "consult.open": frozenset({R.secretary, R.community_admin}),
+    "consult.moderate": frozenset({R.secretary, R.community_admin}),
+    "consult.minutes": frozenset({R.secretary, R.community_admin}),
+    "consult.vote": frozenset({R.resident}),
+    "proposal.make": frozenset({R.resident}),
+    "proposal.answer": frozenset({R.secretary, R.community_admin}),
+    "resident.verify": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     # the command centre in the browser (web/centre): a login link by /web, and what it shows,
     # each grid's map, tickets and figures only where the role holds
     "web.login": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),

@@ -27,7 +27,8 @@ SCHEDULE = "schedule"  # {"step": ..., the draft of a session or shift} (bot/sch
 REOPEN = "reopen_reason"  # {"ticket": id}: what is still wrong after 不满意 (core/tickets/ratings.py)
 SUPPLEMENT = "ticket_supplement"  # {"ticket": id}: the reporter's 补充 (core.tickets.changes)
 PHONE = "phone"  # {}: the share-contact keyboard is up (core.people.phones)
-KINDS = {NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE}
+CONSULT = "consult"  # {"step": ..., the draft or the consultation/comment/proposal id} (bot/consult_chat.py)
+KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE}
 
 # Words that close any open question without an answer (one set for every kind of question).
 CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了", "不发了"})

@@ -11,6 +11,14 @@ from core.models.broadcasts import (
 )
 from core.models.callbacks import CallbackRequest, CallbackState
 from core.models.chat_state import IssuedButton, Prompt
+from core.models.consult import (
+    Consultation,
+    ConsultationComment,
+    ConsultationVote,
+    Proposal,
+    ProposalSupport,
+    ResidentCheck,
+)
 from core.models.duties import (
     Attendance,
     AttendanceStatus,
@@ -57,6 +65,12 @@ from core.models.updates import ReceivedUpdate
 from core.models.web import WebLoginToken, WebSession
 
 __all__ = [
+    "Consultation",
+    "ConsultationComment",
+    "ConsultationVote",
+    "Proposal",
+    "ProposalSupport",
+    "ResidentCheck",
     "FigureVersion",
     "KeptFigures",
     "RateBudget",
