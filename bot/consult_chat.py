@@ -214,7 +214,7 @@ async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: Any
 
 
 def _draft(s: Session, user_id: int, step: str) -> dict[str, Any]:
-    asked = prompts.current(s, user_id, clock.now())
+    asked = prompts.current(s, user_id)
     if asked is None or asked.kind != prompts.CONSULT or asked.value.get("step") != step:
         raise NotAllowed(t("button_invalid"))
     return asked.value
@@ -285,8 +285,8 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
     elif what == b.CANCEL:
         prompts.clear(s, user_id, prompts.CONSULT)
         show(t("consult.cancelled"))
-    elif what == b.COMMENTS:
-        _show_comments(s, person, int(values[0]), show)
+    elif what == b.COMMENTS:  # a message of its own: the menu stays
+        _show_comments(s, person, int(values[0]), lambda *shown: out.send(chat_id, *shown))
     elif what == b.HIDE:
         row = service.hide(s, person, int(values[0]), now=now)
         _show_comments(s, person, row.consultation_id, show)
