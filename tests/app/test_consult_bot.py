@@ -296,3 +296,34 @@ def test_proposal_reaches_the_agenda_is_answered_and_overdue_goes_up(sqlite_demo
         assert p.agenda_at is not None and p.answered_at is not None and p.overdue_at is not None
         assert {"proposal.make", "proposal.support", "proposal.agenda", "proposal.overdue", "proposal.answer"} \
             <= {e.action for e in audit.entries(s)}
+
+
+def test_gridbot_stats_reports_consultations_and_participation(sqlite_demo_factory: sessionmaker[Session]) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from core.config import PROJECT_ROOT
+
+    factory = sqlite_demo_factory
+    opened = datetime(2026, 12, 3, 2, 0, tzinfo=ZoneInfo("UTC"))
+    with session_scope(factory) as s:
+        grid = s.scalars(select(Grid).where(Grid.code == "G-HPL-01")).one()
+        b09 = s.scalars(select(Building).where(Building.code == "B-HPL-01-09")).one()
+        c = service.open_consultation(s, who(s, SECRETARY), grid_id=grid.id, building_ids=[b09.id], scope_label="9号楼",
+                                      question="加装电梯？", options=["同意", "不同意"], live=False,
+                                      deadline=opened + timedelta(days=2), now=opened, tz=TZ)
+        service.vote(s, who(s, RES_09), c.id, 0, now=opened + timedelta(hours=1))
+        assert service.close_due(s, opened + timedelta(days=3)) == 1
+    url = factory.kw["bind"].url.render_as_string(hide_password=False)
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    run = subprocess.run([sys.executable, "-m", "cli.main", "stats", "--month", "2026-12", "--json"], cwd=PROJECT_ROOT,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    held = json.loads(run.stdout)["consultations"]
+    assert held["held"] == 1 and held["participants"] == 1 and held["eligible"] == 1  # P-0071 alone lives in 09
+    assert held["participation_rate"] == 1.0
+    table = subprocess.run([sys.executable, "-m", "cli.main", "stats", "--month", "2026-11"], cwd=PROJECT_ROOT, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0 and "议事 held 0, participation -" in table.stdout
