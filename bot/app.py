@@ -42,6 +42,7 @@ from telegram.ext import (
 from telegram.request import BaseRequest
 
 from bot import (
+    baodao,
     binding,
     broadcast_chat,
     consult_chat,
@@ -295,6 +296,14 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if asked is not None and asked.kind in followup.PROMPTS and await followup.on_prompt(update, context, asked):
         await svc.dispatch()
         return
+    if baodao.takes_text(asked):  # a /baodao step, or a decider's reason
+        assert asked is not None
+        await baodao.on_text(update, context, asked)
+        return
+    place = baodao.nav_place(message.text)  # 附近的党组织 [place]
+    if place is not None or baodao.takes_nav(asked):
+        await baodao.on_nav_text(update, context, message.text.strip() if place is None else place)
+        return
     if asked is not None and asked.kind == prompts.BINDING and not await _urgent(svc, message.text) \
             and await binding.on_text(update, context, await svc.router()):
         return
@@ -418,6 +427,9 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if asked is not None and asked.kind == prompts.BINDING:
         await binding.on_location(update, context, await svc.router(), svc.factory)
         return
+    if baodao.takes_nav(asked):  # 附近的党组织 asked for a place
+        await baodao.on_nav_location(update, context, location.latitude, location.longitude)
+        return
     await _submit_message(update, context, payload("share_location", latitude=location.latitude,
                                                    longitude=location.longitude))
 
@@ -445,6 +457,9 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not issued:
         log.info("refused a press with callback data the bot did not issue (user %s)", user.id)
         await query.answer(t("button_invalid"), show_alert=True)
+        return
+    if baodao.is_press(data):  # /baodao steps, 同意 / 不同意
+        await baodao.on_press(update, context, data)  # type: ignore[arg-type]
         return
     if binding.is_press(data):
         await binding.on_press(update, context, data)  # type: ignore[arg-type]
@@ -665,6 +680,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     app.bot_data["services"] = svc
     private = filters.ChatType.PRIVATE
     for handler in roles.handlers():  # /invite, /join
+        app.add_handler(handler)
+    for handler in baodao.handlers():  # /baodao, /roster, /dangzuzhi
         app.add_handler(handler)
     broadcast_chat.register(app)  # /broadcast, /cancel, /notify: before the catch-all of commands
     schedule_chat.register(app)  # /schedule

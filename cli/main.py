@@ -14,6 +14,7 @@ import typer
 from sqlalchemy import select
 
 from core import audit
+from core.baodao import ledger as baodao_ledger
 from core.config import get_settings
 from core.consult import figures as consult_figures
 from core.db import make_engine, make_session_factory, session_scope, trial_scope
@@ -193,28 +194,34 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The three rates (响应率, 解决率, 满意率) and the handlers' on-time rate per grid, from the events
-    (definitions: docs/rates.md)."""
+    (definitions: docs/rates.md); then 双报到: registered 在职党员 and their service hours per grid
+    and community (core/baodao/ledger.py)."""
     settings = get_settings()
     start, end = _month(month, settings.tz)
     with session_scope(_factory()) as session:
         query = select(Grid).order_by(Grid.code)
+        community_id: int | None = None
         if community is not None:
             found = session.scalar(select(Community).where(Community.code == community))
             if found is None:
                 typer.echo(f"stats: unknown community {community!r}", err=True)
                 raise typer.Exit(2)
+            community_id = found.id
             query = query.where(Grid.community_id == found.id)
         grids = list(session.scalars(query))
         per_grid = rates.figures(session, start, end, [g.id for g in grids] if community is not None else None)
         names: dict[int | None, tuple[str | None, str | None]] = {g.id: (g.code, g.name) for g in grids}
+        # 双报到: registered 在职党员 and their service hours (core/baodao/ledger.py)
+        dual_grids, dual_communities = baodao_ledger.ledger(session, start, end, community_id)
     rows = [{"grid": names.get(gid, (None, None))[0], "name": names.get(gid, (None, None))[1], **fig.as_dict()}
             for gid, fig in sorted(per_grid.items(), key=lambda kv: names.get(kv[0], ("~", None))[0] or "~")]
     everything = rates.total(per_grid).as_dict()
     with session_scope(_factory()) as session:  # 议事 (core/consult/figures.py)
         held = consult_figures.figures(session, start, end, [g.id for g in grids] if community is not None else None)
+    baodao = {"grids": [e.as_dict() for e in dual_grids], "communities": [e.as_dict() for e in dual_communities]}
     if as_json:
         _echo_json({"month": month, "community": community, "total": everything, "grids": rows,
-                    "consultations": held.as_dict()})
+                    "consultations": held.as_dict(), "baodao": baodao})
         return
     typer.echo(f"{'grid':<12} {'filed':>5} {'响应率':>7} {'办结率':>7} {'解决率':>7} {'满意率':>7} {'overdue':>7}")
     for row in [*rows, {**everything, "grid": "total"}]:
@@ -223,6 +230,10 @@ def stats(
                    f"{_pct(row['satisfaction_rate']):>8} {row['overdue']:>7}")
     typer.echo(f"议事 held {held.held}, participation {_pct(held.participation_rate)} "
                f"({held.participants}/{held.eligible}); proposals {held.proposals}, on the agenda {held.on_agenda}")
+    typer.echo(f"\n双报到 {'grid/community':<14} {'members':>7} {'shift h':>8} {'tickets':>7} {'hours':>7}")
+    for entry in [*dual_grids, *dual_communities]:
+        typer.echo(f"       {entry.code:<14} {entry.members:>7} {entry.shift_hours:>8.1f} {entry.tickets:>7} "
+                   f"{entry.hours:>7.1f}")
 
 
 def _duration(seconds: float | None) -> str:

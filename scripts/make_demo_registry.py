@@ -4,7 +4,8 @@
 Writes two files:
 
 * ``data/reference/demo/registry.yml``  - streets, communities, grids, buildings,
-  landmarks, people and party branches;
+  landmarks, people, party branches, and the units, party organisations and 党群服务中心
+  of 双报到 and 附近的党组织;
 * ``data/reference/demo/grids.geojson`` - one polygon per grid.
 
 Everything is made up: names, phone numbers, Telegram ids and places. The layout
@@ -131,6 +132,49 @@ ESTATES = [
 ]
 
 GRID_ORDINALS = ["第一", "第二", "第三", "第四"]
+
+# 双报到 and 附近的党组织: units near the communities, party organisations (the communities'
+# 党委, two grid branches' offices, the units' own), and the 党群服务中心. Points sit on the
+# streets between the estates, where such offices face the road.
+UNITS = [
+    {"code": "U-HPH", "name": "和平医院", "community": "C-HPL", "address": "和平里北街8号",
+     "lat": 39.934800, "lon": 116.447500},
+    {"code": "U-HPS", "name": "和平里小学", "community": "C-HPL", "address": "和平里东街20号",
+     "lat": 39.932700, "lon": 116.450500},
+    {"code": "U-QLF", "name": "青年湖律师事务所", "community": "C-QNH", "address": "青年湖北街15号",
+     "lat": 39.930600, "lon": 116.446000},
+    {"code": "U-ADW", "name": "安德里供水所", "community": "C-QNH", "address": "安德路6号",
+     "lat": 39.925200, "lon": 116.454000},
+]
+ORGANISATIONS = [
+    {"code": "O-C-HPL", "name": "和平里社区党委", "kind": "committee", "community": "C-HPL",
+     "address": "和平里东街11号", "hours": "周一至周五 8:30-17:30", "phone": "010-6420-0001",
+     "lat": 39.934500, "lon": 116.447000},
+    {"code": "O-C-QNH", "name": "青年湖社区党委", "kind": "committee", "community": "C-QNH",
+     "address": "青年湖北街3号", "hours": "周一至周五 8:30-17:30", "phone": "010-6420-0101",
+     "lat": 39.930500, "lon": 116.447000},
+    {"code": "O-BR-HPL-01", "name": "和平里第一网格党支部", "kind": "branch", "community": "C-HPL",
+     "branch": "BR-HPL-01", "address": "和平里小区1号楼一层党员活动室", "hours": "每周六 9:00-11:00",
+     "phone": "010-6420-0011", "lat": 39.933500, "lon": 116.445200},
+    {"code": "O-BR-QNH-03", "name": "青年湖第三网格党支部", "kind": "branch", "community": "C-QNH",
+     "branch": "BR-QNH-03", "address": "安德里小区南门党员先锋岗", "hours": "每天 8:00-10:00",
+     "phone": "010-6420-0131", "lat": 39.925900, "lon": 116.452500},
+    {"code": "O-U-HPH", "name": "和平医院党委", "kind": "unit", "unit": "U-HPH", "address": "和平里北街8号",
+     "hours": "周一至周五 8:00-17:00", "phone": "010-6420-1200", "lat": 39.934800, "lon": 116.447500},
+    {"code": "O-U-HPS", "name": "和平里小学党支部", "kind": "unit", "unit": "U-HPS", "address": "和平里东街20号",
+     "hours": "周一至周五 8:00-16:30", "phone": "010-6420-1300", "lat": 39.932700, "lon": 116.450500},
+    {"code": "O-U-QLF", "name": "青年湖律师事务所党支部", "kind": "unit", "unit": "U-QLF",
+     "address": "青年湖北街15号", "hours": "周一至周五 9:00-18:00", "phone": "010-6420-1400",
+     "lat": 39.930600, "lon": 116.446000},
+]
+SERVICE_CENTRES = [
+    {"code": "SC-HPL", "name": "和平里社区党群服务中心", "community": "C-HPL", "address": "和平里东街11号一层",
+     "hours": "每天 8:30-20:00", "phone": "010-6420-0002", "lat": 39.934500, "lon": 116.447100},
+    {"code": "SC-QNH", "name": "青年湖社区党群服务中心", "community": "C-QNH", "address": "青年湖北街3号院内",
+     "hours": "周一至周六 9:00-19:00", "phone": "010-6420-0102", "lat": 39.930500, "lon": 116.447200},
+    {"code": "SC-ST-HP", "name": "和平街道党群服务中心", "address": "安德路1号",
+     "hours": "周一至周日 9:00-21:00", "phone": "010-6420-9000", "lat": 39.930600, "lon": 116.450500},
+]
 
 # Buildings sit on a 3 x 3 lattice in grid-local coordinates (u runs west -> east,
 # v runs south -> north, both 0..1 across the grid quadrilateral). The lattice
@@ -561,6 +605,9 @@ def build() -> tuple[dict, dict]:
         "landmarks": landmarks,
         "people": people,
         "branches": branch_records,
+        "units": UNITS,
+        "organisations": ORGANISATIONS,
+        "service_centres": SERVICE_CENTRES,
     }
 
     features = []
@@ -617,7 +664,8 @@ def main() -> None:
         f"wrote {args.out / 'registry.yml'} and {args.out / 'grids.geojson'}: "
         f"{len(registry['grids'])} grids, {len(registry['buildings'])} buildings, "
         f"{len(registry['landmarks'])} landmarks, {len(registry['people'])} people, "
-        f"{len(registry['branches'])} branches"
+        f"{len(registry['branches'])} branches, {len(registry['units'])} units, "
+        f"{len(registry['organisations'])} party organisations, {len(registry['service_centres'])} service centres"
     )
 
 

@@ -54,6 +54,9 @@ COMMANDS = (
     Command("yishi", ("consult.vote", "consult.open")),
     Command("tiyi", ("proposal.make",)),
     Command("queren", ("resident.verify",)),
+    Command("baodao"),
+    Command("dangzuzhi"),
+    Command("roster", ("roster.view",)),
 )
 MEMBERS = PERMISSIONS["duty.view"]
 MANAGERS = PERMISSIONS["broadcast.residents"]

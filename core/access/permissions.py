@@ -37,7 +37,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "notify.set": frozenset({R.resident, R.volunteer, R.member, R.secretary, R.grid_worker,
                              R.community_admin, R.operator}),
     # the branch's work on tickets (the claimer may also resolve: see core.tickets.service)
-    "ticket.claim": frozenset({R.member, R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
+    "ticket.claim": frozenset({R.member, R.dual_member, R.secretary, R.grid_worker, R.community_admin,
+                               R.street_admin}),
     "ticket.resolve": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
     "ticket.escalate": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     "ticket.reject": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
@@ -58,7 +59,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # a resident's request to be called back (找个人给我打电话): its card, the phone, 已回电
     "callback.handle": frozenset({R.grid_worker, R.community_admin}),
     # duties
-    "duty.view": frozenset({R.member, R.secretary, R.community_admin, R.volunteer}),
+    "duty.view": frozenset({R.member, R.dual_member, R.secretary, R.community_admin, R.volunteer}),
     "event.manage": frozenset({R.secretary, R.community_admin}),
     "event.report": frozenset({R.secretary, R.community_admin, R.street_admin}),
     "shift.manage": frozenset({R.secretary, R.community_admin}),
@@ -80,6 +81,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "proposal.make": frozenset({R.resident}),
     "proposal.answer": frozenset({R.secretary, R.community_admin}),
     "resident.verify": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    # 双报到: a party member registers where they live (anyone bound to a building may ask);
+    # the grid's secretary or a community admin approves or declines; the branch roster
+    "baodao.register": frozenset({R.resident, R.volunteer, R.member, R.dual_member, R.secretary, R.grid_worker,
+                                  R.community_admin, R.operator}),
+    "baodao.decide": frozenset({R.secretary, R.community_admin}),
+    "roster.view": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
     # the command centre in the browser (web/centre): a login link by /web, and what it shows,
     # each grid's map, tickets and figures only where the role holds
     "web.login": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
@@ -123,7 +130,8 @@ def roles_at(session: Session, person: Person | None, scope: Scope) -> set[Role]
     operator: everywhere. street_admin: in every community of their street. community_admin: in
     their community. grid_worker: in their grid.
     secretary: in their branch (the branch's secretary or a secretary grant for it).
-    member: in a branch they belong to. resident and volunteer: unscoped grants count
+    member: in a branch they belong to. dual_member (在职党员): in the grid (and its branch) where
+    their /baodao was approved. resident and volunteer: unscoped grants count
     everywhere, scoped ones only where they apply; a resident bound to a building counts
     in that building's grid.
     """
@@ -154,6 +162,9 @@ def roles_at(session: Session, person: Person | None, scope: Scope) -> set[Role]
                 held.add(g.role)
         elif g.role is R.member and scope.branch_id is not None and g.branch_id == scope.branch_id:
             held.add(R.member)
+        elif g.role is R.dual_member and ((scope.grid_id is not None and g.grid_id == scope.grid_id)
+                                          or (scope.branch_id is not None and g.branch_id == scope.branch_id)):
+            held.add(R.dual_member)
     if scope.branch_id is not None:
         branch = session.get(Branch, scope.branch_id)
         if branch is not None and branch.secretary_id == person.id:

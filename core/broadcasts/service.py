@@ -115,8 +115,10 @@ def scope_of(session: Session, audience: BroadcastAudience, *, community_id: int
 
 def _recipient_query(session: Session, audience: BroadcastAudience, scope: Scope) -> Any:
     """The ids of the people an audience at `scope` names (before /notify off and chat ids)."""
-    if audience is A.members:
-        return select(BranchMember.person_id).where(BranchMember.branch_id == scope.branch_id)
+    if audience is A.members:  # the branch's members and the 在职党员 registered there (双报到)
+        return select(BranchMember.person_id).where(BranchMember.branch_id == scope.branch_id).union(
+            select(RoleGrant.person_id).where(RoleGrant.role == Role.dual_member,
+                                              RoleGrant.branch_id == scope.branch_id))
     if audience is A.residents:
         homes = select(Building.id).where(Building.grid_id == scope.grid_id)
         return select(Person.id).where(Person.building_id.in_(homes))

@@ -92,8 +92,8 @@ def shift_text(shift: Shift, tz: ZoneInfo) -> dict[str, Any]:
 
 
 def eligible_for_shift(session: Session, shift: Shift) -> list[Person]:
-    """Members of the shift's branch (a community shift: of every branch in the community) and
-    registered volunteers: scoped to it, or living in its grid (community)."""
+    """Members of the shift's branch (a community shift: of every branch in the community), the
+    在职党员 registered in its grids, and registered volunteers: scoped to it, or living in its grid (community)."""
     branches = ([branch_by_id(session, shift.branch_id)] if shift.branch_id is not None
                 else community_branches(session, shift.community_id))
     branch_ids = [b.id for b in branches]
@@ -107,7 +107,10 @@ def eligible_for_shift(session: Session, shift: Shift) -> list[Person]:
             RoleGrant.community_id == shift.community_id,
             RoleGrant.community_id.is_(None) & RoleGrant.grid_id.is_(None) & RoleGrant.branch_id.is_(None)
             & Person.building_id.in_(homes)))
-    return list(session.scalars(select(Person).where(or_(Person.id.in_(members), Person.id.in_(volunteers)))
+    # 在职党员 (双报到) registered in the shift's grids
+    dual = select(RoleGrant.person_id).where(RoleGrant.role == Role.dual_member, RoleGrant.grid_id.in_(grid_ids))
+    return list(session.scalars(select(Person).where(or_(Person.id.in_(members), Person.id.in_(volunteers),
+                                                         Person.id.in_(dual)))
                                 .order_by(Person.id)))
 
 

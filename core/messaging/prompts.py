@@ -28,7 +28,9 @@ REOPEN = "reopen_reason"  # {"ticket": id}: what is still wrong after 不满意 
 SUPPLEMENT = "ticket_supplement"  # {"ticket": id}: the reporter's 补充 (core.tickets.changes)
 PHONE = "phone"  # {}: the share-contact keyboard is up (core.people.phones)
 CONSULT = "consult"  # {"step": ..., the draft or the consultation/comment/proposal id} (bot/consult_chat.py)
-KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE}
+BAODAO = "baodao"  # {"step": "organisation" | "unit" | "tags" | "reason", the draft} (bot/baodao.py)
+NAV = "dangzuzhi"  # {}: 附近的党组织 asked for a place or a location (bot/baodao.py)
+KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE, BAODAO, NAV}
 
 # Words that close any open question without an answer (one set for every kind of question).
 CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了", "不发了"})

@@ -1,6 +1,13 @@
 """All models, re-exported so that `Base.metadata` knows every table."""
 
 from core.models.audit import AuditEntry
+from core.models.baodao import (
+    BaodaoRegistration,
+    PartyOrganisation,
+    RegistrationStatus,
+    ServiceCentre,
+    WorkUnit,
+)
 from core.models.base import Base, TimestampMixin, UTCDateTime, utcnow
 from core.models.broadcasts import (
     Broadcast,
@@ -71,6 +78,11 @@ __all__ = [
     "Proposal",
     "ProposalSupport",
     "ResidentCheck",
+    "BaodaoRegistration",
+    "PartyOrganisation",
+    "RegistrationStatus",
+    "ServiceCentre",
+    "WorkUnit",
     "FigureVersion",
     "KeptFigures",
     "RateBudget",

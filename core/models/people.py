@@ -19,6 +19,9 @@ class Role(str, enum.Enum):
     grid_worker = "grid_worker"
     community_admin = "community_admin"
     street_admin = "street_admin"  # every community of a street (街道)
+    # 在职党员 (双报到): a member whose own branch is at work, approved by /baodao in the grid
+    # they live in; not the branch's `member` (not in 三会一课 attendance), kept by re-imports.
+    dual_member = "dual_member"
     operator = "operator"
 
 

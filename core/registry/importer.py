@@ -11,7 +11,9 @@ file: they stay until `gridbot revoke` takes them out (once a file lists them,
 they are the registry's like anyone else).
 
 Inputs (any mix, given as files or directories):
-  *.yml / *.yaml  sections streets, communities, grids, buildings, landmarks, people, branches
+  *.yml / *.yaml  sections streets, communities, grids, buildings, landmarks, people, branches,
+                  units, organisations, service_centres (双报到 and 附近的党组织: each with
+                  address, lat/lon; organisations and centres with hours and phone)
   <section>.csv   one section per file, named after it (buildings.csv, …); list
                   cells separated by ";"
   *.geojson       a FeatureCollection of grid polygons, properties.code = grid code
@@ -38,10 +40,13 @@ from core.models import (
     Grid,
     Landmark,
     PartyGroup,
+    PartyOrganisation,
     Person,
     Role,
     RoleGrant,
+    ServiceCentre,
     Street,
+    WorkUnit,
 )
 from core.places.router import estate_of
 from core.registry.reading import (
@@ -237,7 +242,30 @@ def apply(data: RegistryInput, session: Session) -> ImportReport:
         })
         _sync_branch(a, report, branch, r)
     session.flush()
+    _apply_places(a, recs)
     return report
+
+
+def _place(a: _Applier, r: Record) -> dict[str, Any]:
+    return {"name": r.get("name"), "community_id": a.id_of(Community, r.get("community")),
+            "address": _text_or_none(r.get("address")),
+            "lat": _float_or_none(r.get("lat")), "lon": _float_or_none(r.get("lon"))}
+
+
+def _apply_places(a: _Applier, recs: dict[str, list[Record]]) -> None:
+    """Units, party organisations and service centres (双报到 and navigation). Upserted by code;
+    a registration or 在职党员 grant never depends on them, so nothing here removes a row."""
+    for r in recs.get("units", []):
+        a.upsert(WorkUnit, "units", r.code, _place(a, r))
+    for r in recs.get("organisations", []):
+        a.upsert(PartyOrganisation, "organisations", r.code, {
+            **_place(a, r), "kind": str(r.get("kind") or "branch"),
+            "branch_id": a.id_of(Branch, r.get("branch")), "unit_id": a.id_of(WorkUnit, r.get("unit")),
+            "hours": _text_or_none(r.get("hours")), "phone": _text_or_none(r.get("phone"))})
+    for r in recs.get("service_centres", []):
+        a.upsert(ServiceCentre, "service_centres", r.code, {
+            **_place(a, r), "hours": _text_or_none(r.get("hours")), "phone": _text_or_none(r.get("phone"))})
+    a.session.flush()
 
 
 def _replace_grants(a: _Applier, report: ImportReport, role: Role, scope: dict[str, int | None],

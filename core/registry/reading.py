@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Reading the registry's files (YAML, CSV, GeoJSON) into records that know their FILE:LINE."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import yaml
 
-SECTIONS = ("streets", "communities", "grids", "buildings", "landmarks", "people", "branches")
+SECTIONS = ("streets", "communities", "grids", "buildings", "landmarks", "people", "branches",
+            # 双报到 and navigation: units (单位), party organisations, 党群服务中心
+            "units", "organisations", "service_centres")
 
 PERSON_ROLES = {"resident", "volunteer", "member", "grid_worker", "community_admin"}
 
@@ -24,10 +26,15 @@ REQUIRED = {
     "landmarks": ("code", "grid", "name"),
     "people": ("code", "name"),
     "branches": ("code", "grid", "name"),
+    "units": ("code", "name"),
+    "organisations": ("code", "name"),
+    "service_centres": ("code", "name", "address"),
 }
+ORGANISATION_KINDS = {"branch", "committee", "unit"}
 
 SINGULAR = {"streets": "street", "communities": "community", "grids": "grid", "buildings": "building",
-            "landmarks": "landmark", "people": "person", "branches": "branch"}
+            "landmarks": "landmark", "people": "person", "branches": "branch", "units": "unit",
+            "organisations": "organisation", "service_centres": "service centre"}
 
 LIST_FIELDS = {"admins", "workers", "aliases", "roles", "members", "buildings"}
 

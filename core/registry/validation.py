@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Checking the registry input before anything is written: every problem with its FILE:LINE."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import (
+    Branch,
     Building,
     Community,
     Grid,
     Person,
     Street,
+    WorkUnit,
 )
 from core.registry.reading import (
+    ORGANISATION_KINDS,
     PERSON_ROLES,
     REQUIRED,
     SECTIONS,
@@ -63,6 +66,8 @@ class _Validator:
             "grids": set(session.scalars(select(Grid.code))),
             "buildings": set(session.scalars(select(Building.code))),
             "people": {c for c in session.scalars(select(Person.code)) if c},
+            "branches": set(session.scalars(select(Branch.code))),
+            "units": set(session.scalars(select(WorkUnit.code))),
         }
 
     def fail(self, record: Record | Polygon, message: str) -> None:
@@ -100,6 +105,17 @@ class _Validator:
         for record in self.data.records.get("landmarks", []):
             _as_float(record, "lat", -90, 90, self.problems)
             _as_float(record, "lon", -180, 180, self.problems)
+        for section in ("units", "organisations", "service_centres"):
+            for record in self.data.records.get(section, []):
+                _as_float(record, "lat", -90, 90, self.problems)
+                _as_float(record, "lon", -180, 180, self.problems)
+                if (record.get("lat") is None) != (record.get("lon") is None):
+                    self.fail(record, f"{SINGULAR[section]} {record.code}: give both lat and lon, or neither")
+        for record in self.data.records.get("organisations", []):
+            kind = record.get("kind")
+            if kind is not None and str(kind) not in ORGANISATION_KINDS:
+                self.fail(record, f"organisation {record.code}: unknown kind {kind!r} "
+                                  f"(allowed: {', '.join(sorted(ORGANISATION_KINDS))})")
         for record in self.data.records.get("people", []):
             _as_int(record, "telegram_id", self.problems)
         for record in self.data.records.get("branches", []):
@@ -138,6 +154,12 @@ class _Validator:
             self._ref(r, "grid", "grids")
             self._ref(r, "secretary", "people")
             self._refs(r, "members", "people")
+        for section in ("units", "organisations", "service_centres"):
+            for r in self.data.records.get(section, []):
+                self._ref(r, "community", "communities")
+        for r in self.data.records.get("organisations", []):
+            self._ref(r, "branch", "branches")
+            self._ref(r, "unit", "units")
 
     def _polygons_and_points(self) -> None:
         shapes: dict[str, Any] = {}

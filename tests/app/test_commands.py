@@ -16,13 +16,16 @@ from tests.app.stack import free_port
 
 def test_everyone_sees_the_resident_commands_and_roles_add_their_own() -> None:
     resident = {c.name for c in commands_for(frozenset())}
-    assert resident == {"start", "my", "help", "notify", "join"}
+    # /baodao (双报到) and /dangzuzhi (附近的党组织) are for everyone: a member who works elsewhere
+    # is a resident here until approved; anyone may look for the nearest party organisation
+    assert resident == {"start", "my", "help", "notify", "join", "baodao", "dangzuzhi"}
     for role in Role:
         names = {c.name for c in commands_for(frozenset({role}))}
         assert resident <= names
         assert ("broadcast" in names) == any(role in PERMISSIONS[a] for a in PERMISSIONS if a.startswith("broadcast."))
         assert ("invite" in names) == (role in PERMISSIONS["invite.create"])
         assert ("report" in names) == (role in PERMISSIONS["event.report"])
+        assert ("roster" in names) == (role in PERMISSIONS["roster.view"])
 
 
 def test_every_command_has_a_description_and_help_lists_them() -> None:

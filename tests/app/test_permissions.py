@@ -42,6 +42,7 @@ from core.models import (
     OutboxMessage,
     Person,
     Role,
+    RoleGrant,
     Shift,
     Ticket,
     TicketEvent,
@@ -70,6 +71,7 @@ HOLDS: dict[Role, frozenset[str]] = {
     R.resident: frozenset({"home", "other_branch", "home_community"}),
     R.volunteer: frozenset({"home", "other_branch", "home_community"}),
     R.member: frozenset({"home"}),
+    R.dual_member: frozenset({"home"}),  # 在职党员: the grid (and its branch) of their /baodao
     R.secretary: frozenset({"home"}),
     R.grid_worker: frozenset({"home"}),
     R.community_admin: frozenset({"home", "other_branch", "home_community"}),
@@ -80,7 +82,7 @@ TG = {role: 910000000 + i for i, role in enumerate(Role)}  # the test person hol
 
 # The table in words (docs/operator.md "Roles and permissions"), pinned so a change to it is deliberate.
 PINNED: dict[str, set[Role]] = {
-    "ticket.claim": {R.member, R.secretary, R.grid_worker, R.community_admin, R.street_admin},
+    "ticket.claim": {R.member, R.dual_member, R.secretary, R.grid_worker, R.community_admin, R.street_admin},
     "ticket.resolve": {R.secretary, R.grid_worker, R.community_admin, R.street_admin},
     "ticket.escalate": {R.secretary, R.grid_worker, R.community_admin},
     "ticket.reject": {R.secretary, R.grid_worker, R.community_admin, R.street_admin},
@@ -97,6 +99,8 @@ PINNED: dict[str, set[Role]] = {
     "role.grant": {R.operator},
     "audit.read": {R.operator, R.community_admin, R.street_admin},
     "web.login": {R.secretary, R.grid_worker, R.community_admin, R.street_admin},
+    "baodao.decide": {R.secretary, R.community_admin},
+    "roster.view": {R.secretary, R.grid_worker, R.community_admin, R.street_admin},
 }
 
 
@@ -118,6 +122,10 @@ def matrix_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmaker
                   R.volunteer: {"community": "C-HPL"}, R.operator: {}}
         for role, scope in scoped.items():
             grants.grant(s, grants.resolve(s, str(TG[role]), role.value, **scope))
+        home = s.scalars(select(Branch).where(Branch.code == HOME)).one()  # as /baodao's approval grants it
+        s.add(RoleGrant(person_id=s.scalars(select(Person.id).where(Person.telegram_id == TG[R.dual_member])).one(),
+                        role=R.dual_member, community_id=code_id(s, Community, "C-HPL"), grid_id=home.grid_id,
+                        branch_id=home.id))
     yield factory
     engine.dispose()
 

@@ -1,0 +1,1 @@
+"""双报到 (a party member registers where they live) and party-organisation navigation."""
