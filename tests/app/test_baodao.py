@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.access.permissions import NotAllowed, roles_at, scope_of_grid
 from core.baodao import ledger, navigation, registration
+from core.broadcasts import service as broadcasts
 from core.db import session_scope
 from core.duties import shifts
 from core.models import (
@@ -39,7 +40,6 @@ from core.models import (
     WorkUnit,
     utcnow,
 )
-from core.broadcasts import service as broadcasts
 from core.registry.importer import ImportFailed, import_registry
 from core.tickets import service as ticket_service
 from tests.app.conftest import DEMO
