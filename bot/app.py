@@ -301,8 +301,12 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await baodao.on_text(update, context, asked)
         return
     place = baodao.nav_place(message.text)  # 附近的党组织 [place]
-    if place is not None or baodao.takes_nav(asked):
-        await baodao.on_nav_text(update, context, message.text.strip() if place is None else place)
+    if place is not None:
+        await baodao.on_nav_text(update, context, place)
+        return
+    # the place 附近的党组织 asked for; a text that names none (a report, an emergency) goes on to Rasa
+    if baodao.takes_nav(asked) and not await _urgent(svc, message.text) \
+            and await baodao.on_nav_answer(update, context):
         return
     if asked is not None and asked.kind == prompts.BINDING and not await _urgent(svc, message.text) \
             and await binding.on_text(update, context, await svc.router()):

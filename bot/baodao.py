@@ -259,26 +259,33 @@ def takes_nav(asked: Asked | None) -> bool:
     return asked is not None and asked.kind == prompts.NAV
 
 
-async def _answer_place(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, place: str) -> None:
+async def _answer_place(context: ContextTypes.DEFAULT_TYPE, chat_id: int, user_id: int, place: str, *,
+                        asked: bool = False) -> bool:
+    """Answer for `place` (none: ask for one). `asked`: the text answers the open question, and
+    one that names no place is left unanswered (False), the question closed."""
     router: Router = await _services(context).router()
 
-    def work(s: Session, out: Outgoing) -> None:
+    def work(s: Session, out: Outgoing) -> bool:
         if not place:
             prompts.ask(s, user_id, prompts.NAV)
             out.send(chat_id, t("nav.ask"))
-            return
+            return True
         prompts.clear(s, user_id, prompts.NAV)
         if place in prompts.CANCEL_WORDS:
-            out.send(chat_id, t("baodao.reason_cancelled"))
-            return
+            out.send(chat_id, t("nav.cancelled"))
+            return True
         found = navigation.locate(s, router, place)
         if found is None:
+            if asked:
+                return False
             prompts.ask(s, user_id, prompts.NAV)
             out.send(chat_id, t("nav.not_found", place=place))
-            return
+            return True
         out.send(chat_id, navigation.answer(navigation.nearest(s, found.lat, found.lon), found.label))
+        return True
 
-    await respond(context, work)
+    handled, _ = await respond(context, work)
+    return handled
 
 
 async def on_dangzuzhi(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -289,9 +296,18 @@ async def on_dangzuzhi(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def on_nav_text(update: Update, context: ContextTypes.DEFAULT_TYPE, place: str) -> None:
+    """附近的党组织 typed, with a place after it or none."""
     message, user = update.effective_message, update.effective_user
     assert message is not None and user is not None
     await _answer_place(context, message.chat_id, user.id, place)
+
+
+async def on_nav_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """A text while 附近的党组织 waits for a place: answered if it names one (True); else the
+    question closes and the text is the caller's to pass on (a report is never lost here)."""
+    message, user = update.effective_message, update.effective_user
+    assert message is not None and user is not None and message.text is not None
+    return await _answer_place(context, message.chat_id, user.id, message.text.strip(), asked=True)
 
 
 async def on_nav_location(update: Update, context: ContextTypes.DEFAULT_TYPE, lat: float, lon: float) -> None:

@@ -250,11 +250,19 @@ def test_nearest_party_organisations_by_name_and_by_location(sqlite_demo_factory
             assert "青年湖社区党委（约20米）" in by_name.split("【党群服务中心】")[0]
             [by_landmark] = await j.say(RESIDENT, "附近的党组织 安德里南门")
             assert "青年湖第三网格党支部" in by_landmark, by_landmark
-            # a place nobody knows: said so, and asked again
+            # a place nobody knows: said so, and asked again; the answer may be a unit's name
             [unknown] = await j.say(RESIDENT, "/dangzuzhi 火星基地")
             assert unknown.startswith("没找到“火星基地”") and j.prompt(RESIDENT) is not None
             [after] = await j.say(RESIDENT, "和平里小学")
-            assert "和平里小学党支部" in after
+            assert "和平里小学党支部" in after and j.prompt(RESIDENT) is None
+            # 取消 closes the question
+            await j.say(RESIDENT, "附近的党组织")
+            assert await j.say(RESIDENT, "取消") == ["好的，不找了。"] and j.prompt(RESIDENT) is None
+            # a text that names no place while asked goes on as a message (to Rasa: here down)
+            await j.say(RESIDENT, "附近的党组织")
+            got = await j.say(RESIDENT, "楼道里的灯坏了好几天")
+            assert got and not any("没找到" in x or "党组织" in x for x in got), got
+            assert j.prompt(RESIDENT) is None
 
     asyncio.run(scenario())
     with session_scope(factory) as s:
