@@ -2,8 +2,8 @@
 baodao_registrations
 
 Revision ID: 20a0b1c2d3e4
-Revises: 19b1c2d3e4f5
-Create Date: 2026-12-10 09:00:00.000000+00:00
+Revises: 20b1c2d3e4f5
+Create Date: 2026-12-11 09:00:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '20a0b1c2d3e4'
-down_revision: str | None = '19b1c2d3e4f5'
+down_revision: str | None = '20b1c2d3e4f5'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
