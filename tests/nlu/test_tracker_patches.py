@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core import tracker_store as rasa_tracker_store
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, UserUttered
