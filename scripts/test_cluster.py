@@ -18,6 +18,8 @@ choice, name the building, press 确认提交). Meanwhile one Rasa server, the b
 the scheduler and one action server are SIGKILLed (and not restarted: the others carry on), and
 the PostgreSQL cluster is restarted once. Checked, each a line of the JSON on the last line:
 - every conversation completes: each resident saw 工单号 for their report, and the ticket exists;
+  and some conversations moved from the killed Rasa server to the other in the middle (nginx's
+  access log of the Rasa front names the server of each message);
 - no message answered twice: no input got the same reply twice, and Telegram received no outbox
   row more often than it was queued; every inbox message is done;
 - no ticket filed twice: one ticket per resident;
@@ -48,7 +50,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.bench_chaos import Resident, Transcript, _template_regex, chaos_telegram, serve_telegram, tally  # noqa: E402
+from scripts.bench_chaos import (  # noqa: E402
+    Resident,
+    Transcript,
+    _template_regex,
+    chaos_telegram,
+    serve_telegram,
+    tally,
+)
 from scripts.bench_chat import REPORTS, bind_residents, free_port  # noqa: E402
 
 FIRST_RESIDENT = 770_000_000
@@ -115,7 +124,8 @@ def nginx_conf(work: Path, listen: dict[str, int], upstreams: dict[str, list[int
     """A configuration of our own: the proxy settings of deploy/nginx/gridbot.conf, plain HTTP on loopback."""
     temp = work / "nginx"
     temp.mkdir()
-    servers = []
+    servers = ["""
+    log_format gridbot_rasa escape=json '{"upstream":"$upstream_addr","status":"$status","body":"$request_body"}';"""]
     for name, port in listen.items():
         members = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;" for p in upstreams[name])
         retry = "error timeout http_502 http_503" if name == "webhook" else "error http_502 http_503"
@@ -129,6 +139,7 @@ def nginx_conf(work: Path, listen: dict[str, int], upstreams: dict[str, list[int
         listen 127.0.0.1:{port};
         client_max_body_size 1m;
         client_body_buffer_size 1m;  # Rasa's tracker to the actions: in memory, not a temporary file
+        {f"access_log {work}/rasa-access.log gridbot_rasa;" if name == "rasa" else ""}
         location / {{
             proxy_pass http://gridbot_{name};
             proxy_next_upstream {retry};
@@ -425,10 +436,15 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
     repeated = repeated_replies(list(fake.calls), transcript.inputs)
     for line in [*counted["what"], *repeated]:
         log(line)
+    by_sender = rasa_servers_by_sender(work / "rasa-access.log", cluster.ports["rasa"])
+    # A conversation that moved: a message answered by Rasa 1, a later one by Rasa 2 (after the kill).
+    moved = sum(1 for uid in ids if any(a == 1 and b == 2 for a, b in zip(by_sender.get(str(uid), []),
+                                                                          by_sender.get(str(uid), [])[1:], strict=False)))
     result = {
         "residents": args.residents,
         "completed": args.residents - len(incomplete),
         "incomplete": incomplete[:10],
+        "moved_to_other_rasa": moved,
         "tickets": sum(tickets.values()),
         "tickets_twice": twice_filed,
         "no_ticket": unfiled[:10],
@@ -449,10 +465,27 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
     }
     result["ok"] = bool(not incomplete and not twice_filed and not counted["duplicate_messages"]
                         and not repeated and set(inbox_states) <= {"done"}
-                        and not result["rasa_memory_fallbacks"]
+                        and not result["rasa_memory_fallbacks"] and moved > 0
                         and pid_of(leader_after.get("holder")) == survivor.pid
                         and len(faults) == 4)
     return result
+
+
+def rasa_servers_by_sender(access_log: Path, ports: list[int]) -> dict[str, list[int]]:
+    """Each sender's messages in order: which Rasa server (1 or 2) answered, from nginx's log."""
+    servers: dict[str, list[int]] = {}
+    if not access_log.exists():
+        return servers
+    for line in access_log.read_text("utf-8", "replace").splitlines():
+        try:
+            entry = json.loads(line)
+            body = json.loads(entry["body"])
+            port = int(entry["upstream"].split(",")[-1].strip().rsplit(":", 1)[1])
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            continue
+        if entry.get("status") == "200" and isinstance(body, dict) and port in ports:
+            servers.setdefault(str(body.get("sender")), []).append(ports.index(port) + 1)
+    return servers
 
 
 def repeated_replies(calls: list[Any], inputs: list[Any]) -> list[str]:
