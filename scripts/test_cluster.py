@@ -128,7 +128,9 @@ def nginx_conf(work: Path, listen: dict[str, int], upstreams: dict[str, list[int
     log_format gridbot_rasa escape=json '{"upstream":"$upstream_addr","status":"$status","body":"$request_body"}';"""]
     for name, port in listen.items():
         members = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;" for p in upstreams[name])
-        retry = "error timeout http_502 http_503" if name == "webhook" else "error http_502 http_503"
+        # As deploy/nginx/gridbot.conf: a delivery is stored idempotently, so it may go to the other replica.
+        retry = ("error timeout http_500 http_502 http_503 non_idempotent" if name == "webhook"
+                 else "error http_502 http_503")
         connect = "2s" if name == "webhook" else "1s"
         servers.append(f"""
     upstream gridbot_{name} {{
