@@ -18,8 +18,9 @@ choice, name the building, press 确认提交). Meanwhile one Rasa server, the b
 the scheduler and one action server are SIGKILLed (and not restarted: the others carry on), and
 the PostgreSQL cluster is restarted once. Checked, each a line of the JSON on the last line:
 - every conversation completes: each resident saw 工单号 for their report, and the ticket exists;
-  and some conversations moved from the killed Rasa server to the other in the middle (nginx's
-  access log of the Rasa front names the server of each message);
+  Rasa 1 is killed once it has answered at least 5 residents' reports that are not confirmed yet,
+  and each of those conversations goes on on Rasa 2 (nginx's access log of the Rasa front names the server
+  of each message);
 - no message answered twice: no input got the same reply twice, and Telegram received no outbox
   row more often than it was queued; every inbox message is done;
 - no ticket filed twice: one ticket per resident;
@@ -65,6 +66,7 @@ HOOK_PATH = "/telegram/hook"
 APP_PY = str(ROOT / ".venv-app" / "bin" / "python")
 RASA_PY = str(ROOT / ".venv-rasa" / "bin" / "python")
 LEADER_TAKEOVER_S = 30.0
+MID_FORM_BEFORE_KILL = 5  # Rasa 1 is killed once it answered this many residents' reports, not yet confirmed
 
 
 def log(text: str) -> None:
@@ -127,9 +129,10 @@ def nginx_conf(work: Path, listen: dict[str, int], upstreams: dict[str, list[int
     servers = ["""
     log_format gridbot_rasa escape=json '{"upstream":"$upstream_addr","status":"$status","body":"$request_body"}';"""]
     for name, port in listen.items():
-        members = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;" for p in upstreams[name])
+        fails = "max_fails=2 fail_timeout=5s" if name == "webhook" else "max_fails=1 fail_timeout=10s"
+        members = "\n".join(f"        server 127.0.0.1:{p} {fails};" for p in upstreams[name])
         # As deploy/nginx/gridbot.conf: a delivery is stored idempotently, so it may go to the other replica.
-        retry = ("error timeout http_500 http_502 http_503 non_idempotent" if name == "webhook"
+        retry = ("error timeout http_502 http_503 non_idempotent" if name == "webhook"
                  else "error http_502 http_503")
         connect = "2s" if name == "webhook" else "1s"
         servers.append(f"""
@@ -371,13 +374,27 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
     survivor = next(p for p in bots if p is not leading)
     faults: list[dict[str, Any]] = []
     leader_after: dict[str, Any] = {}
+    access_log = work / "rasa-access.log"
+    on_rasa_1: set[str] = set()  # residents answered by Rasa 1 and not done when it was killed
+
+    def mid_conversation_on_rasa_1() -> set[str]:
+        """Residents whose report (their first message) Rasa 1 answered: their 确认提交 is still to come."""
+        return {sender for sender, servers in rasa_servers_by_sender(access_log, cluster.ports["rasa"]).items()
+                if servers == [1] and sender.isdigit() and int(sender) in homes
+                and int(sender) not in transcript.acknowledged}
 
     async def faulty() -> None:
         plan = [(args.spread * 0.25, "rasa-1"), (args.spread * 0.45, leading.name),
                 (args.spread * 0.65, "actions-1"), (args.spread * 0.85, "postgresql")]
+        last = up
         for at, victim in plan:
-            await asyncio.sleep(max(0.0, up + at - time.monotonic()))
-            when = time.monotonic()
+            await asyncio.sleep(max(0.0, up + at - time.monotonic(), last + 3.0 - time.monotonic()))
+            if victim == "rasa-1":  # once Rasa 1 holds conversations in the middle (not before it warmed up)
+                while (len(mid_conversation_on_rasa_1()) < MID_FORM_BEFORE_KILL
+                       and time.monotonic() < up + args.spread * 0.6):
+                    await asyncio.sleep(0.2)
+                on_rasa_1.update(mid_conversation_on_rasa_1())
+            when = last = time.monotonic()
             if victim == "postgresql":
                 await asyncio.to_thread(pg.restart)
                 log(f"restarted PostgreSQL in {time.monotonic() - when:.1f} s")
@@ -438,14 +455,14 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
     repeated = repeated_replies(list(fake.calls), transcript.inputs)
     for line in [*counted["what"], *repeated]:
         log(line)
-    by_sender = rasa_servers_by_sender(work / "rasa-access.log", cluster.ports["rasa"])
-    # A conversation that moved: a message answered by Rasa 1, a later one by Rasa 2 (after the kill).
-    moved = sum(1 for uid in ids if any(a == 1 and b == 2 for a, b in zip(by_sender.get(str(uid), []),
-                                                                          by_sender.get(str(uid), [])[1:], strict=False)))
+    by_sender = rasa_servers_by_sender(access_log, cluster.ports["rasa"])
+    # A conversation that moved: Rasa 1 answered it before its kill, Rasa 2 went on with it.
+    moved = sum(1 for uid in on_rasa_1 if 2 in by_sender.get(uid, [])[by_sender[uid].index(1):])
     result = {
         "residents": args.residents,
         "completed": args.residents - len(incomplete),
         "incomplete": incomplete[:10],
+        "mid_conversation_on_killed_rasa": len(on_rasa_1),
         "moved_to_other_rasa": moved,
         "tickets": sum(tickets.values()),
         "tickets_twice": twice_filed,
@@ -467,7 +484,8 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
     }
     result["ok"] = bool(not incomplete and not twice_filed and not counted["duplicate_messages"]
                         and not repeated and set(inbox_states) <= {"done"}
-                        and not result["rasa_memory_fallbacks"] and moved > 0
+                        and not result["rasa_memory_fallbacks"]
+                        and len(on_rasa_1) >= MID_FORM_BEFORE_KILL and moved == len(on_rasa_1)
                         and pid_of(leader_after.get("holder")) == survivor.pid
                         and len(faults) == 4)
     return result
