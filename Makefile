@@ -17,7 +17,7 @@ help:
 	@echo "make run    - start Rasa, the action server and the bot (127.0.0.1), demo data loaded;"
 	@echo "             without TELEGRAM_BOT_TOKEN: a chat with the bot in this terminal, with the"
 	@echo "             broadcast sender and the reminder scheduler (REMINDER_LEAD=N: demo reminder lead)"
-	@echo "make test   - install what is missing, train if needed, lint, validate, run every test"
+	@echo "make test   - install what is missing, train if needed, lint, validate, run every test and make test-cluster"
 	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
 	@echo "make eval-nlu [DATA=file.csv] [BASELINE=1] - NLU figures; make bench-chat - 50 residents at once"
 	@echo "make bench-reminders - 10,000 duty reminders; make bench-broadcast [N=3000] - one notice to N people"
@@ -54,7 +54,7 @@ pytest: model
 	$(RASA)/python -m pytest tests/nlu -p no:cacheprovider -W ignore::pytest.PytestConfigWarning
 	$(APP)/python -m pytest tests/app -n 3 --dist loadfile
 
-test: lint validate test-stories pytest
+test: lint validate test-stories pytest test-cluster
 
 lock:
 	@scripts/setup-envs.sh tools
