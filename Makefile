@@ -17,10 +17,11 @@ help:
 	@echo "make run    - start Rasa, the action server and the bot (127.0.0.1), demo data loaded;"
 	@echo "             without TELEGRAM_BOT_TOKEN: a chat with the bot in this terminal, with the"
 	@echo "             broadcast sender and the reminder scheduler (REMINDER_LEAD=N: demo reminder lead)"
-	@echo "make test   - install what is missing, train if needed, lint, validate, run every test"
+	@echo "make test   - install what is missing, train if needed, lint, validate, run every test and make test-cluster"
 	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
 	@echo "make eval-nlu [DATA=file.csv] [BASELINE=1] - NLU figures; make bench-chat - 50 residents at once"
 	@echo "make bench-reminders - 10,000 duty reminders; make bench-broadcast [N=3000] - one notice to N people"
+	@echo "make test-cluster - 2 bot replicas, 2 Rasa, 2 action servers behind nginx on their own PostgreSQL and Redis, killed"
 	@echo "make fuzz [INPUTS=10000] - bad input of every kind through the real Application"
 	@echo "make bench-chaos [RESIDENTS=200] [REPORTS=5] [KILLS=3] - reports while bot, Rasa, actions are killed"
 	@echo "make bench-deadlines [TICKETS=20000] - time limits of 20,000 tickets due over 5 minutes, a restart"
@@ -53,7 +54,7 @@ pytest: model
 	$(RASA)/python -m pytest tests/nlu -p no:cacheprovider -W ignore::pytest.PytestConfigWarning
 	$(APP)/python -m pytest tests/app -n 3 --dist loadfile
 
-test: lint validate test-stories pytest
+test: lint validate test-stories pytest test-cluster
 
 lock:
 	@scripts/setup-envs.sh tools
@@ -90,6 +91,12 @@ bench-broadcast: setup
 bench-chaos: model
 	@$(APP)/python scripts/bench_chaos.py $(if $(RESIDENTS),--residents $(RESIDENTS)) \
 	    $(if $(REPORTS),--reports $(REPORTS)) $(if $(KILLS),--kills $(KILLS))
+
+.PHONY: test-cluster
+# make test-cluster: its own PostgreSQL, Redis and nginx; 2 bot replicas (webhook), 2 Rasa and 2 action
+# servers; 100 residents report while one of each is SIGKILLed and PostgreSQL restarts; last line JSON.
+test-cluster: model
+	@$(APP)/python scripts/test_cluster.py $(if $(KEEP),--keep)
 
 .PHONY: fuzz
 # make fuzz [INPUTS=10000]: generated bad input through the real Application, Rasa and actions; last line JSON.

@@ -1,5 +1,6 @@
 """gridbot's Rasa NLU components and Chinese dictionaries (loaded inside the Rasa process)."""
 
-from nlu import rasa_patches
+from nlu import rasa_patches, tracker_patches
 
 rasa_patches.apply()
+tracker_patches.apply()

@@ -12,6 +12,8 @@ Exactly once: the bot sends each resident message with its inbox id (metadata `i
 and before it recorded the answer — the channel sends the answer Rasa gave then, and the
 dialogue does not run again (a report is not filed twice, a form does not move on twice).
 A turn rewound after a failed action (nlu/rasa_patches.py) does not count: it runs again.
+When the tracker store fails (nlu/tracker_patches.py: its database restarting) the answer says
+so with ACTION_FAILED, and the bot sends the message again.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from core import secret as shared
-from core.protocol import INBOX_ID, REPLAY
+from core.protocol import ACTION_FAILED, INBOX_ID, REPLAY
+from nlu.tracker_patches import TrackerStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +56,7 @@ class GridbotInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         async def once(message: UserMessage) -> None:
-            """A message the bot sends again (it died before it recorded Rasa's answer) is
-            answered with what Rasa said the first time, not run through the dialogue twice."""
-            metadata = message.metadata or {}
-            inbox_id = metadata.get(INBOX_ID)
-            earlier = (await self._answered(message.sender_id, inbox_id)
-                       if inbox_id is not None and metadata.get(REPLAY) else None)
-            if earlier is None:
-                await on_new_message(message)
-                return
-            log.info("inbox message %s was answered before; its answer is sent again", inbox_id)
-            for reply in earlier:
-                await message.output_channel.send_response(message.sender_id, reply)
+            await self.handle_once(message, on_new_message)
 
         webhook = super().blueprint(once)
 
@@ -78,6 +70,28 @@ class GridbotInput(RestInput):
             return response.json({"error": "unauthorized"}, status=401)
 
         return webhook
+
+    async def handle_once(self, message: UserMessage,
+                          on_new_message: Callable[[UserMessage], Awaitable[None]]) -> None:
+        """A message the bot sends again (it died before it recorded Rasa's answer) is
+        answered with what Rasa said the first time, not run through the dialogue twice."""
+        metadata = message.metadata or {}
+        inbox_id = metadata.get(INBOX_ID)
+        try:
+            earlier = (await self._answered(message.sender_id, inbox_id)
+                       if inbox_id is not None and metadata.get(REPLAY) else None)
+            if earlier is None:
+                await on_new_message(message)
+                return
+        except TrackerStoreUnavailable as exc:
+            # Rasa's REST channel would answer 200 with whatever was said so far: say that
+            # the turn failed, so the bot keeps the message pending and sends it again.
+            log.warning("inbox message %s: %s; the bot sends it again", inbox_id, exc)
+            await message.output_channel.send_custom_json(message.sender_id, {ACTION_FAILED: "tracker_store"})
+            return
+        log.info("inbox message %s was answered before; its answer is sent again", inbox_id)
+        for reply in earlier:
+            await message.output_channel.send_response(message.sender_id, reply)
 
     async def _answered(self, sender_id: str, inbox_id: object) -> list[dict[str, Any]] | None:
         """What the bot said after the user message carrying `inbox_id`, if the tracker holds

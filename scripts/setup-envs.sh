@@ -98,10 +98,25 @@ ensure_browser() {
     fi
 }
 
+# `make test-cluster` (scripts/test_cluster.py) puts Debian's nginx in front of its bot replicas,
+# Rasa servers and action servers, started on its own configuration (the machine's stays alone).
+ensure_nginx() {
+    if command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]]; then return 0; fi
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "setup: installing nginx (make test-cluster)" >&2
+        if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null 2>&1; then
+            apt-get update -q >/dev/null 2>&1 || true
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx >/dev/null
+        fi
+    else
+        echo "setup: warning: make test-cluster needs: apt-get install -y nginx" >&2
+    fi
+}
+
 case $which_env in
     rasa) sync_env rasa locks/rasa.txt ;;
-    app) sync_env app locks/app.txt editable; compile_own; ensure_browser ;;
-    all) sync_env app locks/app.txt editable; sync_env rasa locks/rasa.txt; compile_own; ensure_browser ;;
+    app) sync_env app locks/app.txt editable; compile_own; ensure_browser; ensure_nginx ;;
+    all) sync_env app locks/app.txt editable; sync_env rasa locks/rasa.txt; compile_own; ensure_browser; ensure_nginx ;;
     tools) ;;
     *) echo "usage: $0 [rasa|app|all|tools]" >&2; exit 2 ;;
 esac
