@@ -48,6 +48,7 @@ from bot import (
     consult_chat,
     duties_buttons,
     followup,
+    lists_chat,
     rating,
     roles,
     schedule_chat,
@@ -296,6 +297,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if asked is not None and asked.kind in followup.PROMPTS and await followup.on_prompt(update, context, asked):
         await svc.dispatch()
         return
+    if lists_chat.takes_text(asked):  # a /qingdan step, a reviewer's reason, a completion note
+        assert asked is not None
+        await lists_chat.on_text(update, context, asked)
+        return
     if baodao.takes_text(asked):  # a /baodao step, or a decider's reason
         assert asked is not None
         await baodao.on_text(update, context, asked)
@@ -406,6 +411,9 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if broadcast_chat.wants_content(asked) and asked is not None:
         await broadcast_chat.on_message(update, context, asked)
         return
+    if lists_chat.wants_photo(asked) and asked is not None:  # a project's completion note with its photo
+        await lists_chat.on_text(update, context, asked)
+        return
     if asked is not None and asked.kind == prompts.SUPPLEMENT and await followup.on_prompt(update, context, asked):
         await svc.dispatch()
         return
@@ -461,6 +469,9 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not issued:
         log.info("refused a press with callback data the bot did not issue (user %s)", user.id)
         await query.answer(t("button_invalid"), show_alert=True)
+        return
+    if lists_chat.is_press(data):  # 三张清单 (bot/lists_chat.py)
+        await lists_chat.on_press(update, context, data)  # type: ignore[arg-type]
         return
     if baodao.is_press(data):  # /baodao steps, 同意 / 不同意
         await baodao.on_press(update, context, data)  # type: ignore[arg-type]
@@ -686,6 +697,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     for handler in roles.handlers():  # /invite, /join
         app.add_handler(handler)
     for handler in baodao.handlers():  # /baodao, /roster, /dangzuzhi
+        app.add_handler(handler)
+    for handler in lists_chat.handlers():  # /qingdan
         app.add_handler(handler)
     broadcast_chat.register(app)  # /broadcast, /cancel, /notify: before the catch-all of commands
     schedule_chat.register(app)  # /schedule

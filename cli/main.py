@@ -17,6 +17,7 @@ from core import audit
 from core.baodao import ledger as baodao_ledger
 from core.config import get_settings
 from core.consult import figures as consult_figures
+from core.lists import figures as lists_figures
 from core.db import make_engine, make_session_factory, session_scope, trial_scope
 from core.duties import demo as demo_schedule
 from core.migrate import upgrade
@@ -195,7 +196,8 @@ def stats(
 ) -> None:
     """The three rates (响应率, 解决率, 满意率) and the handlers' on-time rate per grid, from the events
     (definitions: docs/rates.md); then 双报到: registered 在职党员 and their service hours per grid
-    and community (core/baodao/ledger.py)."""
+    and community (core/baodao/ledger.py); 三张清单: resources, needs, projects and completed
+    projects per community and street (core/lists/figures.py)."""
     settings = get_settings()
     start, end = _month(month, settings.tz)
     with session_scope(_factory()) as session:
@@ -219,9 +221,12 @@ def stats(
     with session_scope(_factory()) as session:  # 议事 (core/consult/figures.py)
         held = consult_figures.figures(session, start, end, [g.id for g in grids] if community is not None else None)
     baodao = {"grids": [e.as_dict() for e in dual_grids], "communities": [e.as_dict() for e in dual_communities]}
+    with session_scope(_factory()) as session:  # 三张清单 (core/lists/figures.py)
+        list_communities, list_streets = lists_figures.counts(session, start, end, community_id)
+    lists = {"communities": [e.as_dict() for e in list_communities], "streets": [e.as_dict() for e in list_streets]}
     if as_json:
         _echo_json({"month": month, "community": community, "total": everything, "grids": rows,
-                    "consultations": held.as_dict(), "baodao": baodao})
+                    "consultations": held.as_dict(), "baodao": baodao, "lists": lists})
         return
     typer.echo(f"{'grid':<12} {'filed':>5} {'响应率':>7} {'办结率':>7} {'解决率':>7} {'满意率':>7} {'overdue':>7}")
     for row in [*rows, {**everything, "grid": "total"}]:
@@ -234,6 +239,10 @@ def stats(
     for entry in [*dual_grids, *dual_communities]:
         typer.echo(f"       {entry.code:<14} {entry.members:>7} {entry.shift_hours:>8.1f} {entry.tickets:>7} "
                    f"{entry.hours:>7.1f}")
+    typer.echo(f"\n三张清单 {'community/street':<14} {'resources':>9} {'needs':>5} {'projects':>8} {'completed':>9}")
+    for counted in [*list_communities, *list_streets]:
+        typer.echo(f"         {counted.code:<14} {counted.resources:>9} {counted.needs:>5} {counted.projects:>8} "
+                   f"{counted.completed:>9}")
 
 
 def _duration(seconds: float | None) -> str:

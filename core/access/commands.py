@@ -57,6 +57,7 @@ COMMANDS = (
     Command("baodao"),
     Command("dangzuzhi"),
     Command("roster", ("roster.view",)),
+    Command("qingdan"),
 )
 MEMBERS = PERMISSIONS["duty.view"]
 MANAGERS = PERMISSIONS["broadcast.residents"]

@@ -87,6 +87,15 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
                                   R.community_admin, R.operator}),
     "baodao.decide": frozenset({R.secretary, R.community_admin}),
     "roster.view": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
+    # 三张清单 (core/lists/): a unit's resource, by its 双报到 liaison (the organisation of their
+    # approved /baodao) or a community admin for a registry organisation; a need, listed at once by
+    # the grid, proposed by a resident and reviewed by the grid; matching and projects by the admin
+    "lists.offer": frozenset({R.dual_member, R.community_admin}),
+    "lists.need": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "lists.propose": frozenset({R.resident}),
+    "lists.review": frozenset({R.secretary, R.grid_worker, R.community_admin}),
+    "lists.match": frozenset({R.community_admin}),
+    "lists.rate": frozenset({R.resident}),
     # the command centre in the browser (web/centre): a login link by /web, and what it shows,
     # each grid's map, tickets and figures only where the role holds
     "web.login": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),

@@ -30,7 +30,8 @@ PHONE = "phone"  # {}: the share-contact keyboard is up (core.people.phones)
 CONSULT = "consult"  # {"step": ..., the draft or the consultation/comment/proposal id} (bot/consult_chat.py)
 BAODAO = "baodao"  # {"step": "organisation" | "unit" | "tags" | "reason", the draft} (bot/baodao.py)
 NAV = "dangzuzhi"  # {}: 附近的党组织 asked for a place or a location (bot/baodao.py)
-KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE, BAODAO, NAV}
+LISTS = "qingdan"  # {"step": ..., the draft} (bot/lists_chat.py)
+KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE, BAODAO, NAV, LISTS}
 
 # Words that close any open question without an answer (one set for every kind of question).
 CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了", "不发了"})

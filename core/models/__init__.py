@@ -42,6 +42,7 @@ from core.models.duties import (
 from core.models.inbox import InboxMessage, InboxState
 from core.models.invites import InviteCode
 from core.models.kept import FigureVersion, KeptFigures
+from core.models.lists import Need, NeedStatus, Project, ProjectRating, ProjectStatus, Resource
 from core.models.open311 import ApiKey, Open311Request
 from core.models.outbox import OutboxMessage, SendState
 from core.models.people import (
@@ -72,6 +73,12 @@ from core.models.updates import ReceivedUpdate
 from core.models.web import WebLoginToken, WebSession
 
 __all__ = [
+    "Need",
+    "NeedStatus",
+    "Project",
+    "ProjectRating",
+    "ProjectStatus",
+    "Resource",
     "Consultation",
     "ConsultationComment",
     "ConsultationVote",

@@ -1,0 +1,1 @@
+"""三张清单: resources, needs and the projects that match them."""
