@@ -14,26 +14,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 
 from bot.replies import Buttons, Outgoing, button, respond, take_answer
-from core.access.permissions import NotAllowed, allowed, scope_of_community, scope_of_grid
-from core.lists import entries, projects
+from core.access.permissions import NotAllowed, allowed, scope_of_grid
+from core.lists import entries, projects, views
 from core.messages import t
 from core.messaging import prompts
 from core.messaging.prompts import Asked
 from core.models import (
     Building,
-    Community,
     Need,
     PartyOrganisation,
     Person,
     Project,
     ProjectStatus,
-    Resource,
     utcnow,
 )
 from core.people import residents
@@ -63,17 +60,12 @@ def _rows(labels: list[tuple[str, list[Any]]], width: int = 3) -> Buttons:
                                                                                      [PRESS, "cancel"])]]
 
 
-def _admin_communities(s: Session, person: Person | None) -> list[Community]:
-    return [c for c in s.scalars(select(Community).order_by(Community.code))
-            if allowed(s, person, "lists.match", scope_of_community(c.id))]
-
-
 def _menu(s: Session, person: Person | None) -> Buttons:
     labels = []
-    if entries.liaison_of(s, person) is not None or _admin_communities(s, person):
+    if entries.liaison_of(s, person) is not None or views.admin_communities(s, person):
         labels.append((t("lists.button_offer"), [PRESS, "offer"]))
     labels.append((t("lists.button_need"), [PRESS, "need"]))
-    if _admin_communities(s, person):
+    if views.admin_communities(s, person):
         labels.append((t("lists.button_match"), [PRESS, "match"]))
     labels.append((t("lists.button_view"), [PRESS, "view"]))
     return [[button(label, data) for label, data in labels[:2]], [button(label, data) for label, data in labels[2:]]]
@@ -90,25 +82,6 @@ async def on_qingdan(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         out.send(chat_id, t("lists.menu"), _menu(s, residents.person_by_telegram(s, user.id)))
 
     await respond(context, work)
-
-
-def _view(s: Session, person: Person | None) -> str:
-    community_ids = {c.id for c in _admin_communities(s, person)}
-    if person is not None and person.building_id is not None:
-        building = s.get(Building, person.building_id)
-        if building is not None:
-            community_ids.add(entries.home_grid(s, person).community_id)
-    resources = list(s.scalars(select(Resource).where(Resource.community_id.in_(community_ids)).order_by(Resource.id)))
-    needs = list(s.scalars(select(Need).where(Need.community_id.in_(community_ids)).order_by(Need.id)))
-    done = list(s.scalars(select(Project).where(Project.community_id.in_(community_ids)).order_by(Project.id)))
-
-    def lines(items: list[str]) -> str:
-        return "\n".join(f"· {x}" for x in items[-10:]) or t("lists.none")
-
-    return t("lists.view", resources=len(resources), needs=len(needs), projects=len(done),
-             resource_lines=lines([entries.describe_resource(r) for r in resources]),
-             need_lines=lines([entries.describe_need(s, n) for n in needs]),
-             project_lines=lines([projects.describe(s, p) for p in done]))
 
 
 def _card_buttons(row: Project) -> Buttons:
@@ -245,16 +218,15 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
         _close(out, chat_id, message_id, t("lists.rated", stars=int(value) % 10))
         return None
     if what == "view":
-        out.send(chat_id, _view(s, person))
+        out.send(chat_id, views.overview(s, person))
         return None
     if what == "offer":
-        admin = _admin_communities(s, person)
+        admin = views.admin_communities(s, person)
         if entries.liaison_of(s, person) is not None:
             _ask_kind(s, out, chat_id, user_id, {})
         elif admin:
             ids = [c.id for c in admin]
-            orgs = s.scalars(select(PartyOrganisation).where(PartyOrganisation.kind == "unit").order_by(
-                PartyOrganisation.code))
+            orgs = views.unit_organisations(s)
             prompts.ask(s, user_id, prompts.LISTS, {"step": "org", "community": ids[0]})
             out.send(chat_id, t("lists.ask_org"), _rows([(o.name, [PRESS, "org", o.id]) for o in orgs][:SHOWN], 1))
         else:

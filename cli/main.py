@@ -17,9 +17,9 @@ from core import audit
 from core.baodao import ledger as baodao_ledger
 from core.config import get_settings
 from core.consult import figures as consult_figures
-from core.lists import figures as lists_figures
 from core.db import make_engine, make_session_factory, session_scope, trial_scope
 from core.duties import demo as demo_schedule
+from core.lists import figures as lists_figures
 from core.migrate import upgrade
 from core.models import Building, Community, Grid, Person, Ticket
 from core.open311 import keys as open311_keys
