@@ -4,8 +4,8 @@
 Writes two files:
 
 * ``data/reference/demo/registry.yml``  - streets, communities, grids, buildings,
-  landmarks, people, party branches, and the units, party organisations and 党群服务中心
-  of 双报到 and 附近的党组织;
+  landmarks, people, party branches, the units, party organisations and 党群服务中心
+  of 双报到 and 附近的党组织, and the resources the units offer (三张清单);
 * ``data/reference/demo/grids.geojson`` - one polygon per grid.
 
 Everything is made up: names, phone numbers, Telegram ids and places. The layout
@@ -174,6 +174,16 @@ SERVICE_CENTRES = [
      "hours": "周一至周六 9:00-19:00", "phone": "010-6420-0102", "lat": 39.930500, "lon": 116.447200},
     {"code": "SC-ST-HP", "name": "和平街道党群服务中心", "address": "安德路1号",
      "hours": "周一至周日 9:00-21:00", "phone": "010-6420-9000", "lat": 39.930600, "lon": 116.450500},
+]
+
+# 三张清单: what the units' party organisations offer (kind, quantity, the days it is available).
+RESOURCES = [
+    {"code": "R-HPH-01", "organisation": "O-U-HPH", "community": "C-HPL", "kind": "专业服务",
+     "title": "义诊和健康讲座", "quantity": 4, "from": "2026-01-01", "to": "2027-12-31"},
+    {"code": "R-HPS-01", "organisation": "O-U-HPS", "community": "C-HPL", "kind": "场地",
+     "title": "课后活动教室", "quantity": 2, "from": "2026-01-01", "to": "2027-12-31"},
+    {"code": "R-QLF-01", "organisation": "O-U-QLF", "community": "C-QNH", "kind": "专业服务",
+     "title": "法律咨询", "quantity": 8, "from": "2026-01-01", "to": "2027-12-31"},
 ]
 
 # Buildings sit on a 3 x 3 lattice in grid-local coordinates (u runs west -> east,
@@ -608,6 +618,7 @@ def build() -> tuple[dict, dict]:
         "units": UNITS,
         "organisations": ORGANISATIONS,
         "service_centres": SERVICE_CENTRES,
+        "resources": RESOURCES,
     }
 
     features = []

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from core.models import (
     PartyGroup,
     PartyOrganisation,
     Person,
+    Resource,
     Role,
     RoleGrant,
     ServiceCentre,
@@ -265,6 +267,15 @@ def _apply_places(a: _Applier, recs: dict[str, list[Record]]) -> None:
     for r in recs.get("service_centres", []):
         a.upsert(ServiceCentre, "service_centres", r.code, {
             **_place(a, r), "hours": _text_or_none(r.get("hours")), "phone": _text_or_none(r.get("phone"))})
+    for r in recs.get("resources", []):  # 三张清单: upserted by code, never removed (projects use them)
+        organisation_id = a.id_of(PartyOrganisation, r.get("organisation"))
+        organisation = a.session.get(PartyOrganisation, organisation_id) if organisation_id is not None else None
+        a.upsert(Resource, "resources", r.code, {
+            "organisation_id": organisation_id, "organisation": organisation.name if organisation else "",
+            "community_id": a.id_of(Community, r.get("community")), "kind": str(r.get("kind")),
+            "title": str(r.get("title")), "quantity": int(r.get("quantity") or 1),
+            "available_from": date.fromisoformat(str(r.get("from"))),
+            "available_to": date.fromisoformat(str(r.get("to")))})
     a.session.flush()
 
 

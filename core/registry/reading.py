@@ -14,7 +14,9 @@ import yaml
 
 SECTIONS = ("streets", "communities", "grids", "buildings", "landmarks", "people", "branches",
             # 双报到 and navigation: units (单位), party organisations, 党群服务中心
-            "units", "organisations", "service_centres")
+            "units", "organisations", "service_centres",
+            # 三张清单: what the units' organisations offer
+            "resources")
 
 PERSON_ROLES = {"resident", "volunteer", "member", "grid_worker", "community_admin"}
 
@@ -29,12 +31,14 @@ REQUIRED = {
     "units": ("code", "name"),
     "organisations": ("code", "name"),
     "service_centres": ("code", "name", "address"),
+    "resources": ("code", "organisation", "community", "kind", "title", "from", "to"),
 }
 ORGANISATION_KINDS = {"branch", "committee", "unit"}
 
 SINGULAR = {"streets": "street", "communities": "community", "grids": "grid", "buildings": "building",
             "landmarks": "landmark", "people": "person", "branches": "branch", "units": "unit",
-            "organisations": "organisation", "service_centres": "service centre"}
+            "organisations": "organisation", "service_centres": "service centre",
+            "resources": "resource"}
 
 LIST_FIELDS = {"admins", "workers", "aliases", "roles", "members", "buildings"}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from shapely.geometry import Point, shape
@@ -9,6 +10,7 @@ from shapely.validation import explain_validity
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.lists.entries import KINDS as RESOURCE_KINDS
 from core.models import (
     Branch,
     Building,
@@ -42,6 +44,24 @@ def _as_float(record: Record, key: str, low: float, high: float, problems: list[
         return
     if not low <= number <= high:
         problems.append(Problem(record.file, record.line, f"{SINGULAR[record.section]} {record.code}: {key} {number} out of range {low}..{high}"))
+
+
+def _check_resource(record: Record, problems: list[Problem]) -> None:
+    """A resource's kind, quantity and days (from ≤ to, ISO dates)."""
+    kind = str(record.get("kind"))
+    if kind not in RESOURCE_KINDS:
+        problems.append(Problem(record.file, record.line, f"resource {record.code}: unknown kind {kind!r} "
+                                                          f"(allowed: {', '.join(RESOURCE_KINDS)})"))
+    _as_int(record, "quantity", problems)
+    days = []
+    for key in ("from", "to"):
+        try:
+            days.append(date.fromisoformat(str(record.get(key))))
+        except ValueError:
+            problems.append(Problem(record.file, record.line,
+                                    f"resource {record.code}: {key} {record.get(key)!r} is not a date (YYYY-MM-DD)"))
+    if len(days) == 2 and days[1] < days[0]:
+        problems.append(Problem(record.file, record.line, f"resource {record.code}: to is before from"))
 
 
 def _as_int(record: Record, key: str, problems: list[Problem]) -> None:
@@ -116,6 +136,8 @@ class _Validator:
             if kind is not None and str(kind) not in ORGANISATION_KINDS:
                 self.fail(record, f"organisation {record.code}: unknown kind {kind!r} "
                                   f"(allowed: {', '.join(sorted(ORGANISATION_KINDS))})")
+        for record in self.data.records.get("resources", []):
+            _check_resource(record, self.problems)
         for record in self.data.records.get("people", []):
             _as_int(record, "telegram_id", self.problems)
         for record in self.data.records.get("branches", []):
@@ -160,6 +182,9 @@ class _Validator:
         for r in self.data.records.get("organisations", []):
             self._ref(r, "branch", "branches")
             self._ref(r, "unit", "units")
+        for r in self.data.records.get("resources", []):
+            self._ref(r, "organisation", "organisations")
+            self._ref(r, "community", "communities")
 
     def _polygons_and_points(self) -> None:
         shapes: dict[str, Any] = {}

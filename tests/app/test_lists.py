@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -31,6 +32,7 @@ from core.models import (
     Resource,
     utcnow,
 )
+from core.registry.importer import ImportFailed, import_registry
 from tests.app.journey import Journey, journey
 from tests.app.test_rates import gridbot
 from tests.app.test_secretary_bot import NEWCOMER
@@ -119,7 +121,9 @@ def test_resources_needs_matching_and_a_project_to_the_end(sqlite_demo_factory: 
             need_button = next(b for b in keyboard(j, ADMIN) if b.startswith("老人助餐"))
             [suggested] = await j.press(ADMIN, ADMIN, need_button)
             assert "建议的资源" in suggested, suggested
-            assert keyboard(j, ADMIN)[:2] == ["和平医院党委·助老志愿者", "和平里小学党支部·活动室"], keyboard(j, ADMIN)
+            # 志愿者 serves 老人助餐 best; then the 场地 (the demo registry's 课后活动教室 and the admin's 活动室)
+            assert keyboard(j, ADMIN)[0] == "和平医院党委·助老志愿者", keyboard(j, ADMIN)
+            assert "和平里小学党支部·活动室" in keyboard(j, ADMIN)
             [matched] = await j.press(ADMIN, ADMIN, "和平医院党委·助老志愿者")
             assert "已撮合成项目" in matched and "状态：计划中" in matched, matched
             assert keyboard(j, ADMIN) == ["开始实施"]
@@ -139,7 +143,7 @@ def test_resources_needs_matching_and_a_project_to_the_end(sqlite_demo_factory: 
             # 看清单
             await j.say(NEIGHBOUR, "/qingdan")
             [view] = await j.press(NEIGHBOUR, NEIGHBOUR, "看清单")
-            assert "资源清单（2条）" in view and "需求清单（2条）" in view and "项目（1个）" in view, view
+            assert "资源清单（4条）" in view and "需求清单（2条）" in view and "项目（1个）" in view, view
         with session_scope(factory) as s:
             project = s.scalars(select(Project)).one()
             assert project.status is ProjectStatus.evaluated and project.photos == ["PHOTO-1"]
@@ -159,14 +163,14 @@ def test_resources_needs_matching_and_a_project_to_the_end(sqlite_demo_factory: 
             now = utcnow()
             [hpl], [street] = figures.counts(s, now - timedelta(days=1), now + timedelta(days=1),
                                              project.community_id)
-            assert (hpl.resources, hpl.needs, hpl.projects, hpl.completed) == (2, 2, 1, 1)
+            assert (hpl.resources, hpl.needs, hpl.projects, hpl.completed) == (4, 2, 1, 1)  # 2 from the registry
             assert street.projects == 1
         url = sqlite_engine.url.render_as_string(hide_password=False)
         month = utcnow().strftime("%Y-%m")
         result = gridbot(["stats", "--month", month, "--community", "C-HPL", "--json"], url)
         assert result.returncode == 0, result.stderr
         [row] = json.loads(result.stdout)["lists"]["communities"]
-        assert (row["code"], row["resources"], row["needs"], row["projects"], row["completed"]) == ("C-HPL", 2, 2, 1, 1)
+        assert (row["code"], row["resources"], row["needs"], row["projects"], row["completed"]) == ("C-HPL", 4, 2, 1, 1)
         table = gridbot(["stats", "--month", month], url)
         assert table.returncode == 0 and "三张清单" in table.stdout and "C-HPL" in table.stdout
 
@@ -232,3 +236,37 @@ def test_refusals_in_chat(sqlite_demo_factory: sessionmaker[Session]) -> None:
         assert NEWCOMER
 
     asyncio.run(scenario())
+
+
+def test_registry_resources(sqlite_demo_factory: sessionmaker[Session], tmp_path: Path) -> None:
+    with session_scope(sqlite_demo_factory) as s:  # the demo registry's
+        demo = {r.code: r for r in s.scalars(select(Resource))}
+        assert set(demo) == {"R-HPH-01", "R-HPS-01", "R-QLF-01"}
+        assert (demo["R-HPH-01"].organisation, demo["R-HPH-01"].kind) == ("和平医院党委", "专业服务")
+        assert demo["R-HPS-01"].available_to == date(2027, 12, 31)
+    bad = tmp_path / "resources.yml"
+    bad.write_text(
+        "resources:\n"
+        "  - code: R-X\n"
+        "    organisation: O-NOPE\n"
+        "    community: C-HPL\n"
+        "    kind: 房子\n"
+        "    title: 某物\n"
+        "    from: 2026-02-01\n"
+        "    to: 2026-01-01\n"
+        "  - code: R-Y\n"
+        "    organisation: O-U-HPH\n"
+        "    community: C-HPL\n"
+        "    kind: 物资\n"
+        "    title: 口罩\n"
+        "    quantity: 很多\n"
+        "    from: 明天\n"
+        "    to: 2026-01-01\n", encoding="utf-8")
+    with session_scope(sqlite_demo_factory) as s, pytest.raises(ImportFailed) as failed:
+        import_registry(s, [bad])
+    problems = [str(p) for p in failed.value.problems]
+    assert f"{bad}:2: resource R-X: unknown kind '房子' (allowed: 场地, 志愿者, 资金, 专业服务, 物资)" in problems, problems
+    assert f"{bad}:2: resource R-X: to is before from" in problems, problems
+    assert f"{bad}:2: resource R-X: unknown organisation 'O-NOPE' in organisation" in problems, problems
+    assert f"{bad}:9: resource R-Y: from '明天' is not a date (YYYY-MM-DD)" in problems, problems
+    assert any(p.startswith(f"{bad}:9:") and "quantity" in p for p in problems), problems
