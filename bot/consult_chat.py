@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 
+from bot import lists_chat
 from bot.replies import Buttons, Outgoing, respond, take_answer
 from core.access.permissions import NotAllowed
 from core.consult import buttons as b
@@ -171,7 +172,8 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: 
             elif step == "minutes":
                 c = service.write_minutes(s, person, int(value["id"]), text, now=now)
                 out.send(chat_id, t("consult.minutes_done", n=c.participants or 0),
-                         [[b.button(t("consult.button_ticket"), b.TICKET, c.id)]])
+                         [[b.button(t("consult.button_ticket"), b.TICKET, c.id)],
+                          [lists_chat.minutes_button(c.id)]])  # 三张清单: minutes → a need → a project
             elif step == "answer":
                 proposals.answer(s, person, int(value["id"]), text, now=now)
                 out.send(chat_id, t("proposal.answer_done"))

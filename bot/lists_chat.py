@@ -45,6 +45,11 @@ def is_press(data: object) -> bool:
     return isinstance(data, list) and 2 <= len(data) <= 3 and data[0] == PRESS
 
 
+def minutes_button(consultation_id: int) -> dict[str, Any]:
+    """转为需求 under published minutes: the 议事 flow's way into a project."""
+    return button(t("lists.button_minutes"), [PRESS, "minutes", consultation_id])
+
+
 def takes_text(asked: Asked | None) -> bool:
     return asked is not None and asked.kind == prompts.LISTS
 
@@ -216,6 +221,10 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
     if what == "rate":
         projects.rate(s, person, int(value) // 10, int(value) % 10)
         _close(out, chat_id, message_id, t("lists.rated", stars=int(value) % 10))
+        return None
+    if what == "minutes":  # 议事: minutes → a listed need (bot/consult_chat.py shows the button)
+        need = entries.need_from_minutes(s, person, int(value))
+        out.send(chat_id, t("lists.minutes_need", need=entries.describe_need(s, need)))  # 转为工单 stays
         return None
     if what == "view":
         out.send(chat_id, views.overview(s, person))

@@ -20,6 +20,7 @@ from core.messages import t
 from core.models import (
     BaodaoRegistration,
     Building,
+    Consultation,
     Grid,
     Need,
     NeedStatus,
@@ -136,6 +137,30 @@ def post_need(session: Session, person: Person | None, grid_id: int, *, category
     session.add(row)
     session.flush()
     audit.record(session, person, "lists.need", f"need:{row.id}", {"status": status.value, "grid": grid.code}, at=now)
+    return row
+
+
+def need_from_minutes(session: Session, actor: Person | None, consultation_id: int,
+                      now: datetime | None = None) -> Need:
+    """议事 → 转为需求: the published minutes of a consultation become a listed need of its grid
+    (once), which the community admin may then match into a project."""
+    consultation = session.get(Consultation, consultation_id)
+    if consultation is None:
+        raise NotAllowed(t("button_invalid"))
+    actor = require(session, actor, "consult.minutes", scope_of_grid(session, consultation.grid_id))
+    if consultation.minutes is None:
+        raise NotAllowed(t("consult.minutes_needed"))
+    if session.scalar(select(Need.id).where(Need.consultation_id == consultation.id)) is not None:
+        raise NotAllowed(t("lists.deny.minutes_twice"))
+    grid = session.get(Grid, consultation.grid_id)
+    assert grid is not None
+    row = Need(community_id=grid.community_id, grid_id=grid.id, category="其他",
+               place=consultation.scope_label[:200], beneficiaries="全体居民",
+               text=f"{consultation.question} {consultation.minutes}", status=NeedStatus.listed,
+               posted_by_id=actor.id, consultation_id=consultation.id, created_at=now or utcnow())
+    session.add(row)
+    session.flush()
+    audit.record(session, actor, "lists.need", f"need:{row.id}", {"consultation": consultation.id}, at=now)
     return row
 
 

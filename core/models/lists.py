@@ -67,6 +67,9 @@ class Need(Base):
     posted_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), default=None)
     reviewed_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"), default=None)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # a need made of a consultation's minutes (议事 → 转为需求), at most one per consultation
+    consultation_id: Mapped[int | None] = mapped_column(ForeignKey("consultations.id", ondelete="SET NULL"),
+                                                        unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

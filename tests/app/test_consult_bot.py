@@ -163,6 +163,11 @@ def test_open_vote_refusals_moderation_results_minutes_ticket(sqlite_demo_factor
             done = await j.say(SECRETARY, "增设12个停车位，明年再议小花园。")
             assert done[-1].startswith("决议已发布给 3 位")
             assert j.texts(RES_07)[-1] == "【议事决议】7号楼旁的空地改成停车位还是小花园？\n增设12个停车位，明年再议小花园。"
+            # 三张清单: the minutes become a listed need (once), for the admin to match into a project
+            need = await j.press(SECRETARY, SECRETARY, "转为需求（可撮合成项目）")
+            assert "已列入需求清单" in need[-1] and "其他" in need[-1] and "待撮合" in need[-1], need
+            twice = await j.press(SECRETARY, SECRETARY, "转为需求（可撮合成项目）")
+            assert any("已经转为需求" in x for x in twice), twice
             made = await j.press(SECRETARY, SECRETARY, "转为工单")
             assert made[-1].startswith("已转为工单 ")
 
