@@ -23,6 +23,7 @@ help:
 	@echo "make bench-reminders - 10,000 duty reminders; make bench-broadcast [N=3000] - one notice to N people"
 	@echo "make test-cluster - 2 bot replicas, 2 Rasa, 2 action servers behind nginx on their own PostgreSQL and Redis, killed"
 	@echo "make fuzz [INPUTS=10000] - bad input of every kind through the real Application"
+	@echo "make bench-capacity [ONLY=single] - the highest message rate at reply p95 <= 300 ms, one set and two"
 	@echo "make bench-chaos [RESIDENTS=200] [REPORTS=5] [KILLS=3] - reports while bot, Rasa, actions are killed"
 	@echo "make bench-deadlines [TICKETS=20000] - time limits of 20,000 tickets due over 5 minutes, a restart"
 	@echo "make bench-stats - one month's rates over 100,000 historical tickets (DATABASE_URL_BENCH for PostgreSQL)"
@@ -73,6 +74,14 @@ eval-nlu: model
 # make bench-chat [USERS=50]: concurrent residents through bot, Rasa and actions; last line JSON.
 bench-chat: model
 	@$(APP)/python scripts/bench_chat.py $(if $(USERS),--users $(USERS))
+
+.PHONY: bench-capacity
+# make bench-capacity [START=10] [STEP=5] [SECONDS=20]: the message rate rises step by step until reply
+# p95 passes 300 ms, on one set of processes, then on 2 bots and 2 Rasa servers (PostgreSQL + Redis,
+# BENCH_POSTGRES_URL, BENCH_REDIS_URL); last line JSON.
+bench-capacity: model
+	@$(APP)/python scripts/bench_capacity.py $(if $(START),--start $(START)) $(if $(STEP),--step $(STEP)) \
+	    $(if $(SECONDS),--seconds $(SECONDS)) $(if $(ONLY),--only $(ONLY))
 
 .PHONY: bench-reminders
 # make bench-reminders: 10,000 duty reminders for 1,000 members, scheduler restart mid-run; last line JSON.
