@@ -51,6 +51,8 @@ from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.svm import LinearSVC
 from threadpoolctl import threadpool_limits
 
+from nlu.fast_proba import FastProba
+
 log = logging.getLogger(__name__)
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -146,6 +148,8 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
         self._storage = model_storage
         self._resource = resource
         self.model = model
+        # The same probabilities in a few array operations (nlu/fast_proba.py), when it fits.
+        self._fast = FastProba.build(model) if model is not None else None
 
     @classmethod
     def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
@@ -177,6 +181,7 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
         with threadpool_limits(limits=1):
             model.fit([self._document(e) for e in examples], np.array([e.get(INTENT) for e in examples]))
         self.model = ready_to_predict(model)
+        self._fast = FastProba.build(self.model)
         with self._storage.write_to(self._resource) as directory:
             (directory / MODEL_FILE).write_bytes(pickle.dumps(model))
         return self._resource
@@ -201,6 +206,8 @@ class TfidfIntentClassifier(IntentClassifier, GraphComponent):
 
     def _probabilities(self, docs: list[str]) -> np.ndarray:
         assert self.model is not None
+        if self._fast is not None:
+            return self._fast(docs)
         return self.model.predict_proba(docs)  # type: ignore[no-any-return]
 
     def _problems(self, text: str, message: Message | None, names: list[str]) -> list[dict[str, Any]]:
