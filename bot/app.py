@@ -125,7 +125,9 @@ class Services:
         # replies, cards and reminders before the broadcast sender's notices.
         # On PostgreSQL the budget is shared with every other bot process (core/ratebudget.py).
         engine = factory.kw.get("bind")
-        self.limiter = RateLimiter(shared=shared_budget(engine))
+        # TELEGRAM_RATE: the overall requests a second (Telegram's 30 unless it raised them).
+        self.limiter = RateLimiter(rate=settings.telegram_rate,
+                                   shared=shared_budget(engine, settings.telegram_rate))
         # Which process answers a person now, across replicas (core/messaging/claims.py).
         self.claims = Claims(engine)
         self.stop = asyncio.Event()

@@ -214,10 +214,10 @@ class RateLimiter:
             return SHARED_RETRY_SECONDS
 
 
-def shared_budget(engine: Engine | None) -> SharedTake | None:
+def shared_budget(engine: Engine | None, rate: int = RATE) -> SharedTake | None:
     """The budget shared with every other bot process on this database (PostgreSQL), with the
-    same limits as RateLimiter's; None on SQLite (one process)."""
+    same limits as RateLimiter's (`rate`: TELEGRAM_RATE); None on SQLite (one process)."""
     if engine is None or engine.dialect.name != "postgresql":
         return None
-    return SharedBudget(engine, rate=RATE, period=PERIOD, per_chat=PER_CHAT_SECONDS, chat_burst=CHAT_BURST,
+    return SharedBudget(engine, rate=rate, period=PERIOD, per_chat=PER_CHAT_SECONDS, chat_burst=CHAT_BURST,
                         group_rate=GROUP_RATE, group_period=GROUP_PERIOD).take

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
                                   description="Port of the bot's /metrics (on BIND_HOST); 0: none.")
     redis_url: str | None = Field(default=None, description=(
         "Redis (Rasa's lock store when several Rasa servers run); `gridbot health` checks it is reachable."))
+    telegram_rate: int = Field(default=30, ge=1, le=1000, description=(
+        "Requests a second the bot token may make of Telegram in all (bot/ratelimit.py), shared by every "
+        "bot replica; Telegram's limit is about 30. Raise it only when Telegram has raised it for the bot."))
     timezone: str = Field(default="Asia/Shanghai", description="Zone for display and ticket years; storage is UTC.")
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_dir: Path = Field(default=VAR_DIR / "log",

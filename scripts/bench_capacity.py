@@ -19,8 +19,10 @@ the bot's webhook until the bot's first message (or edit) in that chat reaches "
 
 Each step also says where the time went: CPU seconds per wall second of each kind of process
 (Rasa, actions, bot, PostgreSQL, Redis, this bench) and of everything else on the machine
-(other people's work on a shared machine), the load average, and how many of Telegram's
-requests the bot sent per second against the budget (bot/ratelimit.py: 30 a second).
+(other people's work on a shared machine), the load average, and the Bot API requests a second.
+The bots run with TELEGRAM_RATE=1000 (--telegram-rate) so that the processes are measured, not
+Telegram's budget: at Telegram's own 30 requests a second, shared by every replica, a bot token
+answers at most 30 / (requests per message) messages a second, which the bench prints too.
 
 Last stdout line: {"single": {"msgs_per_s", "p95_ms"}, "replicated": {"msgs_per_s", "p95_ms"}}
 (each the highest step that held, with its p95).
@@ -123,12 +125,12 @@ def _nginx(work: Path, port: int, upstreams: list[int]) -> list[str]:
     return [shutil.which("nginx") or "/usr/sbin/nginx", "-p", str(work / "nginx"), "-c", str(conf)]
 
 
-def build_stack(replicas: int, telegram_url: str, work: Path) -> Stack:
+def build_stack(replicas: int, telegram_url: str, work: Path, telegram_rate: int) -> Stack:
     from cli.run import rasa_lock_env  # noqa: PLC0415
 
     env = {**os.environ, **bench_environment(work)}
     env.update({"TELEGRAM_API_URL": telegram_url, "TELEGRAM_BOT_TOKEN": "123:BENCH",
-                "REPORT_LIMIT_PER_HOUR": "1000", "LOG_LEVEL": "WARNING"})
+                "REPORT_LIMIT_PER_HOUR": "1000", "LOG_LEVEL": "WARNING", "TELEGRAM_RATE": str(telegram_rate)})
     stack = Stack(env, work)
     if replicas > 1:
         tag = f"{os.getpid()}"
@@ -243,6 +245,7 @@ class CpuMeter:
 class Step:
     rate: float
     latencies: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=lambda: {"report": [], "press": []})
     unanswered: int = 0
     no_summary: int = 0
     telegram_requests: int = 0
@@ -316,6 +319,7 @@ class Load:
             step.unanswered += 1
             return
         step.latencies.append(ms)
+        step.by_kind["report"].append(ms)
         summary = self.fake.last_message(uid) or {}
         keys = {b.get("text"): b.get("callback_data") for b in buttons(summary.get("reply_markup"))}
         if self.confirm not in keys:
@@ -327,6 +331,7 @@ class Load:
             step.unanswered += 1
         else:
             step.latencies.append(ms)
+            step.by_kind["press"].append(ms)
 
     async def run_step(self, rate: float, seconds: float) -> Step:
         step = Step(rate)
@@ -355,7 +360,7 @@ async def measure(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
     server = serve_telegram(fake, loop)
     work = Path(tempfile.mkdtemp(prefix="gridbot-capacity-"))
     label = "single" if replicas == 1 else "replicated"
-    stack = build_stack(replicas, f"http://127.0.0.1:{server.server_address[1]}", work)
+    stack = build_stack(replicas, f"http://127.0.0.1:{server.server_address[1]}", work, args.telegram_rate)
     best: dict[str, Any] = {"msgs_per_s": 0, "p95_ms": None}
     try:
         deadline = time.monotonic() + 300
@@ -370,28 +375,43 @@ async def measure(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
         meter = CpuMeter(stack)
         await load.run_step(args.warmup, 4)  # Rasa's first turns (model, caches) and the bots' pools
         rate = float(args.start)
+        cpu_start, replies, requests_start = meter.snapshot(), 0, load.requests
         print(f"{label}: {replicas} bot(s), {replicas} Rasa server(s), 1 action server "
               f"({'PostgreSQL + Redis' if replicas > 1 else 'SQLite'}); steps of {args.seconds:g} s", flush=True)
         while rate <= args.max_rate:
             cpu0, t0 = meter.snapshot(), time.perf_counter()
             step = await load.run_step(rate, args.seconds)
             wall = time.perf_counter() - t0
+            replies += len(step.latencies)
             cpu = CpuMeter.share(cpu0, meter.snapshot(), wall)
             load1 = os.getloadavg()[0]
             p50 = statistics.median(step.latencies) if step.latencies else float("nan")
             p95 = percentile(step.latencies, 0.95) if step.latencies else float("inf")
             held = p95 <= P95_LIMIT_MS and step.unanswered == 0
             print(f"{label}: {rate:5.1f} msgs/s: {len(step.latencies)} replies, p50 {p50:.0f} ms, "
-                  f"p95 {p95:.0f} ms, unanswered {step.unanswered}, no summary {step.no_summary}; "
-                  f"Telegram requests {step.telegram_requests / wall:.1f}/s (budget 30/s); "
-                  f"CPU cores used {json.dumps(cpu)}; load {load1:.2f}"
+                  f"p95 {p95:.0f} ms ({', '.join(f'{k} p95 {percentile(v, 0.95):.0f} ms' for k, v in step.by_kind.items() if v)}), unanswered {step.unanswered}, no summary {step.no_summary}; "
+                  f"Telegram requests {step.telegram_requests / wall:.1f}/s (budget {args.telegram_rate}/s); "
+                  f"CPU cores used {json.dumps(cpu)}; Rasa CPU {1000 * cpu.get('rasa', 0) / rate:.1f} ms/msg; "
+                  f"load {load1:.2f}"
                   f"{'' if held else '  <- over the limit'}", flush=True)
             if not held:
+                if args.every_step:
+                    rate += args.step
+                    continue
                 break
             best = {"msgs_per_s": rate, "p95_ms": round(p95, 1), "load": round(load1, 2), "cpu": cpu}
             rate += args.step
             await asyncio.sleep(2)  # let the queues empty between steps
         await load.client.aclose()
+        per_message = {k: round(v * 1000 / max(1, replies), 1) for k, v in CpuMeter.share(
+            cpu_start, meter.snapshot(), 1.0).items()}
+        best["cpu_ms_per_msg"] = per_message
+        per_reply = (load.requests - requests_start) / max(1, replies)
+        print(f"{label}: Telegram pacing: {per_reply:.2f} Bot API requests per message; at Telegram's "
+              f"30 a second one bot token answers at most {30 / per_reply:.0f} msgs/s of these "
+              f"conversations, however many processes serve it", flush=True)
+        print(f"{label}: CPU ms per message over the {replies} replies (each process kind; others: the rest "
+              f"of the machine): {json.dumps(per_message)}", flush=True)
     finally:
         await asyncio.to_thread(stack.stop)
         server.shutdown()
@@ -409,7 +429,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=4)
     parser.add_argument("--only", choices=["single", "replicated"])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--telegram-rate", type=int, default=1000,
+                        help="the bots' TELEGRAM_RATE: 1000 measures the processes; 30 is Telegram's own limit")
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs")
+    parser.add_argument("--every-step", action="store_true",
+                        help="run every step up to --max-rate, also after one over the limit (CPU per message)")
     args = parser.parse_args()
     result: dict[str, Any] = {}
     for label, replicas in (("single", 1), ("replicated", 2)):

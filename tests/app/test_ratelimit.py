@@ -83,3 +83,21 @@ def test_a_strict_second_per_chat_when_asked_for() -> None:
 
     strict, reply = asyncio.run(scenario())
     assert strict >= 0.29 and reply < 0.1
+
+
+def test_telegram_rate_sets_the_overall_budget_of_the_process(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.orm import sessionmaker  # noqa: PLC0415
+
+    from bot.app import build_application  # noqa: PLC0415
+    from core.config import Settings  # noqa: PLC0415
+    from tests.app.telegram_fake import FakeTelegram  # noqa: PLC0415
+
+    def limiter_of(**extra: object) -> RateLimiter:
+        settings = Settings(_env_file=None, telegram_bot_token="123:ABC", **extra)  # type: ignore[call-arg]
+        app = build_application(settings, sessionmaker(bind=sqlite_engine), request=FakeTelegram(),
+                                background=False)
+        return app.bot_data["services"].limiter  # type: ignore[no-any-return]
+
+    assert limiter_of().rate == 30  # Telegram's limit unless it was raised for the bot
+    fast = limiter_of(telegram_rate=120)
+    assert fast.rate == 120
