@@ -91,7 +91,9 @@ def _pg_databases(tag: str) -> tuple[str, str, Any]:
     """Two throw-away PostgreSQL databases (the app's, Rasa's tracker store) and their dropper."""
     import sqlalchemy as sa  # noqa: PLC0415
 
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    from core.db import normalise_url  # noqa: PLC0415 - psycopg 3 for postgresql:// URLs
+
+    admin = sa.create_engine(normalise_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
     names = [f"capbench_{tag}_app", f"capbench_{tag}_rasa"]
     with admin.connect() as c:
         for name in names:
