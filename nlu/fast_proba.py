@@ -2,7 +2,7 @@
 
 `CalibratedClassifierCV(LinearSVC, cv=5, method="sigmoid")` (nlu/classifier.py) predicts by
 asking each of its five calibrated SVMs for decision scores and then calling one sigmoid
-calibrator per class and SVM: about 200 small numpy calls for one message, 14 % of the Rasa
+calibrator per class and SVM: about 200 small numpy calls for one message, 15 % of the Rasa
 server's time per message in a profile of `make bench-chat`. `FastProba` does the same arithmetic
 in a few array operations: one sparse product with the five SVMs' coefficients side by side
 (each score summed over the same non-zeros in the same order), each calibrator's

@@ -7,14 +7,14 @@ are not the dialogue itself:
 
 1. `Event.resolve_by_type` walks every subclass of `Event` (recursively, with `inspect.isabstract`
    on each) for every event it deserialises: each turn loads the whole tracker from the tracker
-   store, so this ran about forty times a message and took 7 % of the server's time. The patch
+   store, so this ran about forty times a message and took 8 % of the server's time. The patch
    keeps Rasa's answer per type name (the first subclass in Rasa's own order, as before); a name
    it does not know goes to Rasa's own function, which also learns classes imported later.
 2. The SQLite tracker store (the single machine's default, endpoints.yml) ran in SQLite's
-   rollback-journal mode: several fsyncs per commit, 7 % of the time. It now runs in WAL mode,
+   rollback-journal mode: several fsyncs per commit, 8 % of the time. It now runs in WAL mode,
    as our own database does (core/db.py): one fsync per commit, equally durable.
 3. Each graph run (NLU once a message, the policies once per predicted action) went through
-   `dask.get`, whose scheduling (ordering the graph, task bookkeeping) cost 5 % — more than
+   `dask.get`, whose scheduling (ordering the graph, task bookkeeping) cost 6 % — more than
    several of the components it ran. Rasa runs it synchronously in one thread anyway; the patch
    runs the same nodes with the same inputs, each once, needs first, in a plain loop.
 """
