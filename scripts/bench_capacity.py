@@ -20,6 +20,7 @@ the bot's webhook until the bot's first message (or edit) in that chat reaches "
 Each step also says where the time went: CPU seconds per wall second of each kind of process
 (Rasa, actions, bot, PostgreSQL, Redis, this bench) and of everything else on the machine
 (other people's work on a shared machine), the load average, and the Bot API requests a second.
+With two Rasa servers, nginx also times each Rasa round trip (p50 and p95 per step).
 The bots run with TELEGRAM_RATE=1000 (--telegram-rate) so that the processes are measured, not
 Telegram's budget: at Telegram's own 30 requests a second, shared by every replica, a bot token
 answers at most 30 / (requests per message) messages a second, which the bench prints too.
@@ -118,7 +119,8 @@ def _nginx(work: Path, port: int, upstreams: list[int]) -> list[str]:
     conf.write_text(
         "daemon off; worker_processes 1; pid nginx.pid; error_log error.log warn;\n"
         "events { worker_connections 1024; }\n"
-        "http { access_log off; client_body_temp_path tmp; proxy_temp_path tmp;\n"
+        "http { log_format timing '$msec $request_time $uri';\n"
+        "  access_log rasa.log timing; client_body_temp_path tmp; proxy_temp_path tmp;\n"
         f"  upstream rasa {{ least_conn; {servers} keepalive 32; }}\n"
         f"  server {{ listen 127.0.0.1:{port};\n"
         "    location / { proxy_pass http://rasa; proxy_http_version 1.1;\n"
@@ -187,6 +189,21 @@ def _ready(stack: Stack) -> bool:
         except httpx.HTTPError:
             return False
     return True
+
+
+def _rasa_times(work: Path, since: float, until: float) -> str:
+    """The Rasa round trips nginx saw between two moments (replicated only): p50 and p95."""
+    log = work / "nginx" / "rasa.log"
+    if not log.exists():
+        return ""
+    times = []
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2].startswith("/webhooks/") and since <= float(parts[0]) <= until:
+            times.append(float(parts[1]) * 1000)
+    if not times:
+        return ""
+    return f"; Rasa round trip p50 {statistics.median(times):.0f} ms, p95 {percentile(times, 0.95):.0f} ms"
 
 
 # -- CPU accounting ----------------------------------------------------------------------------
@@ -381,12 +398,13 @@ async def measure(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{label}: {replicas} bot(s), {replicas} Rasa server(s), 1 action server "
               f"({'PostgreSQL + Redis' if replicas > 1 else 'SQLite'}); steps of {args.seconds:g} s", flush=True)
         while rate <= args.max_rate:
-            cpu0, t0 = meter.snapshot(), time.perf_counter()
+            cpu0, t0, t0_wall = meter.snapshot(), time.perf_counter(), time.time()
             step = await load.run_step(rate, args.seconds)
             wall = time.perf_counter() - t0
             replies += len(step.latencies)
             cpu = CpuMeter.share(cpu0, meter.snapshot(), wall)
             load1 = os.getloadavg()[0]
+            rasa_times = _rasa_times(work, t0_wall, time.time())
             p50 = statistics.median(step.latencies) if step.latencies else float("nan")
             p95 = percentile(step.latencies, 0.95) if step.latencies else float("inf")
             held = p95 <= P95_LIMIT_MS and step.unanswered == 0
@@ -394,7 +412,7 @@ async def measure(replicas: int, args: argparse.Namespace) -> dict[str, Any]:
                   f"p95 {p95:.0f} ms ({', '.join(f'{k} p95 {percentile(v, 0.95):.0f} ms' for k, v in step.by_kind.items() if v)}), unanswered {step.unanswered}, no summary {step.no_summary}; "
                   f"Telegram requests {step.telegram_requests / wall:.1f}/s (budget {args.telegram_rate}/s); "
                   f"CPU cores used {json.dumps(cpu)}; Rasa CPU {1000 * cpu.get('rasa', 0) / rate:.1f} ms/msg; "
-                  f"load {load1:.2f}"
+                  f"load {load1:.2f}{rasa_times}"
                   f"{'' if held else '  <- over the limit'}", flush=True)
             if not held:
                 if args.every_step:
