@@ -1,5 +1,6 @@
 """The command centre at /centre: sign-in by a /web link, the map, the ticket list and page
-(督办, the audited contact, 改派/接手/合并 where core offers them), the figures, CSV exports.
+(督办, the audited contact, 改派/接手/合并 where core offers them), the figures, 共建共治 (双报到,
+三张清单, 议事), CSV exports.
 
 Server-rendered with Jinja2 (web/centre/templates), texts from the catalogue (`web.*`); the
 map and charts are ECharts, served from web/centre/static with the app. Every page checks the
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.access.permissions import NotAllowed
 from core.access.tickets import check
-from core.centre import figures, kept, listing, logins
+from core.centre import cogov, figures, kept, listing, logins
 from core.centre.listing import Filters
 from core.messages import t
 from core.models import Grid, Person, Ticket, TicketEvent, TicketStatus, utcnow
@@ -384,6 +385,23 @@ async def rates_csv(request: Request) -> HTTPResponse:
     return exports.rates(table, start)
 
 
+# -- 共建共治 -------------------------------------------------------------------------
+
+
+async def cogov_page(request: Request) -> HTTPResponse:
+    """双报到, 三张清单 and 议事 in the person's grids, this month (read-only)."""
+    me = await who(request)
+    tz = settings_of(request).tz
+    now = utcnow()
+    start, end = month_of(now, tz)
+
+    def work(s: Session) -> cogov.Overview:
+        return cogov.overview(s, me.view, s.get(Person, me.person_id), start, end, now.astimezone(tz).date())
+
+    data = await db(request, work)
+    return _page(request, "cogov.html", who=me, month=start.astimezone(tz).strftime("%Y-%m"), o=data)
+
+
 # -- wiring --------------------------------------------------------------------------
 
 
@@ -404,6 +422,7 @@ def register(app: Sanic) -> None:
     app.add_route(ticket_change, f"{PATH}/tickets/<number>/<what>", methods=["POST"], name="centre_change")
     app.add_route(ticket_photo, f"{PATH}/tickets/<number>/photo/<index>", methods=["GET"], name="centre_photo")
     app.add_route(figures_page, f"{PATH}/figures", methods=["GET"], name="centre_figures")
+    app.add_route(cogov_page, f"{PATH}/cogov", methods=["GET"], name="centre_cogov")
     app.add_route(rates_csv, f"{PATH}/rates.csv", methods=["GET"], name="centre_rates_csv")
 
     @app.exception(Refused)
