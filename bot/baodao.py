@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 
-from bot.replies import Buttons, Outgoing, button, respond, take_answer
+from bot.replies import Buttons, Outgoing, answer_press, button, respond, show, take_answer
 from core.access.permissions import NotAllowed
 from core.baodao import navigation, registration, roster
 from core.messages import t
@@ -171,14 +171,14 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
     draft, step = dict(asked.value), asked.value.get("step")
     if what == "cancel":
         prompts.clear(s, user_id, prompts.BAODAO)
-        _close(out, chat_id, message_id, t("baodao.cancelled"))
+        show(out, chat_id, message_id, t("baodao.cancelled"))
     elif what == "org" and step == "organisation":
         org = registration.organisation_named(s, int(value))
-        _close(out, chat_id, message_id, org)
+        show(out, chat_id, message_id, org)
         _ask_unit(s, out, chat_id, user_id, {"organisation": org})
     elif what == "unit" and step == "unit":
         unit = registration.unit_named(s, int(value))
-        _close(out, chat_id, message_id, unit)
+        show(out, chat_id, message_id, unit)
         _ask_tags(out, s, chat_id, user_id, {**draft, "unit": unit})
     elif what == "tag" and step == "tags" and value in registration.TAGS:
         tags = list(draft.get("tags") or [])
@@ -192,7 +192,7 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
                                   work_unit=str(draft.get("unit", "")), tags=list(draft.get("tags") or []))
         prompts.clear(s, user_id, prompts.BAODAO)
         text = registration.summary(s, row)
-        _close(out, chat_id, message_id, t("baodao.submitted", summary=text))
+        show(out, chat_id, message_id, t("baodao.submitted", summary=text))
         for decider in registration.deciders(s, row):
             assert decider.telegram_id is not None
             out.send(decider.telegram_id, t("baodao.to_decide", summary=text),
@@ -203,29 +203,10 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
     return None
 
 
-def _close(out: Outgoing, chat_id: int, message_id: int | None, text: str) -> None:
-    """The step is answered: its message shows the answer and loses its buttons."""
-    if message_id is not None:
-        out.edit(chat_id, message_id, text)
-    else:
-        out.send(chat_id, text)
-
 
 async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list[Any]) -> None:
-    query, user = update.callback_query, update.effective_user
-    assert query is not None and user is not None
-    chat_id = query.message.chat.id if query.message is not None else user.id
-    message_id = query.message.message_id if query.message is not None else None
-
-    def work(s: Session, out: Outgoing) -> str | None:
-        try:
-            return _press(s, out, user.id, chat_id, message_id, data)
-        except NotAllowed as exc:
-            log.info("refused a /baodao press of user %s: %s", user.id, data[1])
-            return str(exc)
-
-    alert, _ = await respond(context, work)
-    await query.answer(alert or None, show_alert=alert is not None)
+    await answer_press(update, context, lambda s, out, user_id, chat_id, message_id:
+                       _press(s, out, user_id, chat_id, message_id, data))
 
 
 # -- /roster ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes, filters
 
-from bot.replies import Buttons, Outgoing, button, respond, take_answer
+from bot.replies import Buttons, Outgoing, answer_press, button, respond, show, take_answer
 from core.access.permissions import NotAllowed, allowed, scope_of_grid
 from core.lists import entries, projects, views
 from core.messages import t
@@ -100,13 +100,6 @@ def _ask_kind(s: Session, out: Outgoing, chat_id: int, user_id: int, draft: dict
     out.send(chat_id, t("lists.ask_kind"), _rows([(k, [PRESS, "kind", k]) for k in entries.KINDS]))
 
 
-def _close(out: Outgoing, chat_id: int, message_id: int | None, text: str, buttons: Buttons | None = None) -> None:
-    """The pressed message shows `text` (and `buttons`, or none)."""
-    if message_id is not None:
-        out.edit(chat_id, message_id, text, buttons)
-    else:
-        out.send(chat_id, text, buttons)
-
 
 def _submit_need(s: Session, out: Outgoing, chat_id: int, user_id: int, draft: dict[str, Any],
                  beneficiaries: str) -> str:
@@ -129,7 +122,7 @@ def _review(s: Session, out: Outgoing, chat_id: int, message_id: int | None, use
             approve: bool, reason: str = "") -> None:
     need = entries.review(s, residents.person_by_telegram(s, user_id), need_id, approve=approve, reason=reason)
     done = t("lists.approved") if approve else t("lists.declined", reason=need.reason or "")
-    _close(out, chat_id, message_id, t("lists.to_review", need=entries.describe_need(s, need)) + "\n" + done)
+    show(out, chat_id, message_id, t("lists.to_review", need=entries.describe_need(s, need)) + "\n" + done)
     poster = s.get(Person, need.posted_by_id) if need.posted_by_id else None
     if poster is not None and poster.telegram_id is not None:
         out.send(poster.telegram_id, t("lists.told_approved", category=need.category, place=need.place) if approve
@@ -216,11 +209,11 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
             out.send(chat_id, t("lists.ask_note"))
             return None
         row = projects.advance(s, person, int(value))
-        _close(out, chat_id, message_id, t("lists.advanced", project=projects.describe(s, row)), _card_buttons(row))
+        show(out, chat_id, message_id, t("lists.advanced", project=projects.describe(s, row)), _card_buttons(row))
         return None
     if what == "rate":
         projects.rate(s, person, int(value) // 10, int(value) % 10)
-        _close(out, chat_id, message_id, t("lists.rated", stars=int(value) % 10))
+        show(out, chat_id, message_id, t("lists.rated", stars=int(value) % 10))
         return None
     if what == "minutes":  # 议事: minutes → a listed need (bot/consult_chat.py shows the button)
         need = entries.need_from_minutes(s, person, int(value))
@@ -260,15 +253,15 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
     draft, step = dict(asked.value), asked.value.get("step")
     if what == "cancel":
         prompts.clear(s, user_id, prompts.LISTS)
-        _close(out, chat_id, message_id, t("lists.cancelled"))
+        show(out, chat_id, message_id, t("lists.cancelled"))
     elif what == "org" and step == "org":
         org = s.get(PartyOrganisation, int(value))
         if org is None:
             return t("button_invalid")
-        _close(out, chat_id, message_id, org.name)
+        show(out, chat_id, message_id, org.name)
         _ask_kind(s, out, chat_id, user_id, {**draft, "org": org.id})
     elif what == "kind" and step == "kind" and value in entries.KINDS:
-        _close(out, chat_id, message_id, str(value))
+        show(out, chat_id, message_id, str(value))
         prompts.ask(s, user_id, prompts.LISTS, {**draft, "step": "title", "kind": value})
         out.send(chat_id, t("lists.ask_title"))
     elif what == "period" and step == "period":
@@ -279,19 +272,19 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
                             organisation_id=int(org) if org is not None else None,
                             community_id=int(draft["community"]) if "community" in draft else None)
         prompts.clear(s, user_id, prompts.LISTS)
-        _close(out, chat_id, message_id, t("lists.offered", resource=entries.describe_resource(resource)))
+        show(out, chat_id, message_id, t("lists.offered", resource=entries.describe_resource(resource)))
     elif what == "cat" and step == "category" and value in entries.CATEGORIES:
-        _close(out, chat_id, message_id, str(value))
+        show(out, chat_id, message_id, str(value))
         prompts.ask(s, user_id, prompts.LISTS, {**draft, "step": "place", "category": value})
         out.send(chat_id, t("lists.ask_place"), [[button(t("lists.button_home"), [PRESS, "home"])]])
     elif what == "home" and step == "place":
         building = s.get(Building, person.building_id) if person and person.building_id else None
         if building is None:
             return t("lists.deny.no_home")
-        _close(out, chat_id, message_id, building.address)
+        show(out, chat_id, message_id, building.address)
         _ask_beneficiaries(s, out, chat_id, user_id, {**draft, "place": building.address})
     elif what == "who" and step == "beneficiaries" and value in entries.BENEFICIARIES:
-        _close(out, chat_id, message_id, _submit_need(s, out, chat_id, user_id, draft, str(value)))
+        show(out, chat_id, message_id, _submit_need(s, out, chat_id, user_id, draft, str(value)))
     elif what == "pick" and step == "match":
         need = s.get(Need, int(value))
         if need is None:
@@ -300,32 +293,20 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
         if not found:
             return t("lists.no_resources")
         prompts.ask(s, user_id, prompts.LISTS, {"step": "resource", "need": need.id})
-        _close(out, chat_id, message_id, t("lists.ask_resource", need=entries.describe_need(s, need)),
+        show(out, chat_id, message_id, t("lists.ask_resource", need=entries.describe_need(s, need)),
                _rows([(f"{r.organisation}·{r.title}", [PRESS, "res", r.id]) for r in found], 1))
     elif what == "res" and step == "resource":
         row = projects.match(s, person, int(draft["need"]), int(value))
         prompts.clear(s, user_id, prompts.LISTS)
-        _close(out, chat_id, message_id, t("lists.matched", project=projects.describe(s, row)), _card_buttons(row))
+        show(out, chat_id, message_id, t("lists.matched", project=projects.describe(s, row)), _card_buttons(row))
     else:
         return t("button_invalid")
     return None
 
 
 async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE, data: list[Any]) -> None:
-    query, user = update.callback_query, update.effective_user
-    assert query is not None and user is not None
-    chat_id = query.message.chat.id if query.message is not None else user.id
-    message_id = query.message.message_id if query.message is not None else None
-
-    def work(s: Session, out: Outgoing) -> str | None:
-        try:
-            return _press(s, out, user.id, chat_id, message_id, data)
-        except NotAllowed as exc:
-            log.info("refused a /qingdan press of user %s: %s", user.id, data[1])
-            return str(exc)
-
-    alert, _ = await respond(context, work)
-    await query.answer(alert or None, show_alert=alert is not None)
+    await answer_press(update, context, lambda s, out, user_id, chat_id, message_id:
+                       _press(s, out, user_id, chat_id, message_id, data))
 
 
 def handlers() -> list[BaseHandler]:

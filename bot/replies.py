@@ -13,18 +13,22 @@ button press (CallbackQuery.answer), which Telegram wants at once and which no o
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
+from telegram import Update
 from telegram.ext import ContextTypes
 
+from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
 from core.messaging import outbox, prompts
 
+log = logging.getLogger("gridbot.bot.replies")
 T = TypeVar("T")
 # The Telegram update being handled and how many messages its handlers have queued so far, set
 # by bot/polling.py around each update: a handler's messages are then keyed by the update
@@ -140,3 +144,32 @@ def take_answer(s: Session, out: Outgoing, chat_id: int, user_id: int, kind: str
 async def say(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str, buttons: Buttons | None = None) -> None:
     """Queue and send one message (no other change with it)."""
     await respond(context, lambda _s, out: out.send(chat_id, text, buttons))
+
+
+def show(out: Outgoing, chat_id: int, message_id: int | None, text: str, buttons: Buttons | None = None) -> None:
+    """A pressed step is answered: its message shows `text` (and `buttons`, or none); a press that
+    came without its message gets `text` as a new one."""
+    if message_id is not None:
+        out.edit(chat_id, message_id, text, buttons)
+    else:
+        out.send(chat_id, text, buttons)
+
+
+async def answer_press(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                       work: Callable[[Session, Outgoing, int, int, int | None], str | None]) -> None:
+    """Run a button's `work(s, out, user_id, chat_id, message_id)` in one transaction; what it
+    returns, or a refusal's (NotAllowed) reason, is the press's alert."""
+    query, user = update.callback_query, update.effective_user
+    assert query is not None and user is not None
+    chat_id = query.message.chat.id if query.message is not None else user.id
+    message_id = query.message.message_id if query.message is not None else None
+
+    def run(s: Session, out: Outgoing) -> str | None:
+        try:
+            return work(s, out, user.id, chat_id, message_id)
+        except NotAllowed as exc:
+            log.info("refused a press of user %s", user.id)
+            return str(exc)
+
+    alert, _ = await respond(context, run)
+    await query.answer(alert or None, show_alert=alert is not None)

@@ -12,6 +12,7 @@ so what is done in chat shows here within 10 s.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -248,42 +249,41 @@ async def ticket_page(request: Request, number: str, *, contact: str | None = No
                  note=note or (t(done) if done else None), **values)
 
 
+_MISSING = object()  # the ticket is not in the person's view
+
+
+async def _act_on(request: Request, me: Any, number: str, act: Callable[[Session, Ticket, Person | None], Any]
+                  ) -> tuple[Any, HTTPResponse | None]:
+    """Run `act(s, ticket, person)` on a ticket of the person's view in one writing transaction:
+    (its result, None), or (None, the page to answer with) when the ticket is not theirs to see
+    (404) or the act was refused (the ticket's page with the reason, 403; nothing changed)."""
+    def work(s: Session) -> Any:
+        ticket = listing.find(s, me.view, number)
+        return _MISSING if ticket is None else act(s, ticket, s.get(Person, me.person_id))
+
+    try:
+        result = await db(request, work, write=True)
+    except NotAllowed as exc:
+        return None, await ticket_page(request, number, note=str(exc), me=me, status=403)
+    if result is _MISSING:
+        return None, _message(request, "web.not_found", 404)
+    return result, None
+
+
 async def ticket_contact(request: Request, number: str) -> HTTPResponse:
     """The reporter's contact, on a press, through service.contact_details (which audits it)."""
     me = await who(request, post=True)
-
-    def work(s: Session) -> str | None:
-        ticket = listing.find(s, me.view, number)
-        if ticket is None:
-            return None
-        return service.contact_details(s, ticket.id, s.get(Person, me.person_id))
-
-    try:
-        text = await db(request, work, write=True)
-    except NotAllowed as exc:
-        return await ticket_page(request, number, note=str(exc), me=me, status=403)
-    if text is None:
-        return _message(request, "web.not_found", 404)
-    return await ticket_page(request, number, contact=text, me=me)
+    text, page = await _act_on(request, me, number,
+                               lambda s, ticket, person: service.contact_details(s, ticket.id, person))
+    return page or await ticket_page(request, number, contact=text, me=me)
 
 
 async def ticket_urge(request: Request, number: str) -> HTTPResponse:
     """督办: service.urge, the same check and event as the chat's button."""
     me = await who(request, post=True)
-
-    def work(s: Session) -> bool | None:
-        ticket = listing.find(s, me.view, number)
-        if ticket is None:
-            return None
-        return service.urge(s, ticket.id, s.get(Person, me.person_id))
-
-    try:
-        urged = await db(request, work, write=True)
-    except NotAllowed as exc:
-        return await ticket_page(request, number, note=str(exc), me=me, status=403)
-    if urged is None:
-        return _message(request, "web.not_found", 404)
-    return response.redirect(f"{PATH}/tickets/{number}?done={'urged' if urged else 'urged_again'}", status=303)
+    urged, page = await _act_on(request, me, number, lambda s, ticket, person: service.urge(s, ticket.id, person))
+    return page or response.redirect(f"{PATH}/tickets/{number}?done={'urged' if urged else 'urged_again'}",
+                                     status=303)
 
 
 async def ticket_change(request: Request, number: str, what: str) -> HTTPResponse:
@@ -295,12 +295,8 @@ async def ticket_change(request: Request, number: str, what: str) -> HTTPRespons
     tz = settings_of(request).tz
     form = {k: (request.form.get(k) or "").strip() for k in ("grid", "reason", "original")}
 
-    def work(s: Session) -> bool | None:
-        """None: not found; True: the ticket is still in the person's view afterwards."""
-        ticket = listing.find(s, me.view, number)
-        if ticket is None:
-            return None
-        actor = s.get(Person, me.person_id)
+    def act(s: Session, ticket: Ticket, actor: Person | None) -> bool:
+        """True: the ticket is still in the person's view afterwards."""
         if what == "transfer":
             if not form["grid"].isdigit():
                 raise NotAllowed(t("transfer.deny.no_grid"))
@@ -311,13 +307,10 @@ async def ticket_change(request: Request, number: str, what: str) -> HTTPRespons
             ticket, _original = transfer.merge(s, ticket.id, actor, form["original"], tz=tz)
         return me.view.sees(ticket)
 
-    try:
-        found = await db(request, work, write=True)
-    except NotAllowed as exc:
-        return await ticket_page(request, number, note=str(exc), me=me, status=403)
-    if found is None:
-        return _message(request, "web.not_found", 404)
-    if not found:  # 改派 out of the person's grids: their list, with where it went
+    seen, page = await _act_on(request, me, number, act)
+    if page is not None:
+        return page
+    if not seen:  # 改派 out of the person's grids: their list, with where it went
         return response.redirect(f"{PATH}/tickets?{urlencode({'moved': number})}", status=303)
     return response.redirect(f"{PATH}/tickets/{number}?done=done", status=303)
 
