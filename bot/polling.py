@@ -7,10 +7,11 @@ whatever was fetched but not handled. `Poller` instead
 1. calls getUpdates(offset, long poll) through the Application's bot;
 2. stores every update in `telegram_updates` and COMMITS (core/messaging/updates.py; an update
    already stored is ignored);
-3. hands each stored, unhandled update to `Application.process_update` (the Application's own
-   handlers and error handler) and marks it processed — each person's updates in update_id
-   order, different people's concurrently;
-4. only then calls getUpdates again with max(update_id) + 1, which acknowledges them.
+3. gives each stored, unhandled update to its person's lane (`Poller.feed`), which hands it to
+   `Application.process_update` (the Application's own handlers and error handler) and marks it
+   processed — each person's updates in update_id order, different people's concurrently, a
+   new one never waiting for other people's conversations;
+4. calls getUpdates again with max(update_id) + 1, which acknowledges what is now stored.
 
 On start, updates stored but not handled before a kill are handled first, and the offset
 continues from the table, so nothing committed is fetched (or handled) twice. (After a week
@@ -25,6 +26,7 @@ initialize/post_init/start … stop/post_stop/shutdown/post_shutdown, SIGINT/SIG
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import itertools
 import logging
@@ -52,6 +54,7 @@ BACKOFF_MAX = 30.0  # ... doubling up to this
 PRUNE_SECONDS = 3600.0  # how often handled updates older than core.messaging.updates.KEEP_PROCESSED go
 BATCH = 100  # stored updates read per pass
 LANES = 16  # people whose updates are handled at the same time
+ELSEWHERE_RETRY = 2.0  # seconds before updates another process held are looked at again
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
 
@@ -94,6 +97,19 @@ class Poller:
         self._offset_at = 0.0  # time.monotonic() when the offset was last moved
         self._stop = asyncio.Event()
         self._last_prune = 0.0
+        # The lanes (`feed`): each person's queue of updates taken by this process, the updates
+        # taken (queued, being handled, or handled but maybe still in a read begun earlier), which
+        # read was the latest when each was marked handled, and those another process holds.
+        self._queues: dict[tuple[int, int], collections.deque[tuple[int, dict[str, Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._taken: set[int] = set()
+        self._done: dict[int, int] = {}
+        self._elsewhere: set[int] = set()
+        self._elsewhere_at = 0.0
+        self._reads = 0
+        self._handled = 0
+        self._lanes_free = asyncio.Semaphore(LANES)
+        self._feeding = asyncio.Lock()
 
     def stop(self) -> None:
         """Stop after the update being handled (an open getUpdates is abandoned: nothing of it
@@ -113,63 +129,66 @@ class Poller:
 
     async def run(self) -> None:
         """Poll until `stop()`; raises PollingStopped on Conflict or InvalidToken."""
-        await self.process_stored()  # what a kill left between commit and handling
-        self.offset = await asyncio.to_thread(self._read_offset)
-        self._offset_at = time.monotonic()
-        outage_since: float | None = None
-        tries = 0
-        delay = self.backoff_first
-        while not self.stopping:
-            if time.monotonic() - self._offset_at > stored.OFFSET_STALE.total_seconds():
-                self.offset = None  # a week without updates: see core.messaging.updates.next_offset
-            try:
-                batch = await self._fetch()
-            except Conflict as exc:
-                log.error("polling stopped: another bot instance polls with this token (%s)", exc)
-                raise PollingStopped(str(exc)) from exc
-            except InvalidToken as exc:
-                log.error("polling stopped: Telegram refuses the bot token (%s)", exc)
-                raise PollingStopped(str(exc)) from exc
-            except RetryAfter as exc:
-                wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) \
-                    else exc.retry_after.total_seconds()
-                log.warning("getUpdates: flood control, waiting %.0f s", wait)
-                await self._pause(float(wait))
-                continue
-            except (NetworkError, TelegramError) as exc:  # TimedOut is a NetworkError
-                tries += 1
-                if outage_since is None:
-                    outage_since = time.monotonic()
-                    log.warning("getUpdates failed (%s: %s); retrying every %.0f-%.0f s until it works",
-                                type(exc).__name__, exc, self.backoff_first, self.backoff_max)
-                else:
-                    log.debug("getUpdates failed again (%s)", exc)
-                await self._pause(delay)
-                delay = min(delay * 2, self.backoff_max)
-                continue
-            if outage_since is not None:
-                log.info("getUpdates works again after %.0f s and %d failed tries",
-                         time.monotonic() - outage_since, tries)
-                outage_since, tries, delay = None, 0, self.backoff_first
-            if batch is None:  # stopped while waiting
-                break
-            if batch:
+        try:
+            await self.process_stored()  # what a kill left between commit and handling, first
+            self.offset = await asyncio.to_thread(self._read_offset)
+            self._offset_at = time.monotonic()
+            outage_since: float | None = None
+            tries = 0
+            delay = self.backoff_first
+            while not self.stopping:
+                if time.monotonic() - self._offset_at > stored.OFFSET_STALE.total_seconds():
+                    self.offset = None  # a week without updates: see core.messaging.updates.next_offset
                 try:
-                    new = await asyncio.to_thread(self._store, batch)  # committed: only now is the offset moved
-                except Exception:  # noqa: BLE001 - not acknowledged: Telegram sends them again
-                    log.exception("storing %d update(s) failed; fetching them again", len(batch))
-                    await self._pause(self.backoff_max)
+                    batch = await self._fetch()
+                except Conflict as exc:
+                    log.error("polling stopped: another bot instance polls with this token (%s)", exc)
+                    raise PollingStopped(str(exc)) from exc
+                except InvalidToken as exc:
+                    log.error("polling stopped: Telegram refuses the bot token (%s)", exc)
+                    raise PollingStopped(str(exc)) from exc
+                except RetryAfter as exc:
+                    wait = exc.retry_after if isinstance(exc.retry_after, (int, float)) \
+                        else exc.retry_after.total_seconds()
+                    log.warning("getUpdates: flood control, waiting %.0f s", wait)
+                    await self._pause(float(wait))
                     continue
-                if self.metrics is not None and new:
-                    self.metrics.messages_in.labels("polling").inc(new)
-                self.offset = max(u["update_id"] for u in batch) + 1
-                self._offset_at = time.monotonic()
-            try:
-                await self.process_stored()
-            except Exception:  # noqa: BLE001 - the database; what is stored stays, tried again
-                log.exception("handling stored updates failed")
-                await self._pause(self.backoff_max)
-            await self._maybe_prune()
+                except (NetworkError, TelegramError) as exc:  # TimedOut is a NetworkError
+                    tries += 1
+                    if outage_since is None:
+                        outage_since = time.monotonic()
+                        log.warning("getUpdates failed (%s: %s); retrying every %.0f-%.0f s until it works",
+                                    type(exc).__name__, exc, self.backoff_first, self.backoff_max)
+                    else:
+                        log.debug("getUpdates failed again (%s)", exc)
+                    await self._pause(delay)
+                    delay = min(delay * 2, self.backoff_max)
+                    continue
+                if outage_since is not None:
+                    log.info("getUpdates works again after %.0f s and %d failed tries",
+                             time.monotonic() - outage_since, tries)
+                    outage_since, tries, delay = None, 0, self.backoff_first
+                if batch is None:  # stopped while waiting
+                    break
+                if batch:
+                    try:
+                        new = await asyncio.to_thread(self._store, batch)  # committed: only now is the offset moved
+                    except Exception:  # noqa: BLE001 - not acknowledged: Telegram sends them again
+                        log.exception("storing %d update(s) failed; fetching them again", len(batch))
+                        await self._pause(self.backoff_max)
+                        continue
+                    if self.metrics is not None and new:
+                        self.metrics.messages_in.labels("polling").inc(new)
+                    self.offset = max(u["update_id"] for u in batch) + 1
+                    self._offset_at = time.monotonic()
+                try:
+                    await self.feed()
+                except Exception:  # noqa: BLE001 - the database; what is stored stays, tried again
+                    log.exception("handling stored updates failed")
+                    await self._pause(self.backoff_max)
+                await self._maybe_prune()
+        finally:
+            await self.settle()  # each lane stops after its current update
 
     async def _fetch(self) -> list[dict[str, Any]] | None:
         """One getUpdates call, as JSON; None if `stop()` came first."""
@@ -190,45 +209,105 @@ class Poller:
         return [update.to_dict() for update in call.result()]
 
     async def process_stored(self) -> int:
-        """Hand every stored, unhandled update to the Application; how many. Each person's
-        updates go in update_id order, one after the other; different people's go at once (at
-        most LANES at a time), so one resident waiting on Rasa holds up nobody else."""
-        handled = 0
-        lanes_free = asyncio.Semaphore(LANES)
-        elsewhere: set[int] = set()  # updates of people another process is handling now
-
-        async def lane(key: tuple[int, int], updates: list[tuple[int, dict[str, Any]]]) -> int:
-            done = 0
-            async with lanes_free:
-                if not await self._claim(key):
-                    elsewhere.update(update_id for update_id, _ in updates)
-                    return 0
-                try:
-                    # Another process may have handled some of them before it let the claim go.
-                    still = await asyncio.to_thread(self._still_unprocessed, [u for u, _ in updates])
-                    for update_id, data in updates:
-                        if self.stopping:
-                            break
-                        if update_id not in still:
-                            continue
-                        await self._handle(update_id, data)
-                        await asyncio.to_thread(self._mark, update_id)
-                        done += 1
-                finally:
-                    await self._release(key)
-            return done
-
+        """Hand every stored, unhandled update to the Application and wait until they are
+        handled; how many. (The webhook worker and the polling loop use `feed`, which does not
+        wait.) Updates another process is handling now are left to it."""
+        before = self._handled
+        self._elsewhere.clear()
         while not self.stopping:
-            batch = await asyncio.to_thread(self._unprocessed, elsewhere)
-            if not batch:
+            await self.feed()
+            if not self._tasks:
                 break
-            lanes: dict[tuple[int, int], list[tuple[int, dict[str, Any]]]] = {}
-            for update_id, data in batch:
-                sender = sender_of(data)
-                key = (claims.UPDATES, sender) if sender is not None else (claims.UPDATE, update_id)
-                lanes.setdefault(key, []).append((update_id, data))
-            handled += sum(await asyncio.gather(*(lane(key, updates) for key, updates in lanes.items())))
-        return handled
+            await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED)
+        return self._handled - before
+
+    async def feed(self) -> int:
+        """Read the stored updates no lane of this process has yet and give each to its person's
+        lane, starting the lane where none runs; returns how many, without waiting for them.
+
+        Each person's updates go in update_id order, one after the other; different people's
+        go at once (at most LANES at a time), so one resident waiting on Rasa holds up nobody
+        else, and a new message never waits for other people's conversations to finish."""
+        async with self._feeding:
+            if time.monotonic() - self._elsewhere_at > ELSEWHERE_RETRY:
+                self._elsewhere.clear()  # the other process may have died since: look again
+                self._elsewhere_at = time.monotonic()
+            given = 0
+            while not self.stopping:
+                self._reads += 1
+                generation = self._reads
+                batch = await asyncio.to_thread(self._unprocessed, self._taken | self._elsewhere)
+                self._forget_handled(generation)
+                for update_id, data in batch:
+                    if update_id in self._taken or update_id in self._elsewhere:
+                        continue  # read before a lane of ours took (or handled) it
+                    sender = sender_of(data)
+                    key = (claims.UPDATES, sender) if sender is not None else (claims.UPDATE, update_id)
+                    self._taken.add(update_id)
+                    queue = self._queues.get(key)
+                    if queue is None:
+                        queue = self._queues[key] = collections.deque()
+                        self._start_lane(key, queue)
+                    queue.append((update_id, data))
+                    given += 1
+                if len(batch) < BATCH:
+                    break
+            return given
+
+    async def settle(self) -> None:
+        """Wait for the lanes to finish (after `stop()`, each stops after its current update)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def _start_lane(self, key: tuple[int, int], queue: collections.deque[tuple[int, dict[str, Any]]]) -> None:
+        task = asyncio.create_task(self._lane(key, queue))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _lane(self, key: tuple[int, int], queue: collections.deque[tuple[int, dict[str, Any]]]) -> None:
+        """Handle `queue` (one person's updates, appended to while it runs) until it is empty."""
+        async with self._lanes_free:
+            if not await self._claim(key):  # another process handles this person now
+                self._queues.pop(key, None)
+                for update_id, _ in queue:
+                    self._taken.discard(update_id)
+                    self._elsewhere.add(update_id)
+                return
+            try:
+                while queue and not self.stopping:
+                    items = list(queue)
+                    queue.clear()
+                    # Another process may have handled some before this one got the claim.
+                    still = await asyncio.to_thread(self._still_unprocessed, [u for u, _ in items]) \
+                        if self.claims is not None and self.claims.shared else None
+                    for n, (update_id, data) in enumerate(items):
+                        if self.stopping:
+                            queue.extendleft(reversed(items[n:]))
+                            break
+                        if still is None or update_id in still:
+                            await self._handle(update_id, data)
+                            await asyncio.to_thread(self._mark, update_id)
+                            self._handled += 1
+                        self._done[update_id] = self._reads  # reads begun from now on cannot see it
+            except Exception:  # noqa: BLE001 - the database; what is stored stays and is read again
+                log.exception("handling stored updates failed")
+                await self._pause(self.backoff_first)
+            finally:
+                await self._release(key)
+                if self._queues.get(key) is queue:
+                    if queue and not self.stopping:
+                        self._start_lane(key, queue)  # more came while the claim was let go
+                    else:
+                        del self._queues[key]
+                        for update_id, _ in queue:  # not handled: read again next time
+                            if update_id not in self._done:
+                                self._taken.discard(update_id)
+
+    def _forget_handled(self, generation: int) -> None:
+        """Updates marked handled before read number `generation` began are in no later read."""
+        for update_id in [u for u, g in self._done.items() if g < generation]:
+            del self._done[update_id]
+            self._taken.discard(update_id)
 
     async def _claim(self, key: tuple[int, int]) -> bool:
         if self.claims is None or not self.claims.shared:

@@ -4,7 +4,7 @@ The same promise as polling (bot/polling.py), "durable before acknowledged": Tel
 200 as the acknowledgement, so a delivery is answered 200 only after its update is committed
 to `telegram_updates` (core/messaging/updates.py, the row polling writes, idempotent by
 update_id: a delivery Telegram retries is kept once and handled once). The stored updates are
-then handled by the same code as polled ones (`Poller.process_stored`: each person's in order,
+then handled by the same code as polled ones (`Poller.feed`: each person's in order,
 different people's at once), woken by each new delivery.
 
 A delivery is refused, with nothing stored and one log line that never carries the body:
@@ -173,24 +173,27 @@ class WebhookServer:
 
 
 async def handle_stored(poller: Poller, arrived: asyncio.Event, idle: float = IDLE_PASS_SECONDS) -> None:
-    """Hand stored updates to the Application as they arrive (and every `idle` seconds, for what
-    a kill or a database hiccup left), until the poller is stopped. One pass at a time, so each
-    update is handled once by this process."""
-    while not poller.stopping:
-        arrived.clear()
-        try:
-            await poller.process_stored()
-        except Exception:  # noqa: BLE001 - the database; what is stored stays and is tried again
-            log.exception("handling stored updates failed")
-            await poller.pause(idle)
-            continue
-        waiter = asyncio.ensure_future(arrived.wait())
-        stopper = asyncio.ensure_future(poller.until_stopped())
-        try:
-            await asyncio.wait({waiter, stopper}, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            stopper.cancel()
+    """Give stored updates to the poller's lanes as they arrive (and every `idle` seconds, for
+    what a kill or a database hiccup left), until the poller is stopped; then wait for the lanes.
+    A new update starts at once: it never waits for other people's conversations."""
+    try:
+        while not poller.stopping:
+            arrived.clear()
+            try:
+                await poller.feed()
+            except Exception:  # noqa: BLE001 - the database; what is stored stays and is tried again
+                log.exception("handling stored updates failed")
+                await poller.pause(idle)
+                continue
+            waiter = asyncio.ensure_future(arrived.wait())
+            stopper = asyncio.ensure_future(poller.until_stopped())
+            try:
+                await asyncio.wait({waiter, stopper}, timeout=idle, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+    finally:
+        await poller.settle()
 
 
 async def serve(app: AnyApplication, factory: sessionmaker[Session], settings: Settings,
@@ -202,7 +205,7 @@ async def serve(app: AnyApplication, factory: sessionmaker[Session], settings: S
     if not url:
         raise ValueError("TELEGRAM_WEBHOOK_URL is not set")
     server = WebhookServer(factory, secret=settings.webhook_secret(), path=path_of(url), metrics=metrics)
-    poller = Poller(app, factory)  # its process_stored and stop; it never calls getUpdates here
+    poller = Poller(app, factory)  # its lanes (feed) and stop; it never calls getUpdates here
     loop = asyncio.get_running_loop()
     for sig in signals:
         loop.add_signal_handler(sig, poller.stop)

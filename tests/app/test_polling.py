@@ -5,6 +5,7 @@ kill between the two loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +23,7 @@ from telegram.ext import TypeHandler
 
 from bot.app import build_application
 from bot.polling import Poller, PollingStopped, sender_of, serve
+from bot.rasa_client import RasaClient
 from core.config import Settings
 from core.db import session_scope
 from core.messages import t
@@ -114,19 +117,18 @@ def test_updates_are_committed_before_the_offset_acknowledges_them(sqlite_engine
     run_poller(factory, fake, script)
     ids = [100_000, 100_001]
     # The first call that carries the higher offset (and so acknowledges both) finds both
-    # committed, and handled; every call before it had a lower offset.
+    # committed (handled or still in their lane: either way kept); every call before it had a
+    # lower offset.
     acked = next(i for i, (offset, _) in enumerate(fake.polls) if offset == ids[-1] + 1)
-    assert fake.polls[acked][1] == {ids[0]: True, ids[1]: True}
+    assert sorted(fake.polls[acked][1]) == ids
     assert all(offset is None or offset <= ids[0] for offset, _ in fake.polls[:acked])
     # Stored (and committed) before they were answered: the replies came after the
-    # getUpdates that delivered them, and before the acknowledging call.
+    # getUpdates that delivered them.
     methods = fake.methods()
     delivered = [i for i, c in enumerate(fake.calls) if c.method == "getUpdates" and c.result]
     replies = [i for i, m in enumerate(methods) if m == "sendMessage"]
-    acking = [i for i, c in enumerate(fake.calls)
-              if c.method == "getUpdates" and c.params.get("offset") == ids[-1] + 1]
-    assert delivered and replies and acking
-    assert delivered[0] < replies[0] and replies[-1] < acking[0]
+    assert delivered and replies
+    assert delivered[0] < replies[0]
     assert table(factory) == {ids[0]: True, ids[1]: True}
     assert sticker_answers(fake) == 2
 
@@ -314,3 +316,56 @@ def test_an_update_handled_again_after_a_kill_is_answered_once(sqlite_engine) ->
 
     run_poller(factory, fake, script)
     assert sticker_answers(fake) == 1
+
+
+def test_a_new_message_does_not_wait_for_another_persons_slow_conversation(sqlite_engine) -> None:  # type: ignore[no-untyped-def]
+    """The lanes (`Poller.feed`): Rasa takes 2 s over SLOW's message; FAST's message, stored
+    while SLOW's is being handled, is answered at once, and SLOW's own later message waits for
+    SLOW's first (each person's in order)."""
+    factory = sessionmaker(sqlite_engine, expire_on_commit=False)
+    fake = FakeTelegram()
+    slow, quick = 616161, 626262
+    heard: list[str] = []
+    release = asyncio.Event()
+
+    async def rasa(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        heard.append(body["message"])
+        if body["sender"] == str(slow) and body["message"] == "第一句":
+            await asyncio.wait_for(release.wait(), timeout=10)
+        return httpx.Response(200, json=[{"recipient_id": body["sender"], "text": f"答:{body['message']}"}])
+
+    settings = Settings(_env_file=None, telegram_bot_token="123:ABC")  # type: ignore[call-arg]
+
+    async def scenario() -> None:
+        app = build_application(settings, factory, request=fake, background=False,
+                                rasa=RasaClient("http://rasa.invalid",
+                                                client=httpx.AsyncClient(transport=httpx.MockTransport(rasa))))
+        poller = Poller(app, factory)
+        updates = UpdateBuilder(app.bot, fake)
+        async with app:
+            assert app.post_init is not None and app.post_shutdown is not None
+            await app.post_init(app)
+            await app.start()
+            with session_scope(factory) as session:
+                stored.store(session, [updates.text(slow, "第一句").to_dict()])
+            assert await poller.feed() == 1
+            await until(lambda: "第一句" in heard)  # SLOW's lane waits on Rasa now
+            with session_scope(factory) as session:
+                stored.store(session, [updates.text(slow, "第二句").to_dict(),
+                                       updates.text(quick, "你好").to_dict()])
+            assert await poller.feed() == 2
+            await until(lambda: any(m.get("text") == "答:你好" for m in fake.sent_messages(quick)))
+            assert [m.get("text") for m in fake.sent_messages(slow)] == []  # still on its first
+            assert "第二句" not in heard  # SLOW's second waits for SLOW's first
+            release.set()
+            await poller.settle()
+            assert [m.get("text") for m in fake.sent_messages(slow) if str(m.get("text", "")).startswith("答")] \
+                == ["答:第一句", "答:第二句"]
+            assert await poller.feed() == 0  # each update given once
+            await app.stop()
+        await app.post_shutdown(app)
+
+    asyncio.run(scenario())
+    handled = table(factory)
+    assert len(handled) == 3 and all(handled.values())
