@@ -12,8 +12,9 @@ Exactly once: the bot sends each resident message with its inbox id (metadata `i
 and before it recorded the answer — the channel sends the answer Rasa gave then, and the
 dialogue does not run again (a report is not filed twice, a form does not move on twice).
 A turn rewound after a failed action (nlu/rasa_patches.py) does not count: it runs again.
-When the tracker store fails (nlu/tracker_patches.py: its database restarting) the answer says
-so with ACTION_FAILED, and the bot sends the message again.
+When the tracker store fails (nlu/tracker_patches.py: its database restarting) or the lock store
+does (Redis away: Rasa 3.6's RedisLockStore has no fall-back), the answer says so with
+ACTION_FAILED, and the bot keeps the message pending and sends it again when Rasa can take it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
+from rasa.core.lock_store import LockError
 from rasa.shared.core.events import BotUttered, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -83,11 +85,14 @@ class GridbotInput(RestInput):
             if earlier is None:
                 await on_new_message(message)
                 return
-        except TrackerStoreUnavailable as exc:
-            # Rasa's REST channel would answer 200 with whatever was said so far: say that
-            # the turn failed, so the bot keeps the message pending and sends it again.
-            log.warning("inbox message %s: %s; the bot sends it again", inbox_id, exc)
-            await message.output_channel.send_custom_json(message.sender_id, {ACTION_FAILED: "tracker_store"})
+        except (TrackerStoreUnavailable, LockError) as exc:
+            # Rasa's REST channel would answer 200 with whatever was said so far (nothing, when
+            # the lock store -- Redis -- is away), and log the message's text: say that the turn
+            # failed, so the bot keeps the message pending and sends it again.
+            store = "lock_store" if isinstance(exc, LockError) else "tracker_store"
+            log.warning("inbox message %s: the %s failed (%s); the bot sends it again",
+                        inbox_id, store, type(exc).__name__)
+            await message.output_channel.send_custom_json(message.sender_id, {ACTION_FAILED: store})
             return
         log.info("inbox message %s was answered before; its answer is sent again", inbox_id)
         for reply in earlier:

@@ -16,7 +16,8 @@ RESIDENTS (100) residents, each bound to a demo building, report a problem at se
 SPREAD seconds and answer the bot as a person would (bench_chaos's Resident: press the first
 choice, name the building, press 确认提交). Meanwhile one Rasa server, the bot replica that leads
 the scheduler and one action server are SIGKILLed (and not restarted: the others carry on), and
-the PostgreSQL cluster is restarted once. Checked, each a line of the JSON on the last line:
+the PostgreSQL cluster is restarted once, and Redis (Rasa's lock store, which Rasa 3.6 cannot do
+without) is away for REDIS_DOWN_S. Checked, each a line of the JSON on the last line:
 - every conversation completes: each resident saw 工单号 for their report, and the ticket exists;
   Rasa 1 is killed once it has answered at least 5 residents' reports that are not confirmed yet,
   and each of those conversations goes on on Rasa 2 (nginx's access log of the Rasa front names the server
@@ -25,6 +26,8 @@ the PostgreSQL cluster is restarted once. Checked, each a line of the JSON on th
   row more often than it was queued; every inbox message is done;
 - no ticket filed twice: one ticket per resident;
 - the scheduler leader changes to the surviving replica (within 30 s of the kill);
+- while Redis is away messages wait in the inbox and `gridbot health` exits non-zero naming Redis;
+  when it is back they are answered (every conversation completes, every inbox message is done);
 - no Rasa server fell back to a tracker in its own memory (nlu/tracker_patches.py).
 Exit status 0 when all hold. `--keep` keeps the folder (logs of every process).
 """
@@ -66,6 +69,7 @@ HOOK_PATH = "/telegram/hook"
 APP_PY = str(ROOT / ".venv-app" / "bin" / "python")
 RASA_PY = str(ROOT / ".venv-rasa" / "bin" / "python")
 LEADER_TAKEOVER_S = 30.0
+REDIS_DOWN_S = 8.0  # how long Rasa's lock store is away
 MID_FORM_BEFORE_KILL = 5  # Rasa 1 is killed once it answered this many residents' reports, not yet confirmed
 
 
@@ -377,6 +381,30 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
     access_log = work / "rasa-access.log"
     on_rasa_1: set[str] = set()  # residents answered by Rasa 1 and not done when it was killed
 
+    redis_outage: dict[str, Any] = {}
+
+    def pending_inbox() -> int:
+        with session_scope(factory) as s:
+            return int(s.scalar(select(func.count()).select_from(InboxMessage)
+                                .where(InboxMessage.state == InboxState.pending)) or 0)
+
+    async def redis_down_and_back(when: float) -> dict[str, Any]:
+        """Redis (Rasa's lock store) away for REDIS_DOWN_S: the messages wait in the inbox,
+        `gridbot health` names Redis and exits non-zero; then it comes back on its port."""
+        redis = cluster.procs["redis"]
+        await asyncio.to_thread(redis.kill)
+        log("SIGKILLed redis")
+        await asyncio.sleep(REDIS_DOWN_S)
+        health = await asyncio.to_thread(subprocess.run, [APP_PY, "-m", "cli.main", "health"], cwd=ROOT,
+                                         env=cluster.env, capture_output=True, text=True, timeout=60)
+        waiting = await asyncio.to_thread(pending_inbox)
+        redis.start()
+        log(f"redis back after {time.monotonic() - when:.1f} s; {waiting} message(s) waited in the inbox; "
+            f"gridbot health exited {health.returncode}")
+        return {"down_s": round(time.monotonic() - when, 1), "waiting_in_inbox": waiting,
+                "health_exit": health.returncode,
+                "health_named_redis": "redis: unreachable" in health.stdout and "Redis" in health.stdout}
+
     def mid_conversation_on_rasa_1() -> set[str]:
         """Residents whose report (their first message) Rasa 1 answered: their 确认提交 is still to come."""
         return {sender for sender, servers in rasa_servers_by_sender(access_log, cluster.ports["rasa"]).items()
@@ -384,8 +412,8 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
                 and int(sender) not in transcript.acknowledged}
 
     async def faulty() -> None:
-        plan = [(args.spread * 0.25, "rasa-1"), (args.spread * 0.45, leading.name),
-                (args.spread * 0.65, "actions-1"), (args.spread * 0.85, "postgresql")]
+        plan = [(args.spread * 0.25, "rasa-1"), (args.spread * 0.45, leading.name), (args.spread * 0.55, "redis"),
+                (args.spread * 0.7, "actions-1"), (args.spread * 0.85, "postgresql")]
         last = up
         for at, victim in plan:
             await asyncio.sleep(max(0.0, up + at - time.monotonic(), last + 3.0 - time.monotonic()))
@@ -398,6 +426,8 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
             if victim == "postgresql":
                 await asyncio.to_thread(pg.restart)
                 log(f"restarted PostgreSQL in {time.monotonic() - when:.1f} s")
+            elif victim == "redis":
+                redis_outage.update(await redis_down_and_back(when))
             else:
                 await asyncio.to_thread(cluster.procs[victim].kill)
                 log(f"SIGKILLed {victim}")
@@ -474,6 +504,7 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
         "inputs": len(transcript.inputs),
         "deliveries": dict(deliveries),
         "faults": faults,
+        "redis_outage": redis_outage,
         "leader": {"before": first_leader, "after_kill": leader_after.get("holder"),
                    "takeover_s": leader_after.get("after_s"), "at_end": final_leader},
         # Rasa's own fall-back to a tracker in its memory (nlu/tracker_patches.py prevents it)
@@ -487,7 +518,9 @@ async def _drive(args: argparse.Namespace, work: Path, pg: Postgres, cluster: Cl
                         and not result["rasa_memory_fallbacks"]
                         and len(on_rasa_1) >= MID_FORM_BEFORE_KILL and moved == len(on_rasa_1)
                         and pid_of(leader_after.get("holder")) == survivor.pid
-                        and len(faults) == 4)
+                        and len(faults) == 5 and redis_outage.get("health_exit", 0) != 0
+                        and bool(redis_outage.get("health_named_redis"))
+                        and redis_outage.get("waiting_in_inbox", 0) >= 1)
     return result
 
 

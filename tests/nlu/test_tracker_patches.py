@@ -4,6 +4,7 @@ silent fall-back to a conversation in this process's memory; dead pooled connect
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -116,3 +117,25 @@ def test_a_replay_still_gets_the_earlier_answer() -> None:
     message, out = _message({INBOX_ID: 7, REPLAY: True})
     asyncio.run(channel.handle_once(message, must_not_run))
     assert [m.get("text") for m in out.messages] == ["已提交"]
+
+
+def test_a_lock_store_away_fails_the_turn_so_the_bot_sends_it_again() -> None:
+    """Redis away: Rasa 3.6's RedisLockStore raises LockError before the dialogue runs, which
+    Rasa's REST channel would turn into an empty 200 (the message answered with nothing)."""
+    from rasa.core.lock_store import RedisLockStore
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = RedisLockStore(host="127.0.0.1", port=port, socket_timeout=1)
+    ran: list[str] = []
+
+    async def dialogue(message: UserMessage) -> None:
+        async with store.lock(str(message.sender_id)):
+            ran.append(str(message.text))
+
+    message, out = _message({INBOX_ID: 8})
+    asyncio.run(GridbotInput(SECRET).handle_once(message, dialogue))
+    assert ran == []
+    assert out.messages == [{"recipient_id": "42", "custom": {ACTION_FAILED: "lock_store"}}]
+
