@@ -58,6 +58,14 @@ from core.models.people import (
 )
 from core.models.ratebudget import RateBudget
 from core.models.registry import Building, Community, Grid, Landmark, Street
+from core.models.spaces import (
+    ACTIVE_STATUSES,
+    Booking,
+    BookingSource,
+    BookingStatus,
+    Space,
+    SpaceManager,
+)
 from core.models.tickets import (
     Category,
     CategoryKind,
@@ -73,6 +81,12 @@ from core.models.updates import ReceivedUpdate
 from core.models.web import WebLoginToken, WebSession
 
 __all__ = [
+    "ACTIVE_STATUSES",
+    "Booking",
+    "BookingSource",
+    "BookingStatus",
+    "Space",
+    "SpaceManager",
     "Need",
     "NeedStatus",
     "Project",

@@ -89,6 +89,8 @@ class Event(TimestampMixin, Base):
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"),
                                                       default=None)
+    # The 共享空间 it is held in: its occurrences book it (core.spaces.duty)
+    space_id: Mapped[int | None] = mapped_column(ForeignKey("spaces.id", ondelete="SET NULL"), default=None)
 
     invitees: Mapped[list[EventInvitee]] = relationship(cascade="all, delete-orphan")
 
@@ -164,6 +166,8 @@ class Shift(TimestampMixin, Base):
     cancelled: Mapped[bool] = mapped_column(default=False)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"),
                                                       default=None)
+    # The 共享空间 it is held in, booked for its hours (core.spaces.duty)
+    space_id: Mapped[int | None] = mapped_column(ForeignKey("spaces.id", ondelete="SET NULL"), default=None)
 
 
 class ShiftSignup(Base):
