@@ -52,6 +52,7 @@ from bot import (
     rating,
     roles,
     schedule_chat,
+    spaces_chat,
     stats,
     ticket_buttons,
     web_login,
@@ -79,6 +80,7 @@ from core.places.router import Router, RouterCache
 from core.presentation import callbacks
 from core.protocol import intent_payload
 from core.scheduler import DutyScheduler
+from core.spaces.rules import Rules as SpaceRules
 from core.text import normalise
 from core.tickets import deadlines
 
@@ -299,6 +301,11 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if asked is not None and asked.kind in followup.PROMPTS and await followup.on_prompt(update, context, asked):
         await svc.dispatch()
         return
+    if spaces_chat.takes_text(asked):  # a /yuyue step: a typed day, the purpose, people; a manager's reason
+        assert asked is not None
+        await spaces_chat.on_text(update, context, asked)
+        await svc.dispatch()  # a manager's card, the booker's answer
+        return
     if lists_chat.takes_text(asked):  # a /qingdan step, a reviewer's reason, a completion note
         assert asked is not None
         await lists_chat.on_text(update, context, asked)
@@ -471,6 +478,10 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not issued:
         log.info("refused a press with callback data the bot did not issue (user %s)", user.id)
         await query.answer(t("button_invalid"), show_alert=True)
+        return
+    if spaces_chat.is_press(data):  # 共享空间 (bot/spaces_chat.py)
+        await spaces_chat.on_press(update, context, data)
+        await svc.dispatch()  # a manager's card, the booker's answer
         return
     if lists_chat.is_press(data):  # 三张清单 (bot/lists_chat.py)
         await lists_chat.on_press(update, context, data)  # type: ignore[arg-type]
@@ -655,7 +666,7 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             # Periodic work (reminders, short shifts, closing unrated tickets, forgetting old buttons):
             # one leader per database; what it queues, the dispatcher sends.
             svc.scheduler = DutyScheduler(settings.database_url, tz=settings.tz, limits=deadlines.Limits.of(settings),
-                                          stats_rank_min=settings.stats_rank_min)
+                                          stats_rank_min=settings.stats_rank_min, space_rules=SpaceRules.of(settings))
             svc.scheduler.start()
             scheduler = svc.scheduler
             svc.metrics.scheduler_leading.set_function(lambda: 1.0 if scheduler.is_leader else 0.0)
@@ -701,6 +712,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     for handler in baodao.handlers():  # /baodao, /roster, /dangzuzhi
         app.add_handler(handler)
     for handler in lists_chat.handlers():  # /qingdan
+        app.add_handler(handler)
+    for handler in spaces_chat.handlers():  # /yuyue
         app.add_handler(handler)
     broadcast_chat.register(app)  # /broadcast, /cancel, /notify: before the catch-all of commands
     schedule_chat.register(app)  # /schedule

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
                                                  "居民提议 before it goes on the secretary's agenda.")
     proposal_answer_days: int = Field(default=7, ge=1,
                                       description="Days a secretary has to answer a proposal on the agenda.")
+    # 共享空间 (core/spaces/rules.py)
+    spaces_cancel_hours: float = Field(default=2, ge=0,
+                                       description="A space booking may be cancelled until this many hours "
+                                                   "before its start.")
+    spaces_no_show_limit: int = Field(default=2, ge=1,
+                                      description="No-shows within SPACES_NO_SHOW_DAYS after which a person may "
+                                                  "not book spaces for SPACES_BAN_DAYS.")
+    spaces_no_show_days: int = Field(default=90, ge=1, description="The window in which no-shows count.")
+    spaces_ban_days: int = Field(default=30, ge=1,
+                                 description="Days a person may not book after too many no-shows.")
     join_failures_per_hour: int = Field(default=5, ge=1,
                                         description="Wrong /join codes in an hour before a person is locked out.")
     offline_live: bool = Field(default=True, description=(

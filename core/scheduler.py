@@ -63,6 +63,9 @@ from core.duties import recurrence, reminders, shifts
 from core.messaging import buttons
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
+from core.spaces import duty as space_duty
+from core.spaces import reminders as space_reminders
+from core.spaces.rules import Rules as SpaceRules
 from core.tickets import deadlines as deadline_steps
 from core.tickets import rate_reports
 from core.tickets import service as ticket_service
@@ -206,10 +209,12 @@ class DutyScheduler:
 
     def __init__(self, url: str, *, tz: ZoneInfo, limits: deadline_steps.Limits | None = None, stats_rank_min: int = 5,
                  deadline_interval: float = DEADLINE_INTERVAL, sync_interval: float = SYNC_INTERVAL,
-                 poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4) -> None:
+                 poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4,
+                 space_rules: SpaceRules | None = None) -> None:
         self.url = normalise_url(url)
         self.tz = tz  # the zone of the texts it queues (short shifts, deadlines)
         self.limits = limits or deadline_steps.Limits()
+        self.space_rules = space_rules or SpaceRules()
         self.stats_rank_min = stats_rank_min
         self.deadline_interval = deadline_interval
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
@@ -373,7 +378,17 @@ class DutyScheduler:
         self.housekeeping(now)
         self.monthly_report(now)
         self.consultations(now)
+        self.spaces(now)
         return written
+
+    def spaces(self, now: datetime | None = None) -> dict[str, int]:
+        """共享空间: book the space of every meeting materialised since (core.spaces.duty), then the
+        bookings' reminders 24 h and 1 h before, done and expired ones (core.spaces.reminders)."""
+        now = now or utcnow()
+        with session_scope(self.factory) as session:
+            space_duty.sync_all(session, now)
+        with session_scope(self.factory) as session:
+            return space_reminders.run(session, now, self.tz, self.space_rules)
 
     def consultations(self, now: datetime | None = None) -> int:
         """议事: close consultations past their deadline (results to the participants) and tell

@@ -5,7 +5,8 @@ Writes two files:
 
 * ``data/reference/demo/registry.yml``  - streets, communities, grids, buildings,
   landmarks, people, party branches, the units, party organisations and 党群服务中心
-  of 双报到 and 附近的党组织, and the resources the units offer (三张清单);
+  of 双报到 and 附近的党组织, the resources the units offer (三张清单), and the spaces
+  residents, branches and units book with /yuyue (共享空间);
 * ``data/reference/demo/grids.geojson`` - one polygon per grid.
 
 Everything is made up: names, phone numbers, Telegram ids and places. The layout
@@ -184,6 +185,26 @@ RESOURCES = [
      "title": "课后活动教室", "quantity": 2, "from": "2026-01-01", "to": "2027-12-31"},
     {"code": "R-QLF-01", "organisation": "O-U-QLF", "community": "C-QNH", "kind": "专业服务",
      "title": "法律咨询", "quantity": 8, "from": "2026-01-01", "to": "2027-12-31"},
+]
+
+# 共享空间: rooms the communities lend (/yuyue); managers are demo people (P-0069 and P-0070 are the
+# communities' admins, P-0061 and P-0062 grid workers of 和平里).
+SPACES = [
+    {"code": "SP-HPL-MR", "community": "C-HPL", "name": "党群服务中心会议室", "kind": "会议室", "capacity": 20,
+     "hours": "daily 08:30-20:00", "equipment": ["投影仪", "话筒", "白板"], "needs_approval": True,
+     "managers": ["P-0069"], "bookers": ["party_org", "enterprise"], "slot_minutes": 60,
+     "address": "和平里东街11号一层"},
+    {"code": "SP-HPL-AR", "community": "C-HPL", "name": "一号楼活动室", "kind": "活动室", "capacity": 30,
+     "hours": "daily 09:00-21:00", "equipment": ["桌椅", "音响", "乒乓球台"], "needs_approval": False,
+     "managers": ["P-0061"], "bookers": ["party_org", "resident", "enterprise"], "slot_minutes": 60,
+     "address": "和平里小区1号楼一层"},
+    {"code": "SP-HPL-BK", "community": "C-HPL", "name": "邻里书吧", "kind": "书吧", "capacity": 8,
+     "hours": "tue-sun 09:00-18:00", "equipment": ["图书", "阅读灯"], "needs_approval": False,
+     "managers": ["P-0062"], "bookers": ["resident"], "slot_minutes": 120, "address": "和平里小区2号楼底商"},
+    {"code": "SP-QNH-MR", "community": "C-QNH", "name": "党群服务中心会议室", "kind": "会议室", "capacity": 15,
+     "hours": "mon-sat 09:00-19:00", "equipment": ["投影仪", "白板"], "needs_approval": True,
+     "managers": ["P-0070"], "bookers": ["party_org", "enterprise"], "slot_minutes": 60,
+     "address": "青年湖北街3号院内"},
 ]
 
 # Buildings sit on a 3 x 3 lattice in grid-local coordinates (u runs west -> east,
@@ -619,6 +640,7 @@ def build() -> tuple[dict, dict]:
         "organisations": ORGANISATIONS,
         "service_centres": SERVICE_CENTRES,
         "resources": RESOURCES,
+        "spaces": SPACES,
     }
 
     features = []
@@ -676,7 +698,8 @@ def main() -> None:
         f"{len(registry['grids'])} grids, {len(registry['buildings'])} buildings, "
         f"{len(registry['landmarks'])} landmarks, {len(registry['people'])} people, "
         f"{len(registry['branches'])} branches, {len(registry['units'])} units, "
-        f"{len(registry['organisations'])} party organisations, {len(registry['service_centres'])} service centres"
+        f"{len(registry['organisations'])} party organisations, {len(registry['service_centres'])} service centres, "
+        f"{len(registry['spaces'])} spaces"
     )
 
 

@@ -58,6 +58,7 @@ COMMANDS = (
     Command("dangzuzhi"),
     Command("roster", ("roster.view",)),
     Command("qingdan"),
+    Command("yuyue"),
 )
 MEMBERS = PERMISSIONS["duty.view"]
 MANAGERS = PERMISSIONS["broadcast.residents"]

@@ -96,6 +96,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "lists.review": frozenset({R.secretary, R.grid_worker, R.community_admin}),
     "lists.match": frozenset({R.community_admin}),
     "lists.rate": frozenset({R.resident}),
+    # 共享空间 (core/spaces/): booking as a resident of the space's community, for a branch or the
+    # community's 党委, for the unit of a 双报到 liaison; approving, refusing and recording no-shows
+    # by the community's admins besides each space's own managers (core.spaces.access)
+    "space.book": frozenset({R.resident}),
+    "space.book_party": frozenset({R.member, R.secretary, R.community_admin}),
+    "space.book_unit": frozenset({R.dual_member}),
+    "space.manage": frozenset({R.community_admin}),
     # the command centre in the browser (web/centre): a login link by /web, and what it shows,
     # each grid's map, tickets and figures only where the role holds
     "web.login": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import false, select, update
 from sqlalchemy.orm import Session
 
-from core.access.permissions import NotAllowed
+from core.access.permissions import NotAllowed, scope_of_branch
 from core.duties.common import (
     HORIZON,
     branch_by_id,
@@ -33,10 +33,11 @@ from core.models import (
 )
 from core.models.duties import DEFAULT_REMINDER_OFFSETS
 from core.presentation import callbacks
+from core.spaces import duty as space_duty
 
 _EVENT_FIELDS = {"title", "place", "agenda", "starts_at", "duration_minutes", "rrule", "tz", "mandatory",
                  "reminder_offsets", "checkin_before", "checkin_after", "audience", "party_group_id",
-                 "person_ids"}
+                 "person_ids", "space_id"}
 
 _SCHEDULE_FIELDS = {"starts_at", "rrule", "tz", "duration_minutes"}
 
@@ -97,10 +98,11 @@ def create_event(session: Session, actor: Person | None, *, branch_id: int, kind
                  party_group_id: int | None = None, person_ids: Sequence[int] = (),
                  mandatory: bool | None = None, reminder_offsets: Sequence[int] | None = None,
                  checkin_before: int = 30, checkin_after: int = 60, now: datetime | None = None,
-                 notify: bool = True) -> Event:
+                 notify: bool = True, space_id: int | None = None) -> Event:
     """Schedule a branch event (one-off, or recurring by `rrule`) and tell its attendees.
 
-    `mandatory` defaults to True for 三会一课 and 主题党日, False for study sessions.
+    `mandatory` defaults to True for 三会一课 and 主题党日, False for study sessions. Held in a
+    共享空间 (`space_id`, or the one the place names), its meetings book it (core.spaces.duty).
     """
     now = now_or_utc(now)
     branch = branch_by_id(session, branch_id)
@@ -117,13 +119,21 @@ def create_event(session: Session, actor: Person | None, *, branch_id: int, kind
                   cancelled=False, revision=0, created_by_id=actor.id, invitees=[])
     zone_named(event.tz)
     check_schedule(event, now)
+    event.space_id = space_duty.space_for(session, _community_of(session, branch.id), event.place, space_id)
     session.add(event)
     set_audience(session, event, audience, party_group_id, person_ids)
     session.flush()
     first = materialise_ahead(session, event, now)
+    space_duty.sync_event(session, event, now)
     if notify:
         announce(session, event, first, "new", f"event-new:{event.id}")
     return event
+
+
+def _community_of(session: Session, branch_id: int) -> int:
+    community_id = scope_of_branch(session, branch_by_id(session, branch_id)).community_id
+    assert community_id is not None
+    return community_id
 
 
 def materialise_ahead(session: Session, event: Event, now: datetime) -> EventOccurrence | None:
@@ -187,6 +197,9 @@ def update_event(session: Session, event_id: int, actor: Person | None, *, now: 
         event.starts_at = changes["starts_at"].replace(microsecond=0)
     if "reminder_offsets" in changes:
         event.reminder_offsets_minutes = check_offsets(changes["reminder_offsets"])
+    if "place" in changes or "space_id" in changes:
+        event.space_id = space_duty.space_for(session, _community_of(session, event.branch_id), event.place,
+                                              changes.get("space_id"))
     if {"audience", "party_group_id", "person_ids"} & set(changes):
         set_audience(session, event, Audience(changes.get("audience", event.audience)),
                       changes.get("party_group_id", event.party_group_id),
@@ -214,6 +227,7 @@ def update_event(session: Session, event_id: int, actor: Person | None, *, now: 
                     .values(reminders_dirty=True))
     session.flush()
     first = materialise_ahead(session, event, now)
+    space_duty.sync_event(session, event, now)
     if notify:
         after = event_attendees(session, event)
         gone = [p for i in before - {p.id for p in after} if (p := session.get(Person, i)) is not None]
@@ -238,6 +252,7 @@ def cancel_event(session: Session, event_id: int, actor: Person | None, *,
                     .where(EventOccurrence.event_id == event.id, EventOccurrence.starts_at >= now)
                     .values(cancelled=True, reminders_dirty=True))
     session.flush()
+    space_duty.sync_event(session, event, now)
     payload = {"text": t("duty.event_cancelled", **event_text(event, nxt.starts_at if nxt else event.starts_at))}
     for person in event_attendees(session, event):
         tell_person(session, person, f"event-cancelled:{event.id}:{person.id}", payload)
@@ -255,6 +270,8 @@ def cancel_occurrence(session: Session, occurrence_id: int, actor: Person | None
         raise NotAllowed(t("duty.deny.started"))
     if not occ.cancelled:
         occ.cancelled, occ.reminders_dirty = True, True
+        session.flush()
+        space_duty.sync_event(session, event, now)
         payload = {"text": t("duty.occurrence_cancelled", title=event.title,
                              when=fmt_at(occ.starts_at, zone_named(event.tz)))}
         for person in attendees(session, occ):

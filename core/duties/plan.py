@@ -24,9 +24,14 @@ Plan files:
       when: 12月12日上午9点到11点
       places: 4
       cutoff_hours: 24
+    - kind: 学习
+      title: 读书会
+      place: 党群服务中心会议室
+      space: SP-HPL-MR          # optional: the 共享空间 it books (else the one the place names)
+      when: 12月12日晚上7点
 
     # CSV: a header row with the same names (checkin as "30/60")
-    kind,title,place,when,repeat,places,cutoff_hours,mandatory,checkin,branch
+    kind,title,place,when,repeat,places,cutoff_hours,mandatory,checkin,branch,space
 
 A file's items are checked all first; an error names FILE:LINE and nothing is scheduled.
 """
@@ -50,6 +55,7 @@ from core.duties import common, events, recurrence, shifts
 from core.messages import t
 from core.models import Branch, Event, EventKind, Person, Shift
 from core.schedule_words import Reading, parse_repeat, parse_schedule, rule_text
+from core.spaces import duty as space_duty
 
 SHIFT = "shift"
 # The kinds a person may name, in the order /schedule offers them.
@@ -98,6 +104,7 @@ class Resolved:
     capacity: int | None = None
     cutoff_minutes: int = DEFAULT_CUTOFF_HOURS * 60
     branch: str | None = None
+    space: str | None = None  # a 共享空间's code (core.spaces.duty)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -151,7 +158,8 @@ def resolve(item: dict[str, Any], now: datetime, tz: ZoneInfo) -> Resolved:
             raise PlanError(t("schedule.deny.repeat", repeat=repeat))
     out = Resolved(kind, title, place, reading.at, reading.end, rule, reading.sure,
                    checkin=_checkin(item.get("checkin")), mandatory=_bool(item.get("mandatory")),
-                   branch=str(item["branch"]).strip() if item.get("branch") else None)
+                   branch=str(item["branch"]).strip() if item.get("branch") else None,
+                   space=str(item["space"]).strip() if item.get("space") else None)
     if kind == SHIFT:
         if rule is not None:
             raise PlanError(t("schedule.deny.shift_repeat"))
@@ -184,16 +192,19 @@ def preview(r: Resolved, tz: ZoneInfo) -> str:
 
 def create(session: Session, actor: Person, branch_id: int, r: Resolved, *, tz: ZoneInfo,
            now: datetime | None = None) -> Event | Shift:
-    """Schedule it (core.duties checks the actor and tells the members)."""
+    """Schedule it (core.duties checks the actor and tells the members; a space it is held in is
+    booked, core.spaces.duty)."""
+    space_id = space_duty.space_by_code(session, r.space).id if r.space else None
     if r.is_shift:
         assert r.ends_at is not None and r.capacity is not None
         return shifts.publish_shift(session, actor, title=r.title, place=r.place, starts_at=r.starts_at,
                                     ends_at=r.ends_at, capacity=r.capacity, branch_id=branch_id,
-                                    cancel_cutoff_minutes=r.cutoff_minutes, now=now, tz=tz)
+                                    cancel_cutoff_minutes=r.cutoff_minutes, now=now, tz=tz, space_id=space_id)
     return events.create_event(session, actor, branch_id=branch_id, kind=EventKind(r.kind), title=r.title,
                                place=r.place, starts_at=r.starts_at, rrule=r.rule,
                                tz=tz.key, mandatory=r.mandatory,
-                               checkin_before=r.checkin[0], checkin_after=r.checkin[1], now=now)
+                               checkin_before=r.checkin[0], checkin_after=r.checkin[1], now=now,
+                               space_id=space_id)
 
 
 

@@ -42,6 +42,7 @@ from core.models import (
     SignupStatus,
 )
 from core.presentation import callbacks
+from core.spaces import duty as space_duty
 
 # Suggested recurrence per kind (BRIEF glossary); day and time come from starts_at.
 KIND_RULES: dict[EventKind, str | None] = {
@@ -123,9 +124,11 @@ def active_signups(session: Session, shift: Shift) -> list[ShiftSignup]:
 def publish_shift(session: Session, actor: Person | None, *, title: str, place: str, starts_at: datetime,
                   ends_at: datetime, capacity: int, branch_id: int | None = None,
                   community_id: int | None = None, note: str = "", cancel_cutoff_minutes: int = 1440,
-                  now: datetime | None = None, notify: bool = True, tz: ZoneInfo) -> Shift:
+                  now: datetime | None = None, notify: bool = True, tz: ZoneInfo,
+                  space_id: int | None = None) -> Shift:
     """Publish a shift of a branch (`branch_id`) or of a community (`community_id` only) and invite
-    everyone eligible. Sign-ups may be cancelled until `cancel_cutoff_minutes` before the start."""
+    everyone eligible. Sign-ups may be cancelled until `cancel_cutoff_minutes` before the start.
+    Held in a 共享空间 (`space_id`, or the one the place names), it books it (core.spaces.duty)."""
     now = now_or_utc(now)
     if branch_id is not None:
         community_id = scope_of_branch(session, branch_by_id(session, branch_id)).community_id
@@ -149,8 +152,10 @@ def publish_shift(session: Session, actor: Person | None, *, title: str, place: 
     if cancel_cutoff_minutes < 0:
         raise NotAllowed(t("duty.deny.bad_offsets"))
     shift.created_by_id = actor.id
+    shift.space_id = space_duty.space_for(session, community_id, shift.place, space_id)
     session.add(shift)
     session.flush()
+    space_duty.sync_shift(session, shift, now, tz)
     if notify:
         payload = {"text": t("duty.shift_published", **shift_text(shift, tz)),
                    "buttons": [[{"text": t("duty.button_signup"), "callback_data": callbacks.shift_action("s", shift.id)}]]}
@@ -168,6 +173,7 @@ def cancel_shift(session: Session, shift_id: int, actor: Person | None, *, now: 
         raise NotAllowed(t("duty.deny.shift_started"))
     if not shift.cancelled:
         shift.cancelled = True
+        space_duty.sync_shift(session, shift, now_or_utc(now), tz)
         payload = {"text": t("duty.shift_cancelled", **shift_text(shift, tz))}
         for signup in active_signups(session, shift):
             tell_person(session, session.get(Person, signup.person_id), f"shift-cancelled:{shift.id}:{signup.person_id}",

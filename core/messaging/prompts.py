@@ -31,7 +31,8 @@ CONSULT = "consult"  # {"step": ..., the draft or the consultation/comment/propo
 BAODAO = "baodao"  # {"step": "organisation" | "unit" | "tags" | "reason", the draft} (bot/baodao.py)
 NAV = "dangzuzhi"  # {}: 附近的党组织 asked for a place or a location (bot/baodao.py)
 LISTS = "qingdan"  # {"step": ..., the draft} (bot/lists_chat.py)
-KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE, BAODAO, NAV, LISTS}
+SPACES = "yuyue"  # {"step": "day" | "purpose" | "people" | "reason", the draft} (bot/spaces_chat.py)
+KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE, BAODAO, NAV, LISTS, SPACES}
 
 # Words that close any open question without an answer (one set for every kind of question).
 CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了", "不发了"})

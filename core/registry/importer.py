@@ -14,6 +14,9 @@ Inputs (any mix, given as files or directories):
   *.yml / *.yaml  sections streets, communities, grids, buildings, landmarks, people, branches,
                   units, organisations, service_centres (双报到 and 附近的党组织: each with
                   address, lat/lon; organisations and centres with hours and phone)
+                  spaces (共享空间: community, name, kind, capacity, hours like "mon-fri
+                  08:30-17:30, sat 09:00-12:00", equipment, needs_approval, managers,
+                  bookers of party_org / resident / enterprise, slot_minutes, address)
   <section>.csv   one section per file, named after it (buildings.csv, …); list
                   cells separated by ";"
   *.geojson       a FeatureCollection of grid polygons, properties.code = grid code
@@ -47,10 +50,15 @@ from core.models import (
     Role,
     RoleGrant,
     ServiceCentre,
+    Space,
+    SpaceManager,
     Street,
     WorkUnit,
 )
 from core.places.router import estate_of
+from core.spaces import hours as space_hours
+from core.spaces.access import BOOKERS
+from core.spaces.rules import YES
 from core.registry.reading import (
     Problem,
     Record,
@@ -276,6 +284,34 @@ def _apply_places(a: _Applier, recs: dict[str, list[Record]]) -> None:
             "title": str(r.get("title")), "quantity": int(r.get("quantity") or 1),
             "available_from": date.fromisoformat(str(r.get("from"))),
             "available_to": date.fromisoformat(str(r.get("to")))})
+    a.session.flush()
+    _apply_spaces(a, recs)
+
+
+def _apply_spaces(a: _Applier, recs: dict[str, list[Record]]) -> None:
+    """共享空间: upserted by code, never removed (bookings keep them); a space's managers are the
+    file's list."""
+    for r in recs.get("spaces", []):
+        approval = r.data.get("needs_approval")
+        space = a.upsert(Space, "spaces", r.code, {
+            "community_id": a.id_of(Community, r.get("community")), "name": str(r.get("name")),
+            "kind": str(r.get("kind")), "capacity": int(str(r.get("capacity"))),
+            "hours": space_hours.parse(r.get("hours")),
+            "equipment": [str(x) for x in r.get("equipment") or []],
+            "needs_approval": approval if isinstance(approval, bool) else str(approval or "").strip().lower() in YES,
+            "bookers": [b for b in BOOKERS if b in (r.get("bookers") or BOOKERS)],
+            "slot_minutes": int(str(r.get("slot_minutes") or 60)), "address": _text_or_none(r.get("address"))})
+        if "managers" not in r.data:
+            continue
+        wanted = {a.id_of(Person, str(code)) for code in r.get("managers") or []} - {None}
+        current = {m.person_id: m for m in a.session.scalars(select(SpaceManager).where(SpaceManager.space_id == space.id))}
+        for person_id, row in current.items():
+            if person_id not in wanted:
+                a.session.delete(row)
+        for person_id in wanted - set(current):
+            a.session.add(SpaceManager(space_id=space.id, person_id=person_id))
+        if wanted != set(current):
+            a.report.updated["space_managers"] += 1
     a.session.flush()
 
 

@@ -16,7 +16,9 @@ SECTIONS = ("streets", "communities", "grids", "buildings", "landmarks", "people
             # 双报到 and navigation: units (单位), party organisations, 党群服务中心
             "units", "organisations", "service_centres",
             # 三张清单: what the units' organisations offer
-            "resources")
+            "resources",
+            # 共享空间: the rooms the community and units lend, bookable by /yuyue
+            "spaces")
 
 PERSON_ROLES = {"resident", "volunteer", "member", "grid_worker", "community_admin"}
 
@@ -32,15 +34,16 @@ REQUIRED = {
     "organisations": ("code", "name"),
     "service_centres": ("code", "name", "address"),
     "resources": ("code", "organisation", "community", "kind", "title", "from", "to"),
+    "spaces": ("code", "community", "name", "kind", "capacity", "hours"),
 }
 ORGANISATION_KINDS = {"branch", "committee", "unit"}
 
 SINGULAR = {"streets": "street", "communities": "community", "grids": "grid", "buildings": "building",
             "landmarks": "landmark", "people": "person", "branches": "branch", "units": "unit",
             "organisations": "organisation", "service_centres": "service centre",
-            "resources": "resource"}
+            "resources": "resource", "spaces": "space"}
 
-LIST_FIELDS = {"admins", "workers", "aliases", "roles", "members", "buildings"}
+LIST_FIELDS = {"admins", "workers", "aliases", "roles", "members", "buildings", "managers", "equipment", "bookers"}
 
 
 @dataclass(frozen=True)

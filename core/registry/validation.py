@@ -11,6 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.lists.entries import KINDS as RESOURCE_KINDS
+from core.spaces import hours as space_hours
+from core.spaces.access import BOOKERS
+from core.spaces.rules import KINDS as SPACE_KINDS
+from core.spaces.rules import NO, SLOT_MINUTES, YES
 from core.models import (
     Branch,
     Building,
@@ -62,6 +66,39 @@ def _check_resource(record: Record, problems: list[Problem]) -> None:
                                     f"resource {record.code}: {key} {record.get(key)!r} is not a date (YYYY-MM-DD)"))
     if len(days) == 2 and days[1] < days[0]:
         problems.append(Problem(record.file, record.line, f"resource {record.code}: to is before from"))
+
+
+def _check_space(record: Record, problems: list[Problem]) -> None:
+    """A space's kind, capacity (> 0), slot length, opening hours, who may book, needs_approval."""
+    def fail(message: str) -> None:
+        problems.append(Problem(record.file, record.line, f"space {record.code}: {message}"))
+
+    kind = str(record.get("kind"))
+    if kind not in SPACE_KINDS:
+        fail(f"unknown kind {kind!r} (allowed: {', '.join(SPACE_KINDS)})")
+    for key, low, high in (("capacity", 1, 10000), ("slot_minutes", *SLOT_MINUTES)):
+        value = record.get(key)
+        if value is None:
+            continue
+        try:
+            number = int(str(value))
+        except ValueError:
+            fail(f"{key} {value!r} is not a whole number")
+            continue
+        if not low <= number <= high:
+            fail(f"{key} {number} must be {low}..{high}")
+    if record.get("hours") is not None:
+        try:
+            space_hours.parse(record.get("hours"))
+        except space_hours.BadHours as exc:
+            fail(f"bad hours: {exc}")
+    bookers = record.get("bookers")
+    unknown = sorted(set(bookers or []) - set(BOOKERS))
+    if unknown:
+        fail(f"unknown bookers {', '.join(unknown)} (allowed: {', '.join(BOOKERS)})")
+    approval = record.data.get("needs_approval")
+    if approval is not None and not isinstance(approval, bool) and str(approval).strip().lower() not in YES + NO:
+        fail(f"needs_approval {approval!r} is not yes or no")
 
 
 def _as_int(record: Record, key: str, problems: list[Problem]) -> None:
@@ -138,6 +175,8 @@ class _Validator:
                                   f"(allowed: {', '.join(sorted(ORGANISATION_KINDS))})")
         for record in self.data.records.get("resources", []):
             _check_resource(record, self.problems)
+        for record in self.data.records.get("spaces", []):
+            _check_space(record, self.problems)
         for record in self.data.records.get("people", []):
             _as_int(record, "telegram_id", self.problems)
         for record in self.data.records.get("branches", []):
@@ -185,6 +224,9 @@ class _Validator:
         for r in self.data.records.get("resources", []):
             self._ref(r, "organisation", "organisations")
             self._ref(r, "community", "communities")
+        for r in self.data.records.get("spaces", []):
+            self._ref(r, "community", "communities")
+            self._refs(r, "managers", "people")
 
     def _polygons_and_points(self) -> None:
         shapes: dict[str, Any] = {}
