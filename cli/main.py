@@ -20,6 +20,7 @@ from core.consult import figures as consult_figures
 from core.db import make_engine, make_session_factory, session_scope, trial_scope
 from core.duties import demo as demo_schedule
 from core.lists import figures as lists_figures
+from core.spaces import figures as space_figures
 from core.migrate import upgrade
 from core.models import Building, Community, Grid, Person, Ticket
 from core.open311 import keys as open311_keys
@@ -197,7 +198,8 @@ def stats(
     """The three rates (响应率, 解决率, 满意率) and the handlers' on-time rate per grid, from the events
     (definitions: docs/rates.md); then 双报到: registered 在职党员 and their service hours per grid
     and community (core/baodao/ledger.py); 三张清单: resources, needs, projects and completed
-    projects per community and street (core/lists/figures.py)."""
+    projects per community and street (core/lists/figures.py); 共享空间: bookings, hours booked, their
+    share of the opening hours, no-shows and cancellations per space (core/spaces/figures.py)."""
     settings = get_settings()
     start, end = _month(month, settings.tz)
     with session_scope(_factory()) as session:
@@ -224,9 +226,12 @@ def stats(
     with session_scope(_factory()) as session:  # 三张清单 (core/lists/figures.py)
         list_communities, list_streets = lists_figures.counts(session, start, end, community_id)
     lists = {"communities": [e.as_dict() for e in list_communities], "streets": [e.as_dict() for e in list_streets]}
+    with session_scope(_factory()) as session:  # 共享空间 (core/spaces/figures.py)
+        used = space_figures.per_space(session, start, end, settings.tz, community_id)
     if as_json:
         _echo_json({"month": month, "community": community, "total": everything, "grids": rows,
-                    "consultations": held.as_dict(), "baodao": baodao, "lists": lists})
+                    "consultations": held.as_dict(), "baodao": baodao, "lists": lists,
+                    "spaces": [u.as_dict() for u in used]})
         return
     typer.echo(f"{'grid':<12} {'filed':>5} {'响应率':>7} {'办结率':>7} {'解决率':>7} {'满意率':>7} {'overdue':>7}")
     for row in [*rows, {**everything, "grid": "total"}]:
@@ -243,6 +248,11 @@ def stats(
     for counted in [*list_communities, *list_streets]:
         typer.echo(f"         {counted.code:<14} {counted.resources:>9} {counted.needs:>5} {counted.projects:>8} "
                    f"{counted.completed:>9}")
+    typer.echo(f"\n共享空间 {'space':<14} {'bookings':>8} {'hours':>7} {'open h':>7} {'share':>7} {'no-shows':>8} "
+               f"{'cancelled':>9}")
+    for u in used:
+        typer.echo(f"         {u.code:<14} {u.bookings:>8} {u.hours:>7.1f} {u.open_hours:>7.0f} {_pct(u.share):>7} "
+                   f"{u.no_shows:>8} {u.cancelled:>9}")
 
 
 def _duration(seconds: float | None) -> str:

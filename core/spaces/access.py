@@ -181,7 +181,7 @@ def spaces_for(session: Session, person: Person | None) -> list[Space]:
     """What /yuyue offers: the spaces of the person's communities; someone who belongs nowhere yet
     (a new user) sees every space, and is told how to book when they pick one."""
     ids = communities_of(session, person)
-    query = select(Space).order_by(Space.code)
+    query = select(Space).order_by(Space.community_id, Space.id)  # the registry's order
     if ids:
         query = query.where(Space.community_id.in_(sorted(ids)))
     return list(session.scalars(query.limit(SHOWN)))
