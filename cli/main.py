@@ -20,7 +20,6 @@ from core.consult import figures as consult_figures
 from core.db import make_engine, make_session_factory, session_scope, trial_scope
 from core.duties import demo as demo_schedule
 from core.lists import figures as lists_figures
-from core.spaces import figures as space_figures
 from core.migrate import upgrade
 from core.models import Building, Community, Grid, Person, Ticket
 from core.open311 import keys as open311_keys
@@ -29,6 +28,7 @@ from core.registry import demo as demo_registry
 from core.registry import grants
 from core.registry.importer import ImportFailed, import_registry
 from core.secret import SecretError
+from core.spaces import figures as space_figures
 from core.tickets import rates
 from core.tickets.categories import sync_categories
 

@@ -56,9 +56,6 @@ from core.models import (
     WorkUnit,
 )
 from core.places.router import estate_of
-from core.spaces import hours as space_hours
-from core.spaces.access import BOOKERS
-from core.spaces.rules import YES
 from core.registry.reading import (
     Problem,
     Record,
@@ -66,6 +63,9 @@ from core.registry.reading import (
     read_inputs,
 )
 from core.registry.validation import validate
+from core.spaces import hours as space_hours
+from core.spaces.access import BOOKERS
+from core.spaces.rules import YES
 
 
 class ImportFailed(Exception):
@@ -303,7 +303,7 @@ def _apply_spaces(a: _Applier, recs: dict[str, list[Record]]) -> None:
             "slot_minutes": int(str(r.get("slot_minutes") or 60)), "address": _text_or_none(r.get("address"))})
         if "managers" not in r.data:
             continue
-        wanted = {a.id_of(Person, str(code)) for code in r.get("managers") or []} - {None}
+        wanted = {pid for code in r.get("managers") or [] if (pid := a.id_of(Person, str(code))) is not None}
         current = {m.person_id: m for m in a.session.scalars(select(SpaceManager).where(SpaceManager.space_id == space.id))}
         for person_id, row in current.items():
             if person_id not in wanted:

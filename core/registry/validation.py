@@ -11,10 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.lists.entries import KINDS as RESOURCE_KINDS
-from core.spaces import hours as space_hours
-from core.spaces.access import BOOKERS
-from core.spaces.rules import KINDS as SPACE_KINDS
-from core.spaces.rules import NO, SLOT_MINUTES, YES
 from core.models import (
     Branch,
     Building,
@@ -35,6 +31,10 @@ from core.registry.reading import (
     Record,
     RegistryInput,
 )
+from core.spaces import hours as space_hours
+from core.spaces.access import BOOKERS
+from core.spaces.rules import KINDS as SPACE_KINDS
+from core.spaces.rules import NO, SLOT_MINUTES, YES
 
 
 def _as_float(record: Record, key: str, low: float, high: float, problems: list[Problem]) -> None:

@@ -48,7 +48,8 @@ def match(session: Session, community_id: int, place: str) -> Space | None:
     spaces = list(session.scalars(select(Space).where(Space.community_id == community_id).order_by(Space.code)))
     exact = [s for s in spaces if s.name == place]
     inside = sorted((s for s in spaces if s.name in place), key=lambda s: -len(s.name))
-    return (exact or inside or [None])[0]
+    found = exact or inside
+    return found[0] if found else None
 
 
 def space_for(session: Session, community_id: int, place: str, space_id: int | None = None) -> int | None:

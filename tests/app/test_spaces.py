@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.access.permissions import NotAllowed
@@ -376,6 +378,45 @@ def test_no_shows_up_to_the_bar(sqlite_demo_factory: sessionmaker[Session], froz
         at = datetime(2026, 12, 9, 12, 0, tzinfo=TZ)
         assert booking.ban_until(s, person.id, at, Rules(no_show_limit=3)) is None  # the setting
         assert booking.ban_until(s, person.id, at, Rules(ban_days=7)) == datetime(2026, 12, 16, 11, 30, tzinfo=TZ)
+
+
+def test_no_double_booking_under_concurrency(demo_factory: sessionmaker[Session]) -> None:
+    """Six residents press at once for overlapping hours of the same room (three for the same
+    start): one booking, five refusals, on SQLite and PostgreSQL. The same start twice is refused
+    by the database itself, lock or not (the partial unique index)."""
+    factory = demo_factory
+    with session_scope(factory) as s:
+        room_id = space(s, "SP-HPL-AR").id
+        residents = [s.scalars(select(Person.id).where(Person.code == f"P-00{n}")).one() for n in range(71, 77)]
+    barrier = threading.Barrier(len(residents))
+    outcomes: list[str] = []
+    minutes = (0, 0, 0, 20, 40, 50)
+
+    def attempt(person_id: int, offset: int) -> None:
+        start = datetime(2026, 12, 8, 10, offset, tzinfo=TZ)
+        barrier.wait()
+        try:
+            with session_scope(factory) as s:
+                booking.book(s, s.get(Person, person_id), room_id, start=start, end=start + timedelta(hours=1),
+                             purpose="同时预约", people=3, source=BookingSource.chat, rules=Rules(), tz=TZ, now=MONDAY)
+            outcomes.append("booked")
+        except booking.Taken:
+            outcomes.append("taken")
+        except Exception as exc:  # noqa: BLE001 - anything else fails the test below
+            outcomes.append(repr(exc))
+
+    threads = [threading.Thread(target=attempt, args=args) for args in zip(residents, minutes, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["booked"] + ["taken"] * 5, outcomes
+    [held] = [b for b in bookings(factory) if b.status is BookingStatus.confirmed]
+    with pytest.raises(IntegrityError), session_scope(factory) as s:  # past the lock: the index
+        s.add(Booking(space_id=room_id, person_id=residents[0], booked_as="resident", starts_at=held.starts_at,
+                      ends_at=held.ends_at, purpose="绕过", people=1, status=BookingStatus.pending,
+                      source=BookingSource.centre, created_at=MONDAY))
+        s.flush()
 
 
 def scheduler(factory: sessionmaker[Session]) -> DutyScheduler:
