@@ -1,6 +1,6 @@
 """The command centre at /centre: sign-in by a /web link, the map, the ticket list and page
 (督办, the audited contact, 改派/接手/合并 where core offers them), the figures, 共建共治 (双报到,
-三张清单, 议事), CSV exports.
+三张清单, 议事), 共享空间 (bookings, the booking form, 批准/拒绝/未到), CSV exports.
 
 Server-rendered with Jinja2 (web/centre/templates), texts from the catalogue (`web.*`); the
 map and charts are ECharts, served from web/centre/static with the app. Every page checks the
@@ -27,9 +27,23 @@ from sqlalchemy.orm import Session
 from core.access.permissions import NotAllowed
 from core.access.tickets import check
 from core.centre import cogov, figures, kept, listing, logins
+from core.centre import spaces as centre_spaces
 from core.centre.listing import Filters
 from core.messages import t
-from core.models import Grid, Person, Ticket, TicketEvent, TicketStatus, utcnow
+from core.models import (
+    BookingSource,
+    BookingStatus,
+    Grid,
+    Person,
+    Ticket,
+    TicketEvent,
+    TicketStatus,
+    utcnow,
+)
+from core.spaces import booking as space_booking
+from core.spaces import clock as space_clock
+from core.spaces import views as space_views
+from core.spaces.rules import Rules as SpaceRules
 from core.tickets import service, transfer
 from core.tickets.rate_reports import month_of
 from web.centre import exports
@@ -395,6 +409,80 @@ async def cogov_page(request: Request) -> HTTPResponse:
     return _page(request, "cogov.html", who=me, month=start.astimezone(tz).strftime("%Y-%m"), o=data)
 
 
+# -- 共享空间 -------------------------------------------------------------------------
+
+
+async def spaces_page(request: Request, *, note: str | None = None, status: int = 200,
+                      me: Who | None = None) -> HTTPResponse:
+    """The spaces of the person's communities, the next 7 days' bookings, the booking form; names
+    of bookers to the spaces' managers only (audited, hence a writing scope)."""
+    me = me or await who(request)
+    tz, now = settings_of(request).tz, space_clock.now()
+    data = await db(request, lambda s: centre_spaces.week(s, me.view, s.get(Person, me.person_id), now, tz),
+                    write=True)
+    done = {"booked": "web.spaces_booked", "pending": "web.spaces_pending", "done": "web.done"}.get(
+        request.args.get("done") or "")
+    return _page(request, "spaces.html", status=status, who=me, spaces=data, note=note or (t(done) if done else None))
+
+
+async def _space_act(request: Request, me: Who, act: Callable[[Session, Person | None], Any]) -> tuple[Any, HTTPResponse | None]:
+    """Run `act(s, person)` in one writing transaction: (its result, None), or (None, the page):
+    404 outside the person's view, the spaces page with the reason when core refused (nothing changed)."""
+    try:
+        result = await db(request, lambda s: act(s, s.get(Person, me.person_id)), write=True)
+    except space_booking.Taken as exc:
+        others = "、".join(space_views.slot_day_text(slot, settings_of(request).tz) for slot in exc.alternatives)
+        return None, await spaces_page(request, note=f"{exc} {t('web.spaces_next_free', slots=others or '-')}",
+                                       status=409, me=me)
+    except NotAllowed as exc:
+        return None, await spaces_page(request, note=str(exc), status=403, me=me)
+    if result is _MISSING:
+        return None, _message(request, "web.not_found", 404)
+    return result, None
+
+
+async def space_book(request: Request, space_id: str) -> HTTPResponse:
+    """The form: a free slot, the purpose, the people; core.spaces.booking.book decides, as in chat."""
+    me = await who(request, post=True)
+    settings = settings_of(request)
+    form = {k: (request.form.get(k) or "").strip() for k in ("slot", "purpose", "people")}
+
+    def act(s: Session, person: Person | None) -> Any:
+        space = centre_spaces.in_view(s, me.view, int(space_id)) if space_id.isdigit() else None
+        if space is None:
+            return _MISSING
+        start, end = centre_spaces.parse_slot(form["slot"])
+        return space_booking.book(s, person, space.id, start=start, end=end, purpose=form["purpose"],
+                                  people=centre_spaces.people_of(form["people"]), source=BookingSource.centre,
+                                  rules=SpaceRules.of(settings), tz=settings.tz, now=space_clock.now()).status
+
+    status, page = await _space_act(request, me, act)
+    if page is not None:
+        return page
+    done = "pending" if status is BookingStatus.pending else "booked"
+    return response.redirect(f"{PATH}/spaces?done={done}", status=303)
+
+
+async def space_decide(request: Request, booking_id: str, what: str) -> HTTPResponse:
+    """批准 / 拒绝 (with a reason) / 未到 on a booking of a space in view: the chat's checks."""
+    me = await who(request, post=True)
+    if what not in ("approve", "refuse", "noshow") or not booking_id.isdigit():
+        return _message(request, "web.not_found", 404)
+    settings, reason = settings_of(request), (request.form.get("reason") or "").strip()
+
+    def act(s: Session, person: Person | None) -> Any:
+        row = centre_spaces.booking_in_view(s, me.view, int(booking_id))
+        if row is None:
+            return _MISSING
+        now, tz = space_clock.now(), settings.tz
+        if what == "noshow":
+            return space_booking.record_no_show(s, person, row.id, rules=SpaceRules.of(settings), tz=tz, now=now)
+        return space_booking.decide(s, person, row.id, approve=what == "approve", reason=reason, tz=tz, now=now)
+
+    _, page = await _space_act(request, me, act)
+    return page or response.redirect(f"{PATH}/spaces?done=done", status=303)
+
+
 # -- wiring --------------------------------------------------------------------------
 
 
@@ -416,6 +504,10 @@ def register(app: Sanic) -> None:
     app.add_route(ticket_photo, f"{PATH}/tickets/<number>/photo/<index>", methods=["GET"], name="centre_photo")
     app.add_route(figures_page, f"{PATH}/figures", methods=["GET"], name="centre_figures")
     app.add_route(cogov_page, f"{PATH}/cogov", methods=["GET"], name="centre_cogov")
+    app.add_route(spaces_page, f"{PATH}/spaces", methods=["GET"], name="centre_spaces")
+    app.add_route(space_book, f"{PATH}/spaces/<space_id>/book", methods=["POST"], name="centre_space_book")
+    app.add_route(space_decide, f"{PATH}/spaces/bookings/<booking_id>/<what>", methods=["POST"],
+                  name="centre_space_decide")
     app.add_route(rates_csv, f"{PATH}/rates.csv", methods=["GET"], name="centre_rates_csv")
 
     @app.exception(Refused)
