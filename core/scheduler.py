@@ -63,7 +63,6 @@ from core.duties import recurrence, reminders, shifts
 from core.messaging import buttons
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
-from core.spaces import duty as space_duty
 from core.spaces import reminders as space_reminders
 from core.spaces.rules import Rules as SpaceRules
 from core.tickets import deadlines as deadline_steps
@@ -382,13 +381,8 @@ class DutyScheduler:
         return written
 
     def spaces(self, now: datetime | None = None) -> dict[str, int]:
-        """共享空间: book the space of every meeting materialised since (core.spaces.duty), then the
-        bookings' reminders 24 h and 1 h before, done and expired ones (core.spaces.reminders)."""
-        now = now or utcnow()
-        with session_scope(self.factory) as session:
-            space_duty.sync_all(session, now)
-        with session_scope(self.factory) as session:
-            return space_reminders.run(session, now, self.tz, self.space_rules)
+        """共享空间: meetings' spaces, reminders 24 h and 1 h before, done and expired bookings."""
+        return space_reminders.leader_round(self.factory, now or utcnow(), self.tz, self.space_rules)
 
     def consultations(self, now: datetime | None = None) -> int:
         """议事: close consultations past their deadline (results to the participants) and tell

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from core.db import session_scope
 from core.messages import t
 from core.models import Booking, BookingSource, BookingStatus
-from core.spaces import notices
+from core.spaces import duty, notices
 from core.spaces.rules import REMINDERS, Rules
 
 BS = BookingStatus
@@ -57,3 +58,12 @@ def run(session: Session, now: datetime, tz: ZoneInfo, rules: Rules) -> dict[str
         counts["expired"] += 1
     session.flush()
     return counts
+
+
+def leader_round(factory: sessionmaker[Session], now: datetime, tz: ZoneInfo, rules: Rules) -> dict[str, int]:
+    """What the scheduler's leader runs each sync (core.scheduler): the spaces of meetings
+    materialised since (core.spaces.duty), then `run`; each in its own transaction."""
+    with session_scope(factory) as session:
+        duty.sync_all(session, now)
+    with session_scope(factory) as session:
+        return run(session, now, tz, rules)

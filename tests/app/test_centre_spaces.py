@@ -20,13 +20,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.config import Settings
 from core.db import session_scope
 from core.models import AuditEntry, Booking, BookingSource, BookingStatus, Space
-from core.spaces import booking
+from core.spaces import booking, clock
 from core.spaces.rules import Rules
 from tests.app.centre_helpers import ADMIN, WORKER, csrf_of, link_for, person, sign_in
-from tests.app.test_spaces import MONDAY, TZ, Frozen, frozen  # noqa: F401 - the fixture
+from tests.app.test_spaces import MONDAY, TZ, Frozen
 from tests.app.web_server import serving
 
 SECRETARY, RESIDENT, OTHER_ADMIN = "P-0001", "P-0071", "P-0070"
+
+
+@pytest.fixture
+def spaces_clock(monkeypatch: pytest.MonkeyPatch) -> Frozen:
+    """The spaces' clock (core.spaces.clock) at MONDAY: the server runs in this process."""
+    f = Frozen()
+    monkeypatch.setattr(clock, "now", f)
+    return f
 
 
 @pytest.fixture
@@ -69,9 +77,10 @@ def status_of(factory: sessionmaker[Session], booking_id: int) -> BookingStatus:
         return row.status
 
 
-def test_spaces_page_booking_and_managers(demo_factory: sessionmaker[Session], site: str, frozen: Frozen) -> None:
+def test_spaces_page_booking_and_managers(demo_factory: sessionmaker[Session], site: str,
+                                          spaces_clock: Frozen) -> None:
     with ExitStack() as stack:
-        scenario(demo_factory, site, frozen, stack)
+        scenario(demo_factory, site, spaces_clock, stack)
 
 
 def scenario(factory: sessionmaker[Session], site: str, frozen: Frozen, stack: ExitStack) -> None:

@@ -18,7 +18,8 @@ def test_everyone_sees_the_resident_commands_and_roles_add_their_own() -> None:
     resident = {c.name for c in commands_for(frozenset())}
     # /baodao (双报到) and /dangzuzhi (附近的党组织) are for everyone: a member who works elsewhere
     # is a resident here until approved; anyone may look for the nearest party organisation
-    assert resident == {"start", "my", "help", "notify", "join", "baodao", "dangzuzhi", "qingdan"}  # 三张清单: a need
+    # 三张清单: a need; 共享空间: a resident books a room, anyone looks
+    assert resident == {"start", "my", "help", "notify", "join", "baodao", "dangzuzhi", "qingdan", "yuyue"}
     for role in Role:
         names = {c.name for c in commands_for(frozenset({role}))}
         assert resident <= names

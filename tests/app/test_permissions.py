@@ -101,6 +101,10 @@ PINNED: dict[str, set[Role]] = {
     "web.login": {R.secretary, R.grid_worker, R.community_admin, R.street_admin},
     "baodao.decide": {R.secretary, R.community_admin},
     "roster.view": {R.secretary, R.grid_worker, R.community_admin, R.street_admin},
+    "space.book": {R.resident},
+    "space.book_party": {R.member, R.secretary, R.community_admin},
+    "space.book_unit": {R.dual_member},
+    "space.manage": {R.community_admin},
 }
 
 
