@@ -143,9 +143,15 @@ def sync_shift(session: Session, shift: Shift, now: datetime, tz: ZoneInfo) -> N
               shift_id=shift.id, key=f"space-duty:shift{shift.id}:{space.id}:{stamp(shift.starts_at)}")
 
 
-def sync_all(session: Session, now: datetime) -> int:
-    """On the leader: every live event held in a space (its meetings materialised since); how many."""
+def sync_all(session: Session, now: datetime, tz: ZoneInfo) -> int:
+    """On the leader: every live event held in a space (its meetings materialised since), and every
+    shift still to come whose space was taken (a slot freed since is booked); how many."""
     events = list(session.scalars(select(Event).where(Event.space_id.is_not(None), Event.cancelled == false())))
     for event in events:
         sync_event(session, event, now)
-    return len(events)
+    held = select(Booking.shift_id).where(Booking.shift_id.is_not(None), Booking.status.in_(ACTIVE_STATUSES))
+    waiting = list(session.scalars(select(Shift).where(Shift.space_id.is_not(None), Shift.cancelled == false(),
+                                                       Shift.starts_at > now, Shift.id.not_in(held))))
+    for shift in waiting:
+        sync_shift(session, shift, now, tz)
+    return len(events) + len(waiting)

@@ -64,6 +64,6 @@ def leader_round(factory: sessionmaker[Session], now: datetime, tz: ZoneInfo, ru
     """What the scheduler's leader runs each sync (core.scheduler): the spaces of meetings
     materialised since (core.spaces.duty), then `run`; each in its own transaction."""
     with session_scope(factory) as session:
-        duty.sync_all(session, now)
+        duty.sync_all(session, now, tz)
     with session_scope(factory) as session:
         return run(session, now, tz, rules)
