@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
@@ -49,9 +49,9 @@ def run(session: Session, now: datetime, tz: ZoneInfo, rules: Rules) -> dict[str
         notices.remind(session, row, offset, tz, rules.cancel_hours)
         row.reminded = offset
         counts["reminded"] += 1
-    for row in session.scalars(select(Booking).where(Booking.status == BS.confirmed, Booking.ends_at <= now)):
-        row.status = BS.done
-        counts["done"] += 1
+    done = session.execute(update(Booking).where(Booking.status == BS.confirmed, Booking.ends_at <= now)
+                           .values(status=BS.done).execution_options(synchronize_session=False))
+    counts["done"] = int(getattr(done, "rowcount", 0) or 0)
     for row in session.scalars(select(Booking).where(Booking.status == BS.pending, Booking.starts_at <= now)):
         row.status, row.reason, row.decided_at = BS.refused, t("spaces.expired"), now
         notices.tell_decision(session, row, tz)
