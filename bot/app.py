@@ -74,6 +74,7 @@ from core.messages import t
 from core.messaging import buttons, claims, inbox, outbox, prompts
 from core.messaging.claims import Claims
 from core.metrics import HealthCollector, Metrics, serve_in_thread
+from core.mobilise import sweep as mobilise_sweep
 from core.models import utcnow
 from core.people import residents
 from core.places.router import Router, RouterCache
@@ -666,7 +667,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
             # Periodic work (reminders, short shifts, closing unrated tickets, forgetting old buttons):
             # one leader per database; what it queues, the dispatcher sends.
             svc.scheduler = DutyScheduler(settings.database_url, tz=settings.tz, limits=deadlines.Limits.of(settings),
-                                          stats_rank_min=settings.stats_rank_min, space_rules=SpaceRules.of(settings))
+                                          stats_rank_min=settings.stats_rank_min, space_rules=SpaceRules.of(settings),
+                                          mobilise=mobilise_sweep.Timing.of(settings))
             svc.scheduler.start()
             scheduler = svc.scheduler
             svc.metrics.scheduler_leading.set_function(lambda: 1.0 if scheduler.is_leader else 0.0)

@@ -303,8 +303,8 @@ def health(
     raise typer.Exit(state.exit_status)
 
 
-StreetOption = Annotated[str | None, typer.Option(help="Street code (street_admin).")]
-ScopeOption = Annotated[str | None, typer.Option(help="Community code (community_admin; resident/volunteer).")]
+StreetOption = Annotated[str | None, typer.Option(help="Street code (street_admin; commander).")]
+ScopeOption = Annotated[str | None, typer.Option(help="Community code (community_admin, commander; resident/volunteer).")]
 GridOption = Annotated[str | None, typer.Option(help="Grid code (grid_worker; resident/volunteer).")]
 BranchOption = Annotated[str | None, typer.Option(help="Branch code (secretary, member; resident/volunteer).")]
 
@@ -315,10 +315,10 @@ def _change_role(give: bool, person: str, role: str, community: str | None, grid
         try:
             target = grants.resolve(session, person, role, community=community, grid=grid, branch=branch,
                                     street=street)
+            changed = (grants.grant if give else grants.revoke)(session, target, actor=None)
         except grants.GrantError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        changed = (grants.grant if give else grants.revoke)(session, target, actor=None)
         who = target.person.code or f"telegram {target.person.telegram_id}"
         summary = f"{who} {target.role.value} @ {target.where}"
     if give:
@@ -334,7 +334,8 @@ def _change_role(give: bool, person: str, role: str, community: str | None, grid
 def grant(
     person: Annotated[str, typer.Argument(help="Registry code (P-0001) or Telegram id.")],
     role: Annotated[str, typer.Argument(help="resident, volunteer, member, secretary, grid_worker, "
-                                             "community_admin, street_admin or operator.")],
+                                             "community_admin, street_admin, commander (战时 指挥长, on top of "
+                                             "community_admin --community or street_admin --street) or operator.")],
     community: ScopeOption = None,
     grid: GridOption = None,
     branch: BranchOption = None,

@@ -102,6 +102,13 @@ class Settings(BaseSettings):
                                 description="Grids with fewer tickets in a month are not ranked in the rate reports.")
     emergency_recall_minutes: int = Field(default=10, ge=1,
                                           description="An emergency nobody claimed this long after filing: admins again.")
+    # 战时 mobilisation (core/mobilise/sweep.py)
+    mobilise_escalate_minutes: int = Field(default=15, ge=1, description=(
+        "A grid of a mobilisation with nobody on site this long after the declaration goes to the community "
+        "admins, after twice this to the street admins."))
+    mobilise_roster_minutes: int = Field(default=5, ge=1, description=(
+        "The grid leaders get their 作战单元 roster this long after the declaration at the latest (at once when "
+        "everyone of the grid has answered)."))
 
     @field_validator("deadline_reminders")
     @classmethod

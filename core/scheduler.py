@@ -61,6 +61,7 @@ from core.db import (
 )
 from core.duties import recurrence, reminders, shifts
 from core.messaging import buttons
+from core.mobilise import sweep as mobilise_sweep
 from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
 from core.spaces import reminders as space_reminders
@@ -209,11 +210,12 @@ class DutyScheduler:
     def __init__(self, url: str, *, tz: ZoneInfo, limits: deadline_steps.Limits | None = None, stats_rank_min: int = 5,
                  deadline_interval: float = DEADLINE_INTERVAL, sync_interval: float = SYNC_INTERVAL,
                  poll_interval: float = POLL_INTERVAL, lock_key: int = LOCK_KEY, threads: int = 4,
-                 space_rules: SpaceRules | None = None) -> None:
+                 space_rules: SpaceRules | None = None, mobilise: mobilise_sweep.Timing | None = None) -> None:
         self.url = normalise_url(url)
         self.tz = tz  # the zone of the texts it queues (short shifts, deadlines)
         self.limits = limits or deadline_steps.Limits()
         self.space_rules = space_rules or SpaceRules()
+        self.mobilise = mobilise or mobilise_sweep.Timing()
         self.stats_rank_min = stats_rank_min
         self.deadline_interval = deadline_interval
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
@@ -378,11 +380,17 @@ class DutyScheduler:
         self.monthly_report(now)
         self.consultations(now)
         self.spaces(now)
+        self.mobilisation(now)
         return written
 
     def spaces(self, now: datetime | None = None) -> dict[str, int]:
         """共享空间: meetings' spaces, reminders 24 h and 1 h before, done and expired bookings."""
         return space_reminders.leader_round(self.factory, now or utcnow(), self.tz, self.space_rules)
+
+    def mobilisation(self, now: datetime | None = None) -> dict[str, int]:
+        """战时: rosters due, unmanned grids escalated (core.mobilise.sweep); counts."""
+        with session_scope(self.factory) as session:
+            return mobilise_sweep.run(session, now or utcnow(), self.tz, self.mobilise)
 
     def consultations(self, now: datetime | None = None) -> int:
         """议事: close consultations past their deadline (results to the participants) and tell

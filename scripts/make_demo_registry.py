@@ -569,9 +569,10 @@ def build() -> tuple[dict, dict]:
             person = new_person(["grid_worker"], None)
         grid["workers"] = [person["code"]]
 
-    # Community admins: one per community.
+    # Community admins: one per community. The first community's admin is also its 战时 指挥长
+    # (commander: declares a mobilisation, /dongyuan), so a demo has one.
     communities = []
-    for community in COMMUNITIES:
+    for index, community in enumerate(COMMUNITIES):
         admin = new_person(["community_admin"], None)
         communities.append(
             {
@@ -580,6 +581,7 @@ def build() -> tuple[dict, dict]:
                 "name": community["name"],
                 **community["contact"],
                 "admins": [admin["code"]],
+                **({"commanders": [admin["code"]]} if index == 0 else {}),
             }
         )
 

@@ -59,6 +59,8 @@ COMMANDS = (
     Command("roster", ("roster.view",)),
     Command("qingdan"),
     Command("yuyue"),
+    Command("dongyuan", ("mobilise.declare",)),
+    Command("zhanshi", ("mobilise.roll",)),
 )
 MEMBERS = PERMISSIONS["duty.view"]
 MANAGERS = PERMISSIONS["broadcast.residents"]

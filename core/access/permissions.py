@@ -106,6 +106,12 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # the command centre in the browser (web/centre): a login link by /web, and what it shows,
     # each grid's map, tickets and figures only where the role holds
     "web.login": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
+    # 战时 mobilisation (core/mobilise/): a commander (指挥长: a community or street admin with the
+    # commander grant) declares an incident over an area, posts its tasks and closes it; the live
+    # roll and the report to the commander, the grids' leaders and the admins above them
+    "mobilise.declare": frozenset({R.commander}),
+    "mobilise.command": frozenset({R.commander}),
+    "mobilise.roll": frozenset({R.commander, R.secretary, R.grid_worker, R.community_admin, R.street_admin}),
 }
 
 
@@ -147,13 +153,16 @@ def roles_at(session: Session, person: Person | None, scope: Scope) -> set[Role]
     their community. grid_worker: in their grid.
     secretary: in their branch (the branch's secretary or a secretary grant for it).
     member: in a branch they belong to. dual_member (在职党员): in the grid (and its branch) where
-    their /baodao was approved. resident and volunteer: unscoped grants count
+    their /baodao was approved. commander: where its community or street grant applies and the
+    person also holds community_admin or street_admin there (a grant on top of the admin role).
+    resident and volunteer: unscoped grants count
     everywhere, scoped ones only where they apply; a resident bound to a building counts
     in that building's grid.
     """
     if person is None:
         return set()
     held: set[Role] = set()
+    commands = False
     for g in person.grants:
         unscoped = g.community_id is None and g.grid_id is None and g.branch_id is None
         if g.role is R.operator:
@@ -178,9 +187,15 @@ def roles_at(session: Session, person: Person | None, scope: Scope) -> set[Role]
                 held.add(g.role)
         elif g.role is R.member and scope.branch_id is not None and g.branch_id == scope.branch_id:
             held.add(R.member)
+        elif g.role is R.commander:
+            commands = commands or (scope.community_id is not None and (
+                g.community_id == scope.community_id
+                or (g.street_id is not None and g.street_id == _street_of(session, scope.community_id))))
         elif g.role is R.dual_member and ((scope.grid_id is not None and g.grid_id == scope.grid_id)
                                           or (scope.branch_id is not None and g.branch_id == scope.branch_id)):
             held.add(R.dual_member)
+    if commands and held & {R.community_admin, R.street_admin}:
+        held.add(R.commander)
     if scope.branch_id is not None:
         branch = session.get(Branch, scope.branch_id)
         if branch is not None and branch.secretary_id == person.id:

@@ -32,7 +32,11 @@ BAODAO = "baodao"  # {"step": "organisation" | "unit" | "tags" | "reason", the d
 NAV = "dangzuzhi"  # {}: 附近的党组织 asked for a place or a location (bot/baodao.py)
 LISTS = "qingdan"  # {"step": ..., the draft} (bot/lists_chat.py)
 SPACES = "yuyue"  # {"step": "day" | "purpose" | "people" | "reason", the draft} (bot/spaces_chat.py)
-KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE, BAODAO, NAV, LISTS, SPACES}
+# {"step": "order" | "eta" | "location" | "task_grid" | "task_text", the draft or the incident}
+# (bot/mobilise_chat.py, bot/mobilise_answers.py)
+MOBILISE = "mobilise"
+KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE, BAODAO, NAV, LISTS, SPACES,
+         MOBILISE}
 
 # Words that close any open question without an answer (one set for every kind of question).
 CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了", "不发了"})

@@ -43,6 +43,19 @@ from core.models.inbox import InboxMessage, InboxState
 from core.models.invites import InviteCode
 from core.models.kept import FigureVersion, KeptFigures
 from core.models.lists import Need, NeedStatus, Project, ProjectRating, ProjectStatus, Resource
+from core.models.mobilise import (
+    Answer,
+    AreaLevel,
+    Incident,
+    IncidentCall,
+    IncidentCheckIn,
+    IncidentEvent,
+    IncidentGrid,
+    IncidentKind,
+    IncidentTask,
+    TaskKind,
+    TaskState,
+)
 from core.models.open311 import ApiKey, Open311Request
 from core.models.outbox import OutboxMessage, SendState
 from core.models.people import (
@@ -87,6 +100,17 @@ __all__ = [
     "BookingStatus",
     "Space",
     "SpaceManager",
+    "Answer",
+    "AreaLevel",
+    "Incident",
+    "IncidentCall",
+    "IncidentCheckIn",
+    "IncidentEvent",
+    "IncidentGrid",
+    "IncidentKind",
+    "IncidentTask",
+    "TaskKind",
+    "TaskState",
     "Need",
     "NeedStatus",
     "Project",

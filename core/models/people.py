@@ -22,6 +22,9 @@ class Role(str, enum.Enum):
     # 在职党员 (双报到): a member whose own branch is at work, approved by /baodao in the grid
     # they live in; not the branch's `member` (not in 三会一课 attendance), kept by re-imports.
     dual_member = "dual_member"
+    # 战时 指挥长: a grant on top of community_admin (for a community) or street_admin (for a
+    # street); it counts only where the person also holds that admin role (core.access.permissions).
+    commander = "commander"
     operator = "operator"
 
 

@@ -7,6 +7,10 @@ community); operator is global; resident and volunteer may be scoped or not. Eve
 change is written to the audit log (role.grant / role.revoke) by the acting person,
 None for the operator at the server's command line.
 
+A commander (战时 指挥长) is a grant on top of an admin role: for a community, to one of its
+community admins (or a street admin of its street); for a street, to one of its street admins.
+Revoking the admin role revokes the commander grant it carried.
+
 A secretary is also the branch's `secretary_id` when the branch has none, and a member
 is also a BranchMember, as `gridbot import` makes them; revoking undoes both, so a
 revoked role really stops counting in core.access.permissions.roles_at.
@@ -42,6 +46,10 @@ REQUIRED_SCOPE: dict[Role, str | None] = {
     R.street_admin: "street",
     R.operator: None,
 }
+# roles whose scope is one of several levels (the first is named in the error)
+EITHER_SCOPE: dict[Role, tuple[str, ...]] = {R.commander: ("community", "street")}
+# the admin roles a commander grant stands on, by its level
+COMMANDER_UNDER = {"community": (R.community_admin, R.street_admin), "street": (R.street_admin,)}
 MODELS: dict[str, type[Street] | type[Community] | type[Grid] | type[Branch]] = {
     "street": Street, "community": Community, "grid": Grid, "branch": Branch}
 
@@ -97,6 +105,9 @@ def resolve(session: Session, person_ref: str, role_name: str, *, community: str
             raise GrantError(f"{role.value} holds everywhere: give no --{level}")
         if wanted is not None and level != wanted:
             raise GrantError(f"{role.value} needs --{wanted} CODE" + (f", not --{level}" if level else ""))
+    if role in EITHER_SCOPE and level not in EITHER_SCOPE[role]:
+        levels = " or ".join(f"--{x} CODE" for x in EITHER_SCOPE[role])
+        raise GrantError(f"{role.value} needs {levels}" + (f", not --{level}" if level else ""))
     scope_id = None
     if level is not None:
         scope_id = session.scalar(select(MODELS[level].id).where(MODELS[level].code == code))
@@ -125,8 +136,27 @@ def _settle(session: Session, target: Target, actor: Person | None, action: str,
     return changed
 
 
+def _admin_under(session: Session, target: Target) -> bool:
+    """Whether the person holds the admin role a commander grant at `target` stands on."""
+    assert target.level is not None and target.scope_id is not None
+    street_id = target.scope_id if target.level == "street" else session.scalar(
+        select(Community.street_id).where(Community.id == target.scope_id))
+    for g in target.person.grants:
+        if g.role not in COMMANDER_UNDER[target.level]:
+            continue
+        if (g.role is R.community_admin and g.community_id == target.scope_id) or \
+                (g.role is R.street_admin and g.street_id == street_id):
+            return True
+    return False
+
+
 def grant(session: Session, target: Target, actor: Person | None = None) -> bool:
-    """Give the role; False if it was already held there (nothing changes, nothing audited)."""
+    """Give the role; False if it was already held there (nothing changes, nothing audited).
+    GrantError for a commander who is not an admin there."""
+    if target.role is R.commander and not _admin_under(session, target):
+        under = " or ".join(r.value for r in COMMANDER_UNDER[target.level or "community"])
+        raise GrantError(f"commander is given on top of {under}: {target.person.code or target.person.telegram_id} "
+                         f"holds neither at {target.where}")
     changed = False
     if _grant_row(session, target) is None:
         session.add(RoleGrant(person_id=target.person.id, role=target.role, **target.columns()))
@@ -166,4 +196,10 @@ def revoke(session: Session, target: Target, actor: Person | None = None) -> boo
                 select(RoleGrant.person_id).where(RoleGrant.role == R.secretary, RoleGrant.branch_id == branch.id)
                 .order_by(RoleGrant.id).limit(1))
             changed = True
+    if target.role in (R.community_admin, R.street_admin) and target.level is not None:
+        # the commander grant stood on this admin role: it goes with it (audited as its own revoke)
+        carried = Target(target.person, R.commander, target.level, target.code, target.scope_id)
+        if _grant_row(session, carried) is not None:
+            session.flush()
+            revoke(session, carried, actor)
     return _settle(session, target, actor, "role.revoke", changed)

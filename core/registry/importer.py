@@ -136,7 +136,7 @@ class _Applier:
         """Make `person_codes` and the person ids `keep` exactly the holders of `role` in `scope`."""
         wanted = {self.id_of(Person, c) for c in person_codes} | set(keep)
         query = select(RoleGrant).where(RoleGrant.role == role)
-        for key in ("community_id", "grid_id", "branch_id"):
+        for key in ("street_id", "community_id", "grid_id", "branch_id"):
             query = query.where(getattr(RoleGrant, key).is_(None) if scope.get(key) is None
                                 else getattr(RoleGrant, key) == scope[key])
         current = {g.person_id: g for g in self.session.scalars(query)}
@@ -234,10 +234,16 @@ def apply(data: RegistryInput, session: Session) -> ImportReport:
     for r in recs.get("streets", []):
         if "admins" in r.data:
             _replace_grants(a, report, Role.street_admin, {"street_id": a.id_of(Street, r.code)}, r.get("admins") or [])
+        if "commanders" in r.data:  # 战时 指挥长, on top of admins (validation checks they are)
+            _replace_grants(a, report, Role.commander, {"street_id": a.id_of(Street, r.code)},
+                            r.get("commanders") or [])
     for r in recs.get("communities", []):
         if "admins" in r.data:
             _replace_grants(a, report, Role.community_admin,
                             {"community_id": a.id_of(Community, r.code)}, r.get("admins") or [])
+        if "commanders" in r.data:
+            _replace_grants(a, report, Role.commander, {"community_id": a.id_of(Community, r.code)},
+                            r.get("commanders") or [])
     for r in recs.get("grids", []):
         if "workers" in r.data:
             _replace_grants(a, report, Role.grid_worker,

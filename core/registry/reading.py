@@ -43,7 +43,8 @@ SINGULAR = {"streets": "street", "communities": "community", "grids": "grid", "b
             "organisations": "organisation", "service_centres": "service centre",
             "resources": "resource", "spaces": "space"}
 
-LIST_FIELDS = {"admins", "workers", "aliases", "roles", "members", "buildings", "managers", "equipment", "bookers"}
+LIST_FIELDS = {"admins", "commanders", "workers", "aliases", "roles", "members", "buildings", "managers",
+               "equipment", "bookers"}
 
 
 @dataclass(frozen=True)

@@ -192,12 +192,23 @@ class _Validator:
             if not self.known(section, str(value)):
                 self.fail(record, f"{SINGULAR[record.section]} {record.code}: unknown {SINGULAR[section]} {value!r} in {key}")
 
+    def _commanders(self, record: Record) -> None:
+        """战时 指挥长: a grant on top of the admin role, so each must be one of the record's admins."""
+        self._refs(record, "commanders", "people")
+        admins = {str(a) for a in record.get("admins") or []}
+        for code in record.get("commanders") or []:
+            if str(code) not in admins:
+                self.fail(record, f"{SINGULAR[record.section]} {record.code}: commander {code} is not one of its "
+                                  f"admins (a commander is an admin with the commander grant)")
+
     def _references(self) -> None:
         for r in self.data.records.get("streets", []):
             self._refs(r, "admins", "people")
+            self._commanders(r)
         for r in self.data.records.get("communities", []):
             self._ref(r, "street", "streets")
             self._refs(r, "admins", "people")
+            self._commanders(r)
         for r in self.data.records.get("grids", []):
             self._ref(r, "community", "communities")
             self._refs(r, "workers", "people")
