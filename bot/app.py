@@ -49,6 +49,8 @@ from bot import (
     duties_buttons,
     followup,
     lists_chat,
+    mobilise_answers,
+    mobilise_chat,
     rating,
     roles,
     schedule_chat,
@@ -291,6 +293,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert asked is not None
         await broadcast_chat.on_message(update, context, asked)
         return
+    if mobilise_chat.takes_text(asked):  # 战时: the order, a task, an ETA, words where a location was asked
+        assert asked is not None
+        await mobilise_chat.on_text(update, context, asked)
+        return
     if consult_chat.takes_text(asked):  # 议事: a question, options, a comment, minutes, an answer
         assert asked is not None
         await consult_chat.on_message(update, context, asked)
@@ -452,6 +458,9 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if baodao.takes_nav(asked):  # 附近的党组织 asked for a place
         await baodao.on_nav_location(update, context, location.latitude, location.longitude)
         return
+    if mobilise_chat.takes_location(asked) and asked is not None:  # 战时 到岗签到: checked against the grid
+        await mobilise_answers.on_location(update, context, asked, await svc.router())
+        return
     await _submit_message(update, context, payload("share_location", latitude=location.latitude,
                                                    longitude=location.longitude))
 
@@ -483,6 +492,9 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if spaces_chat.is_press(data):  # 共享空间 (bot/spaces_chat.py)
         await spaces_chat.on_press(update, context, data)
         await svc.dispatch()  # a manager's card, the booker's answer
+        return
+    if mobilise_chat.is_press(data):  # 战时 mobilisation (bot/mobilise_chat.py, bot/mobilise_answers.py)
+        await mobilise_chat.on_press(update, context, data)
         return
     if lists_chat.is_press(data):  # 三张清单 (bot/lists_chat.py)
         await lists_chat.on_press(update, context, data)  # type: ignore[arg-type]
@@ -716,6 +728,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     for handler in lists_chat.handlers():  # /qingdan
         app.add_handler(handler)
     for handler in spaces_chat.handlers():  # /yuyue
+        app.add_handler(handler)
+    for handler in mobilise_chat.handlers():  # /dongyuan, /zhanshi
         app.add_handler(handler)
     broadcast_chat.register(app)  # /broadcast, /cancel, /notify: before the catch-all of commands
     schedule_chat.register(app)  # /schedule

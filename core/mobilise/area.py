@@ -178,3 +178,19 @@ def label(session: Session, incident: Incident | Area) -> str:
     if len(names) > NAMED_GRIDS:
         return t("mobilise.area_many", names="、".join(names[:NAMED_GRIDS]), count=len(names))
     return "、".join(names)
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What a commander may name as an area: whole streets, whole communities, single grids."""
+
+    streets: list[Street]
+    communities: list[Community]
+    grids: list[Grid]
+
+
+def choices(session: Session, person: Person | None) -> Choices:
+    communities = commanded(session, person)
+    grids = list(session.scalars(select(Grid).where(Grid.community_id.in_([c.id for c in communities]))
+                                 .order_by(Grid.code))) if communities else []
+    return Choices(streets_commanded(session, person), communities, grids)

@@ -56,12 +56,18 @@ class GridReport:
                 "people": [{"name": n, "hours": round(h, 2)} for n, h in self.people]}
 
 
-def close(session: Session, person: Person | None, incident_id: int, *, now: datetime, tz: ZoneInfo) -> Incident:
+def check_close(session: Session, person: Person | None, incident_id: int, tz: ZoneInfo) -> Incident:
+    """The incident if `person` may close it now: its commander, not closed yet."""
     incident = area.find(session, incident_id)
     area.require_command(session, person, incident)
-    assert person is not None
     if incident.closed_at is not None:
         raise NotAllowed(t("mobilise.deny.closed_already", at=incident.closed_at.astimezone(tz).strftime("%m-%d %H:%M")))
+    return incident
+
+
+def close(session: Session, person: Person | None, incident_id: int, *, now: datetime, tz: ZoneInfo) -> Incident:
+    incident = check_close(session, person, incident_id, tz)
+    assert person is not None
     incident.closed_at, incident.closed_by_id = now, person.id
     for row, member in session.execute(
             select(IncidentCheckIn, Person).join(Person, Person.id == IncidentCheckIn.person_id)
