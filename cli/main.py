@@ -21,7 +21,7 @@ from core.db import make_engine, make_session_factory, session_scope, trial_scop
 from core.duties import demo as demo_schedule
 from core.lists import figures as lists_figures
 from core.migrate import upgrade
-from core.models import Building, Community, Grid, Person, Ticket
+from core.models import Building, Community, Grid, Incident, Person, Ticket
 from core.open311 import keys as open311_keys
 from core.places.router import Router
 from core.registry import demo as demo_registry
@@ -37,6 +37,8 @@ route_app = typer.Typer(no_args_is_help=True, help="Which grid does a place belo
 app.add_typer(route_app, name="route")
 apikey_app = typer.Typer(no_args_is_help=True, help="Open311 API keys of client systems (stored hashed).")
 app.add_typer(apikey_app, name="apikey")
+mobilise_app = typer.Typer(no_args_is_help=True, help="战时 mobilisation: incidents, their reports and events.")
+app.add_typer(mobilise_app, name="mobilise")
 
 SHELL_USER = 700000101  # a resident id the demo registry does not use: not yet bound
 
@@ -449,6 +451,75 @@ def apikey_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) 
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(f"revoked: {name}")
+
+
+@mobilise_app.command("list")
+def mobilise_list(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False) -> None:
+    """Every incident, newest first: id, kind, area, declared, closed, people called."""
+    from core.mobilise import incidents
+
+    tz = get_settings().tz
+    with session_scope(_factory()) as session:
+        rows = incidents.listing(session, tz)
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        typer.echo(f"#{row['id']}  {row['kind']:<10} {row['area']}  declared {row['declared_at']}  "
+                   f"{'closed ' + row['closed_at'] if row['closed_at'] else 'open'}  called {row['called']}")
+    if not rows:
+        typer.echo("no incidents", err=True)
+
+
+@mobilise_app.command("report")
+def mobilise_report(
+    incident: Annotated[int, typer.Argument(help="The incident's number (#1 in chat).")],
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV: one row per grid, per person on site, and the total.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The incident's report per grid: called, answered, on site, hours per person, tasks done (so far,
+    while it is still open). Exit 1 for an unknown incident. The export is audited (mobilise.export)."""
+    from core.mobilise import report
+
+    tz = get_settings().tz
+    now = datetime.now(timezone.utc)
+    with session_scope(_factory()) as session:
+        found = session.get(Incident, incident)
+        if found is None:
+            typer.echo(f"no incident #{incident}", err=True)
+            raise typer.Exit(1)
+        audit.record(session, None, "mobilise.export", f"incident:{incident}",
+                     {"format": "csv" if as_csv else "json" if as_json else "text"})
+        if as_csv:
+            out = report.csv_text(session, found, None, now)
+        elif as_json:
+            out = json.dumps(report.as_dict(session, found, None, now), ensure_ascii=False, indent=2)
+        else:
+            out = report.report_text(session, found, None, now, tz)
+    typer.echo(out.rstrip("\n"))
+
+
+@mobilise_app.command("events")
+def mobilise_events(
+    incident: Annotated[int, typer.Argument(help="The incident's number.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """Every step of the incident, oldest first: when, what, who, which grid and task."""
+    from core.mobilise import incidents
+
+    tz = get_settings().tz
+    with session_scope(_factory()) as session:
+        if session.get(Incident, incident) is None:
+            typer.echo(f"no incident #{incident}", err=True)
+            raise typer.Exit(1)
+        rows = incidents.event_rows(session, incident, tz)
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        detail = json.dumps(row["detail"], ensure_ascii=False, sort_keys=True)
+        typer.echo(f"{row['at']}  {row['kind']:<12} {row['actor'] or '-'}  {row['grid'] or '-'}  "
+                   f"{'#' + str(row['task']) if row['task'] else '-'}  {detail}")
 
 
 @app.command()

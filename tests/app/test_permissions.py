@@ -77,7 +77,18 @@ HOLDS: dict[Role, frozenset[str]] = {
     R.community_admin: frozenset({"home", "other_branch", "home_community"}),
     R.street_admin: frozenset(PLACES),  # 和平里 and 青年湖 are both on 和平街道
     R.operator: frozenset(PLACES),
+    R.commander: frozenset({"home", "other_branch", "home_community"}),  # 和平里社区's 指挥长
 }
+# The roles each test person holds: their own, and for a commander the admin role it stands on.
+WITH: dict[Role, frozenset[Role]] = {role: frozenset({role}) for role in Role} | {
+    R.commander: frozenset({R.commander, R.community_admin})}
+
+
+def may(role: Role, action: str) -> bool:
+    """Whether the test person holding `role` (WITH) may take `action` where their roles hold."""
+    return bool(WITH[role] & PERMISSIONS[action])
+
+
 TG = {role: 910000000 + i for i, role in enumerate(Role)}  # the test person holding exactly `role`
 
 # The table in words (docs/operator.md "Roles and permissions"), pinned so a change to it is deliberate.
@@ -105,6 +116,9 @@ PINNED: dict[str, set[Role]] = {
     "space.book_party": {R.member, R.secretary, R.community_admin},
     "space.book_unit": {R.dual_member},
     "space.manage": {R.community_admin},
+    "mobilise.declare": {R.commander},
+    "mobilise.command": {R.commander},
+    "mobilise.roll": {R.commander, R.secretary, R.grid_worker, R.community_admin, R.street_admin},
 }
 
 
@@ -126,6 +140,9 @@ def matrix_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmaker
                   R.volunteer: {"community": "C-HPL"}, R.operator: {}}
         for role, scope in scoped.items():
             grants.grant(s, grants.resolve(s, str(TG[role]), role.value, **scope))
+        # a commander: a community admin with the commander grant on top
+        for role in (R.community_admin, R.commander):
+            grants.grant(s, grants.resolve(s, str(TG[R.commander]), role.value, community="C-HPL"))
         home = s.scalars(select(Branch).where(Branch.code == HOME)).one()  # as /baodao's approval grants it
         s.add(RoleGrant(person_id=s.scalars(select(Person.id).where(Person.telegram_id == TG[R.dual_member])).one(),
                         role=R.dual_member, community_id=code_id(s, Community, "C-HPL"), grid_id=home.grid_id,
@@ -174,7 +191,7 @@ def test_every_role_and_action_at_home_and_across(matrix_db: sessionmaker[Sessio
         person = holder(s, role)
         for where in PLACES:
             scope = place(s, where)
-            expected = role in PERMISSIONS[action] and where in HOLDS[role]
+            expected = may(role, action) and where in HOLDS[role]
             assert allowed(s, person, action, scope) is expected, (role.value, action, where)
             if expected:
                 assert require(s, person, action, scope) is person
@@ -187,7 +204,7 @@ def test_every_role_and_action_at_home_and_across(matrix_db: sessionmaker[Sessio
 def test_each_test_person_holds_only_their_role(matrix_db: sessionmaker[Session]) -> None:
     with matrix_db() as s:
         for role in Role:
-            assert roles_at(s, holder(s, role), place(s, "home")) == {role}
+            assert roles_at(s, holder(s, role), place(s, "home")) == WITH[role]
             held_away = roles_at(s, holder(s, role), place(s, "other_community"))
             assert held_away == ({role} if role in (R.operator, R.street_admin) else set())
 
@@ -232,7 +249,7 @@ def test_ticket_actions_by_role_in_the_grid_and_elsewhere(matrix_db: sessionmake
             ticket = report(s, building)
             if action == "resolve":  # needs a claimed ticket, claimed by someone else
                 ticket_service.claim(s, ticket.id, who(s, "P-0069" if where != "other_community" else "P-0070"))
-            expected = role in PERMISSIONS[f"ticket.{action}"] and where in HOLDS[role]
+            expected = may(role, f"ticket.{action}") and where in HOLDS[role]
             if expected:
                 ticket_access.check(s, person, action, ticket)
             else:
@@ -266,17 +283,17 @@ def test_event_and_shift_management_by_role(matrix_db: sessionmaker[Session], ro
         person = holder(s, role)
         for branch_code, where in ((HOME, "home"), ("BR-HPL-02", "other_branch"), ("BR-QNH-01", "other_community")):
             branch = s.scalars(select(Branch).where(Branch.code == branch_code)).one()
-            manages = role in PERMISSIONS["event.manage"] and where in HOLDS[role]
+            manages = may(role, "event.manage") and where in HOLDS[role]
             assert common.may_manage_branch(s, person, branch) is manages, (role, where)
             shift = Shift(branch_id=branch.id, community_id=branch_community(s, branch), title="值守",
                           place="东门", starts_at=T0, ends_at=T0 + timedelta(hours=2), capacity=2)
-            assert common.may_manage_shift(s, person, shift) is (role in PERMISSIONS["shift.manage"]
+            assert common.may_manage_shift(s, person, shift) is (may(role, "shift.manage")
                                                                  and where in HOLDS[role])
         for community, where in (("C-HPL", "home_community"), ("C-QNH", "other_community_only")):
             community_shift = Shift(branch_id=None, community_id=code_id(s, Community, community), title="值守",
                                     place="东门", starts_at=T0, ends_at=T0 + timedelta(hours=2), capacity=2)
             # a community's shift: its admins, and the secretaries of its branches
-            expected = where == "home_community" and role in {R.community_admin, R.secretary}
+            expected = where == "home_community" and bool(WITH[role] & {R.community_admin, R.secretary})
             assert common.may_manage_shift(s, person, community_shift) is expected, (role, where)
         s.rollback()
 
