@@ -149,22 +149,30 @@ def report_text(session: Session, incident: Incident, grid_ids: list[int] | None
     return "\n".join(lines)
 
 
+def csv_rows(session: Session, incident: Incident, grid_ids: list[int] | None, now: datetime, *,
+             names: bool = True) -> list[list[object]]:
+    """The report as rows under CSV_COLUMNS: one per grid, then (with `names`) one per person on site,
+    then the total."""
+    rows = figures(session, incident, grid_ids, now)
+    out: list[list[object]] = []
+    for r in rows:
+        out.append([incident.id, r.code, r.name, "", r.called, r.answered, r.coming, r.late, r.cannot, r.on_site,
+                    f"{r.hours:.2f}", r.tasks, r.tasks_done])
+        if names:
+            out += [[incident.id, r.code, r.name, name, "", "", "", "", "", 1, f"{hours:.2f}", "", ""]
+                    for name, hours in r.people]
+    whole = total(rows)
+    out.append([incident.id, "", whole.name, "", whole.called, whole.answered, whole.coming, whole.late,
+                whole.cannot, whole.on_site, f"{whole.hours:.2f}", whole.tasks, whole.tasks_done])
+    return out
+
+
 def csv_text(session: Session, incident: Incident, grid_ids: list[int] | None, now: datetime, *,
              names: bool = True) -> str:
-    """The report as CSV: one row per grid, then (with `names`) one per person on site, then the total."""
-    rows = figures(session, incident, grid_ids, now)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        writer.writerow([incident.id, r.code, r.name, "", r.called, r.answered, r.coming, r.late, r.cannot, r.on_site,
-                         f"{r.hours:.2f}", r.tasks, r.tasks_done])
-        if names:
-            for name, hours in r.people:
-                writer.writerow([incident.id, r.code, r.name, name, "", "", "", "", "", 1, f"{hours:.2f}", "", ""])
-    s = total(rows)
-    writer.writerow([incident.id, "", s.name, "", s.called, s.answered, s.coming, s.late, s.cannot, s.on_site,
-                     f"{s.hours:.2f}", s.tasks, s.tasks_done])
+    writer.writerows(csv_rows(session, incident, grid_ids, now, names=names))
     return buffer.getvalue()
 
 

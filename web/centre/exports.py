@@ -32,6 +32,11 @@ def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[object]])
                                  "Cache-Control": "no-store"})
 
 
+def rows(filename: str, header: Sequence[str], values: Iterable[Sequence[object]]) -> HTTPResponse:
+    """Any table as a CSV download (the 战时 report's rows: core.mobilise.report.csv_rows)."""
+    return _csv(filename, header, values)
+
+
 def tickets(rows: list[Row], tz: ZoneInfo) -> HTTPResponse:
     def local(at: datetime | None) -> str:
         return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else ""

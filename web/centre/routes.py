@@ -1,6 +1,7 @@
 """The command centre at /centre: sign-in by a /web link, the map, the ticket list and page
 (督办, the audited contact, 改派/接手/合并 where core offers them), the figures, 共建共治 (双报到,
-三张清单, 议事), 共享空间 (bookings, the booking form, 批准/拒绝/未到), CSV exports.
+三张清单, 议事), 共享空间 (bookings, the booking form, 批准/拒绝/未到), 战时 mobilisation
+(web/centre/mobilise.py), CSV exports.
 
 Server-rendered with Jinja2 (web/centre/templates), texts from the catalogue (`web.*`); the
 map and charts are ECharts, served from web/centre/static with the app. Every page checks the
@@ -47,6 +48,7 @@ from core.spaces.rules import Rules as SpaceRules
 from core.tickets import service, transfer
 from core.tickets.rate_reports import month_of
 from web.centre import exports
+from web.centre import mobilise as mobilise_pages
 from web.centre.auth import (
     COOKIE,
     PATH,
@@ -509,6 +511,7 @@ def register(app: Sanic) -> None:
     app.add_route(space_decide, f"{PATH}/spaces/bookings/<booking_id>/<what>", methods=["POST"],
                   name="centre_space_decide")
     app.add_route(rates_csv, f"{PATH}/rates.csv", methods=["GET"], name="centre_rates_csv")
+    mobilise_pages.register(app, _page)  # 战时: /centre/mobilise, .json, /<id>/report.csv
 
     @app.exception(Refused)
     async def _refused(request: Request, exc: Refused) -> HTTPResponse:

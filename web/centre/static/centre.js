@@ -79,6 +79,55 @@
     }, POLL_MS);
   }
 
+  // -- 战时: the incident's grids, red where nobody is on site ---------------------------
+  function drawMobilise(el, data, labels) {
+    var chart = echarts.getInstanceByDom(el) || echarts.init(el, null, {renderer: "canvas"});
+    echarts.registerMap("mobilise", data.geojson);
+    chart.setOption({
+      animation: false,
+      tooltip: {
+        trigger: "item",
+        formatter: function (p) {
+          var g = p.data && p.data.grid;
+          if (!g) { return p.name; }
+          return g.name + "<br>" + labels.called + " " + g.called + " · " + labels.answered + " " + g.answered +
+            "<br>" + labels.on_site + " " + g.on_site + " · " + labels.open_tasks + " " + g.open_tasks;
+        }
+      },
+      visualMap: {type: "piecewise", left: 8, bottom: 8, seriesIndex: 0, pieces: [
+        {value: 0, color: "#d94e5d", label: labels.on_site + " 0"},
+        {gt: 0, color: "#50a37a", label: labels.on_site + " ≥1"}]},
+      geo: {map: "mobilise", roam: true, label: {show: true, fontSize: 11}, itemStyle: {borderColor: "#555"}},
+      series: [{type: "map", geoIndex: 0, name: labels.on_site, data: data.grids.map(function (g) {
+        return {name: g.name, value: g.on_site, grid: g};
+      })}]
+    }, true);
+    return chart;
+  }
+
+  function setupMobilise() {
+    var el = document.getElementById("mobilise-map");
+    var data = json("mobilise-data");
+    if (!el || !data || typeof echarts === "undefined") { return; }
+    var labels = json("mobilise-labels");
+    var chart = drawMobilise(el, data, labels);
+    window.addEventListener("resize", function () { chart.resize(); });
+    setInterval(function () {
+      fetch(el.getAttribute("data-url"), {credentials: "same-origin"}).then(function (r) {
+        return r.ok ? r.json() : null;
+      }).then(function (fresh) {
+        if (!fresh) { return; }
+        drawMobilise(el, fresh, labels);
+        var sum = function (key) { return fresh.grids.reduce(function (n, g) { return n + g[key]; }, 0); };
+        document.getElementById("sum-called").textContent = sum("called");
+        document.getElementById("sum-answered").textContent = sum("answered");
+        document.getElementById("sum-on-site").textContent = sum("on_site");
+        document.getElementById("sum-tasks").textContent = sum("open_tasks");
+        document.getElementById("sum-empty").textContent = fresh.grids.filter(function (g) { return g.on_site === 0; }).length;
+      }).catch(function () {});
+    }, POLL_MS);
+  }
+
   // -- the trend ----------------------------------------------------------------------
   function setupTrend() {
     var el = document.getElementById("trend");
@@ -118,6 +167,7 @@
   }
 
   setupMap();
+  setupMobilise();
   setupTrend();
   setupLive();
 })();
