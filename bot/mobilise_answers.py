@@ -20,9 +20,9 @@ from core.access.permissions import NotAllowed
 from core.messages import t
 from core.messaging import prompts
 from core.messaging.prompts import Asked
-from core.mobilise import answers, area, checkins, declare, roll, tasks
+from core.mobilise import answers, area, checkins, clock, declare, roll, tasks
 from core.mobilise import buttons as mb
-from core.models import Answer, Grid, IncidentCall, utcnow
+from core.models import Answer, Grid, IncidentCall
 from core.people import residents
 from core.places.router import Router
 
@@ -62,7 +62,7 @@ def press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: int
           values: list[Any], tz: Any) -> str | None:
     """A called person's press; the alert to show (a refusal), or None."""
     person = residents.person_by_telegram(s, user_id)
-    now = utcnow()
+    now = clock.now()
     if what == mb.ANSWER and len(values) == 2 and values[1] in {a.value for a in Answer}:
         incident_id, given = int(values[0]), Answer(values[1])
         call = answers.answer(s, person, incident_id, given, now=now, tz=tz)
@@ -119,7 +119,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: Ask
         if not take_answer(s, out, chat_id, user.id, prompts.MOBILISE, text, needed="mobilise.eta_needed",
                            cancelled="mobilise.cancelled"):
             return
-        now = utcnow()
+        now = clock.now()
         minutes = answers.parse_eta(text, now, tz)
         if minutes is None:
             prompts.ask(s, user.id, prompts.MOBILISE, asked.value)
@@ -155,7 +155,7 @@ async def on_location(update: Update, context: ContextTypes.DEFAULT_TYPE, asked:
 
     def work(s: Session, out: Outgoing) -> None:
         person = residents.person_by_telegram(s, user.id)
-        now = utcnow()
+        now = clock.now()
         try:
             row = checkins.check_in(s, router, person, int(asked.value["incident"]), location.latitude,
                                     location.longitude, now=now, tz=tz)

@@ -25,9 +25,9 @@ from core.access.permissions import PERMISSIONS, NotAllowed
 from core.messages import t
 from core.messaging import prompts
 from core.messaging.prompts import Asked
-from core.mobilise import area, declare, report, roll, tasks
+from core.mobilise import area, clock, declare, report, roll, tasks
 from core.mobilise import buttons as mb
-from core.models import AreaLevel, IncidentKind, Person, TaskKind, utcnow
+from core.models import AreaLevel, IncidentKind, Person, TaskKind
 from core.people import residents
 
 log = logging.getLogger("gridbot.bot.mobilise")
@@ -148,7 +148,7 @@ def _declaring(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id
     elif what == mb.GO and step == "confirm":
         incident, count = declare.declare(s, person, IncidentKind(draft["kind"]), AreaLevel(draft["level"]),
                                           ident=draft.get("ident"), grid_ids=draft.get("grids"),
-                                          order=str(draft.get("order", "")), now=utcnow(), tz=tz)
+                                          order=str(draft.get("order", "")), now=clock.now(), tz=tz)
         prompts.clear(s, user_id, prompts.MOBILISE)
         show(out, chat_id, message_id, t("mobilise.declared", id=incident.id, count=count))
         log.info("incident %s declared by user %s: %d called", incident.id, user_id, count)
@@ -173,7 +173,7 @@ def _roll_of(s: Session, person: Person | None, incident_id: int, tz: Any) -> tu
     grids = area.visible_grids(s, person, incident.id)
     if not grids:
         raise NotAllowed(t("deny.action", action=t("action.mobilise.roll")))
-    return roll.roll_text(s, incident, grids, utcnow(), tz), _roll_buttons(s, person, incident.id)
+    return roll.roll_text(s, incident, grids, clock.now(), tz), _roll_buttons(s, person, incident.id)
 
 
 async def on_zhanshi(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -226,7 +226,7 @@ def _commanding(s: Session, out: Outgoing, user_id: int, chat_id: int, message_i
         incident = area.find(s, int(values[0]))
         if int(values[1]) not in area.visible_grids(s, person, incident.id):
             raise NotAllowed(t("deny.action", action=t("action.mobilise.roll")))
-        show(out, chat_id, message_id, roll.roster_text(s, incident, int(values[1]), utcnow(), tz),
+        show(out, chat_id, message_id, roll.roster_text(s, incident, int(values[1]), clock.now(), tz),
              roll.roster_buttons(incident.id, int(values[1])))
     elif what == mb.TASK:
         incident = area.open_incident(s, int(values[0]))
@@ -250,7 +250,7 @@ def _commanding(s: Session, out: Outgoing, user_id: int, chat_id: int, message_i
         out.send(chat_id, t("mobilise.ask_close", id=incident.id),
                  [[mb.button(t("mobilise.button_close_yes"), mb.CLOSE_YES, incident.id), *_cancel_row()]])
     elif what == mb.CLOSE_YES:
-        now = utcnow()
+        now = clock.now()
         incident = report.close(s, person, int(values[0]), now=now, tz=tz)
         show(out, chat_id, message_id, report.report_text(s, incident, None, now, tz))
         log.info("incident %s closed by user %s", incident.id, user_id)
@@ -323,7 +323,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE, asked: Ask
                 _ask_task_kind(s, out, chat_id, None, user.id, int(asked.value["incident"]), grid.id)
             else:
                 task, told = tasks.post(s, person, int(asked.value["incident"]), int(asked.value["grid"]),
-                                        TaskKind(asked.value["task_kind"]), text, now=utcnow())
+                                        TaskKind(asked.value["task_kind"]), text, now=clock.now())
                 out.send(chat_id, t("mobilise.task_posted", task=roll.task_line(s, task), count=told))
         except NotAllowed as exc:  # nothing was written: the step is asked again
             prompts.ask(s, user.id, prompts.MOBILISE, asked.value)
