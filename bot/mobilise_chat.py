@@ -269,6 +269,8 @@ def _press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: in
     if parsed is None:
         return t("button_invalid")
     what, values = parsed
+    if chat_id != user_id:  # a message of someone else's chat (forwarded): answered in the presser's own
+        chat_id, message_id = user_id, None
     if what == mb.CANCEL:
         asked = prompts.current(s, user_id)
         if asked is not None and asked.kind == prompts.MOBILISE:

@@ -235,6 +235,9 @@ def test_an_incident_from_declaration_to_report(sqlite_demo_factory: sessionmake
             # a grid leader may refresh a forwarded roll (their grid) but not close it
             assert await press_as(j, SECRETARY_2, COMMANDER, "结束动员") == "您没有权限指挥这次动员（发布任务、结束动员）。"
             assert await press_as(j, SECRETARY_2, COMMANDER, "刷新") == ""
+            # answered in the presser's own chat, with their grid only; the commander's message is left alone
+            assert "和平里第二网格：" in last(j, SECRETARY_2) and "和平里第一网格：" not in last(j, SECRETARY_2)
+            assert "和平里第一网格：" in current(j, COMMANDER, "结束动员")
 
         with session_scope(factory) as s:
             incident = s.get(Incident, 1)
