@@ -12,7 +12,9 @@ The leader runs an APScheduler BackgroundScheduler whose job store is the
 materialises occurrences HORIZON ahead, (re)writes the reminder jobs of occurrences
 marked `reminders_dirty` (one date job per (occurrence, offset), id
 "remind:<occurrence>:<offset>", replace_existing), and tells secretaries about shifts
-still short 24 h before. So services never talk to the scheduler: they change rows in
+still short 24 h before; and the 战时 mobilisation round (core.mobilise.sweep: rosters due to
+the grids' leaders, unmanned grids escalated to the community and the street, once each). So
+services never talk to the scheduler: they change rows in
 the caller's transaction, the sync follows.
 
 Exactly once: a reminder job only enqueues into the outbox with a dedupe key per
