@@ -11,11 +11,9 @@ The leader runs an APScheduler BackgroundScheduler whose job store is the
 `apscheduler_jobs` table (migrated with the schema), and every `sync_interval`:
 materialises occurrences HORIZON ahead, (re)writes the reminder jobs of occurrences
 marked `reminders_dirty` (one date job per (occurrence, offset), id
-"remind:<occurrence>:<offset>", replace_existing), and tells secretaries about shifts
-still short 24 h before; and the 战时 mobilisation round (core.mobilise.sweep: rosters due to
-the grids' leaders, unmanned grids escalated to the community and the street, once each). So
-services never talk to the scheduler: they change rows in
-the caller's transaction, the sync follows.
+"remind:<occurrence>:<offset>", replace_existing), tells secretaries about shifts still short
+24 h before, and runs the 战时 round (core.mobilise.sweep). So services never talk to the
+scheduler: they change rows in the caller's transaction, the sync follows.
 
 Exactly once: a reminder job only enqueues into the outbox with a dedupe key per
 (occurrence, start, person, offset), so a job that runs twice (a restart in the middle,
