@@ -1,7 +1,8 @@
 """The command centre's 战时 page over real HTTP (SQLite and PostgreSQL): the commander sees the
 incident's grids on the map, red where nobody is on site, the answers per grid and the open tasks,
 and exports the report as CSV (audited); a grid worker sees their grid only; another community's
-admin sees none of it; nothing without a login."""
+admin sees none of it; nothing without a login. And in Debian's chromium: the map's colours, and a
+check-in made in chat turning a grid green within 10 s."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +26,7 @@ from core.mobilise import answers, checkins, declare, tasks
 from core.models import Answer, AreaLevel, AuditEntry, Grid, IncidentKind, TaskKind, utcnow
 from core.places.router import Router
 from tests.app.centre_helpers import ADMIN, TZ, WORKER, link_for, person, sign_in
+from tests.app.test_centre_browser import SHOTS, browser  # noqa: F401 - the chromium fixture
 from tests.app.web_server import serving
 
 IN_GRID_1 = (39.932442, 116.445302)  # B-HPL-01-05
@@ -105,3 +108,41 @@ def test_a_grid_worker_sees_their_grid_and_another_admin_nothing(demo_factory: s
     with client(site) as c:
         assert c.get("/centre/mobilise").status_code == 401
         assert c.get(f"/centre/mobilise/{number}/report.csv").status_code == 401
+
+
+def test_the_mobilise_map_in_a_browser(sqlite_demo_factory: sessionmaker[Session], tmp_path: Path,
+                                       browser: tuple[Any, Path]) -> None:  # noqa: F811 - the fixture
+    """Debian's chromium draws the incident's grids: the manned one green, the other red; a check-in
+    made in chat turns the second green within 10 s (the page polls); no error in the console."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    factory = sqlite_demo_factory
+    number = seed(factory)
+    driver, _ = browser
+    colour = ("var c = echarts.getInstanceByDom(document.getElementById('mobilise-map'));"
+              "var d = c.getOption().series[0].data; var m = c.getModel().getSeriesByIndex(0).getData();"
+              "return d.map(function (x, i) { return [x.name, x.value, m.getItemVisual(i, 'style').fill]; });")
+    with serving(Settings(web_cookie_secure=False), factory, media_dir=tmp_path / "media") as base:
+        driver.get(link_for(factory, ADMIN, base))
+        WebDriverWait(driver, 15).until(ec.element_to_be_clickable((By.ID, "login"))).click()
+        WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.ID, "map")))
+        driver.get(f"{base}/centre/mobilise")
+        WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#mobilise-map canvas")))
+        drawn = {name: (value, fill) for name, value, fill in driver.execute_script(colour)}
+        assert drawn["和平里第一网格"] == (1, "#50a37a") and drawn["和平里第二网格"] == (0, "#d94e5d"), drawn
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        driver.execute_script("document.getElementById('mobilise-map').scrollIntoView();")
+        driver.save_screenshot(str(SHOTS / "centre-mobilise.png"))  # README's picture
+        with session_scope(factory) as s:  # someone checks in in the second grid, in chat
+            checkins.check_in(s, Router.from_session(s), person(s, "P-0010"), number, 39.933474, 116.448238,
+                              now=utcnow(), tz=TZ)
+        WebDriverWait(driver, 10).until(
+            lambda d: {n: f for n, _, f in d.execute_script(colour)}["和平里第二网格"] == "#50a37a")
+        assert driver.find_element(By.ID, "sum-on-site").text == "2" and driver.find_element(By.ID, "sum-empty").text == "0"
+        assert driver.find_element(By.ID, "empty").text == "各网格都有人在岗"
+        row = driver.find_element(By.CSS_SELECTOR, '#mobilise-grids tr[data-grid="G-HPL-02"]')
+        assert row.text.split()[-2:] == ["1", "1"] and row.get_attribute("class") == ""  # on site 1, a task
+        errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE" and e.get("source") != "network"]
+        assert errors == [], errors

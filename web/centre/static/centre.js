@@ -123,7 +123,34 @@
         document.getElementById("sum-answered").textContent = sum("answered");
         document.getElementById("sum-on-site").textContent = sum("on_site");
         document.getElementById("sum-tasks").textContent = sum("open_tasks");
-        document.getElementById("sum-empty").textContent = fresh.grids.filter(function (g) { return g.on_site === 0; }).length;
+        var empty = fresh.grids.filter(function (g) { return g.on_site === 0; }).map(function (g) { return g.name; });
+        document.getElementById("sum-empty").textContent = empty.length;
+        var body = document.querySelector("#mobilise-grids tbody");
+        if (body) {
+          body.textContent = "";
+          fresh.grids.forEach(function (g) {
+            var tr = document.createElement("tr");
+            tr.setAttribute("data-grid", g.code);
+            if (g.on_site === 0 && !fresh.closed) { tr.className = "late"; }
+            [g.name, g.called, g.coming, g.late, g.cannot, g.no_answer, g.on_site, g.open_tasks].forEach(function (v) {
+              var td = document.createElement("td");
+              td.textContent = v;
+              tr.appendChild(td);
+            });
+            body.appendChild(tr);
+          });
+        }
+        var tasks = document.getElementById("task-list");
+        if (tasks) {
+          tasks.textContent = "";
+          fresh.tasks.forEach(function (text) {
+            var li = document.createElement("li");
+            li.textContent = text;
+            tasks.appendChild(li);
+          });
+        }
+        var line = document.getElementById("empty");
+        if (line) { line.textContent = empty.length ? "⚠ " + labels.empty + "：" + empty.join("、") : labels.all_manned; }
       }).catch(function () {});
     }, POLL_MS);
   }
