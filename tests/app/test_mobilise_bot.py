@@ -139,6 +139,9 @@ def test_an_incident_from_declaration_to_report(sqlite_demo_factory: sessionmake
             got = await j.say(WEN, "20分钟")
             assert got[-1].startswith("您的回复：稍后到（约") and got[-1].endswith("到）"), got
             assert "您的回复：稍后到（约" in current(j, WEN, "到岗签到")  # the call itself, its ETA buttons gone
+            await j.press(700000006, 700000006, "稍后到")  # the ETA by button this time
+            await j.press(700000006, 700000006, "30分钟")
+            assert "您的回复：稍后到（约" in current(j, 700000006, "到岗签到") and j.prompt(700000006) is None
             await j.press(CUI, CUI, "不能到")
             assert "收到，您这次不能到" in current(j, CUI, "到")
             await j.press(LIAO, LIAO, "到")
@@ -150,7 +153,7 @@ def test_an_incident_from_declaration_to_report(sqlite_demo_factory: sessionmake
             # the commander's roll: totals, the grids with nobody on site, no tasks
             [roll] = await j.say(COMMANDER, "/zhanshi")
             assert "【战况】动员#1 防汛 · 和平里第一网格、和平里第二网格" in roll, roll
-            assert "呼叫 16 人：到 3 · 稍后到 1 · 不能到 1 · 未回复 11；在岗 0 人" in roll, roll
+            assert "呼叫 16 人：到 3 · 稍后到 2 · 不能到 1 · 未回复 10；在岗 0 人" in roll, roll
             assert "⚠ 还没有人在岗：和平里第一网格、和平里第二网格" in roll and "待办任务：无" in roll, roll
             assert keyboard(j, COMMANDER) == ["发布任务", "结束动员", "刷新"]
             # a grid leader sees their grid only, and may not command
@@ -166,7 +169,7 @@ def test_an_incident_from_declaration_to_report(sqlite_demo_factory: sessionmake
             await j.press(COMMANDER, COMMANDER, "卡口执勤")
             [posted] = await j.say(COMMANDER, "东门卡口，两人一班")
             assert "#1 卡口执勤 · 和平里第一网格：东门卡口，两人一班（待领取）" in posted, posted
-            assert "已通知该网格回复“到”或“稍后到”的 3 人" in posted, posted  # 梁海涛, 文爱华, 董国华
+            assert "已通知该网格回复“到”或“稍后到”的 4 人" in posted, posted  # 梁海涛, 文爱华, 董国华, 史红霞
             assert last(j, LIANG).startswith("【任务】#1 卡口执勤") and keyboard(j, LIANG) == ["领取"]
             assert not any("【任务】" in x for x in j.texts(CUI) + j.texts(LIAO))  # 不能到; another grid
             # a member of grid 2 tries grid 1's task (a forwarded notice)
@@ -194,10 +197,13 @@ def test_an_incident_from_declaration_to_report(sqlite_demo_factory: sessionmake
             roster = last(j, WORKER_1)
             assert roster.startswith("【作战单元名单】和平里第一网格 · 防汛（动员#1"), roster
             assert "到（2）：董国华、梁海涛" in roster and "不能到（1）：崔浩然" in roster, roster
-            assert "稍后到（1）：文爱华（约" in roster and "在岗（1）：梁海涛" in roster, roster
+            assert "稍后到（2）：文爱华（约" in roster and "在岗（1）：梁海涛" in roster, roster
             assert keyboard(j, WORKER_1) == ["刷新"] and last(j, SECRETARY_1).startswith("【作战单元名单】和平里第一网格")
             assert last(j, SECRETARY_2).startswith("【作战单元名单】和平里第二网格")
             assert sweep(factory, 7)["rosters"] == 0  # once
+            # 刷新 on a roster: it reads as now, in place
+            [fresh] = await j.press(WORKER_1, WORKER_1, "刷新")
+            assert fresh.startswith("【作战单元名单】和平里第一网格") and "在岗（1）：梁海涛" in fresh, fresh
 
             # escalation: grid 2 has nobody on site after 15 minutes: the community admin, once
             assert sweep(factory, 16)["escalated"] == 1
@@ -224,9 +230,9 @@ def test_an_incident_from_declaration_to_report(sqlite_demo_factory: sessionmake
             await j.press(COMMANDER, COMMANDER, "结束动员")
             [report] = await j.press(COMMANDER, COMMANDER, "确认结束")
             assert report.startswith("【动员总结】动员#1 防汛"), report
-            assert "· 和平里第一网格：呼叫9，回复4（到2，稍后到1，不能到1），在岗1人" in report, report
+            assert "· 和平里第一网格：呼叫9，回复5（到2，稍后到2，不能到1），在岗1人" in report, report
             assert "任务完成1/1" in report and "工时：梁海涛" in report, report
-            assert "合计：呼叫16，回复5，在岗1人" in report, report
+            assert "合计：呼叫16，回复6，在岗1人" in report, report
             # closing twice; answering, checking in, taking after the close
             alert = await press_as(j, COMMANDER, COMMANDER, "结束动员")
             assert alert.startswith("这次动员已经在") and alert.endswith("结束了，不用再结束。"), alert
@@ -260,5 +266,39 @@ def test_an_incident_from_declaration_to_report(sqlite_demo_factory: sessionmake
                          "escalated", "task_done", "checked_out", "closed"):
                 assert kind in kinds, kind
             assert kinds.count("closed") == 1 and kinds.count("escalated") == 2
+
+    asyncio.run(scenario())
+
+
+def test_declaring_a_whole_community_and_leaving_the_steps(sqlite_demo_factory: sessionmaker[Session]) -> None:
+    """全社区 in one press; words where a button is wanted; 取消 by word and by button; an empty and a
+    too long order; a stale button of a cancelled draft."""
+    factory = sqlite_demo_factory
+
+    async def scenario() -> None:
+        async with journey(factory, NO_RASA) as j:
+            await j.say(COMMANDER, "/dongyuan")
+            assert await j.say(COMMANDER, "防汛") == ["请点上面的按钮，或发“取消”。"]
+            await j.press(COMMANDER, COMMANDER, "火灾")
+            got = await j.press(COMMANDER, COMMANDER, "全社区：和平里社区")
+            assert got[0] == "范围：和平里社区" and "第3步" in got[-1], got
+            [long] = await j.say(COMMANDER, "令" * 301)
+            assert long == "命令太长了，请不超过300个字。" and j.prompt(COMMANDER) is not None
+            [confirm] = await j.say(COMMANDER, "5号楼起火，和平里社区全体党员到东门集合疏散")
+            assert "类型：火灾" in confirm and "范围：和平里社区" in confirm and "将呼叫 37 人" in confirm, confirm
+            got = await j.press(COMMANDER, COMMANDER, "取消")
+            assert got == ["已取消，没有发布。"] and j.prompt(COMMANDER) is None
+            # the draft is gone: its 确认发布 does nothing
+            stale = j.updates.callback_query(COMMANDER, j.issue(["mb", "go"]), j.fake.last_message(COMMANDER))
+            before = len(j.fake.calls_to("answerCallbackQuery"))
+            await j.step(stale, COMMANDER)
+            alert = j.fake.calls_to("answerCallbackQuery")[before:][-1].params.get("text")
+            assert alert == "这个按钮已失效或无法识别，请重新操作。", alert
+            await j.say(COMMANDER, "/dongyuan")
+            assert await j.say(COMMANDER, "取消") == ["已取消，没有发布。"]
+        with factory() as s:
+            assert s.scalar(select(func.count()).select_from(Incident)) == 0
+            assert s.scalar(select(func.count()).select_from(OutboxMessage).where(
+                OutboxMessage.kind == "mobilise.call")) == 0
 
     asyncio.run(scenario())
