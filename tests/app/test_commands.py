@@ -27,6 +27,8 @@ def test_everyone_sees_the_resident_commands_and_roles_add_their_own() -> None:
         assert ("invite" in names) == (role in PERMISSIONS["invite.create"])
         assert ("report" in names) == (role in PERMISSIONS["event.report"])
         assert ("roster" in names) == (role in PERMISSIONS["roster.view"])
+        assert ("dongyuan" in names) == (role in PERMISSIONS["mobilise.declare"]) == (role is Role.commander)
+        assert ("zhanshi" in names) == (role in PERMISSIONS["mobilise.roll"])
 
 
 def test_every_command_has_a_description_and_help_lists_them() -> None:
