@@ -214,8 +214,7 @@ class DutyScheduler:
         self.url = normalise_url(url)
         self.tz = tz  # the zone of the texts it queues (short shifts, deadlines)
         self.limits = limits or deadline_steps.Limits()
-        self.space_rules = space_rules or SpaceRules()
-        self.mobilise = mobilise or mobilise_sweep.Timing()
+        self.space_rules, self.mobilise = space_rules or SpaceRules(), mobilise or mobilise_sweep.Timing()
         self.stats_rank_min = stats_rank_min
         self.deadline_interval = deadline_interval
         self.sync_interval, self.poll_interval, self.threads = sync_interval, poll_interval, threads
@@ -380,17 +379,12 @@ class DutyScheduler:
         self.monthly_report(now)
         self.consultations(now)
         self.spaces(now)
-        self.mobilisation(now)
+        mobilise_sweep.leader_round(self.factory, now, self.tz, self.mobilise)  # 战时: rosters, escalation
         return written
 
     def spaces(self, now: datetime | None = None) -> dict[str, int]:
         """共享空间: meetings' spaces, reminders 24 h and 1 h before, done and expired bookings."""
         return space_reminders.leader_round(self.factory, now or utcnow(), self.tz, self.space_rules)
-
-    def mobilisation(self, now: datetime | None = None) -> dict[str, int]:
-        """战时: rosters due, unmanned grids escalated (core.mobilise.sweep); counts."""
-        with session_scope(self.factory) as session:
-            return mobilise_sweep.run(session, now or utcnow(), self.tz, self.mobilise)
 
     def consultations(self, now: datetime | None = None) -> int:
         """议事: close consultations past their deadline (results to the participants) and tell

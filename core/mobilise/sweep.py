@@ -1,4 +1,4 @@
-"""The scheduler leader's mobilisation round (core.scheduler.DutyScheduler.mobilisation).
+"""The scheduler leader's mobilisation round (`leader_round`, from core.scheduler.DutyScheduler.sync).
 
 * Rosters: ROSTER minutes after the declaration, every grid whose leaders have not had their
   作战单元 roster yet gets it (it went earlier if everyone there answered).
@@ -17,8 +17,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from core.db import session_scope
 from core.messages import t
 from core.messaging import outbox
 from core.mobilise import area, events, roll
@@ -103,3 +104,9 @@ def _tell(session: Session, incident: Incident, grids: list[Grid], level: str, m
 
 def run(session: Session, now: datetime, tz: ZoneInfo, timing: Timing) -> dict[str, int]:
     return {"rosters": rosters(session, now, tz, timing), "escalated": escalate(session, now, timing)}
+
+
+def leader_round(factory: sessionmaker[Session], now: datetime, tz: ZoneInfo, timing: Timing) -> dict[str, int]:
+    """The round in its own transaction (the leader's sync calls it)."""
+    with session_scope(factory) as session:
+        return run(session, now, tz, timing)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.db import session_scope
+from core.mobilise import sweep as mobilise_sweep
 from core.models import (
     Answer,
     Incident,
@@ -30,7 +31,6 @@ from core.models import (
     utcnow,
 )
 from core.registry import grants
-from core.scheduler import DutyScheduler
 from tests.app.journey import Journey, journey
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -71,13 +71,7 @@ async def press_as(j: Journey, user_id: int, chat_id: int, title: str) -> str:
 
 def sweep(factory: sessionmaker[Session], minutes: float) -> dict[str, int]:
     """The scheduler leader's mobilisation round, `minutes` from now (the clock given, no waiting)."""
-    url = factory.kw["bind"].url.render_as_string(hide_password=False)
-    scheduler = DutyScheduler(url, tz=TZ)
-    try:
-        return scheduler.mobilisation(utcnow() + timedelta(minutes=minutes))
-    finally:
-        scheduler.engine.dispose()
-        scheduler._jobs_engine.dispose()
+    return mobilise_sweep.leader_round(factory, utcnow() + timedelta(minutes=minutes), TZ, mobilise_sweep.Timing())
 
 
 async def declare(j: Journey, grids: tuple[str, ...] = ("和平里第一网格", "和平里第二网格"),

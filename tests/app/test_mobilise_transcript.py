@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import PROJECT_ROOT
 from core.mobilise import clock
+from core.mobilise import sweep as mobilise_sweep
 from core.models import Person
-from core.scheduler import DutyScheduler
 from tests.app.journey import Journey, journey
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -88,13 +88,7 @@ class Transcript:
 
 
 def sweep(factory: sessionmaker[Session], at: datetime) -> dict[str, int]:
-    url = factory.kw["bind"].url.render_as_string(hide_password=False)
-    scheduler = DutyScheduler(url, tz=TZ)
-    try:
-        return scheduler.mobilisation(at)
-    finally:
-        scheduler.engine.dispose()
-        scheduler._jobs_engine.dispose()
+    return mobilise_sweep.leader_round(factory, at, TZ, mobilise_sweep.Timing())
 
 
 def the_incident(factory: sessionmaker[Session], now: Clock) -> list[str]:

@@ -1,8 +1,8 @@
 """战时 mobilisation: incidents, their grids, calls, tasks, check-ins and events
 
 Revision ID: 21a1b2c3d4e5
-Revises: 20c2d3e4f5a6
-Create Date: 2026-12-13 09:00:00.000000+00:00
+Revises: 21b1c2d3e4f5
+Create Date: 2026-12-14 09:00:00.000000+00:00
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '21a1b2c3d4e5'
-down_revision: str | None = '20c2d3e4f5a6'
+down_revision: str | None = '21b1c2d3e4f5'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
