@@ -425,7 +425,7 @@ HEADER = """\
 # change the script and run it again.
 # Everything here is FICTIONAL: the street, communities, estates, people, phone numbers,
 # Telegram user ids and chat ids are made up for demos and tests.
-# Grid polygons are in grids.geojson next to this file.
+# Grid polygons are in grids.geojson next to this file. Coordinates are WGS-84 (crs below).
 """
 
 
@@ -631,6 +631,9 @@ def build() -> tuple[dict, dict]:
         branch_records.append(record)
 
     registry = {
+        # The datum of every coordinate here (core.registry.coordinates): WGS-84, as GPS and
+        # Telegram give; a registry drawn on Chinese map data would say gcj02 and be converted.
+        "crs": "wgs84",
         "streets": [FlowMap(STREET)],
         "communities": communities,
         "grids": grids,

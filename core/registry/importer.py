@@ -20,6 +20,9 @@ Inputs (any mix, given as files or directories):
   <section>.csv   one section per file, named after it (buildings.csv, …); list
                   cells separated by ";"
   *.geojson       a FeatureCollection of grid polygons, properties.code = grid code
+
+Coordinates are WGS-84 unless the registry says `crs: gcj02` (core.registry.coordinates): then
+every polygon and point is converted to WGS-84 before validation.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from core.models import (
     WorkUnit,
 )
 from core.places.router import estate_of
+from core.registry.coordinates import normalise as to_registry_crs
 from core.registry.reading import (
     Problem,
     Record,
@@ -376,6 +380,8 @@ def _sync_branch(a: _Applier, report: ImportReport, branch: Branch, r: Record) -
 def import_registry(session: Session, paths: Sequence[Path]) -> ImportReport:
     """Validate everything, then apply in the caller's transaction; raise ImportFailed on any problem."""
     data, problems = read_inputs(paths)
+    if not problems:
+        problems = to_registry_crs(data)  # `crs: gcj02`: everything converted to WGS-84 first
     if not problems:
         problems = validate(data, session)
     if problems:

@@ -86,27 +86,41 @@ class Polygon:
     line: int | None
 
 
+@dataclass(frozen=True)
+class CrsSetting:
+    """A file's statement of the coordinate system its coordinates are in (`crs:`)."""
+
+    value: Any  # as written; core.registry.coordinates reads it
+    file: str
+    line: int | None
+
+
 @dataclass
 class RegistryInput:
     records: dict[str, list[Record]] = field(default_factory=lambda: defaultdict(list))
     polygons: list[Polygon] = field(default_factory=list)
+    crs: list[CrsSetting] = field(default_factory=list)
 
 
 class _LineLoader(yaml.SafeLoader):
-    """A YAML loader that records each mapping's first line as `__line__`."""
+    """A YAML loader that records each mapping's first line as `__line__` and the line of each of
+    its keys as `__keys__` ({key: line})."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
+    mapping["__keys__"] = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
     return mapping  # type: ignore[return-value]
+
+LINE_KEYS = ("__line__", "__keys__")
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def _strip_lines(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _strip_lines(v) for k, v in value.items() if k != "__line__"}
+        return {k: _strip_lines(v) for k, v in value.items() if k not in LINE_KEYS}
     if isinstance(value, list):
         return [_strip_lines(v) for v in value]
     return value
@@ -165,8 +179,12 @@ def _read_yaml(name: str, text: str, data: RegistryInput, problems: list[Problem
     if not isinstance(doc, dict):
         problems.append(Problem(name, 1, "expected a mapping with sections such as grids: and buildings:"))
         return
+    key_lines = doc.get("__keys__") or {}
     for key, items in doc.items():
-        if key == "__line__":
+        if key in LINE_KEYS:
+            continue
+        if key == "crs":  # the registry's coordinate system (core.registry.coordinates)
+            data.crs.append(CrsSetting(_strip_lines(items), name, key_lines.get(key)))
             continue
         if key not in SECTIONS:
             problems.append(Problem(name, None, f"unknown section {key!r} (expected one of {', '.join(SECTIONS)})"))
@@ -224,6 +242,8 @@ def _read_geojson(name: str, text: str, data: RegistryInput, problems: list[Prob
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         problems.append(Problem(name, 1, "expected a GeoJSON FeatureCollection"))
         return
+    if "crs" in doc:  # a name, or GeoJSON 2008's {"type": "name", "properties": {"name": ...}}
+        data.crs.append(CrsSetting(_strip_lines(doc["crs"]), name, (doc.get("__keys__") or {}).get("crs")))
     for feature in doc.get("features") or []:
         line = feature.get("__line__") if isinstance(feature, dict) else None
         props = (feature or {}).get("properties") or {}
