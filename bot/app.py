@@ -56,6 +56,7 @@ from bot import (
     schedule_chat,
     spaces_chat,
     stats,
+    study_chat,
     ticket_buttons,
     web_login,
 )
@@ -313,6 +314,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await spaces_chat.on_text(update, context, asked)
         await svc.dispatch()  # a manager's card, the booker's answer
         return
+    if study_chat.takes_text(asked):  # /xuexi: search words, a material, its topic, a 学习心得
+        assert asked is not None
+        await study_chat.on_text(update, context, asked)
+        return
     if lists_chat.takes_text(asked):  # a /qingdan step, a reviewer's reason, a completion note
         assert asked is not None
         await lists_chat.on_text(update, context, asked)
@@ -427,6 +432,9 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if broadcast_chat.wants_content(asked) and asked is not None:
         await broadcast_chat.on_message(update, context, asked)
         return
+    if study_chat.wants_file(asked) and asked is not None:  # a study material (/xuexi, /report's 资料)
+        await study_chat.on_file(update, context, asked)
+        return
     if lists_chat.wants_photo(asked) and asked is not None:  # a project's completion note with its photo
         await lists_chat.on_text(update, context, asked)
         return
@@ -521,6 +529,9 @@ async def on_callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if consult_chat.is_press(data):  # 议事 (bot/consult_chat.py)
         await consult_chat.on_press(update, context, data)
         return
+    if study_chat.is_press(data):  # 党员学习资料库 and 补学 (bot/study_chat.py)
+        await study_chat.on_press(update, context, data)  # type: ignore[arg-type]
+        return
     if followup.is_press(data):
         await followup.on_press(update, context, data, svc.settings.tz)  # type: ignore[arg-type]
         await svc.dispatch()
@@ -591,14 +602,20 @@ def kind_answer(message: Message) -> str:
 
 async def on_other(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Everything in a private chat that is not text, a command, a photo or a place (a document
-    may be the content of a /broadcast)."""
+    may be the content of a /broadcast or a study material, a voice message a 补学's 学习心得)."""
     message = update.effective_message
     if message is None:
         return
-    if message.document is not None and update.effective_user is not None:
+    if (message.document is not None or message.voice is not None) and update.effective_user is not None:
         asked = await _prompt(services(context), update.effective_user.id)
-        if broadcast_chat.wants_content(asked) and asked is not None:
+        if message.document is not None and broadcast_chat.wants_content(asked) and asked is not None:
             await broadcast_chat.on_message(update, context, asked)
+            return
+        if message.document is not None and study_chat.wants_file(asked) and asked is not None:
+            await study_chat.on_file(update, context, asked)
+            return
+        if message.voice is not None and study_chat.wants_voice(asked) and asked is not None:
+            await study_chat.on_voice(update, context, asked)
             return
     await say(context, message.chat_id, kind_answer(message))
 
@@ -730,6 +747,8 @@ def build_application(settings: Settings, factory: sessionmaker[Session], *,
     for handler in spaces_chat.handlers():  # /yuyue
         app.add_handler(handler)
     for handler in mobilise_chat.handlers():  # /dongyuan, /zhanshi
+        app.add_handler(handler)
+    for handler in study_chat.handlers():  # /xuexi
         app.add_handler(handler)
     broadcast_chat.register(app)  # /broadcast, /cancel, /notify: before the catch-all of commands
     schedule_chat.register(app)  # /schedule

@@ -27,7 +27,9 @@ that long, not counted as an attempt, and the pass goes on with the next row.
 Whatever happens to one row, the rest of the batch is sent. Database work runs in a worker
 thread so the bot's event loop never blocks on it.
 
-A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": file_id?}, or an
+A payload is {"text": str, "buttons": [[{"text", "callback_data"}]]?, "photo": file_id?,
+"document": file_id?} (a photo or a document Telegram already has, sent again by its file_id,
+with the text as its caption when it fits), or an
 edit of a message the bot sent: {"edit": message_id, "text", "buttons"?} (its text and buttons),
 {"edit": message_id, "markup_only": true, "buttons"?} (its buttons only; none removes them). A new
 message may carry a reply keyboard instead of buttons: "ask_contact" or "remove_keyboard" (see
@@ -94,10 +96,11 @@ class DispatchStats:
 
 @dataclass(frozen=True)
 class Piece:
-    """One request: a photo (with its caption) or a text."""
+    """One request: a photo or a document (with its caption) or a text."""
 
     text: str | None = None
     photo: str | None = None
+    document: str | None = None
     markup: InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None = None
     edit: int | None = None  # the message to edit instead of sending a new one
     markup_only: bool = False  # an edit of the buttons alone
@@ -132,9 +135,11 @@ def pieces_of(payload: dict[str, Any]) -> list[Piece]:
         return [Piece(text=text or None, markup=markup, edit=int(payload["edit"]),
                       markup_only=bool(payload.get("markup_only")))]
     pieces: list[Piece] = []
-    if payload.get("photo"):
+    if payload.get("photo") or payload.get("document"):
         caption, rest = (text, "") if utf16_len(text) <= CAPTION_LIMIT else ("", text)
-        pieces.append(Piece(text=caption or None, photo=str(payload["photo"]), markup=None if rest else markup))
+        pieces.append(Piece(text=caption or None, photo=str(payload["photo"]) if payload.get("photo") else None,
+                            document=None if payload.get("photo") else str(payload["document"]),
+                            markup=None if rest else markup))
         if not rest:
             return pieces
         text = rest
@@ -164,6 +169,8 @@ async def send_piece(bot: Bot, chat_id: int, piece: Piece) -> Message | None:
         return done if isinstance(done, Message) else None
     if piece.photo is not None:
         return await bot.send_photo(chat_id, piece.photo, caption=piece.text, reply_markup=piece.markup)
+    if piece.document is not None:
+        return await bot.send_document(chat_id, piece.document, caption=piece.text, reply_markup=piece.markup)
     if piece.no_preview:
         return await bot.send_message(chat_id, piece.text or "", reply_markup=piece.markup,
                                       link_preview_options=LinkPreviewOptions(is_disabled=True))

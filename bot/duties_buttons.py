@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from telegram import Update
 from telegram.ext import ContextTypes
 
+from bot import study_chat
 from bot.replies import Outgoing, respond, take_answer
 from core.access import permissions
 from core.access.permissions import NotAllowed
@@ -32,6 +33,7 @@ from core.models import Person, utcnow
 from core.people import residents
 from core.presentation import callbacks
 from core.presentation.callbacks import DutyPress
+from core.study import catchup
 
 log = logging.getLogger("gridbot.bot.duties")
 
@@ -166,18 +168,25 @@ def duties_message(factory: sessionmaker[Session], user_id: int, chat_id: int, m
 
 
 def report_message(factory: sessionmaker[Session], user_id: int, chat_id: int, message_id: int, tz: ZoneInfo) -> None:
-    """Queue, for a secretary or community admin, the attendance of their branch's next/last meeting and this month's summary."""
+    """Queue, for a secretary or community admin, the attendance of their branch's next/last meeting
+    (出席 and 补学 apart), this month's summary and who has had neither for 30 days; a 资料 button
+    per meeting for whoever adds its study materials (bot/study_chat.py)."""
     with session_scope(factory) as s:
         person = residents.person_by_telegram(s, user_id)
         branches = permissions.branches_for(s, person, "event.report")  # a secretary, a community admin
         parts: list[str] = []
+        attach: list[list[dict[str, Any]]] = []
+        now = utcnow()
         for branch in branches:
-            occ = reports.occurrence_to_report(s, branch.id, utcnow())
-            parts.append(reports.event_report_text(reports.event_report(s, occ.id, person)) if occ is not None
+            occ = reports.occurrence_to_report(s, branch.id, now)
+            parts.append(reports.event_report_text(reports.event_report(s, occ.id, person, now=now)) if occ is not None
                          else t("duty.bot.report_no_event", branch=branch.name))
-            today = utcnow().astimezone(tz)
+            today = now.astimezone(tz)
             parts.append(reports.monthly_summary_text(
-                reports.monthly_summary(s, branch.id, today.year, today.month, person, tz=tz), tz))
+                reports.monthly_summary(s, branch.id, today.year, today.month, person, now=now, tz=tz), tz))
+            parts.append(catchup.overdue_text(s, branch.name, branch.id, now))
+            if occ is not None and permissions.allowed(s, person, "study.manage", permissions.scope_of_branch(s, branch)):
+                attach.append([study_chat.attach_button(occ.id, branch.id, occ.event.title)])
         text = "\n\n".join(parts) or t("duty.bot.report_not_secretary")
         outbox.enqueue(s, dedupe_key=f"report:{chat_id}:{message_id}", kind="reply", chat_id=chat_id,
-                       payload={"text": text})
+                       payload={"text": text, **({"buttons": attach} if attach else {})})

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
                                  description="Days a person may not book after too many no-shows.")
     join_failures_per_hour: int = Field(default=5, ge=1,
                                         description="Wrong /join codes in an hour before a person is locked out.")
+    study_note_min_chars: int = Field(default=50, ge=1, le=1000,
+                                      description="Characters (spaces not counted) a 补学 学习心得 must have; "
+                                                  "a voice note instead needs none.")
     offline_live: bool = Field(default=True, description=(
         "Offline mode: the chat also runs the broadcast sender and the duty scheduler (gridbot shell --live)."))
     reminder_lead: int | None = Field(default=None, ge=1, le=60,

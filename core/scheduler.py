@@ -66,6 +66,7 @@ from core.models import Event, EventOccurrence, utcnow
 from core.models.duties import scheduler_jobs
 from core.spaces import reminders as space_reminders
 from core.spaces.rules import Rules as SpaceRules
+from core.study import catchup
 from core.tickets import deadlines as deadline_steps
 from core.tickets import rate_reports
 from core.tickets import service as ticket_service
@@ -375,11 +376,10 @@ class DutyScheduler:
                     .values(reminders_dirty=False))
         with session_scope(self.factory) as session:
             shifts.notify_short_shifts(session, now, tz=self.tz)
-        self.housekeeping(now)
-        self.monthly_report(now)
-        self.consultations(now)
-        self.spaces(now)
+        for leader_round in (self.housekeeping, self.monthly_report, self.consultations, self.spaces):
+            leader_round(now)
         mobilise_sweep.leader_round(self.factory, now, self.tz, self.mobilise)  # 战时: rosters, escalation
+        catchup.leader_round(self.factory, now)  # 补学: materials of sessions whose check-in closed
         return written
 
     def spaces(self, now: datetime | None = None) -> dict[str, int]:

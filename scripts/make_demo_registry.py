@@ -5,8 +5,9 @@ Writes two files:
 
 * ``data/reference/demo/registry.yml``  - streets, communities, grids, buildings,
   landmarks, people, party branches, the units, party organisations and 党群服务中心
-  of 双报到 and 附近的党组织, the resources the units offer (三张清单), and the spaces
-  residents, branches and units book with /yuyue (共享空间);
+  of 双报到 and 附近的党组织, the resources the units offer (三张清单), the spaces
+  residents, branches and units book with /yuyue (共享空间) and the
+  study library (党员学习资料库);
 * ``data/reference/demo/grids.geojson`` - one polygon per grid.
 
 Everything is made up: names, phone numbers, Telegram ids and places. The layout
@@ -205,6 +206,43 @@ SPACES = [
      "hours": "mon-sat 09:00-19:00", "equipment": ["投影仪", "白板"], "needs_approval": True,
      "managers": ["P-0070"], "bookers": ["party_org", "enterprise"], "slot_minutes": 60,
      "address": "青年湖北街3号院内"},
+]
+
+# 党员学习资料库: what a new member finds under /xuexi. A community's items are read by every
+# branch of it, a branch's by that branch; texts are short study notes written for the demo, links
+# point at the public party-education sites.
+LIBRARY = [
+    {"code": "LIB-HPL-01", "community": "C-HPL", "topic": "党章党规", "kind": "link",
+     "title": "共产党员网：党章党规和学习专题", "url": "https://www.12371.cn/", "date": "2026-09-01"},
+    {"code": "LIB-HPL-02", "community": "C-HPL", "topic": "理论学习", "kind": "link",
+     "title": "学习强国学习平台", "url": "https://www.xuexi.cn/", "date": "2026-09-05"},
+    {"code": "LIB-HPL-03", "community": "C-HPL", "topic": "基层治理", "kind": "text",
+     "title": "学习提纲：网格化治理与“一网格一支部”", "date": "2026-10-10",
+     "text": "一、为什么把支部建在网格上：网格是最小的治理单元，几百户居民的事，支部看得见、够得着。\n"
+             "二、党员怎么做：认领楼栋，常走访；群众点单、社区派单、党员领单，办完要回访。\n"
+             "三、讨论：本网格最近三个月居民反映最多的问题是什么？我们先办哪一件？"},
+    {"code": "LIB-HPL-04", "community": "C-HPL", "topic": "为民服务", "kind": "text",
+     "title": "接诉即办：居民诉求怎么办结", "date": "2026-10-20",
+     "text": "1. 首接负责：谁先接到，谁跟到底。\n"
+             "2. 按时限响应：一般问题24小时内响应、7天内办结；供暖、水电、电梯2小时内响应。\n"
+             "3. 办结后回访：问居民满意不满意，不满意就重新办。\n"
+             "4. 三率：响应率、解决率、满意率，每月公布。"},
+    {"code": "LIB-HPL-05", "community": "C-HPL", "topic": "基层治理", "kind": "text",
+     "title": "协商议事的六个步骤", "date": "2026-11-02",
+     "text": "提出议题 → 征求意见 → 协商讨论 → 形成决议 → 公示结果 → 抓好落实。\n"
+             "议事要让楼里的居民都能说上话，结果要公开，落实情况要回头看。"},
+    {"code": "LIB-BR-HPL-01-01", "branch": "BR-HPL-01", "topic": "支部工作", "kind": "text",
+     "title": "和平里第一网格党支部第四季度学习计划", "date": "2026-10-01",
+     "text": "10月：主题党日，清理楼道杂物。\n11月：学习会，基层治理。\n12月：支部党员大会，年度总结和民主评议。"},
+    {"code": "LIB-QNH-01", "community": "C-QNH", "topic": "党章党规", "kind": "link",
+     "title": "共产党员网：党章党规和学习专题", "url": "https://www.12371.cn/", "date": "2026-09-01"},
+    {"code": "LIB-QNH-02", "community": "C-QNH", "topic": "为民服务", "kind": "text",
+     "title": "入户走访的五个要点", "date": "2026-10-15",
+     "text": "一看：居住环境和安全隐患；二问：身体和生活困难；三听：对社区的意见；"
+             "四记：当场记下诉求；五办：能办的马上办，办不了的报网格。"},
+    {"code": "LIB-QNH-03", "community": "C-QNH", "topic": "理论学习", "kind": "text",
+     "title": "学习提纲：全心全意为人民服务", "date": "2026-11-05",
+     "text": "党员的身份要亮出来：在楼门口、在志愿岗、在居民群里。\n讨论：这个月您为邻居做了哪件小事？"},
 ]
 
 # Buildings sit on a 3 x 3 lattice in grid-local coordinates (u runs west -> east,
@@ -411,8 +449,8 @@ def _represent_flowmap(dumper: Dumper, data: FlowMap) -> yaml.Node:
 
 
 def _represent_str(dumper: Dumper, data: str) -> yaml.Node:
-    # Digit-only strings (phone numbers, building numbers) in double quotes.
-    style = '"' if data.isdigit() else None
+    # Digit-only strings (phone numbers, building numbers) in double quotes; several lines as a block.
+    style = '"' if data.isdigit() else "|" if "\n" in data else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
@@ -646,6 +684,7 @@ def build() -> tuple[dict, dict]:
         "service_centres": SERVICE_CENTRES,
         "resources": RESOURCES,
         "spaces": SPACES,
+        "library": LIBRARY,
     }
 
     features = []
@@ -704,7 +743,8 @@ def main() -> None:
         f"{len(registry['landmarks'])} landmarks, {len(registry['people'])} people, "
         f"{len(registry['branches'])} branches, {len(registry['units'])} units, "
         f"{len(registry['organisations'])} party organisations, {len(registry['service_centres'])} service centres, "
-        f"{len(registry['spaces'])} spaces"
+        f"{len(registry['spaces'])} spaces, "
+        f"{len(registry['library'])} library items"
     )
 
 

@@ -61,6 +61,7 @@ COMMANDS = (
     Command("yuyue"),
     Command("dongyuan", ("mobilise.declare",)),
     Command("zhanshi", ("mobilise.roll",)),
+    Command("xuexi", ("study.read",)),
 )
 MEMBERS = PERMISSIONS["duty.view"]
 MANAGERS = PERMISSIONS["broadcast.residents"]

@@ -103,6 +103,11 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "space.book_party": frozenset({R.member, R.secretary, R.community_admin}),
     "space.book_unit": frozenset({R.dual_member}),
     "space.manage": frozenset({R.community_admin}),
+    # 党员学习资料库 (core/study/): the branch's library and its sessions' materials, read by its
+    # members (and those who run it); attached by the secretary or a community admin. 补学 is the
+    # session's own: whoever was expected there and did not check in (core.study.catchup).
+    "study.read": frozenset({R.member, R.dual_member, R.secretary, R.community_admin, R.street_admin}),
+    "study.manage": frozenset({R.secretary, R.community_admin}),
     # the command centre in the browser (web/centre): a login link by /web, and what it shows,
     # each grid's map, tickets and figures only where the role holds
     "web.login": frozenset({R.secretary, R.grid_worker, R.community_admin, R.street_admin}),

@@ -1,6 +1,7 @@
 """The command centre's 共建共治 page: 双报到 members per grid with their service hours this month,
-the open 三张清单 (resources, needs, projects by status) and this month's 议事, all within the
-person's view (core.centre.scope).
+the open 三张清单 (resources, needs, projects by status), this month's 议事, and each branch's
+organisational life — 出席 and 补学 apart (core.study.figures) — all within the person's view
+(core.centre.scope).
 
 The figures are the owners' own: hours from core.baodao.ledger, participation from
 core.consult.figures, the item texts from core.lists. Members' names only where the permission
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -31,6 +33,7 @@ from core.models import (
     ProjectStatus,
     Resource,
 )
+from core.study.figures import BranchStudy, branch_figures
 
 SHOWN = 50  # items of each list on the page; the counts are of all
 
@@ -69,6 +72,7 @@ class Overview:
     open_consultations: list[Consult] = field(default_factory=list)
     closed_consultations: list[Consult] = field(default_factory=list)
     participation_rate: float | None = None
+    study: list[BranchStudy] = field(default_factory=list)
 
 
 def _communities(session: Session, view: View) -> set[int]:
@@ -97,9 +101,12 @@ def _members(session: Session, view: View, person: Person | None, start: datetim
 
 
 def overview(session: Session, view: View, person: Person | None, start: datetime, end: datetime,
-             today: date) -> Overview:
-    """The page's content for the month [start, end); `today` (local) decides which resources are open."""
+             today: date, *, now: datetime | None = None, tz: ZoneInfo | None = None) -> Overview:
+    """The page's content for the month [start, end); `today` (local) decides which resources are
+    open; with `now` and `tz`, the branches' study figures of that month too."""
     out = Overview(members=_members(session, view, person, start, end))
+    if now is not None and tz is not None:
+        out.study = branch_figures(session, view, now, tz)
     communities = sorted(_communities(session, view))
     grid_ids = sorted(view.grid_ids)
 

@@ -1,5 +1,6 @@
 """/report for a community admin: this month's attendance across the community's branches, one
-line per branch and the community's total (core.duties.reports.monthly_summary for each branch)."""
+line per branch and the community's total (core.duties.reports.monthly_summary for each branch),
+补学 counted apart from 出席."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def community_text(session: Session, person: Person | None, *, tz: ZoneInfo,
     parts = []
     for community in communities_of(session, person):
         lines = [t("report.community_header", community=community.name, year=today.year, month=today.month)]
-        events = expected = attended = leave = absent = 0
+        events = expected = attended = leave = absent = studied = 0
         for branch in session.scalars(select(Branch).join(Grid, Grid.id == Branch.grid_id)
                                       .where(Grid.community_id == community.id).order_by(Branch.code)):
             if not allowed(session, person, "event.report", scope_of_branch(session, branch)):
@@ -44,11 +45,14 @@ def community_text(session: Session, person: Person | None, *, tz: ZoneInfo,
             total = summary.total
             lines.append(t("report.community_branch", branch=branch.name, events=len(summary.occurrences),
                            expected=total.expected, attended=total.attended, leave=total.leave,
-                           absent=total.absent, rate=_rate(total.attended, total.expected)))
+                           absent=total.absent, rate=_rate(total.attended, total.expected))
+                         + t("study.community_caught_up", caught_up=total.caught_up))
             events += len(summary.occurrences)
+            studied += total.caught_up
             expected, attended = expected + total.expected, attended + total.attended
             leave, absent = leave + total.leave, absent + total.absent
         lines.append(t("report.community_total", events=events, expected=expected, attended=attended,
-                       leave=leave, absent=absent, rate=_rate(attended, expected)))
+                       leave=leave, absent=absent, rate=_rate(attended, expected))
+                     + t("study.community_caught_up", caught_up=studied))
         parts.append("\n".join(lines))
     return "\n\n".join(parts) if parts else None

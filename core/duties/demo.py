@@ -8,7 +8,9 @@ it first runs, for each branch that has a secretary:
 * a 支部党员大会 in three days and a 主题党日 in five, and a 党小组会 every second Tuesday
   of the month (recurring);
 * two volunteer shifts in the coming week with free places;
-* one study session a week ago, with check-ins and a leave, so /report has figures.
+* one study session a week ago, with check-ins and a leave, so /report has figures, and its
+  study material (also in the branch's library under 基层治理), so the member on leave has 补学
+  to do.
 
 Everything goes through the services a secretary's own actions use (core/duties/service.py),
 without notifying anyone: the demo's people are fictional. It runs once per database: a
@@ -30,6 +32,7 @@ from core.duties import attendance
 from core.duties import events as duty_events
 from core.duties import shifts as duty_shifts
 from core.models import Branch, Event, EventKind, EventOccurrence, Person, Role, RoleGrant, utcnow
+from core.study import materials as study_materials
 
 EVENING, MORNING = time(19, 0), time(9, 0)
 
@@ -97,4 +100,12 @@ def _past_session(session: Session, branch: Branch, secretary: Person, *, now: d
             continue
         attendance.check_in(session, occurrence.id, person, now=start + timedelta(minutes=5 + index))
         checked += 1
+    material = study_materials.add(
+        session, secretary, branch_id=branch.id, occurrence_id=occurrence.id, topic="基层治理",
+        content=study_materials.content_of("学习会：基层治理（会议材料）\n"
+                                           "一、传达社区党委关于网格化治理的部署；\n"
+                                           "二、各党小组汇报本月走访情况；\n"
+                                           "三、讨论：楼道堆物和电动车充电怎么管。"),
+        now=start + timedelta(hours=2))
+    material.delivered_at = material.created_at  # the demo's people are fictional: nobody is sent it
     return checked

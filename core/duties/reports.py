@@ -1,4 +1,5 @@
-"""Attendance reports: one occurrence's roll, and a branch's month."""
+"""Attendance reports: one occurrence's roll, and a branch's month. 出席 (checked in) and 补学
+(core.study.catchup: studied the materials afterwards) are counted apart."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from core.models import (
     EventOccurrence,
     Person,
 )
+from core.study.catchup import caught_up, ended
 
 
 @dataclass(frozen=True)
@@ -37,13 +39,16 @@ class EventReport:
     leave: list[tuple[Person, str]]  # with the reason
     no_answer: list[Person]
     checked_in: list[Person]
+    caught_up: list[Person] = field(default_factory=list)  # 补学: did not check in, studied afterwards
+    missing: list[Person] = field(default_factory=list)  # neither checked in nor caught up
+    ended: bool = False  # attendance is recorded (the check-in window has closed)
 
     @property
     def expected(self) -> int:
         return len(self.coming) + len(self.leave) + len(self.no_answer)
 
 
-def _report(session: Session, occ: EventOccurrence) -> EventReport:
+def _report(session: Session, occ: EventOccurrence, now: datetime | None = None) -> EventReport:
     rows = {a.person_id: a for a in session.scalars(select(Attendance).where(Attendance.occurrence_id == occ.id))}
     people = {p.id: p for p in attendees(session, occ)}
     for person_id in rows.keys() - people.keys():  # answered, then left the audience
@@ -52,12 +57,16 @@ def _report(session: Session, occ: EventOccurrence) -> EventReport:
             people[person_id] = extra
     ordered = [people[i] for i in sorted(people)]
     status = {i: rows[i].status for i in rows}
+    studied = caught_up(session, [occ.id]).get(occ.id, set())
     return EventReport(
         occ,
         coming=[p for p in ordered if status.get(p.id) in (A.attending, A.checked_in)],
         leave=[(p, rows[p.id].reason or "") for p in ordered if status.get(p.id) is A.leave],
         no_answer=[p for p in ordered if p.id not in status],
-        checked_in=[p for p in ordered if status.get(p.id) is A.checked_in])
+        checked_in=[p for p in ordered if status.get(p.id) is A.checked_in],
+        caught_up=[p for p in ordered if status.get(p.id) is not A.checked_in and p.id in studied],
+        missing=[p for p in ordered if status.get(p.id) is not A.checked_in and p.id not in studied],
+        ended=ended(occ, now_or_utc(now)))
 
 
 REPORT_LOOKBACK = timedelta(hours=6)  # /report shows a meeting that started this recently
@@ -72,11 +81,13 @@ def occurrence_to_report(session: Session, branch_id: int, now: datetime) -> Eve
     return nxt or session.scalars(base.order_by(EventOccurrence.starts_at.desc()).limit(1)).first()
 
 
-def event_report(session: Session, occurrence_id: int, actor: Person | None) -> EventReport:
-    """Who comes, who asked for leave (and why), who did not answer, who checked in."""
+def event_report(session: Session, occurrence_id: int, actor: Person | None, *,
+                 now: datetime | None = None) -> EventReport:
+    """Who comes, who asked for leave (and why), who did not answer, who checked in; once it is
+    over, who caught up (补学) and who has neither."""
     occ = occurrence_by_id(session, occurrence_id)
     require_manager(session, actor, branch_by_id(session, occ.event.branch_id), "event.report")
-    return _report(session, occ)
+    return _report(session, occ, now)
 
 
 def event_report_text(report: EventReport) -> str:
@@ -89,6 +100,9 @@ def event_report_text(report: EventReport) -> str:
              t("duty.report_leave", names="、".join(t("duty.report_leave_item", name=p.display_name, reason=r)
                                                    for p, r in report.leave) or t("duty.none")),
              t("duty.report_no_answer", names=names_of(report.no_answer))]
+    if report.ended:
+        lines += [t("study.report_caught_up", names=names_of(report.caught_up)),
+                  t("study.report_missing", names=names_of(report.missing))]
     return "\n".join(lines)
 
 
@@ -98,6 +112,12 @@ class Tally:
     attended: int = 0  # checked in
     leave: int = 0
     absent: int = 0  # neither checked in nor on leave
+    caught_up: int = 0  # of those on leave or absent: 补学 since
+
+    @property
+    def neither(self) -> int:
+        """Neither 出席 nor 补学."""
+        return self.leave + self.absent - self.caught_up
 
 
 @dataclass
@@ -117,9 +137,16 @@ class MonthlySummary:
 def monthly_summary(session: Session, branch_id: int, year: int, month: int, actor: Person | None, *,
                     now: datetime | None = None, tz: ZoneInfo) -> MonthlySummary:
     """Attendance of the branch's occurrences that started in the (local) month, up to now."""
-    now = now_or_utc(now)
     branch = branch_by_id(session, branch_id)
     require_manager(session, actor, branch, "event.report")
+    return summarise(session, branch, year, month, now=now, tz=tz)
+
+
+def summarise(session: Session, branch: Branch, year: int, month: int, *, now: datetime | None = None,
+              tz: ZoneInfo) -> MonthlySummary:
+    """`monthly_summary` without the permission check: for callers that checked their own (the
+    command centre's view, core.study.figures)."""
+    now = now_or_utc(now)
     start = datetime(year, month, 1, tzinfo=tz)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=tz)
     summary = MonthlySummary(branch, year, month)
@@ -129,19 +156,23 @@ def monthly_summary(session: Session, branch_id: int, year: int, month: int, act
         EventOccurrence.starts_at >= start, EventOccurrence.starts_at < end, EventOccurrence.starts_at <= now)
         .order_by(EventOccurrence.starts_at, EventOccurrence.id))
     for occ in occs:
-        report, tally = _report(session, occ), Tally()
+        report, tally = _report(session, occ, now), Tally()
         came = {p.id for p in report.checked_in}
         on_leave = {p.id for p, _ in report.leave}
+        studied = {p.id for p in report.caught_up}
         for person in [*report.coming, *(p for p, _ in report.leave), *report.no_answer]:
             mine = by_person.setdefault(person.id, (person, Tally()))[1]
             for tl in (tally, mine, summary.total):
                 tl.expected += 1
                 if person.id in came:
                     tl.attended += 1
-                elif person.id in on_leave:
+                    continue
+                if person.id in on_leave:
                     tl.leave += 1
                 else:
                     tl.absent += 1
+                if person.id in studied:
+                    tl.caught_up += 1
         summary.occurrences.append((occ, tally))
     summary.people = [by_person[i] for i in sorted(by_person)]
     return summary
@@ -154,12 +185,15 @@ def monthly_summary_text(summary: MonthlySummary, tz: ZoneInfo) -> str:
     total = summary.total
     lines = [t("duty.summary_header", **head, events=len(summary.occurrences), expected=total.expected,
                attended=total.attended, leave=total.leave, absent=total.absent,
-               rate=f"{summary.rate:.0%}" if summary.rate is not None else t("duty.none"))]
+               rate=f"{summary.rate:.0%}" if summary.rate is not None else t("duty.none")),
+             t("study.summary_split", attended=total.attended, caught_up=total.caught_up, neither=total.neither)]
     for occ, tl in summary.occurrences:
         lines.append(t("duty.summary_event", when=fmt_at(occ.starts_at, tz), title=occ.event.title,
-                       attended=tl.attended, expected=tl.expected, leave=tl.leave, absent=tl.absent))
+                       attended=tl.attended, expected=tl.expected, leave=tl.leave, absent=tl.absent)
+                     + t("study.summary_caught_up", caught_up=tl.caught_up))
     lines.append(t("duty.summary_people"))
     for person, tl in summary.people:
         lines.append(t("duty.summary_person", name=person.display_name, attended=tl.attended,
-                       expected=tl.expected, leave=tl.leave, absent=tl.absent))
+                       expected=tl.expected, leave=tl.leave, absent=tl.absent)
+                     + t("study.summary_caught_up", caught_up=tl.caught_up))
     return "\n".join(lines)

@@ -35,8 +35,9 @@ SPACES = "yuyue"  # {"step": "day" | "purpose" | "people" | "reason", the draft}
 # {"step": "order" | "eta" | "location" | "task_grid" | "task_text", the draft or the incident}
 # (bot/mobilise_chat.py, bot/mobilise_answers.py)
 MOBILISE = "mobilise"
+STUDY = "xuexi"  # {"step": "words" | "content" | "topic" | "note", the draft} (bot/study_chat.py)
 KINDS = {CONSULT, NOTE, LEAVE, BINDING, BROADCAST, SCHEDULE, REOPEN, SUPPLEMENT, PHONE, BAODAO, NAV, LISTS, SPACES,
-         MOBILISE}
+         MOBILISE, STUDY}
 
 # Words that close any open question without an answer (one set for every kind of question).
 CANCEL_WORDS = frozenset({"取消", "算了", "/cancel", "不办了", "不请了", "不请假了", "不发了"})

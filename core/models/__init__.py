@@ -79,6 +79,7 @@ from core.models.spaces import (
     Space,
     SpaceManager,
 )
+from core.models.study import MaterialKind, StudyCatchUp, StudyMaterial
 from core.models.tickets import (
     Category,
     CategoryKind,
@@ -111,6 +112,9 @@ __all__ = [
     "IncidentTask",
     "TaskKind",
     "TaskState",
+    "MaterialKind",
+    "StudyCatchUp",
+    "StudyMaterial",
     "Need",
     "NeedStatus",
     "Project",

@@ -19,6 +19,8 @@ Inputs (any mix, given as files or directories):
                   bookers of party_org / resident / enterprise, slot_minutes, address)
   <section>.csv   one section per file, named after it (buildings.csv, …); list
                   cells separated by ";"
+                  resources (三张清单) and library (党员学习资料库: topic, kind text/link/document/
+                  photo, title, text/url/file_id, date; of a community or a branch)
   *.geojson       a FeatureCollection of grid polygons, properties.code = grid code
 
 Coordinates are WGS-84 unless the registry says `crs: gcj02` (core.registry.coordinates): then
@@ -30,7 +32,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,7 @@ from core.models import (
     Community,
     Grid,
     Landmark,
+    MaterialKind,
     PartyGroup,
     PartyOrganisation,
     Person,
@@ -56,6 +59,7 @@ from core.models import (
     Space,
     SpaceManager,
     Street,
+    StudyMaterial,
     WorkUnit,
 )
 from core.places.router import estate_of
@@ -263,6 +267,7 @@ def apply(data: RegistryInput, session: Session) -> ImportReport:
         _sync_branch(a, report, branch, r)
     session.flush()
     _apply_places(a, recs)
+    _apply_library(a, recs)
     return report
 
 
@@ -322,6 +327,25 @@ def _apply_spaces(a: _Applier, recs: dict[str, list[Record]]) -> None:
             a.session.add(SpaceManager(space_id=space.id, person_id=person_id))
         if wanted != set(current):
             a.report.updated["space_managers"] += 1
+    a.session.flush()
+
+
+def _apply_library(a: _Applier, recs: dict[str, list[Record]]) -> None:
+    """党员学习资料库 items (core.study): upserted by code, never removed. A community's item is
+    read by every branch of it; a date sets where it sorts (newest first)."""
+    for r in recs.get("library", []):
+        branch_id = a.id_of(Branch, r.get("branch"))
+        branch = a.session.get(Branch, branch_id) if branch_id is not None else None
+        grid = a.session.get(Grid, branch.grid_id) if branch is not None else None
+        values: dict[str, Any] = {
+            "community_id": grid.community_id if grid is not None else a.id_of(Community, r.get("community")),
+            "branch_id": branch_id, "kind": MaterialKind(str(r.get("kind"))), "topic": str(r.get("topic")).strip(),
+            "title": str(r.get("title")).strip(), "body": str(r.get("text") or "").strip(),
+            "url": _text_or_none(r.get("url")), "file_id": _text_or_none(r.get("file_id")),
+            "file_name": _text_or_none(r.get("file_name"))}
+        if r.get("date") is not None:
+            values["created_at"] = datetime.combine(date.fromisoformat(str(r.get("date"))), time(), tzinfo=timezone.utc)
+        a.upsert(StudyMaterial, "library", r.code, values)
     a.session.flush()
 
 

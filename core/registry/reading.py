@@ -18,7 +18,9 @@ SECTIONS = ("streets", "communities", "grids", "buildings", "landmarks", "people
             # 三张清单: what the units' organisations offer
             "resources",
             # 共享空间: the rooms the community and units lend, bookable by /yuyue
-            "spaces")
+            "spaces",
+            # 党员学习资料库: study materials of a community's or a branch's library
+            "library")
 
 PERSON_ROLES = {"resident", "volunteer", "member", "grid_worker", "community_admin"}
 
@@ -35,13 +37,14 @@ REQUIRED = {
     "service_centres": ("code", "name", "address"),
     "resources": ("code", "organisation", "community", "kind", "title", "from", "to"),
     "spaces": ("code", "community", "name", "kind", "capacity", "hours"),
+    "library": ("code", "topic", "kind", "title"),
 }
 ORGANISATION_KINDS = {"branch", "committee", "unit"}
 
 SINGULAR = {"streets": "street", "communities": "community", "grids": "grid", "buildings": "building",
             "landmarks": "landmark", "people": "person", "branches": "branch", "units": "unit",
             "organisations": "organisation", "service_centres": "service centre",
-            "resources": "resource", "spaces": "space"}
+            "resources": "resource", "spaces": "space", "library": "library item"}
 
 LIST_FIELDS = {"admins", "commanders", "workers", "aliases", "roles", "members", "buildings", "managers",
                "equipment", "bookers"}

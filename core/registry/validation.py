@@ -35,6 +35,7 @@ from core.spaces import hours as space_hours
 from core.spaces.access import BOOKERS
 from core.spaces.rules import KINDS as SPACE_KINDS
 from core.spaces.rules import NO, SLOT_MINUTES, YES
+from core.study.materials import TOPIC_LIMIT
 
 
 def _as_float(record: Record, key: str, low: float, high: float, problems: list[Problem]) -> None:
@@ -99,6 +100,31 @@ def _check_space(record: Record, problems: list[Problem]) -> None:
     approval = record.data.get("needs_approval")
     if approval is not None and not isinstance(approval, bool) and str(approval).strip().lower() not in YES + NO:
         fail(f"needs_approval {approval!r} is not yes or no")
+
+
+def _check_library_item(record: Record, problems: list[Problem]) -> None:
+    """A library item: its kind and what that kind needs (the words, an http(s) link, a Telegram
+    file_id), a short topic, an ISO date, and one owner (a community or a branch)."""
+    def fail(message: str) -> None:
+        problems.append(Problem(record.file, record.line, f"library item {record.code}: {message}"))
+
+    kind = str(record.get("kind"))
+    needs = {"text": "text", "link": "url", "document": "file_id", "photo": "file_id"}
+    if kind not in needs:
+        fail(f"unknown kind {kind!r} (allowed: {', '.join(needs)})")
+    elif not str(record.get(needs[kind], "")).strip():
+        fail(f"a {kind} needs {needs[kind]}")
+    elif kind == "link" and not str(record.get("url")).lower().startswith(("http://", "https://")):
+        fail(f"url {record.get('url')!r} is not an http(s) link")
+    if len(str(record.get("topic", ""))) > TOPIC_LIMIT:
+        fail(f"topic longer than {TOPIC_LIMIT} characters")
+    if (record.get("community") is None) == (record.get("branch") is None):
+        fail("give community (every branch of it reads the item) or branch, one of them")
+    if record.get("date") is not None:
+        try:
+            date.fromisoformat(str(record.get("date")))
+        except ValueError:
+            fail(f"date {record.get('date')!r} is not a date (YYYY-MM-DD)")
 
 
 def _as_int(record: Record, key: str, problems: list[Problem]) -> None:
@@ -177,6 +203,8 @@ class _Validator:
             _check_resource(record, self.problems)
         for record in self.data.records.get("spaces", []):
             _check_space(record, self.problems)
+        for record in self.data.records.get("library", []):
+            _check_library_item(record, self.problems)
         for record in self.data.records.get("people", []):
             _as_int(record, "telegram_id", self.problems)
         for record in self.data.records.get("branches", []):
@@ -238,6 +266,9 @@ class _Validator:
         for r in self.data.records.get("spaces", []):
             self._ref(r, "community", "communities")
             self._refs(r, "managers", "people")
+        for r in self.data.records.get("library", []):
+            self._ref(r, "community", "communities")
+            self._ref(r, "branch", "branches")
 
     def _polygons_and_points(self) -> None:
         shapes: dict[str, Any] = {}

@@ -119,6 +119,8 @@ PINNED: dict[str, set[Role]] = {
     "mobilise.declare": {R.commander},
     "mobilise.command": {R.commander},
     "mobilise.roll": {R.commander, R.secretary, R.grid_worker, R.community_admin, R.street_admin},
+    "study.read": {R.member, R.dual_member, R.secretary, R.community_admin, R.street_admin},
+    "study.manage": {R.secretary, R.community_admin},
 }
 
 

@@ -398,14 +398,15 @@ async def rates_csv(request: Request) -> HTTPResponse:
 
 
 async def cogov_page(request: Request) -> HTTPResponse:
-    """双报到, 三张清单 and 议事 in the person's grids, this month (read-only)."""
+    """双报到, 三张清单, 议事 and the branches' 出席 / 补学 in the person's grids, this month (read-only)."""
     me = await who(request)
     tz = settings_of(request).tz
     now = utcnow()
     start, end = month_of(now, tz)
 
     def work(s: Session) -> cogov.Overview:
-        return cogov.overview(s, me.view, s.get(Person, me.person_id), start, end, now.astimezone(tz).date())
+        return cogov.overview(s, me.view, s.get(Person, me.person_id), start, end, now.astimezone(tz).date(),
+                              now=now, tz=tz)
 
     data = await db(request, work)
     return _page(request, "cogov.html", who=me, month=start.astimezone(tz).strftime("%Y-%m"), o=data)
