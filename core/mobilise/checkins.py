@@ -17,7 +17,7 @@ from core.mobilise import area, events
 from core.mobilise.answers import call_of, on_site
 from core.mobilise.tasks import taken_by
 from core.models import Answer, Grid, IncidentCheckIn, Person
-from core.places.router import Router, RouteStatus
+from core.places.router import Router
 
 
 def duration_text(seconds: float) -> str:
@@ -26,14 +26,6 @@ def duration_text(seconds: float) -> str:
     if minutes < 60:
         return t("mobilise.minutes", minutes=minutes)
     return t("mobilise.hours_minutes", hours=minutes // 60, minutes=minutes % 60)
-
-
-def grids_at(router: Router, lat: float, lon: float) -> list[str]:
-    """The codes of the grids whose polygon covers the point (two on a shared border)."""
-    result = router.by_point(lat, lon)
-    if result.status in (RouteStatus.matched, RouteStatus.ambiguous):
-        return [c.grid_code for c in result.candidates]
-    return []
 
 
 def check_in(session: Session, router: Router, person: Person | None, incident_id: int, lat: float, lon: float, *,
@@ -46,7 +38,7 @@ def check_in(session: Session, router: Router, person: Person | None, incident_i
         raise NotAllowed(t("mobilise.deny.on_site", at=here.checked_in_at.astimezone(tz).strftime("%H:%M")))
     grid = session.get(Grid, call.grid_id)
     assert grid is not None
-    inside = grids_at(router, lat, lon)
+    inside = router.grids_at(lat, lon)
     if grid.code not in inside:
         raise NotAllowed(t("mobilise.deny.outside", grid=grid.name))
     task = taken_by(session, incident.id, person.id)

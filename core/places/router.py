@@ -206,6 +206,14 @@ class Router:
             nearby.append(self._grid_candidate(g, round(100.0 * (1 - distance / NEAREST_GRID_DEGREES), 1)))
         return RouteResult(RouteStatus.none, sorted(nearby, key=lambda c: -c.score))
 
+    def grids_at(self, lat: float, lon: float) -> list[str]:
+        """The codes of the grids whose polygon covers the point (two on a shared border), by
+        code; none when it lies outside every grid (a check-in on site asks this)."""
+        result = self.by_point(lat, lon)
+        if result.status in (RouteStatus.matched, RouteStatus.ambiguous):
+            return [c.grid_code for c in result.candidates]
+        return []
+
     # -- by text ----------------------------------------------------------
     def estate_named(self, text: str) -> str | None:
         """The estate a message names anywhere in it ("和平里" in "和平里1号楼门口…"), the

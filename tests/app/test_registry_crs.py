@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.db import session_scope
 from core.models import Building, Grid, Landmark, ServiceCentre
 from core.places.crs import crs_named, gcj02_to_wgs84, metres_between, outside_china, wgs84_to_gcj02
-from core.places.point import grid_at, grids_at
 from core.places.router import Router, RouteStatus
 from core.registry.importer import ImportFailed, import_registry
 from tests.app.conftest import DEMO
@@ -125,15 +124,14 @@ def test_a_gcj02_registry_is_stored_in_wgs84(factory: sessionmaker[Session], tmp
         building = s.scalars(select(Building).where(Building.code == "B-HPL-01-05")).one()
         assert metres_between((building.lon, building.lat), HOME) < 1.0
         landmark = s.scalars(select(Landmark).where(Landmark.code == "L-HPL-EG")).one()
-        assert grid_at(s, None, landmark.lon, landmark.lat).code == "G-HPL-02"  # type: ignore[union-attr]
+        router = Router.from_session(s)
+        assert router.grids_at(landmark.lat, landmark.lon) == ["G-HPL-02"]
         centre = s.scalars(select(ServiceCentre).where(ServiceCentre.code == "SC-HPL")).one()
         assert metres_between((centre.lon, centre.lat), (116.4471, 39.9345)) < 1.0
-        # the WGS-84 point lies in its own grid; the community narrows the search
-        home = grid_at(s, None, *HOME)
-        assert home is not None and home.code == "G-HPL-01"
-        assert grid_at(s, home.community_id + 1, *HOME) is None  # not among 青年湖's grids
-        assert [g.code for g in grids_at(s, home.community_id, 116.447, 39.9325)] == ["G-HPL-01", "G-HPL-02"]
-        assert grid_at(s, None, 116.4505, 39.9306) is None  # the crossroads between the estates
+        # the WGS-84 point lies in its own grid; a shared border in both
+        assert router.grids_at(HOME[1], HOME[0]) == ["G-HPL-01"]
+        assert router.grids_at(39.9325, 116.447) == ["G-HPL-01", "G-HPL-02"]
+        assert router.grids_at(39.9306, 116.4505) == []  # the crossroads between the estates
     with session_scope(factory) as s:  # the same files again: nothing changes
         assert import_registry(s, paths).changes == 0
 
@@ -144,10 +142,11 @@ def test_without_the_conversion_the_location_lands_in_no_grid(factory: sessionma
     with session_scope(factory) as s:
         import_registry(s, gcj_registry(tmp_path, crs=None))
     with session_scope(factory) as s:
-        assert grid_at(s, None, *HOME) is None
-        assert Router.from_session(s).by_point(HOME[1], HOME[0]).status is RouteStatus.none
-        shifted = grid_at(s, None, *_gcj(*HOME))  # where the files' polygons really are
-        assert shifted is not None and shifted.code == "G-HPL-01"
+        router = Router.from_session(s)
+        assert router.grids_at(HOME[1], HOME[0]) == []
+        assert router.by_point(HOME[1], HOME[0]).status is RouteStatus.none
+        lon, lat = _gcj(*HOME)  # where the files' polygons really are
+        assert router.grids_at(lat, lon) == ["G-HPL-01"]
 
 
 def test_a_shared_location_routes_to_the_real_grid(factory: sessionmaker[Session], tmp_path: Path) -> None:
