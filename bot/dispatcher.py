@@ -118,11 +118,16 @@ def keyboard(buttons: list[list[dict[str, Any]]] | None) -> InlineKeyboardMarkup
 
 def reply_keyboard(payload: dict[str, Any]) -> ReplyKeyboardMarkup | ReplyKeyboardRemove | None:
     """{"ask_contact": {"share": text, "skip": text}}: Telegram's 发送手机号 button (request_contact)
-    and a skip button under the input field, gone after one press; {"remove_keyboard": true}: gone."""
+    and a skip button under the input field, gone after one press; {"ask_location": {"share": text}}:
+    a one-tap 发送位置 button (request_location; a 战时 check-in); {"remove_keyboard": true}: gone."""
     ask = payload.get("ask_contact")
     if ask:
         return ReplyKeyboardMarkup([[KeyboardButton(str(ask["share"]), request_contact=True)],
                                     [KeyboardButton(str(ask["skip"]))]], resize_keyboard=True, one_time_keyboard=True)
+    where = payload.get("ask_location")
+    if where:
+        return ReplyKeyboardMarkup([[KeyboardButton(str(where["share"]), request_location=True)]],
+                                   resize_keyboard=True, one_time_keyboard=True)
     return ReplyKeyboardRemove() if payload.get("remove_keyboard") else None
 
 

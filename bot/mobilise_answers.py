@@ -84,7 +84,7 @@ def press(s: Session, out: Outgoing, user_id: int, chat_id: int, message_id: int
         incident = area.open_incident(s, int(values[0]))
         answers.call_of(s, incident.id, person)
         prompts.ask(s, user_id, prompts.MOBILISE, {"step": "location", "incident": incident.id})
-        out.send(chat_id, t("mobilise.ask_location"))
+        out.send_with(chat_id, t("mobilise.ask_location"), ask_location={"share": t("mobilise.button_share_location")})
     elif what == mb.CHECK_OUT and values:
         row = checkins.check_out(s, person, int(values[0]), now=now)
         out.send(chat_id, t("mobilise.checked_out",

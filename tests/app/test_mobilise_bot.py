@@ -178,7 +178,9 @@ def test_an_incident_from_declaration_to_report(sqlite_demo_factory: sessionmake
 
             # check-in: outside the grid refused (naming it), then inside
             [ask] = await j.press(LIANG, LIANG, "到岗签到")
-            assert "请发送您现在的位置" in ask
+            assert "发送我的位置" in ask
+            share = j.fake.calls_to("sendMessage", LIANG)[-1].params["reply_markup"]  # one tap: request_location
+            assert share["keyboard"] == [[{"text": "📍发送我的位置", "request_location": True}]], share
             [refused] = await j.step(j.updates.location(LIANG, *IN_GRID_2), LIANG)
             assert refused == "您的位置不在和平里第一网格内，签到没有成功。请到和平里第一网格范围内再发送位置。", refused
             [checked] = await j.step(j.updates.location(LIANG, *IN_GRID_1), LIANG)
