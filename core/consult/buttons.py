@@ -5,7 +5,7 @@ Stored by core.messaging.buttons under a token, so the 64-byte limit does not ap
 
 from __future__ import annotations
 
-from typing import Any
+from core.messaging.tagged import Tagged
 
 TAG = "ys"
 # what a press does
@@ -16,16 +16,5 @@ SUPPORT, ANSWER = "support", "answer"  # 居民提议
 CHECK = "check"  # /queren: confirm one binding
 
 
-def data(what: str, *values: Any) -> list[Any]:
-    return [TAG, what, *values]
-
-
-def button(text: str, what: str, *values: Any) -> dict[str, Any]:
-    return {"text": text, "callback_data": data(what, *values)}
-
-
-def parse(value: Any) -> tuple[str, list[Any]] | None:
-    """(what, values) of a 议事 press, or None when the data is not one."""
-    if isinstance(value, list) and len(value) >= 2 and value[0] == TAG and isinstance(value[1], str):
-        return value[1], list(value[2:])
-    return None
+_TAGGED = Tagged(TAG)
+data, button, parse = _TAGGED.data, _TAGGED.button, _TAGGED.parse

@@ -7,7 +7,7 @@ one module says what each press means.
 
 from __future__ import annotations
 
-from typing import Any
+from core.messaging.tagged import Tagged
 
 TAG = "mb"
 # a called person's
@@ -18,16 +18,5 @@ ROLL, ROSTER, TASK, TASK_GRID, TASK_KIND, CLOSE, CLOSE_YES = "roll", "roster", "
 ETA_CHOICES = (15, 30, 60)  # minutes offered after 稍后到
 
 
-def data(what: str, *values: Any) -> list[Any]:
-    return [TAG, what, *values]
-
-
-def button(text: str, what: str, *values: Any) -> dict[str, Any]:
-    return {"text": text, "callback_data": data(what, *values)}
-
-
-def parse(value: Any) -> tuple[str, list[Any]] | None:
-    """(what, values) of a mobilisation press, or None when the data is not one."""
-    if isinstance(value, list) and len(value) >= 2 and value[0] == TAG and isinstance(value[1], str):
-        return value[1], list(value[2:])
-    return None
+_TAGGED = Tagged(TAG)
+data, button, parse = _TAGGED.data, _TAGGED.button, _TAGGED.parse

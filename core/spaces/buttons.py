@@ -7,7 +7,7 @@ slots); bot/spaces_chat.py builds the rest with the same names.
 
 from __future__ import annotations
 
-from typing import Any
+from core.messaging.tagged import Tagged
 
 TAG = "yy"
 # the booker's steps: a space, a day, a slot (start and end as epoch seconds), another slot
@@ -17,16 +17,5 @@ SPACE, DAY, SLOT, RETRY, MINE, CANCEL, MANAGE, STOP = "space", "day", "slot", "r
 APPROVE, REFUSE, NO_SHOW = "approve", "refuse", "noshow"
 
 
-def data(what: str, *values: Any) -> list[Any]:
-    return [TAG, what, *values]
-
-
-def button(text: str, what: str, *values: Any) -> dict[str, Any]:
-    return {"text": text, "callback_data": data(what, *values)}
-
-
-def parse(value: Any) -> tuple[str, list[Any]] | None:
-    """(what, values) of a 共享空间 press, or None when the data is not one."""
-    if isinstance(value, list) and len(value) >= 2 and value[0] == TAG and isinstance(value[1], str):
-        return value[1], list(value[2:])
-    return None
+_TAGGED = Tagged(TAG)
+data, button, parse = _TAGGED.data, _TAGGED.button, _TAGGED.parse

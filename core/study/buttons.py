@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.messaging.tagged import Tagged
+
 TAG = "xx"
 # what a press does
 HOME, TOPIC, FIND, OPEN, SEARCH = "home", "topic", "find", "open", "search"  # reading the library
@@ -15,16 +17,13 @@ ADD, FOR, PUT = "add", "for", "put"  # adding a material: pick a session, send i
 DONE = "done"  # 已学（补学） under a session's materials
 
 
-def data(what: str, *values: Any) -> list[Any]:
-    return [TAG, what, *values]
-
-
-def button(text: str, what: str, *values: Any) -> dict[str, Any]:
-    return {"text": text, "callback_data": data(what, *values)}
+_TAGGED = Tagged(TAG)
+data, button = _TAGGED.data, _TAGGED.button
 
 
 def parse(value: Any) -> tuple[str, Any] | None:
     """(what, value or None) of a /xuexi press, or None when the data is not one."""
-    if isinstance(value, list) and 2 <= len(value) <= 3 and value[0] == TAG and isinstance(value[1], str):
-        return value[1], value[2] if len(value) > 2 else None
-    return None
+    pressed = _TAGGED.parse(value)
+    if pressed is None or len(pressed[1]) > 1:
+        return None
+    return pressed[0], pressed[1][0] if pressed[1] else None
