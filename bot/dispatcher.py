@@ -9,7 +9,8 @@ and every confirmed piece is recorded, so that:
 * a piece Telegram confirmed is never sent again: a retry resumes with the next piece;
 * a request that may have reached Telegram is never made again: a read timeout (the request
   was written, no answer came), an answer that cannot be read, or a dispatcher killed while
-  the request was in flight leave the row `unconfirmed` (counted, logged without the text);
+  the request was in flight leave the row `unconfirmed` (counted, logged without the text;
+  a call-out's call is the one exception, see below);
 * a request that provably reached nobody is retried: a connect or pool timeout, a network
   error or a 5xx answer, with the outbox's backoff, until core.messaging.outbox.MAX_ATTEMPTS;
 * RetryAfter (429) is Telegram's pace, not a failure: the row is due again after
@@ -18,6 +19,10 @@ and every confirmed piece is recorded, so that:
 * ChatMigrated (a group became a supergroup): the branch's group chat id and every message
   still queued for that group move to the new chat, and the message goes there at once;
 * Forbidden (403: blocked, removed from the group) and BadRequest (400) fail the row for good.
+
+A kind that is resent on an unknown outcome (a call-out's call: core.messaging.outbox.KINDS) gets
+its one marked copy from the outbox when its row becomes `unconfirmed`; the dispatcher sends the
+copy like any other row once it is due.
 
 Pace: every request takes a slot of the process's one rate budget (bot/ratelimit.py, shared with
 the broadcast sender) at the row's priority, before the row is marked in flight; a row whose
@@ -43,7 +48,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -72,7 +79,7 @@ from bot.textsplit import split_message, utf16_len
 from core.db import read_scope, session_scope
 from core.messaging import outbox
 from core.metrics import Metrics
-from core.models import SendState
+from core.models import SendState, utcnow
 
 log = logging.getLogger("gridbot.dispatcher")
 CAPTION_LIMIT = 1024
@@ -195,8 +202,10 @@ def _seconds(exc: RetryAfter) -> float:
 
 class OutboxDispatcher:
     def __init__(self, bot: Bot, factory: sessionmaker[Session], batch: int = 20,
-                 limiter: RateLimiter | None = None, metrics: Metrics | None = None) -> None:
+                 limiter: RateLimiter | None = None, metrics: Metrics | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
         self.bot = bot
+        self.clock = clock  # the outbox's time: what is due, leases, when a resent copy is due
         self.metrics = metrics
         self.factory = factory
         self.batch = batch
@@ -207,10 +216,10 @@ class OutboxDispatcher:
 
     def _claim(self) -> list[outbox.Claimed]:
         with read_scope(self.factory) as session:
-            if not outbox.has_due(session):  # the usual case: no write transaction at all
+            if not outbox.has_due(session, self.clock()):  # the usual case: no write transaction at all
                 return []
         with session_scope(self.factory) as session:
-            return outbox.claim(session, limit=self.batch)
+            return outbox.claim(session, limit=self.batch, now=self.clock())
 
     def _record(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         with session_scope(self.factory) as session:
@@ -229,7 +238,8 @@ class OutboxDispatcher:
         for item in items:
             try:
                 if stop is not None and stop.is_set():
-                    outcome = "released" if await self._db(outbox.release, item.id, item.attempts) else "skipped"
+                    released = await self._db(outbox.release, item.id, item.attempts, now=self.clock())
+                    outcome = "released" if released else "skipped"
                 else:
                     outcome = await self._send(item)
             except Exception:  # noqa: BLE001 - one row never stops the batch; the lease settles it
@@ -279,12 +289,20 @@ class OutboxDispatcher:
         return outbox.request_answered(session, item.id, item.attempts)
 
     async def _retry(self, item: outbox.Claimed, error: str, **kwargs: Any) -> str:
-        state = await self._db(outbox.retry_later, item.id, error, token=item.attempts, **kwargs)
+        state = await self._db(outbox.retry_later, item.id, error, token=item.attempts, now=self.clock(), **kwargs)
         return "skipped" if state is None else "failed" if state is SendState.failed else "retried"
 
-    async def _settle(self, fn: Any, item: outbox.Claimed, error: str, outcome: str) -> str:
-        state = await self._db(fn, item.id, error, token=item.attempts)
+    async def _settle(self, fn: Any, item: outbox.Claimed, error: str, outcome: str, **kwargs: Any) -> str:
+        state = await self._db(fn, item.id, error, token=item.attempts, **kwargs)
         return "skipped" if state is None else outcome
+
+    async def _unconfirmed(self, item: outbox.Claimed, error: str) -> str:
+        return await self._settle(outbox.mark_unconfirmed, item, error, "unconfirmed", now=self.clock())
+
+    async def _sent(self, item: outbox.Claimed, message: Message | None, pieces_sent: int) -> str:
+        done = await self._db(outbox.mark_sent, item.id, message.message_id if message is not None else None,
+                              self.clock(), token=item.attempts, pieces_sent=pieces_sent, kind=item.kind)
+        return "sent" if done else "skipped"
 
     async def _send(self, item: outbox.Claimed) -> str:
         try:
@@ -297,8 +315,7 @@ class OutboxDispatcher:
         chat_id = self._chat(item.chat_id)
         index = item.pieces_sent
         if index >= len(pieces):  # every piece confirmed already
-            done = await self._db(outbox.mark_sent, item.id, None, token=item.attempts, pieces_sent=index)
-            return "sent" if done else "skipped"
+            return await self._sent(item, None, index)
         held = self._held_for(chat_id, item.id)
         if held:  # an earlier message to this chat got a 429: keep the order, keep the pace
             return await self._retry(item, f"RetryAfter {held:.3g}s (chat waits)", retry_after=held)
@@ -306,7 +323,7 @@ class OutboxDispatcher:
         if waits > INLINE_WAIT:  # this chat's budget is used up for a while: the row waits, the pass goes on
             return await self._retry(item, f"rate budget: chat waits {waits:.3g}s", retry_after=waits)
         slot = await self.limiter.acquire(chat_id, item.priority)
-        if not await self._db(outbox.begin_request, item.id, item.attempts):
+        if not await self._db(outbox.begin_request, item.id, item.attempts, self.clock()):
             log.info("outbox %s: taken over by another dispatcher, not sent", item.id)
             return "skipped"
         migrations = 0
@@ -333,7 +350,7 @@ class OutboxDispatcher:
                 if migrations > MAX_MIGRATIONS:
                     return await self._retry(item, f"ChatMigrated {migrations} times ({where})")
                 slot = await self.limiter.acquire(chat_id, item.priority)
-                if not await self._db(outbox.begin_request, item.id, item.attempts):
+                if not await self._db(outbox.begin_request, item.id, item.attempts, self.clock()):
                     return "skipped"
                 continue
             except Forbidden as exc:
@@ -349,11 +366,10 @@ class OutboxDispatcher:
                 self._failed("timed_out" if nothing_sent(exc) else "unconfirmed")
                 if nothing_sent(exc):  # never written: try again later
                     return await self._retry(item, f"TimedOut: {exc.message} ({where})")
-                log.warning("outbox %s (%s): no answer to %s (%s); Telegram may have it: unconfirmed, "
-                            "not sent again", item.id, item.kind, where, type(exc.__cause__).__name__
+                log.warning("outbox %s (%s): no answer to %s (%s); Telegram may have it: unconfirmed",
+                            item.id, item.kind, where, type(exc.__cause__).__name__
                             if exc.__cause__ is not None else "read timeout")
-                return await self._settle(outbox.mark_unconfirmed, item, f"TimedOut: {exc.message} ({where})",
-                                          "unconfirmed")
+                return await self._unconfirmed(item, f"TimedOut: {exc.message} ({where})")
             except NetworkError as exc:  # a 5xx answer, or the connection failed: nothing carried out
                 self._failed("network")
                 return await self._retry(item, f"{type(exc).__name__}: {exc.message} ({where})")
@@ -362,25 +378,20 @@ class OutboxDispatcher:
                 if type(exc) is not TelegramError:  # InvalidToken, Conflict, ...: Telegram answered no
                     return await self._retry(item, f"{type(exc).__name__}: {exc.message} ({where})")
                 # a plain TelegramError is an answer that could not be read: it may be a success
-                log.warning("outbox %s (%s): unreadable answer to %s; unconfirmed, not sent again",
-                            item.id, item.kind, where)
-                return await self._settle(outbox.mark_unconfirmed, item, f"TelegramError: {exc.message} ({where})",
-                                          "unconfirmed")
+                log.warning("outbox %s (%s): unreadable answer to %s; unconfirmed", item.id, item.kind, where)
+                return await self._unconfirmed(item, f"TelegramError: {exc.message} ({where})")
             except Exception as exc:  # noqa: BLE001 - the request may have gone out: do not repeat it
                 self._failed("unconfirmed")
-                log.exception("outbox %s (%s): %s failed in the bot (%s); unconfirmed, not sent again",
+                log.exception("outbox %s (%s): %s failed in the bot (%s); unconfirmed",
                               item.id, item.kind, where, type(exc).__name__)
-                return await self._settle(outbox.mark_unconfirmed, item, f"{type(exc).__name__} ({where})",
-                                          "unconfirmed")
+                return await self._unconfirmed(item, f"{type(exc).__name__} ({where})")
             index += 1
             if index == len(pieces):
-                done = await self._db(outbox.mark_sent, item.id,
-                                      message.message_id if message is not None else None, token=item.attempts,
-                                      pieces_sent=index)
-                return "sent" if done else "skipped"
+                return await self._sent(item, message, index)
             # this piece confirmed and the next one in flight, in one commit
             slot = await self.limiter.acquire(chat_id, item.priority)
-            if not await self._db(outbox.piece_sent, item.id, item.attempts, index, next_in_flight=True):
+            if not await self._db(outbox.piece_sent, item.id, item.attempts, index, next_in_flight=True,
+                                  now=self.clock()):
                 return "skipped"
 
     async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:

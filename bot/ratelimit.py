@@ -21,10 +21,11 @@ their sum stays within the limits, not each on its own.
   requests to a chat.
 * Per group (a negative chat id: groups, supergroups, channels): at most `group_rate` in any
   `group_period` seconds.
-* Priority: 0 (replies, emergencies) before 1 (cards, reminders) before 2 (broadcasts;
-  core.messaging.outbox's PRIORITY_*). When the overall budget is the only thing a more urgent request
-  waits for, a less urgent one does not take the slot: a reply never queues behind a
-  10,000-recipient broadcast, which simply gets the slots nobody more urgent wants.
+* Priority: -1 (replies, emergencies) before 0 (a call-out's calls) before 1 (cards, reminders)
+  before 2 (broadcasts; core.messaging.outbox's PRIORITY_*). When the overall budget is the only
+  thing a more urgent request waits for, a less urgent one does not take the slot: a reply never
+  queues behind a 10,000-recipient broadcast or a call-out, which simply get the slots nobody more
+  urgent wants.
 * Telegram's RetryAfter: a burst of them (BURST_429 within a second) pauses every send.
 
 * Several bot processes (replicas on one PostgreSQL database): `shared`
@@ -62,7 +63,7 @@ GROUP_PERIOD = 60.5  # Telegram's minute, with the same margin as PERIOD
 # this many RetryAfter within a second: Telegram limits the bot as a whole, pause everything. Five,
 # not three: at 30/s a few recipients' own 429s (Telegram's per-chat answer) meet by chance.
 BURST_429 = 5
-URGENT, NORMAL, BULK = 0, 1, 2
+URGENT, CALLOUT, NORMAL, BULK = -1, 0, 1, 2  # core.messaging.outbox.PRIORITY_*
 SHARED_RETRY_SECONDS = 1.0  # pause when the shared budget's database does not answer
 FORGET_CHATS = 50_000  # chat entries kept before those long past their second are dropped
 
@@ -188,7 +189,7 @@ class RateLimiter:
                     ready = not ready
                     self._ready[priority] += 1 if ready else -1
                 wait = max(chat_wait, self._overall_wait(now, spaced=priority >= BULK))
-                if wait <= 0 and any(self._ready[p] for p in range(priority)):
+                if wait <= 0 and any(n for p, n in self._ready.items() if p < priority):
                     wait = self.period / self.rate  # a more urgent request takes this slot
                 if wait <= 0 and self.shared is not None:
                     wait = await self._shared_wait(chat_id, burst, spaced=priority >= BULK)

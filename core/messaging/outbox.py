@@ -32,6 +32,15 @@ reached Telegram is never made again:
 * `attempts` grows by one with every claim, so (id, attempts) names one lease: the
   dispatcher passes it as `token`, and a dispatcher whose lease another one has
   taken over changes nothing (`begin_request` refuses it, so it sends nothing).
+
+Kinds (`KINDS`). A kind may differ from an ordinary notice in three ways: its priority, whether
+it is essential (it reaches people who said /notify off, which holds back only broadcasts that
+are not essential), and whether an unknown outcome is resent. A call-out (CALLOUT, "mobilise.call")
+is all three: a missed call costs more than a duplicate, so a call that ends `unconfirmed` is
+queued once more, due RESEND_AFTER after its request and marked 【重发】 (`resend_key` names the
+copy, so it is queued once however many dispatchers settle the row, and a copy is never resent).
+A confirmed send is never resent (a late answer that confirms the call calls off a copy still
+waiting), nor is a refusal (403 and the like fail the row).
 """
 
 from __future__ import annotations
@@ -42,22 +51,54 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, func, null, or_, select, update
+from sqlalchemy import Table, delete, func, null, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core import audit
+from core.messages import t
 from core.messaging import buttons
 from core.models import Branch, OutboxMessage, SendState, utcnow
 
 log = logging.getLogger("gridbot.outbox")
 
-# Priorities (the `priority` column; bot/ratelimit.py serves the budget in the same order).
-PRIORITY_URGENT = 0  # replies to what someone just did, emergencies
+# Priorities (the `priority` column; lower goes first; bot/ratelimit.py serves the budget in the
+# same order). The call-out's level came in between replies and cards after rows had been stored
+# with 0 (replies, emergencies), 1 and 2: replies moved to -1 so that no stored row changes meaning
+# (a reply is sent as it is queued; one queued at 0 before still goes before every card).
+PRIORITY_URGENT = -1  # replies to what someone just did, emergencies
+PRIORITY_CALLOUT = 0  # a call-out to mobilise people (CALLOUT)
 PRIORITY_NORMAL = 1  # ticket cards and notices, reminders
 PRIORITY_BULK = 2  # broadcasts
-KIND_PRIORITY = {"reply": PRIORITY_URGENT}  # any other kind: PRIORITY_NORMAL unless given
+
+CALLOUT = "mobilise.call"  # one per person called out for an emergency (core.mobilise queues them)
+RESEND_AFTER = timedelta(seconds=60)
+RESEND_PREFIX = "resend:"  # a copy's dedupe key: resend:<the original's id>
+
+
+@dataclass(frozen=True)
+class KindRule:
+    """How the outbox treats one kind of message where it differs from an ordinary notice."""
+
+    priority: int = PRIORITY_NORMAL
+    # Reaches people who said /notify off (as an essential broadcast does); every outbox kind
+    # does today, since /notify off holds back broadcasts only: this marks the kinds that must.
+    essential: bool = False
+    # An unknown outcome is queued once more this long after its request, the text marked with
+    # the catalogue's `resend_mark`; None: never sent again (at most once).
+    resend_after: timedelta | None = None
+    resend_mark: str = ""
+
+
+NOTICE = KindRule()
+KINDS: dict[str, KindRule] = {
+    "reply": KindRule(priority=PRIORITY_URGENT),
+    CALLOUT: KindRule(priority=PRIORITY_CALLOUT, essential=True, resend_after=RESEND_AFTER,
+                      resend_mark="callout.resend_mark"),
+}
+KIND_PRIORITY = {kind: rule.priority for kind, rule in KINDS.items()}  # any other kind: PRIORITY_NORMAL
+RESENT_KINDS = tuple(kind for kind, rule in KINDS.items() if rule.resend_after is not None)
 
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=2)
@@ -82,8 +123,38 @@ class Claimed:
     priority: int = PRIORITY_NORMAL
 
 
+def rule_of(kind: str) -> KindRule:
+    return KINDS.get(kind, NOTICE)
+
+
 def priority_of(kind: str, priority: int | None = None) -> int:
-    return priority if priority is not None else KIND_PRIORITY.get(kind, PRIORITY_NORMAL)
+    return priority if priority is not None else rule_of(kind).priority
+
+
+def essential(kind: str) -> bool:
+    """Whether messages of `kind` reach people who said /notify off."""
+    return rule_of(kind).essential
+
+
+def resend_key(message_id: int) -> str:
+    return f"{RESEND_PREFIX}{message_id}"
+
+
+def _resend(session: Session, message_id: int, dedupe_key: str, kind: str, chat_id: int,
+            payload: dict[str, Any], priority: int | None, request_at: datetime) -> bool:
+    """Queue the one copy of a message whose outcome is unknown, if its kind wants one (never of
+    a copy, nor of an edit). True if queued now."""
+    rule = rule_of(kind)
+    if rule.resend_after is None or dedupe_key.startswith(RESEND_PREFIX) or payload.get("edit") is not None:
+        return False
+    copy = buttons.plain(session, payload)  # its buttons are issued afresh, meaning the same
+    copy = {**copy, "text": t(rule.resend_mark) + str(copy.get("text") or "")}
+    queued = enqueue(session, dedupe_key=resend_key(message_id), kind=kind, chat_id=chat_id, payload=copy,
+                     not_before=request_at + rule.resend_after, priority=priority)
+    if queued:
+        log.warning("outbox %s (%s): outcome unknown; sent once more (marked) from %s", message_id, kind,
+                    (request_at + rule.resend_after).isoformat(timespec="seconds"))
+    return queued
 
 
 @functools.cache
@@ -160,20 +231,31 @@ def has_due(session: Session, now: datetime | None = None) -> bool:
     return session.scalar(select(OutboxMessage.id).where(_due(now) | _lapsed(now)).limit(1)) is not None
 
 
-def settle_abandoned(session: Session, now: datetime | None = None) -> int:
+def settle_abandoned(session: Session, now: datetime | None = None, lease: timedelta = LEASE) -> int:
     """Rows whose lease ran out while a request was in flight become `unconfirmed`: their
-    dispatcher died (or hung) after it may have reached Telegram. How many."""
-    result = session.execute(
-        update(OutboxMessage)
-        .where(_lapsed(now or utcnow()), OutboxMessage.in_flight.is_(True))
+    dispatcher died (or hung) after it may have reached Telegram. A kind that is resent on an
+    unknown outcome gets its copy, due `resend_after` from that request (its lease, `lease`
+    long, began with it). How many."""
+    now = now or utcnow()
+    o = OutboxMessage
+    found = (select(o.id, o.dedupe_key, o.kind, o.chat_id, o.payload, o.priority, o.lease_until)
+             .where(_lapsed(now), o.in_flight.is_(True)))
+    if session.get_bind().dialect.name == "postgresql":  # SQLite: the write lock is held already
+        found = found.with_for_update(skip_locked=True)
+    rows = session.execute(found).all()
+    if not rows:
+        return 0
+    session.execute(
+        update(o).where(o.id.in_([row.id for row in rows]))
         .values(send_state=SendState.unconfirmed, lease_until=None, in_flight=False,
                 last_error="no answer: the dispatcher stopped during the request", **SETTLED)
         .execution_options(synchronize_session=False))
-    n = int(getattr(result, "rowcount", 0) or 0)
-    if n:
-        log.warning("%d outbox message(s) were in flight when their dispatcher stopped: unconfirmed, "
-                    "not sent again", n)
-    return n
+    for row in rows:
+        if row.kind in RESENT_KINDS:
+            _resend(session, row.id, row.dedupe_key, row.kind, row.chat_id, row.payload, row.priority,
+                    request_at=row.lease_until - lease)
+    log.warning("%d outbox message(s) were in flight when their dispatcher stopped: unconfirmed", len(rows))
+    return len(rows)
 
 
 def claim(session: Session, limit: int = 50, now: datetime | None = None,
@@ -266,13 +348,24 @@ def request_answered(session: Session, message_id: int, token: int) -> bool:
 
 def mark_sent(session: Session, message_id: int, telegram_message_id: int | None = None,
               now: datetime | None = None, *, token: int | None = None,
-              pieces_sent: int | None = None) -> bool:
+              pieces_sent: int | None = None, kind: str | None = None) -> bool:
+    """Telegram confirmed the message. `kind` (the row's): for a kind resent on an unknown
+    outcome, a copy still waiting is called off — an answer so late that another dispatcher had
+    settled the row `unconfirmed` meanwhile."""
     values: dict[str, Any] = dict(send_state=SendState.sent, sent_at=now or utcnow(), lease_until=None,
                                   in_flight=False, telegram_message_id=telegram_message_id, last_error=None,
                                   **SETTLED)
     if pieces_sent is not None:
         values["pieces_sent"] = pieces_sent
-    return _updated(session, message_id, token, "sent", **values)
+    done = _updated(session, message_id, token, "sent", **values)
+    if done and kind in RESENT_KINDS:
+        called_off = session.execute(
+            delete(OutboxMessage).where(OutboxMessage.dedupe_key == resend_key(message_id),
+                                        OutboxMessage.send_state == SendState.pending)
+            .execution_options(synchronize_session=False))
+        if getattr(called_off, "rowcount", 0):
+            log.info("outbox %s: confirmed after all; its copy is not sent", message_id)
+    return done
 
 
 def backoff(attempts: int) -> timedelta:
@@ -325,11 +418,19 @@ def mark_failed(session: Session, message_id: int, error: str, *, token: int | N
 
 
 def mark_unconfirmed(session: Session, message_id: int, error: str, *,
-                     token: int | None = None) -> SendState | None:
-    """Telegram may have the request, but no answer came: never sent again, not a failure."""
+                     token: int | None = None, now: datetime | None = None) -> SendState | None:
+    """Telegram may have the request, but no answer came: not a failure, and never sent again —
+    except a kind that is resent on an unknown outcome, which gets its one copy (due
+    `resend_after` from `now`)."""
     if not _updated(session, message_id, token, "unconfirmed", send_state=SendState.unconfirmed,
                     lease_until=None, in_flight=False, last_error=error[:1000], **SETTLED):
         return None
+    o = OutboxMessage
+    row = session.execute(select(o.dedupe_key, o.kind, o.chat_id, o.payload, o.priority)
+                          .where(o.id == message_id)).one()
+    if row.kind in RESENT_KINDS:
+        _resend(session, message_id, row.dedupe_key, row.kind, row.chat_id, row.payload, row.priority,
+                request_at=now or utcnow())
     return SendState.unconfirmed
 
 

@@ -53,8 +53,9 @@ class OutboxMessage(TimestampMixin, Base):
     # when its lease runs out belonged to a dispatcher that died mid-request, and becomes
     # `unconfirmed` instead of due again.
     in_flight: Mapped[bool] = mapped_column(default=False, server_default=false())
-    # 0 replies and emergencies, 1 cards, notices and reminders, 2 bulk (core.messaging.outbox.PRIORITY_*):
-    # claims take the most urgent first, and the rate budget serves them first (bot/ratelimit.py).
+    # -1 replies and emergencies, 0 call-outs, 1 cards, notices and reminders, 2 bulk (before the
+    # call-out's level, replies were 0; core.messaging.outbox.PRIORITY_*): claims take the most
+    # urgent first, and the rate budget serves them first (bot/ratelimit.py).
     priority: Mapped[int] = mapped_column(SmallInteger, default=1, server_default="1")
     # What `payload` becomes once the row is settled (sent, failed or unconfirmed: no request of
     # it will be made again), for a message that carries a secret: a /web login link is kept

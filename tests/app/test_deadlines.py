@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.access.permissions import NotAllowed
 from core.db import session_scope
 from core.messages import t
-from core.messaging import buttons
+from core.messaging import buttons, outbox
 from core.models import (
     Building,
     OutboxMessage,
@@ -222,7 +222,7 @@ def test_an_emergency_nobody_claims_is_put_before_the_admins_again(
     assert len(recalled) == 1 and recalled[0]["text"].startswith(t("deadline.emergency_recall", number=number))
     with session_scope(demo_factory) as s:
         assert s.scalars(select(OutboxMessage.priority).where(OutboxMessage.chat_id == ADMIN_HPL)
-                         .order_by(OutboxMessage.id.desc())).first() == 0  # before everything else
+                         .order_by(OutboxMessage.id.desc())).first() == outbox.PRIORITY_URGENT  # before everything else
 
 
 def test_steps_survive_a_restart_and_act_once(engine: Engine, demo_factory: sessionmaker[Session]) -> None:

@@ -257,7 +257,7 @@ def test_migration_adds_pieces_and_in_flight_and_downgrade_fails_unconfirmed(emp
 
 
 def test_claims_take_the_most_urgent_first(factory: sessionmaker[Session]) -> None:
-    """0 replies and emergencies, 1 cards and reminders, 2 broadcasts: a claim of fewer rows than
+    """-1 replies and emergencies, 1 cards and reminders, 2 broadcasts: a claim of fewer rows than
     are due takes the urgent ones, whatever their age; equal priorities go oldest first."""
     now = utcnow()
     with session_scope(factory) as s:
@@ -271,9 +271,9 @@ def test_claims_take_the_most_urgent_first(factory: sessionmaker[Session]) -> No
                        priority=outbox.PRIORITY_URGENT, not_before=now - timedelta(seconds=1))
     with session_scope(factory) as s:
         priorities = dict(s.execute(select(OutboxMessage.dedupe_key, OutboxMessage.priority)).tuples().all())
-        assert priorities == {"bulk:0": 2, "bulk:1": 2, "bulk:2": 2, "card": 1, "reply": 0, "emergency": 0}
+        assert priorities == {"bulk:0": 2, "bulk:1": 2, "bulk:2": 2, "card": 1, "reply": -1, "emergency": -1}
         first = outbox.claim(s, limit=3, now=now)
-        assert [(c.dedupe_key, c.priority) for c in first] == [("emergency", 0), ("reply", 0), ("card", 1)]
+        assert [(c.dedupe_key, c.priority) for c in first] == [("emergency", -1), ("reply", -1), ("card", 1)]
         rest = outbox.claim(s, limit=10, now=now)
         assert [c.dedupe_key for c in rest] == ["bulk:0", "bulk:1", "bulk:2"]
 
