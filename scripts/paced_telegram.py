@@ -107,6 +107,7 @@ def serve(port_file: Path, journal: Path, seed: int, counted: Counted) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's name
             length = int(self.headers.get("Content-Length") or 0)
@@ -181,6 +182,7 @@ class Journal:
     delivered: dict[str, collections.Counter[int]] = field(default_factory=dict)  # tag -> chat -> times
     blocked: set[int] = field(default_factory=set)
     times: list[float] = field(default_factory=list)
+    refused: list[float] = field(default_factory=list)  # when a request exceeded a limit ("L")
 
     @classmethod
     def read(cls, path: Path) -> Journal:
@@ -193,6 +195,8 @@ class Journal:
                 journal.delivered.setdefault(tag[0] if tag else "", collections.Counter())[int(chat)] += 1
             elif what == "B":
                 journal.blocked.add(int(chat))
+            elif what == "L":
+                journal.refused.append(float(at))
         journal.times.sort()
         return journal
 

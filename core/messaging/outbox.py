@@ -33,10 +33,11 @@ reached Telegram is never made again:
   dispatcher passes it as `token`, and a dispatcher whose lease another one has
   taken over changes nothing (`begin_request` refuses it, so it sends nothing).
 
-Kinds (`KINDS`). A kind may differ from an ordinary notice in three ways: its priority, whether
-it is essential (it reaches people who said /notify off, which holds back only broadcasts that
-are not essential), and whether an unknown outcome is resent. A call-out (CALLOUT, "mobilise.call")
-is all three: a missed call costs more than a duplicate, so a call that ends `unconfirmed` is
+Kinds (`KINDS`). A kind may differ from an ordinary notice in its priority, whether it is
+essential (it reaches people who said /notify off, which holds back only broadcasts that are not
+essential), whether an unknown outcome is resent, and whether the dispatcher fans it out (several
+chats at a time). A call-out's call (CALLOUT, "mobilise.call") is all of these: it goes after replies
+and before cards, and a missed call costs more than a duplicate, so a call that ends `unconfirmed` is
 queued once more, due RESEND_AFTER after its request and marked 【重发】 (`resend_key` names the
 copy, so it is queued once however many dispatchers settle the row, and a copy is never resent).
 A confirmed send is never resent (a late answer that confirms the call calls off a copy still
@@ -89,13 +90,16 @@ class KindRule:
     # the catalogue's `resend_mark`; None: never sent again (at most once).
     resend_after: timedelta | None = None
     resend_mark: str = ""
+    # One message to very many chats at once: the dispatcher sends a run of them to several
+    # chats at a time, each chat's in order (bot/dispatcher.py), not one after the other.
+    fan_out: bool = False
 
 
 NOTICE = KindRule()
 KINDS: dict[str, KindRule] = {
     "reply": KindRule(priority=PRIORITY_URGENT),
     CALLOUT: KindRule(priority=PRIORITY_CALLOUT, essential=True, resend_after=RESEND_AFTER,
-                      resend_mark="callout.resend_mark"),
+                      resend_mark="callout.resend_mark", fan_out=True),
 }
 KIND_PRIORITY = {kind: rule.priority for kind, rule in KINDS.items()}  # any other kind: PRIORITY_NORMAL
 RESENT_KINDS = tuple(kind for kind, rule in KINDS.items() if rule.resend_after is not None)
