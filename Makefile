@@ -21,6 +21,7 @@ help:
 	@echo "make lock   - re-resolve locks/*.txt from pyproject.toml"
 	@echo "make eval-nlu [DATA=file.csv] [BASELINE=1] - NLU figures; make bench-chat - 50 residents at once"
 	@echo "make bench-reminders - 10,000 duty reminders; make bench-broadcast [N=3000] - one notice to N people"
+	@echo "make bench-mobilise [PEOPLE=5000] - an emergency call-out to PEOPLE people at Telegram's pace, the sender killed"
 	@echo "make test-cluster - 2 bot replicas, 2 Rasa, 2 action servers behind nginx on their own PostgreSQL and Redis, killed"
 	@echo "make fuzz [INPUTS=10000] - bad input of every kind through the real Application"
 	@echo "make bench-capacity [ONLY=single] - the highest message rate at reply p95 <= 300 ms, one set and two"
@@ -93,6 +94,15 @@ bench-reminders: setup
 # 1/s per chat (1% 429, 1% 403), the sender SIGKILLed mid-way and restarted; last line JSON.
 bench-broadcast: setup
 	@$(APP)/python scripts/bench_broadcast.py $(if $(N),--recipients $(N))
+
+.PHONY: bench-mobilise
+# make bench-mobilise [PEOPLE=5000] [LATENCY_MS=0]: one "mobilise.call" per person through the bot's outbox
+# dispatcher to a fake Telegram enforcing 30/s and 1/s per chat (1% 429, 1% 403), the sender SIGKILLed
+# mid-way and restarted (DATABASE_URL_BENCH: an empty database instead of SQLite); last line JSON
+# (targets: ratio <= 1.10, 0 duplicates, 0 lost).
+bench-mobilise: setup
+	@$(APP)/python scripts/bench_mobilise.py $(if $(PEOPLE),--people $(PEOPLE)) \
+	    $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(if $(DATABASE_URL_BENCH),--database-url $(DATABASE_URL_BENCH))
 
 .PHONY: bench-chaos
 # make bench-chaos [RESIDENTS=200] [REPORTS=5] [KILLS=3]: residents report through the `make run` stack

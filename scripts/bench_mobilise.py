@@ -5,7 +5,8 @@ Three processes:
 - the fake Telegram Bot API (`--serve`): scripts/paced_telegram.py's, which enforces Telegram's
   limits (30 requests in any 1.0 s, 1 s between two to one chat: else 429, counted as `limit_429`),
   gives 1% of the people a 429 on their first message and blocks 1% (403), and journals every
-  call it carries out, a 【重发】 copy apart from a plain call.
+  call it carries out, a 【重发】 copy apart from a plain call. --latency-ms: each request takes that
+  long to reach it (Telegram is not on this machine).
 - the sender (`--send`): the bot's real outbox dispatcher (bot/dispatcher.py's OutboxDispatcher,
   its `run_forever` loop as the bot runs it) with the bot's rate budget (bot/ratelimit.py, 30 a
   second as TELEGRAM_RATE says; on PostgreSQL shared through the database as in the bot) and
@@ -195,13 +196,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--kill-at", type=float, default=0.5, help="fraction delivered when the sender is killed")
     parser.add_argument("--database-url", help="an empty database (default: a temporary SQLite one)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="how long a request takes to reach the fake")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (database, journal)")
     parser.add_argument("--serve", nargs=2, metavar=("PORT_FILE", "JOURNAL"), help=argparse.SUPPRESS)
     parser.add_argument("--send", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.serve:
-        serve(Path(args.serve[0]), Path(args.serve[1]), args.seed, counted)
+        serve(Path(args.serve[0]), Path(args.serve[1]), args.seed, counted, args.latency_ms / 1000)
         return 0
     if args.send:
         send(args.send[0], int(args.send[1]))
@@ -214,7 +216,8 @@ def main() -> int:
     print(f"setup {time.monotonic() - t0:.1f}s: {len(people)} people", flush=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     me = [sys.executable, str(Path(__file__).resolve())]
-    server, port, journal_path = start_fake([*me, "--seed", str(args.seed)], env, work)
+    server, port, journal_path = start_fake([*me, "--seed", str(args.seed), "--latency-ms", str(args.latency_ms)],
+                                            env, work)
     try:
         # The bot's dispatcher runs all the time: the clock starts when the commander declares the
         # emergency to a bot that is up. The restart after the kill is on the clock.
@@ -260,6 +263,7 @@ def main() -> int:
         "killed_at": round(killed_at, 1),
         "sender_start_seconds": round(first.cold_start, 1),
         "database": url.split(":", 1)[0],
+        "latency_ms": args.latency_ms,
     }
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -101,8 +101,9 @@ def _too_many(seconds: int) -> dict[str, Any]:
             "parameters": {"retry_after": seconds}}
 
 
-def serve(port_file: Path, journal: Path, seed: int, counted: Counted) -> None:
-    """Run the fake until killed; its port is written to `port_file` once it listens."""
+def serve(port_file: Path, journal: Path, seed: int, counted: Counted, latency: float = 0.0) -> None:
+    """Run the fake until killed; its port is written to `port_file` once it listens. `latency`:
+    seconds each request takes to reach it (Telegram's distance; each connection has its thread)."""
     state = FakeState(journal, seed, counted)
 
     class Handler(BaseHTTPRequestHandler):
@@ -121,6 +122,8 @@ def serve(port_file: Path, journal: Path, seed: int, counted: Counted) -> None:
             else:
                 params = {k: v[0] for k, v in parse_qs(body).items()}
             method = self.path.rstrip("/").rsplit("/", 1)[-1].lower()
+            if latency:
+                time.sleep(latency)
             status, answer = state.answer(method, params)
             data = json.dumps(answer).encode()
             self.send_response(status)
