@@ -28,8 +28,7 @@ flight, each `unconfirmed`.
 
 Pace: every request takes a slot of the process's one rate budget (bot/ratelimit.py, shared with
 the broadcast sender) at the row's priority, before the row is marked in flight, and counts in it
-from its start until its answer (`RateLimiter.sent` on both: a few milliseconds of building and
-writing the request must not let a 31st request reach Telegram within a second); a row whose
+from the middle of its round trip (`RateLimiter.sent`, then `answered`); a row whose
 chat must wait longer than INLINE_WAIT (a group's 20 a minute used up) goes back to pending for
 that long, not counted as an attempt, and the pass goes on with the next row.
 
@@ -368,8 +367,8 @@ class OutboxDispatcher:
                 self.limiter.sent(slot, chat_id)
                 try:
                     message = await send_piece(self.bot, chat_id, pieces[index])
-                finally:  # and it counts until its answer: Telegram got it somewhere in between
-                    self.limiter.sent(slot, chat_id)
+                finally:  # Telegram got it somewhere in between
+                    self.limiter.answered(slot)
             except RetryAfter as exc:
                 seconds = _seconds(exc)
                 self._failed("retry_after")

@@ -12,7 +12,8 @@ their sum stays within the limits, not each on its own.
   refuses when the window's edges jitter); a few replies at once are not spaced, so a reply
   does not wait behind other people's. A request counts in the window from the moment it
   really goes out (`sent`), not from its slot: a slow commit between the two would otherwise
-  let 31 requests reach Telegram within one second.
+  let 31 requests reach Telegram within one second; a sender that knows when the answer came
+  (`answered`) counts it from the middle of its round trip.
 * Per chat: one request every `per_chat` seconds on average, as a token bucket that holds
   `chat_burst` requests (3): a reply of two or three messages (a text and its buttons' edit,
   Rasa's answer in parts) goes out at once, as Telegram tolerates in a chat, and anything longer
@@ -120,6 +121,13 @@ class RateLimiter:
         bucket = self._chats.get(chat_id) if chat_id is not None else None
         if bucket is not None and bucket[1] < now:
             bucket[1] = now  # the chat's bucket refills from the request's real start, not its slot
+
+    def answered(self, slot: list[float]) -> None:
+        """The request of `slot` (`sent` at its start) has its answer: Telegram got it somewhere in
+        between, so it counts in the window from the middle of the two — a few milliseconds of
+        building and writing it must not let a 31st request reach Telegram within the second, nor
+        its round trip hold the slot longer (30 in 1.005 s plus a round trip would be 28 a second)."""
+        slot[0] = max(slot[0], (slot[0] + self.clock()) / 2)
 
     def chat_wait(self, chat_id: int | None, burst: int | None = None) -> float:
         """Seconds a request to `chat_id` waits for that chat's own limits now (0: none)."""
