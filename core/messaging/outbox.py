@@ -41,7 +41,8 @@ and before cards, and a missed call costs more than a duplicate, so a call that 
 queued once more, due RESEND_AFTER after its request and marked 【重发】 (`resend_key` names the
 copy, so it is queued once however many dispatchers settle the row, and a copy is never resent).
 A confirmed send is never resent (a late answer that confirms the call calls off a copy still
-waiting), nor is a refusal (403 and the like fail the row).
+waiting, and so does the person answering the call: `reached`), nor is a refusal (403 and the
+like fail the row).
 """
 
 from __future__ import annotations
@@ -362,14 +363,27 @@ def mark_sent(session: Session, message_id: int, telegram_message_id: int | None
     if pieces_sent is not None:
         values["pieces_sent"] = pieces_sent
     done = _updated(session, message_id, token, "sent", **values)
-    if done and kind in RESENT_KINDS:
-        called_off = session.execute(
-            delete(OutboxMessage).where(OutboxMessage.dedupe_key == resend_key(message_id),
-                                        OutboxMessage.send_state == SendState.pending)
-            .execution_options(synchronize_session=False))
-        if getattr(called_off, "rowcount", 0):
-            log.info("outbox %s: confirmed after all; its copy is not sent", message_id)
+    if done and kind in RESENT_KINDS and _call_off_copy(session, message_id):
+        log.info("outbox %s: confirmed after all; its copy is not sent", message_id)
     return done
+
+
+def _call_off_copy(session: Session, message_id: int) -> bool:
+    """Drop the copy of message `message_id` if it is still waiting; whether there was one."""
+    result = session.execute(delete(OutboxMessage).where(OutboxMessage.dedupe_key == resend_key(message_id),
+                                                         OutboxMessage.send_state == SendState.pending)
+                             .execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def reached(session: Session, dedupe_key: str) -> bool:
+    """The message queued under `dedupe_key` reached its chat after all (its reader answered
+    it, e.g. pressed one of its buttons): a copy of it still waiting is called off. Whether one was."""
+    message_id = session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key))
+    if message_id is None or not _call_off_copy(session, message_id):
+        return False
+    log.info("outbox %s: answered, so it arrived; its copy is not sent", message_id)
+    return True
 
 
 def backoff(attempts: int) -> timedelta:

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 
 from core.access.permissions import NotAllowed
 from core.messages import t
+from core.messaging import outbox
 from core.mobilise import area, buttons, events, roll
-from core.mobilise.declare import answer_buttons
+from core.mobilise.declare import answer_buttons, call_key
 from core.models import Answer, Grid, Incident, IncidentCall, IncidentCheckIn, Person
 
 ETA_LIMIT = 24 * 60  # minutes: a later "ETA" is not an answer we take
@@ -78,6 +79,7 @@ def answer(session: Session, person: Person | None, incident_id: int, given: Ans
     if given is Answer.late and eta_minutes is not None and not 1 <= eta_minutes <= ETA_LIMIT:
         raise NotAllowed(t("mobilise.deny.eta"))
     call.answer, call.answered_at = given, now
+    outbox.reached(session, call_key(incident.id, call.person_id))  # the call got there: no 重发 copy
     call.eta_at = now + timedelta(minutes=eta_minutes) if given is Answer.late and eta_minutes else None
     events.record(session, incident.id, "answered", now, actor=person, grid_id=call.grid_id, answer=given.value,
                   **({"eta_minutes": eta_minutes} if given is Answer.late and eta_minutes else {}))

@@ -25,7 +25,7 @@ from core.mobilise import area, buttons, events
 from core.mobilise.people import callees
 from core.models import AreaLevel, Incident, IncidentCall, IncidentGrid, IncidentKind, Person
 
-CALL_KIND = "mobilise.call"
+CALL_KIND = outbox.CALLOUT  # "mobilise.call": how it is delivered is in core.messaging.outbox.KINDS
 ORDER_LIMIT = 300  # characters of a commander's order
 
 

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -24,12 +25,17 @@ from core.broadcasts import service as broadcasts
 from core.db import session_scope
 from core.messages import t
 from core.messaging import buttons, outbox
+from core.mobilise import answers, declare
 from core.models import (
+    Answer,
+    AreaLevel,
     Branch,
     BroadcastAudience,
     BroadcastDelivery,
     Building,
     Grid,
+    IncidentCall,
+    IncidentKind,
     OutboxMessage,
     Person,
     SendState,
@@ -43,18 +49,19 @@ TEXT = "【紧急召集】3号楼火情，请党员、志愿者立即到小区�
 ACK = {"text": "收到", "callback_data": "mobilise:ack:1"}
 SECRETARY = 700000001
 RESIDENTS = 810_500_000
-T0 = datetime(2026, 12, 20, 8, 0, tzinfo=utcnow().tzinfo)
+T0 = utcnow().replace(microsecond=0)  # the outbox's clock starts now: rows queued by the code under test are due
+TZ = ZoneInfo("Asia/Shanghai")
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = T0
+    def __init__(self, start: datetime = T0) -> None:
+        self.start = self.now = start
 
     def __call__(self) -> datetime:
         return self.now
 
     def at(self, seconds: float) -> None:
-        self.now = T0 + timedelta(seconds=seconds)
+        self.now = self.start + timedelta(seconds=seconds)
 
 
 def _call(factory: sessionmaker[Session], chat_id: int, *, kind: str = CALL, not_before: datetime = T0) -> int:
@@ -354,3 +361,41 @@ def test_a_late_confirmation_calls_off_the_copy_still_waiting(factory: sessionma
     with session_scope(factory) as s:  # and another settlement finds nothing to resend
         assert outbox.settle_abandoned(s, now=T0 + timedelta(minutes=5)) == 0
     assert len(_rows(factory)) == 1
+
+
+def test_answering_the_call_calls_off_its_copy(demo_factory: sessionmaker[Session]) -> None:
+    """The commander declares (core.mobilise); two calls end unconfirmed. One of the two answers
+    到 before the minute is up: the call got there, so no 重发; the other gets the copy."""
+    factory = demo_factory
+    with session_scope(factory) as s:
+        commander = s.scalars(select(Person).where(Person.code == "P-0069")).one()
+        grid = s.scalars(select(Grid.id).where(Grid.code == "G-HPL-01")).one()
+        incident, called = declare.declare(s, commander, IncidentKind.fire, AreaLevel.grids, grid_ids=[grid],
+                                           order="3号楼火情，到东门集合", now=T0, tz=TZ)
+        incident_id = incident.id
+        people = list(s.scalars(select(Person).join(IncidentCall, IncidentCall.person_id == Person.id)
+                                .where(IncidentCall.incident_id == incident_id).order_by(Person.id)))
+        answering, silent = people[0], people[1]
+    assert called == len(people) >= 2
+    fake = FakeTelegram()
+    for person in (answering, silent):
+        fake.fail_next("sendMessage", chat_id=person.telegram_id, timeout="read")
+    clock = Clock(utcnow())  # the calls were queued on the real clock, a moment ago
+
+    async def scenario(until: float) -> None:
+        d = await _dispatcher(factory, fake, clock)
+        while (await d.run_once()).outcomes:
+            pass
+        clock.at(until)
+        while (await d.run_once()).outcomes:
+            pass
+
+    asyncio.run(scenario(until=10))
+    with session_scope(factory) as s:
+        answers.answer(s, s.get(Person, answering.id), incident_id, Answer.coming,
+                       now=clock.start + timedelta(seconds=10), tz=TZ)
+    asyncio.run(scenario(until=60))
+    assert [t.startswith(MARK) for t in _texts(fake, answering.telegram_id)] == [False]
+    assert [t.startswith(MARK) for t in _texts(fake, silent.telegram_id)] == [False, True]
+    copies = [r for k, r in _rows(factory).items() if k.startswith(outbox.RESEND_PREFIX)]
+    assert [(r.chat_id, r.send_state) for r in copies] == [(silent.telegram_id, SendState.sent)]
