@@ -13,16 +13,17 @@ Three processes:
   python-telegram-bot's Bot on an HTTPXRequest pointed at the fake. It exits once no call is left
   to send (none pending or being sent), printing when.
 - this script: a throw-away SQLite database (or --database-url, an empty one: migrated, the demo
-  community loaded) with PEOPLE people (party members, volunteers, 双报到 members: for delivery they
-  are chat ids; one in ten said /notify off), starts the sender, declares the emergency once it is
-  up (`declare`: one "mobilise.call" per person through core.messaging.outbox), SIGKILLs the sender
-  when the fake has delivered half the calls plus a seeded random 0-100 ms, starts a new one and
-  waits for it to finish.
+  community loaded) with PEOPLE made-up members of 和平里第一网格党支部 (one in ten said /notify off),
+  starts the sender, and once it is up has the demo's commander declare a fire over that grid
+  (core.mobilise.declare: the incident and one "mobilise.call" per person called, the grid's demo
+  people too), SIGKILLs the sender when the fake has delivered half the calls plus a seeded random
+  0-100 ms, starts a new one and waits for it to finish.
 
 Figures, per person from the fake's journal and the outbox:
-- seconds: from the declaration to the second sender seeing every call settled (its cold start
+- people: everyone called; seconds: from the declaration (its transaction included) to the
+  second sender seeing every call settled (its cold start
   after the kill, the dead sender's leases running out and any 【重发】 included);
-  ideal_seconds = PEOPLE / 30; ratio = seconds / ideal_seconds (target <= 1.10);
+  ideal_seconds = people / 30; ratio = seconds / ideal_seconds (target <= 1.10);
 - duplicates: people who received the call more than once, other than one 【重发】 copy after a call
   whose outcome was unknown (`unconfirmed`): two plain calls, two copies, or a copy after a call
   that was confirmed (target 0);
@@ -43,8 +44,10 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,7 +57,7 @@ from scripts.paced_telegram import TOKEN, Journal, JournalTail, Sender, serve, s
 BASE_CHAT = 830_000_000
 INCIDENT = 1
 RATE = 30  # TELEGRAM_RATE's default: Telegram's overall limit
-CALL_TEXT = "【紧急召集】和平里3号楼火情，请党员、志愿者、双报到党员立即到小区东门集合，听从现场指挥。"
+ORDER = "3号楼火情，请立即到小区东门集合，听从现场指挥"
 TARGET_RATIO = 1.10
 
 
@@ -113,50 +116,48 @@ def send(url: str, port: int) -> None:
 
 # -- the bench ---------------------------------------------------------------------------------
 
-def setup(url: str, n: int) -> list[tuple[int, int]]:
-    """The demo community and N people to call, one in ten with /notify off: (person id, chat id)."""
-    from sqlalchemy import select
+def setup(url: str, n: int) -> None:
+    """The demo community and N made-up members of 和平里第一网格党支部, one in ten with /notify off."""
+    from sqlalchemy import insert, select
 
     from core.db import make_engine, session_scope
-    from core.models import Branch, Building, Person
+    from core.models import Branch, BranchMember, Person
     from core.registry import demo
 
     engine = make_engine(url)
     factory, _ = demo.prepare(engine)
     with session_scope(factory) as s:
         branch = s.scalars(select(Branch).where(Branch.code == "BR-HPL-01")).one()
-        building = s.scalars(select(Building).where(Building.grid_id == branch.grid_id)).first()
-        assert building is not None
-        s.add_all([Person(telegram_id=BASE_CHAT + i, display_name=f"党员{i:05d}", building_id=building.id,
-                          notify_off=i % 10 == 0) for i in range(n)])
-    with session_scope(factory) as s:
-        people = [(int(pid), int(chat)) for pid, chat in s.execute(
-            select(Person.id, Person.telegram_id).where(Person.telegram_id >= BASE_CHAT,
-                                                        Person.telegram_id < BASE_CHAT + n))]
+        s.execute(insert(Person), [{"display_name": f"党员{i:05d}", "telegram_id": BASE_CHAT + i,
+                                    "notify_off": i % 10 == 0} for i in range(n)])
+        ids = s.scalars(select(Person.id).where(Person.telegram_id >= BASE_CHAT)).all()
+        s.execute(insert(BranchMember), [{"branch_id": branch.id, "person_id": pid, "joined_by": "registry"}
+                                         for pid in ids])
     engine.dispose()
-    return people
 
 
-def enqueue_calls(session: Any, incident: int, people: list[tuple[int, int]]) -> int:
-    """One call per person, queued in the caller's transaction; how many. (core.mobilise's
-    declaration queues them when it is merged; this stands in for it.)"""
-    from core.messaging import outbox
+def declare(url: str) -> list[tuple[int, int, bool]]:
+    """The demo's commander declares a fire over 和平里第一网格 (core.mobilise.declare: the incident
+    and one "mobilise.call" per person, in one transaction): who is called, (person, chat, notify_off)."""
+    from sqlalchemy import select
 
-    calls = [{"dedupe_key": f"mobilise:{incident}:{person}", "chat_id": chat,
-              "payload": {"text": CALL_TEXT, "buttons": [[{"text": "收到", "callback_data": ["mobilise", incident]}]]}}
-             for person, chat in people]
-    return outbox.enqueue_many(session, calls, kind=outbox.CALLOUT)
-
-
-def declare(url: str, people: list[tuple[int, int]]) -> int:
-    """The commander declares the emergency: every call queued at once."""
-    from core.db import make_engine, make_session_factory, session_scope
+    from core.db import make_engine, make_session_factory, read_scope, session_scope
+    from core.mobilise import declare
+    from core.models import AreaLevel, Grid, IncidentCall, IncidentKind, Person
 
     engine = make_engine(url)
     with session_scope(make_session_factory(engine)) as s:
-        queued = enqueue_calls(s, INCIDENT, people)
+        commander = s.scalars(select(Person).where(Person.code == "P-0069")).one()
+        grid = s.scalars(select(Grid.id).where(Grid.code == "G-HPL-01")).one()
+        incident, _ = declare.declare(s, commander, IncidentKind.fire, AreaLevel.grids, grid_ids=[grid],
+                                      order=ORDER, now=datetime.now(timezone.utc), tz=ZoneInfo("Asia/Shanghai"))
+        incident_id = incident.id
+    with read_scope(make_session_factory(engine)) as s:
+        called = [(int(pid), int(chat), bool(off)) for pid, chat, off in s.execute(
+            select(Person.id, Person.telegram_id, Person.notify_off).join(IncidentCall, IncidentCall.person_id == Person.id)
+            .where(IncidentCall.incident_id == incident_id))]
     engine.dispose()
-    return queued
+    return called
 
 
 def outcome(url: str) -> dict[str, Any]:
@@ -177,11 +178,11 @@ def outcome(url: str) -> dict[str, Any]:
     return {"calls": calls, "copies": copies}
 
 
-def count(people: list[tuple[int, int]], journal: Journal, calls: dict[int, str]) -> dict[str, int]:
+def count(people: list[tuple[int, int, bool]], journal: Journal, calls: dict[int, str]) -> dict[str, int]:
     """Duplicates and lost, per person (see the module docstring)."""
     plain, copies = journal.delivered.get("call", {}), journal.delivered.get("resend", {})
     duplicates = lost = 0
-    for _, chat in people:
+    for _, chat, _ in people:
         p, r = plain.get(chat, 0), copies.get(chat, 0)
         if p > 1 or r > 1 or (p and r and calls.get(chat) != "unconfirmed"):
             duplicates += 1
@@ -212,8 +213,8 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="gridbot-bench-mobilise-"))
     url = args.database_url or f"sqlite:///{work / 'bench.db'}"
     t0 = time.monotonic()
-    people = setup(url, args.people)
-    print(f"setup {time.monotonic() - t0:.1f}s: {len(people)} people", flush=True)
+    setup(url, args.people)
+    print(f"setup {time.monotonic() - t0:.1f}s", flush=True)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     me = [sys.executable, str(Path(__file__).resolve())]
     server, port, journal_path = start_fake([*me, "--seed", str(args.seed), "--latency-ms", str(args.latency_ms)],
@@ -223,9 +224,9 @@ def main() -> int:
         # emergency to a bot that is up. The restart after the kill is on the clock.
         first = Sender([*me, "--send", url, port], env)
         started = time.monotonic()
-        queued = declare(url, people)
-        print(f"sender up in {first.cold_start:.1f}s; {queued} calls queued in {time.monotonic() - started:.1f}s",
-              flush=True)
+        people = declare(url)
+        print(f"sender up in {first.cold_start:.1f}s; declared: {len(people)} people called in "
+              f"{time.monotonic() - started:.1f}s", flush=True)
         tail = JournalTail(journal_path)
         killed_at = first.kill_when(tail, int(args.kill_at * len(people)), args.seed) - started
         delivered_at_kill = tail()["D"]
@@ -258,7 +259,7 @@ def main() -> int:
         "resends_queued": len(copies),
         "unconfirmed": states.get("unconfirmed", 0),
         "blocked": len(journal.blocked),
-        "notify_off": sum(1 for i in range(len(people)) if i % 10 == 0),
+        "notify_off": sum(1 for _, _, off in people if off),
         "limit_429": counts["L"],
         "killed_at": round(killed_at, 1),
         "sender_start_seconds": round(first.cold_start, 1),
