@@ -199,7 +199,15 @@ class Services:
             await asyncio.wait_for(self.stop.wait(), timeout=seconds)
 
     async def dispatch(self) -> None:
-        if self.dispatcher is not None:
+        """Send what a handler queued for other people (cards, notices) promptly. With the
+        background loop running it is woken and the handler goes on: a person's lane never waits
+        for other people's messages to be sent (their own replies went out with the answer).
+        Without it (tests driving the Application step by step) the pass runs here."""
+        if self.dispatcher is None:
+            return
+        if self.dispatcher.running:
+            self.dispatcher.wake()
+        else:
             await self.dispatcher.run_once()
 
     async def router(self) -> Router:

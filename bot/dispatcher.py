@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -218,6 +217,8 @@ class OutboxDispatcher:
         # chat id -> (loop time, outbox id): that message got a 429, the chat's others wait for it
         self._held_until: dict[int, tuple[float, int]] = {}
         self._migrated: dict[int, int] = {}  # old group chat id -> its supergroup's
+        self._wake = asyncio.Event()
+        self.running = False  # run_forever is looping: a handler wakes it instead of sending itself
 
     def _claim(self) -> list[outbox.Claimed]:
         with read_scope(self.factory) as session:
@@ -431,13 +432,26 @@ class OutboxDispatcher:
                                   now=self.clock()):
                 return "skipped"
 
+    def wake(self) -> None:
+        """Something was queued: the loop (`run_forever`) makes a pass now, not after its idle pause."""
+        self._wake.set()
+
     async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                stats = await self.run_once(stop)
-            except Exception:  # noqa: BLE001 - keep dispatching; the error is logged
-                log.exception("outbox pass failed")
-                stats = DispatchStats()
-            if not stats.outcomes:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+        self.running = True
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # before the pass: a wake during it makes another pass
+                try:
+                    stats = await self.run_once(stop)
+                except Exception:  # noqa: BLE001 - keep dispatching; the error is logged
+                    log.exception("outbox pass failed")
+                    stats = DispatchStats()
+                if not stats.outcomes:
+                    stopped, woken = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())
+                    try:
+                        await asyncio.wait({stopped, woken}, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        stopped.cancel()
+                        woken.cancel()
+        finally:
+            self.running = False
